@@ -1,0 +1,71 @@
+"""ament_python package setup for unihoi_ros (also a plain pip-installable package).
+
+Dependencies are declared here, once. ROS 2 itself (rclpy, message packages) comes from a
+ROS installation and is listed in package.xml; everything below is on PyPI.
+
+Torch: on a machine without CUDA, install the CPU build first (``pip install torch==2.13.0``
+where a local CPU wheel is provided, or PyTorch's CPU index); the range below then installs
+nothing more.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "unihoi_ros"
+
+EXTRAS = {
+    # Cyclone DDS transport, rosbag2 (MCAP) reading and writing.
+    "dds": ["cyclonedds>=0.10.5", "rosbags>=0.10", "mcap>=1.1"],
+    # ONNX export and ONNX Runtime backend.
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+    # Pictures (summary PNGs, loss curves, soak plots).
+    "viz": ["matplotlib>=3.7"],
+    # Training (progress bars and curves; DDP comes with torch).
+    "train": ["matplotlib>=3.7"],
+}
+EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
+EXTRAS["test"] = EXTRAS["all"] + [
+    "pytest>=7",
+    "hypothesis>=6",
+    "evo>=1.26",  # test-only reference for trajectory metrics
+    "ruff>=0.5",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "bench", "bench.*"]),
+    package_data={PACKAGE: ["model/weights/*", "ros/*.xml", "config/*"]},
+    include_package_data=True,
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "setuptools",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "opencv-python-headless>=4.8",
+        "torch>=2.1",
+        "safetensors>=0.4",
+        "pyyaml>=6",
+        "tqdm>=4.60",
+    ],
+    extras_require=EXTRAS,
+    zip_safe=True,
+    maintainer="unihoi_ros maintainers",
+    maintainer_email="dev@unihoi.local",
+    description="UniHOI/EgoMono4D egocentric metric 4D reconstruction for ROS 2",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "unihoi = unihoi_ros.cli:main",
+            "unihoi_node = unihoi_ros.ros.node_main:main",
+        ],
+    },
+)
