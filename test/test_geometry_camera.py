@@ -1,0 +1,123 @@
+"""Pinhole camera: pixel grid, (un)projection round trips, intrinsics normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unihoi_ros.geometry.camera import (
+    denormalize_intrinsics,
+    normalize_intrinsics,
+    pixel_grid,
+    project,
+    transform_points,
+    unproject,
+    unproject_pixels,
+)
+from unihoi_ros.geometry.poses import se3_from_rt
+
+F64 = torch.float64
+
+
+def _K(fx=300.0, fy=310.0, cx=160.5, cy=119.0, skew=0.0, dtype=F64) -> torch.Tensor:
+    return torch.tensor([[fx, skew, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype)
+
+
+def test_pixel_grid_is_column_row_at_integer_centres():
+    g = pixel_grid(3, 5, dtype=F64)
+    assert g.shape == (3, 5, 2) and g.dtype == F64
+    assert g[2, 4].tolist() == [4.0, 2.0]  # (u, v) = (column, row)
+    assert g[0, 0].tolist() == [0.0, 0.0]
+    assert torch.equal(g[..., 0][1], torch.arange(5, dtype=F64))
+
+
+@pytest.mark.parametrize("skew", [0.0, 2.5])
+def test_project_unproject_round_trip(skew):
+    gen = torch.Generator().manual_seed(0)
+    depth = 0.3 + 5 * torch.rand(2, 24, 32, generator=gen, dtype=F64)
+    K = torch.stack([_K(skew=skew), _K(fx=200, fy=190, cx=15.2, cy=12.7, skew=skew)])
+    pts = unproject(depth, K)
+    assert pts.shape == (2, 24, 32, 3)
+    torch.testing.assert_close(pts[..., 2], depth, rtol=0, atol=0)
+    uv, z = project(pts, K[:, None, None])
+    torch.testing.assert_close(
+        uv, pixel_grid(24, 32, dtype=F64).expand(2, -1, -1, -1), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(z, depth, atol=1e-6, rtol=0)
+
+
+def test_unproject_matches_inverse_k_and_project_matches_k():
+    gen = torch.Generator().manual_seed(1)
+    K = _K(skew=1.5)
+    uv = 100 * torch.rand(50, 2, generator=gen, dtype=F64)
+    z = 0.5 + torch.rand(50, generator=gen, dtype=F64)
+    homog = torch.cat([uv, torch.ones(50, 1, dtype=F64)], dim=-1)
+    ref = torch.linalg.solve(K, homog.T).T * z[:, None]
+    pts = unproject_pixels(uv, z, K)
+    torch.testing.assert_close(pts, ref, rtol=1e-12, atol=1e-12)
+    proj = pts @ K.T
+    uv2, z2 = project(pts, K)
+    torch.testing.assert_close(uv2, proj[:, :2] / proj[:, 2:], rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(z2, z)
+
+
+def test_optical_axes_x_right_y_down():
+    K = _K()
+    uv, _ = project(torch.tensor([[0.5, 0.0, 2.0], [0.0, 0.5, 2.0]], dtype=F64), K)
+    assert uv[0, 0] > K[0, 2] and torch.isclose(uv[0, 1], K[1, 2])  # +x: right of centre
+    assert uv[1, 1] > K[1, 2] and torch.isclose(uv[1, 0], K[0, 2])  # +y: below centre
+
+
+def test_project_stays_finite_at_zero_depth():
+    uv, _ = project(torch.tensor([[0.1, 0.2, 0.0], [0.0, 0.0, -1e-12]]), _K(dtype=torch.float32))
+    assert torch.isfinite(uv).all() and uv.dtype == torch.float32
+
+
+def test_float32_keeps_dtype_and_is_accurate():
+    depth = torch.full((4, 6), 2.0)
+    pts = unproject(depth, _K(dtype=torch.float32))
+    assert pts.dtype == torch.float32
+    uv, _ = project(pts, _K(dtype=torch.float32))
+    torch.testing.assert_close(uv, pixel_grid(4, 6), atol=1e-4, rtol=0)
+
+
+def test_normalized_intrinsics_round_trip_and_values():
+    K = torch.stack([_K(), _K(skew=3.0)])
+    Kn = normalize_intrinsics(K, 240, 320)
+    assert Kn[0, 0, 0] == K[0, 0, 0] / 320 and Kn[0, 1, 1] == K[0, 1, 1] / 240
+    assert Kn[0, 0, 2] == K[0, 0, 2] / 320 and Kn[0, 1, 2] == K[0, 1, 2] / 240
+    assert Kn[0, 2].tolist() == [0.0, 0.0, 1.0]
+    torch.testing.assert_close(denormalize_intrinsics(Kn, 240, 320), K, rtol=0, atol=1e-12)
+    # Per-item sizes as tensors.
+    sizes_h, sizes_w = torch.tensor([240.0, 480.0]), torch.tensor([320.0, 640.0])
+    Kn2 = normalize_intrinsics(K, sizes_h, sizes_w, pixel_offset=0.5)
+    torch.testing.assert_close(denormalize_intrinsics(Kn2, sizes_h, sizes_w, 0.5), K)
+
+
+def test_half_pixel_offset_matches_authors_normalised_coordinates():
+    # The authors' normalised coordinate of pixel index i is (i + 0.5) / W.
+    h, w = 24, 32
+    K = _K(fx=40, fy=41, cx=15.7, cy=11.2)
+    pts = unproject(torch.full((h, w), 3.0, dtype=F64), K)
+    uv_n, _ = project(pts, normalize_intrinsics(K, h, w, pixel_offset=0.5))
+    ref = (pixel_grid(h, w, dtype=F64) + 0.5) / torch.tensor([w, h], dtype=F64)
+    torch.testing.assert_close(uv_n, ref, rtol=0, atol=1e-12)
+
+
+def test_transform_points_matches_homogeneous_product():
+    gen = torch.Generator().manual_seed(2)
+    R = torch.linalg.qr(torch.randn(3, 3, 3, generator=gen, dtype=F64))[0]
+    T = se3_from_rt(R, torch.randn(3, 3, generator=gen, dtype=F64))
+    p = torch.randn(3, 10, 3, generator=gen, dtype=F64)
+    homog = torch.cat([p, torch.ones(3, 10, 1, dtype=F64)], dim=-1)
+    ref = (homog @ T.mT)[..., :3]
+    torch.testing.assert_close(transform_points(T, p), ref)
+
+
+def test_unproject_project_are_differentiable():
+    depth = (1 + torch.rand(5, 7, dtype=F64)).requires_grad_()
+    K = _K().requires_grad_()
+    uv, z = project(unproject(depth, K) * 1.1, K)
+    (uv.sum() + z.sum()).backward()
+    assert np.isfinite(depth.grad.numpy()).all() and np.isfinite(K.grad.numpy()).all()

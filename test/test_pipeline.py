@@ -1,0 +1,191 @@
+"""Streaming reconstructor: geometry path against synthetic ground truth, and robustness."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.flow import DISFlow, GroundTruthFlow
+from unihoi_ros.geometry.metrics import ate, rpe
+from unihoi_ros.pipeline import OracleBackend, Reconstructor, ReconstructorConfig
+from unihoi_ros.pipeline.points import colored_points
+from unihoi_ros.sim import make_sequence
+
+
+def run_stream(seq, backend, flow, config=None):
+    rec = Reconstructor(backend, flow, config)
+    for stamp, rgb in zip(seq.stamps_ns, seq.rgb):
+        rec.push(int(stamp), rgb)
+    results = rec.flush()
+    return rec, results
+
+
+def trajectory(results) -> np.ndarray:
+    return np.stack([r.T_world_cam for r in results])
+
+
+def relative_to_first(T: np.ndarray) -> np.ndarray:
+    """Ground truth expressed in the first camera's frame (the stream's world)."""
+    return np.linalg.inv(T[0]) @ T
+
+
+@pytest.fixture(scope="module")
+def long_clip():
+    return make_sequence(seed=3, num_frames=120, height=120, width=160)
+
+
+def test_oracle_ground_truth_flow_is_exact(long_clip):
+    seq = long_clip
+    rec, results = run_stream(seq, OracleBackend(seq), GroundTruthFlow(seq))
+    assert [r.stamp_ns for r in results] == [int(s) for s in seq.stamps_ns]
+    est, gt = trajectory(results), relative_to_first(seq.T_world_cam)
+    assert ate(est, gt, align="sim3") < 1e-4
+    # The world frame is the first camera, at metric scale: even unaligned it is exact.
+    assert ate(est, gt, align="none") < 1e-4
+    depth = np.stack([r.depth for r in results])
+    np.testing.assert_allclose(depth, seq.depth, rtol=1e-5)
+    assert all(r.pose_ok for r in results)
+    assert rec.stats()["counts"]["encoder_passes"] == len(seq.rgb)
+
+
+class UniformConfidence:
+    """Wraps a backend and replaces its confidence with ones (no dynamic-pixel rejection)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.device, self.num_frames = "uniform", "cpu", inner.num_frames
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows):
+        p = self.inner.infer_window(features, rgbs, flows)
+        return WindowPrediction(p.depth, p.K, np.ones_like(p.confidence))
+
+
+@pytest.mark.slow
+def test_oracle_dis_flow_accuracy_and_confidence_matters():
+    rows = []
+    for seed in range(100, 105):
+        seq = make_sequence(seed=seed, num_frames=60, height=240, width=320)
+        gt = relative_to_first(seq.T_world_cam)
+        length = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
+        _, res = run_stream(seq, OracleBackend(seq), DISFlow())
+        _, res_u = run_stream(seq, UniformConfidence(OracleBackend(seq)), DISFlow())
+        err = ate(trajectory(res), gt, align="sim3")
+        err_u = ate(trajectory(res_u), gt, align="sim3")
+        rot = rpe(trajectory(res), gt, delta=1, align="sim3")["rot_deg"]
+        rows.append((seed, length, err, err_u, rot))
+    for seed, length, err, _, rot in rows:
+        assert err < 0.02 * length, (seed, err, length)
+        assert rot < 0.5, (seed, rot)
+    weighted = np.mean([r[2] for r in rows])
+    uniform = np.mean([r[3] for r in rows])
+    assert uniform > 1.5 * weighted, (weighted, uniform)
+
+
+def test_one_encoder_pass_per_new_frame_with_stride():
+    seq = make_sequence(seed=5, num_frames=20, height=48, width=64)
+    for stride in (1, 2, 3):
+        backend = OracleBackend(seq)
+        _, results = run_stream(seq, backend, GroundTruthFlow(seq),
+                                  ReconstructorConfig(stride=stride))
+        assert backend.encoder_calls == len(seq.rgb)
+        assert [r.stamp_ns for r in results] == [int(s) for s in seq.stamps_ns], stride
+        est, gt = trajectory(results), relative_to_first(seq.T_world_cam)
+        assert ate(est, gt, align="none") < 1e-4, stride
+
+
+def test_first_frames_are_warmup_and_world_is_first_camera():
+    seq = make_sequence(seed=6, num_frames=6, height=48, width=64)
+    rec = Reconstructor(OracleBackend(seq), GroundTruthFlow(seq))
+    outs = [rec.push(int(s), f) for s, f in zip(seq.stamps_ns, seq.rgb)]
+    assert all(o is not None for o in outs)
+    assert [("warmup" in o.flags) for o in outs] == [True, True, True, False, False, False]
+    np.testing.assert_allclose(outs[0].T_world_cam, np.eye(4), atol=1e-12)
+
+
+def test_bad_input_is_dropped_and_counted(caplog):
+    seq = make_sequence(seed=7, num_frames=8, height=48, width=64)
+    rec = Reconstructor(OracleBackend(seq), GroundTruthFlow(seq))
+    s, f = seq.stamps_ns, seq.rgb
+    assert rec.push(int(s[0]), f[0]) is not None
+    assert rec.push(int(s[0]), f[1]) is None  # duplicate stamp
+    assert rec.push(int(s[0]) - 1, f[1]) is None  # out of order
+    nan_frame = np.full(f[1].shape, np.nan, np.float32)
+    assert rec.push(int(s[1]), nan_frame) is None
+    assert rec.push(int(s[1]), np.zeros((0, 0, 3), np.uint8)) is None
+    assert rec.push(int(s[1]), None) is None
+    assert rec.push(int(s[1]), f[1][..., 0]) is None  # not RGB
+    assert rec.push(int(s[1]), f[1]) is not None  # the stream goes on
+    drops = rec.stats()["drops"]
+    assert drops == {"duplicate_stamp": 1, "out_of_order": 1, "non_finite": 1, "empty": 2,
+                     "bad_shape": 1}
+    # A different resolution resets the stream (new world frame) with a warning.
+    other = make_sequence(seed=8, num_frames=2, height=60, width=80)
+    rec.backend = OracleBackend(other)
+    rec.flow = GroundTruthFlow(other)
+    with caplog.at_level(logging.WARNING):
+        out = rec.push(int(other.stamps_ns[0]) + int(s[-1]), other.rgb[0])
+    assert "resolution changed" in caplog.text
+    assert out is not None and out.depth.shape == (60, 80)
+    np.testing.assert_allclose(out.T_world_cam, np.eye(4), atol=1e-12)
+    assert rec.stats()["counts"]["resets"] == 1
+
+
+class ZeroConfidenceAfter:
+    """Oracle whose confidence becomes all zero from window ``n`` on (degenerate poses)."""
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.calls = inner, n, 0
+        self.name, self.device, self.num_frames = "zero", "cpu", inner.num_frames
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows):
+        p = self.inner.infer_window(features, rgbs, flows)
+        self.calls += 1
+        if self.calls > self.n:
+            return WindowPrediction(p.depth, p.K, np.zeros_like(p.confidence))
+        return p
+
+
+def test_degenerate_pose_keeps_last_pose_and_flags():
+    seq = make_sequence(seed=9, num_frames=10, height=48, width=64)
+    rec, results = run_stream(seq, ZeroConfidenceAfter(OracleBackend(seq), 6),
+                              GroundTruthFlow(seq))
+    assert all(r.pose_ok for r in results[:6])
+    bad = results[6:]
+    assert bad and not any(r.pose_ok for r in bad)
+    assert all("pose_degenerate" in r.flags for r in bad)
+    for r in bad:
+        assert np.isfinite(r.T_world_cam).all()
+        np.testing.assert_allclose(r.T_world_cam, results[5].T_world_cam, atol=1e-9)
+    assert rec.stats()["counts"]["pose_degenerate"] == len(bad)
+
+
+def test_colored_points_match_pixels():
+    rng = np.random.default_rng(0)
+    h, w = 30, 40
+    depth = rng.uniform(0.5, 3.0, (h, w)).astype(np.float32)
+    depth[3, 4] = np.nan
+    conf = rng.uniform(0, 1, (h, w)).astype(np.float32)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    K = np.array([[50.0, 0, 19.5], [0, 52.0, 14.5], [0, 0, 1]])
+    pts, cols = colored_points(depth, K, rgb, conf, stride=2, min_confidence=0.3)
+    keep = np.isfinite(depth) & (conf >= 0.3)
+    keep[1::2, :] = False
+    keep[:, 1::2] = False
+    assert len(pts) == keep.sum()
+    uvw = pts.astype(np.float64) @ K.T
+    u, v = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]
+    ui, vi = np.round(u).astype(int), np.round(v).astype(int)
+    np.testing.assert_allclose(u, ui, atol=1e-3)
+    np.testing.assert_allclose(v, vi, atol=1e-3)
+    np.testing.assert_allclose(pts[:, 2], depth[vi, ui], rtol=1e-6)
+    np.testing.assert_array_equal(cols, rgb[vi, ui])
+    assert keep[vi, ui].all()

@@ -1,0 +1,61 @@
+"""The inference-backend interface the streaming reconstructor talks to.
+
+A backend splits the network in two so a stream pays one encoder pass per new frame:
+``encode`` runs per frame (its output is cached in the ring buffer) and ``infer_window``
+runs the rest of the network on a window of cached encodings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class WindowPrediction:
+    """Network output for one window of F frames, at the processed image size.
+
+    Attributes:
+        depth: ``(F, H, W)`` float32 metres (z-depth).
+        K: ``(3, 3)`` float64 pixels, one per window.
+        confidence: ``(F-1, H, W)`` float32 in [0, 1], for frames 1..F-1 (the pose weight
+            of the pair (t-1, t)).
+    """
+
+    depth: np.ndarray
+    K: np.ndarray
+    confidence: np.ndarray
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the reconstructor needs from an inference backend.
+
+    Attributes:
+        name: short identifier (``"torch"``, ``"onnxruntime"``, ``"tensorrt"``, ``"oracle"``).
+        device: where it runs, for the start-up log (``"cpu"``, ``"cuda:0"``, ...).
+        num_frames: window length F the network expects (4 for UniHOI).
+    """
+
+    name: str
+    device: str
+    num_frames: int
+
+    def encode(self, rgb: np.ndarray) -> Any:
+        """Per-frame encoder features of ``rgb`` ``(H, W, 3)`` uint8 (opaque, cached)."""
+        ...
+
+    def infer_window(
+        self, features: Sequence[Any], rgbs: Sequence[np.ndarray], flows_bwd: np.ndarray
+    ) -> WindowPrediction:
+        """Run the window network.
+
+        Args:
+            features: F cached outputs of :meth:`encode`, oldest first.
+            rgbs: the F frames ``(H, W, 3)`` uint8, oldest first.
+            flows_bwd: ``(F-1, H, W, 2)`` float32 pixels, frame t → t-1 for t = 1..F-1.
+        """
+        ...

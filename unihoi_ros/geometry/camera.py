@@ -1,0 +1,183 @@
+"""Pinhole camera maths: pixel grids, (un)projection, intrinsics normalisation.
+
+Conventions (shared by the whole package):
+
+- Camera axes are the OpenCV / REP-103 optical axes: x right, y down, z forward.
+- Depth is z-depth: the coordinate along the optical axis, in metres (not the ray length).
+- Pixel coordinates ``(u, v)`` are (column, row); the centre of pixel ``[row, col]`` lies at
+  integer coordinates ``(u, v) = (col, row)``, as in OpenCV and ROS ``CameraInfo``.
+- ``K`` is the 3x3 pinhole matrix in pixels ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
+  (skew ``s`` is honoured, usually 0).
+
+All functions are pure, differentiable, batched over leading dimensions ``...`` (torch
+broadcasting rules) and keep the input dtype (float32 or float64).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "denormalize_intrinsics",
+    "normalize_intrinsics",
+    "pixel_grid",
+    "project",
+    "transform_points",
+    "unproject",
+    "unproject_pixels",
+]
+
+
+def pixel_grid(
+    height: int,
+    width: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Pixel-centre coordinates of an image.
+
+    Args:
+        height: image height H in pixels.
+        width: image width W in pixels.
+        dtype: floating dtype of the result.
+        device: device of the result.
+
+    Returns:
+        ``(H, W, 2)``: ``[..., 0] = u`` (column index) and ``[..., 1] = v`` (row index), in
+        pixels, so ``grid[r, c] == (c, r)``.
+    """
+    v = torch.arange(height, dtype=dtype, device=device)
+    u = torch.arange(width, dtype=dtype, device=device)
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    return torch.stack([uu, vv], dim=-1)
+
+
+def _k_entries(K: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(fx, s, cx, fy, cy)``, each ``(...)``, from ``K (..., 3, 3)``."""
+    return K[..., 0, 0], K[..., 0, 1], K[..., 0, 2], K[..., 1, 1], K[..., 1, 2]
+
+
+def unproject_pixels(uv: Tensor, z: Tensor, K: Tensor) -> Tensor:
+    """Lift pixels with known z-depth to camera-space points.
+
+    Args:
+        uv: ``(..., 2)`` pixel coordinates (column, row), pixels.
+        z: ``(...)`` z-depth, metres.
+        K: ``(..., 3, 3)`` intrinsics in pixels; its leading dims broadcast with ``uv``'s
+            (for a ``(B, N, 2)`` set of pixels pass ``K[:, None]``).
+
+    Returns:
+        ``(..., 3)`` points in the camera optical frame, metres.
+    """
+    fx, s, cx, fy, cy = _k_entries(K)
+    y_n = (uv[..., 1] - cy) / fy
+    x_n = (uv[..., 0] - cx - s * y_n) / fx  # closed-form inverse of K: no matrix inverse
+    return torch.stack(torch.broadcast_tensors(x_n * z, y_n * z, z), dim=-1)
+
+
+def unproject(depth: Tensor, K: Tensor) -> Tensor:
+    """Depth map to a camera-space point map.
+
+    Args:
+        depth: ``(..., H, W)`` z-depth, metres (non-finite values give non-finite points).
+        K: ``(..., 3, 3)`` intrinsics in pixels of this depth map's size.
+
+    Returns:
+        ``(..., H, W, 3)`` points in the camera optical frame, metres;
+        ``unproject(depth, K)[..., r, c, :]`` is the point seen at pixel ``(u, v) = (c, r)``.
+    """
+    h, w = depth.shape[-2:]
+    grid = pixel_grid(h, w, dtype=depth.dtype, device=depth.device)
+    return unproject_pixels(grid, depth, K[..., None, None, :, :])
+
+
+def project(points: Tensor, K: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+    """Project camera-space points to pixels.
+
+    Args:
+        points: ``(..., 3)`` points in the camera optical frame, metres.
+        K: ``(..., 3, 3)`` intrinsics in pixels; its leading dims broadcast with
+            ``points``' leading dims (for ``(B, N, 3)`` points pass ``K[:, None]``).
+        eps: points with ``|z| <= eps`` are divided by ``eps`` instead of ``z`` so the
+            result stays finite (their pixels are meaningless: callers mask ``z > 0``).
+
+    Returns:
+        ``uv (..., 2)`` pixel coordinates (column, row) and ``z (...)`` depth, metres.
+    """
+    x, y, z = points.unbind(dim=-1)
+    z_safe = torch.where(z.abs() > eps, z, torch.full_like(z, eps))
+    x_n, y_n = x / z_safe, y / z_safe
+    fx, s, cx, fy, cy = _k_entries(K)
+    u = fx * x_n + s * y_n + cx
+    v = fy * y_n + cy
+    return torch.stack(torch.broadcast_tensors(u, v), dim=-1), z
+
+
+def _image_size(value: float | Tensor, like: Tensor) -> Tensor:
+    """Return a size as a tensor that broadcasts against a ``(..., 3)`` row of ``K``."""
+    size = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    return size[..., None]
+
+
+def normalize_intrinsics(
+    K: Tensor, height: float | Tensor, width: float | Tensor, pixel_offset: float = 0.0
+) -> Tensor:
+    """Intrinsics in pixels to intrinsics divided by the image size.
+
+    The normalised form (``fx/W, fy/H, cx/W, cy/H``; skew divided by W) is what the
+    UniHOI / EgoMono4D network predicts and its code uses. Their normalised image
+    coordinates put pixel index ``i``'s centre at ``(i + 0.5) / W``, whereas our pixel
+    convention puts it at ``i``: pass ``pixel_offset=0.5`` to convert exactly between the
+    two (``cx_n = (cx + 0.5) / W``). The default 0 is the plain division.
+
+    Args:
+        K: ``(..., 3, 3)`` intrinsics in pixels.
+        height: image height H in pixels (float or tensor ``(...)``).
+        width: image width W in pixels (float or tensor ``(...)``).
+        pixel_offset: added to the principal point before dividing, pixels.
+
+    Returns:
+        ``(..., 3, 3)`` normalised intrinsics (unitless).
+    """
+    row2 = K[..., 2, :]
+    row0 = (K[..., 0, :] + pixel_offset * row2) / _image_size(width, K)
+    row1 = (K[..., 1, :] + pixel_offset * row2) / _image_size(height, K)
+    return torch.stack(torch.broadcast_tensors(row0, row1, row2), dim=-2)
+
+
+def denormalize_intrinsics(
+    K_norm: Tensor, height: float | Tensor, width: float | Tensor, pixel_offset: float = 0.0
+) -> Tensor:
+    """Inverse of :func:`normalize_intrinsics`.
+
+    Args:
+        K_norm: ``(..., 3, 3)`` normalised intrinsics (``fx/W, fy/H, cx/W, cy/H``).
+        height: image height H in pixels (float or tensor ``(...)``).
+        width: image width W in pixels (float or tensor ``(...)``).
+        pixel_offset: subtracted from the principal point after scaling, pixels (0.5 turns
+            the UniHOI authors' half-pixel convention into ours).
+
+    Returns:
+        ``(..., 3, 3)`` intrinsics in pixels.
+    """
+    row2 = K_norm[..., 2, :]
+    row0 = K_norm[..., 0, :] * _image_size(width, K_norm) - pixel_offset * row2
+    row1 = K_norm[..., 1, :] * _image_size(height, K_norm) - pixel_offset * row2
+    return torch.stack(torch.broadcast_tensors(row0, row1, row2), dim=-2)
+
+
+def transform_points(T: Tensor, points: Tensor) -> Tensor:
+    """Apply a rigid (or similarity / affine) transform to a set of points.
+
+    Args:
+        T: ``(..., 4, 4)`` transform; its bottom row is ignored (affine: ``R p + t`` with
+            ``R = T[:3, :3]``, which may hold a scale). Leading dims broadcast with
+            ``points``' leading dims.
+        points: ``(..., N, 3)`` points (a single point: pass ``p[..., None, :]``).
+
+    Returns:
+        ``(..., N, 3)`` transformed points, same units as ``points``.
+    """
+    return points @ T[..., :3, :3].mT + T[..., None, :3, 3]

@@ -1,0 +1,54 @@
+"""Settings of the streaming reconstructor (the node's parameters map onto these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ReconstructorConfig:
+    """Streaming reconstruction settings.
+
+    Attributes:
+        window: frames per network window (UniHOI: 4).
+        stride: run the window network every ``stride`` new frames (1-3; the authors'
+            offline setting is 3, i.e. windows overlapping by one frame).
+        num_pose_points: pixels on an even grid used per frame pair for Procrustes
+            (the authors use 1000).
+        min_confidence: pose weights below this are zeroed (the authors' inference rule).
+        confidence_erosion_px: pose weights take the minimum confidence within this many
+            pixels (flow is unreliable next to moving or occluded regions); 0 disables.
+        edge_tolerance: relative depth spread inside a 2x2 neighbourhood above which a flow
+            target is treated as an occlusion edge and ignored.
+        robust_iterations: refits of the pose Procrustes after dropping correspondences
+            whose residual is an outlier (occlusions, flow errors); 0 gives the authors'
+            plain weighted Procrustes.
+        process_size: ``(height, width)`` the frames are resized to before inference, or
+            None to process at the input size.
+        point_stride: keep every n-th pixel in each direction for the point cloud.
+        min_point_confidence: drop points whose confidence is below this.
+        build_points: build the coloured point cloud (the node turns it off while no one
+            subscribes).
+        timing_window: number of recent timings kept per stage for :meth:`stats`.
+    """
+
+    window: int = 4
+    stride: int = 1
+    num_pose_points: int = 1000
+    min_confidence: float = 0.5
+    confidence_erosion_px: int = 6
+    edge_tolerance: float = 0.05
+    robust_iterations: int = 2
+    process_size: tuple[int, int] | None = None
+    point_stride: int = 2
+    min_point_confidence: float = 0.5
+    build_points: bool = True
+    timing_window: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ValueError(f"window must be >= 2 frames, got {self.window}")
+        if not 1 <= self.stride <= self.window - 1:
+            raise ValueError(f"stride must be in 1..{self.window - 1}, got {self.stride}")
+        if self.point_stride < 1:
+            raise ValueError("point_stride must be >= 1")

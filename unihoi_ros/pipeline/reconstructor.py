@@ -1,0 +1,320 @@
+"""Streaming reconstruction: one frame in, metric depth, K, pose, confidence and points out.
+
+Per new frame the encoder runs once and the backward flow to the previous frame is
+computed once; both are cached in the ring buffer. Every ``stride`` frames the window
+network runs on the last ``window`` frames, relative poses come from confidence-weighted
+Procrustes over flow correspondences, and the window is placed in the world by a weighted
+Sim(3) fit on the frames it shares with what was already reconstructed; its depths are
+rescaled by that fit's scale (UniHOI / EgoMono4D online inference).
+
+First frames: the window is filled by repeating the first frame of the stream, so every
+frame gets a result as soon as it arrives; results produced from such incomplete
+windows carry the flag ``"warmup"``. The world frame is the camera of the stream's first
+frame (after a reset: the first frame after it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import numpy as np
+import torch
+
+from unihoi_ros.backends.base import Backend, WindowPrediction
+from unihoi_ros.flow.base import FlowProvider
+from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
+from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid, weighted_sim3
+from unihoi_ros.pipeline.config import ReconstructorConfig
+from unihoi_ros.pipeline.points import colored_points
+from unihoi_ros.pipeline.results import FrameResult
+from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
+from unihoi_ros.pipeline.stats import StreamStats
+
+log = logging.getLogger(__name__)
+
+_F64 = torch.float64
+
+
+class Reconstructor:
+    """Frames in (``push``), :class:`FrameResult` out.
+
+    Args:
+        backend: the network (:class:`unihoi_ros.backends.Backend`).
+        flow: the backward-flow provider (:class:`unihoi_ros.flow.FlowProvider`).
+        config: settings; None for the defaults.
+
+    ``push`` never raises on bad input: empty or non-finite frames and duplicate or
+    out-of-order stamps are dropped and counted (see :meth:`stats`); a change of
+    resolution resets the stream with a warning.
+    """
+
+    def __init__(
+        self, backend: Backend, flow: FlowProvider, config: ReconstructorConfig | None = None
+    ) -> None:
+        self.backend = backend
+        self.flow = flow
+        self.config = config or ReconstructorConfig()
+        self._stats = StreamStats(self.config.timing_window)
+        self._buffer = RingBuffer(self.config.window)
+        self._ready: list[FrameResult] = []
+        self._size: tuple[int, int] | None = None
+        self._since_window = 0
+        self._grid: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ public API
+    def push(self, stamp_ns: int, rgb: np.ndarray) -> FrameResult | None:
+        """Add a frame; return the newest frame's result when a window ran, else None.
+
+        Args:
+            stamp_ns: the frame's stamp, nanoseconds; must increase.
+            rgb: ``(H, W, 3)`` uint8 RGB, or float in [0, 1].
+
+        Every result (also those of the older new frames of a window when ``stride`` > 1)
+        is also queued for :meth:`drain`.
+        """
+        self._stats.counts["frames_in"] += 1
+        with self._stats.time("preprocess"):
+            frame = self._admit(int(stamp_ns), rgb)
+        if frame is None:
+            return None
+        with self._stats.time("encoder"):
+            features = self.backend.encode(frame)
+        self._stats.counts["encoder_passes"] += 1
+        prev = self._buffer.last
+        with self._stats.time("flow"):
+            if prev is None:
+                flow = np.zeros((*frame.shape[:2], 2), np.float32)
+            else:
+                flow = self.flow.backward(frame, prev.rgb, int(stamp_ns), prev.stamp_ns)
+        self._buffer.append(FrameSlot(int(stamp_ns), frame, features, flow))
+        self._since_window += 1
+        if self._since_window < self.config.stride:
+            return None
+        return self._run_window()
+
+    def flush(self) -> list[FrameResult]:
+        """Reconstruct frames still waiting for a window (stride > 1) and drain the queue."""
+        if self._since_window > 0 and len(self._buffer) > 0:
+            self._run_window()
+        return self.drain()
+
+    def drain(self) -> list[FrameResult]:
+        """All results produced since the last drain, oldest first (one per frame)."""
+        out, self._ready = self._ready, []
+        return out
+
+    def reset(self) -> None:
+        """Forget the stream: the next frame starts a new world frame."""
+        self._buffer.clear()
+        self._size = None
+        self._since_window = 0
+        self._grid = None
+        self._stats.counts["resets"] += 1
+
+    def stats(self) -> dict:
+        """Counts (frames in/out, encoder passes, resets, degenerate poses), drops by
+        reason, and per-stage timings in milliseconds."""
+        return self._stats.summary()
+
+    # ------------------------------------------------------------------ input checks
+    def _admit(self, stamp_ns: int, rgb) -> np.ndarray | None:
+        """Validated, preprocessed ``(H, W, 3)`` uint8 frame, or None (dropped, counted)."""
+        arr = np.asarray(rgb) if rgb is not None else None
+        if arr is None or arr.size == 0:
+            return self._drop("empty", "empty frame")
+        if arr.ndim != 3 or arr.shape[2] != 3:
+            return self._drop("bad_shape", f"expected (H, W, 3) RGB, got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            if not np.isfinite(arr).all():
+                return self._drop("non_finite", "frame holds NaN or inf values")
+            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        last = self._buffer.last
+        if last is not None and stamp_ns == last.stamp_ns:
+            return self._drop("duplicate_stamp", f"duplicate stamp {stamp_ns}")
+        if last is not None and stamp_ns < last.stamp_ns:
+            return self._drop("out_of_order", f"stamp {stamp_ns} older than {last.stamp_ns}")
+        arr = self._resize(arr)
+        size = arr.shape[:2]
+        if self._size is not None and size != self._size:
+            log.warning("input resolution changed %s -> %s: resetting the stream", self._size, size)
+            self.reset()
+        self._size = size
+        return np.ascontiguousarray(arr)
+
+    def _resize(self, arr: np.ndarray) -> np.ndarray:
+        target = self.config.process_size
+        if target is None or tuple(arr.shape[:2]) == tuple(target):
+            return arr
+        import cv2
+
+        return cv2.resize(arr, (target[1], target[0]), interpolation=cv2.INTER_AREA)
+
+    def _drop(self, reason: str, message: str) -> None:
+        self._stats.drop(reason)
+        if self._stats.drops[reason] == 1 or self._stats.drops[reason] % 100 == 0:
+            log.warning("dropped frame (%s, %d so far): %s", reason, self._stats.drops[reason],
+                        message)
+        return None
+
+    # ------------------------------------------------------------------ the window
+    def _run_window(self) -> FrameResult:
+        cfg = self.config
+        slots = self._buffer.window(cfg.window)
+        new_count = min(self._since_window, len(self._buffer))
+        self._since_window = 0
+        # A repeated warm-up slot has zero flow to itself.
+        flows = np.stack([
+            s.flow_bwd if s is not prev else np.zeros_like(s.flow_bwd)
+            for prev, s in itertools.pairwise(slots)
+        ])
+        with self._stats.time("network"):
+            pred = self.backend.infer_window([s.features for s in slots],
+                                             [s.rgb for s in slots], flows)
+        with self._stats.time("poses"):
+            T_win, rel_ok = self._window_poses(pred, flows)
+            T_align, scale, align_ok = self._align_to_world(slots, pred, T_win, rel_ok)
+        flags_common = ("warmup",) if len(self._buffer) < cfg.window else ()
+        results = []
+        for j in range(cfg.window - new_count, cfg.window):
+            slot = slots[j]
+            T_world = _apply_sim3(T_align, scale, T_win[j])
+            pose_ok = bool(rel_ok[: j + 1].all()) and align_ok
+            flags = flags_common + (() if pose_ok else ("pose_degenerate",))
+            if not pose_ok:
+                self._stats.counts["pose_degenerate"] += 1
+            slot.depth = pred.depth[j] * np.float32(scale)
+            slot.K = pred.K
+            slot.T_world_cam = T_world
+            slot.confidence = (pred.confidence[j - 1] if j > 0
+                               else np.ones_like(pred.depth[0], np.float32))
+            results.append(self._result(slot, pose_ok, flags))
+        self._ready.extend(results)
+        self._stats.counts["frames_out"] += len(results)
+        return results[-1]
+
+    def _pose_grid(self, h: int, w: int) -> torch.Tensor:
+        if self._grid is None:
+            self._grid = grid_pixels(h, w, self.config.num_pose_points, dtype=_F64)
+        return self._grid
+
+    def _window_poses(self, pred: WindowPrediction, flows: np.ndarray):
+        """``(F, 4, 4)`` float64 poses of the window's frames in its frame 0, and
+        ``(F,)`` bool solve flags (a failed pair keeps the previous frame's pose)."""
+        f, h, w = pred.depth.shape
+        uv = self._pose_grid(h, w)
+        depth = torch.from_numpy(pred.depth).to(_F64)
+        K = torch.from_numpy(np.asarray(pred.K, np.float64))
+        p_curr, p_prev, valid = flow_correspondences(
+            depth[1:], depth[:-1], K, K, torch.from_numpy(flows).to(_F64), uv,
+            self.config.edge_tolerance,
+        )
+        idx = (uv[:, 1].long() * w + uv[:, 0].long())
+        pose_conf = _erode(pred.confidence, self.config.confidence_erosion_px)
+        conf = torch.from_numpy(pose_conf).to(_F64).reshape(f - 1, -1)[:, idx]
+        weights = torch.where(valid & (conf >= self.config.min_confidence), conf,
+                              torch.zeros_like(conf))
+        if self.config.robust_iterations > 0:
+            T_rel, ok = trimmed_weighted_rigid(p_curr, p_prev, weights, return_ok=True,
+                                               iterations=self.config.robust_iterations)
+        else:
+            T_rel, ok = weighted_rigid(p_curr, p_prev, weights, return_ok=True)
+        T_rel = torch.where(ok[:, None, None], T_rel, torch.eye(4, dtype=_F64))
+        T_win = [np.eye(4)]
+        for i in range(f - 1):
+            T_win.append(T_win[-1] @ T_rel[i].numpy())
+        return np.stack(T_win), np.concatenate([[True], ok.numpy()])
+
+    def _align_to_world(self, slots: list[FrameSlot], pred: WindowPrediction, T_win, rel_ok):
+        """Sim(3) ``(T (4, 4), scale)`` taking window coordinates to the world, and a flag.
+
+        Only frames linked to the newest one by successful pair solves can anchor the
+        window; if none of them was reconstructed before, the window hangs on the frame
+        just before the break (its pose is kept: failed pairs count as no motion).
+        """
+        broken = np.flatnonzero(~np.asarray(rel_ok))
+        first_linked = int(broken[-1]) if broken.size else 0
+        shared = {}  # slot id -> last window position holding it
+        for j, s in enumerate(slots):
+            if s.reconstructed and j >= first_linked:
+                shared[id(s)] = j
+        if not shared:
+            if first_linked == 0:
+                return np.eye(4), 1.0, True  # first window: its frame 0 defines the world
+            j = first_linked - 1
+            return slots[j].T_world_cam @ np.linalg.inv(T_win[j]), 1.0, False
+        h, w = pred.depth.shape[1:]
+        uv = self._pose_grid(h, w)
+        idx = (uv[:, 1].long() * w + uv[:, 0].long()).numpy()
+        src, dst, wts = [], [], []
+        for j in shared.values():
+            s = slots[j]
+            new_pts, new_ok = _grid_points(pred.depth[j], pred.K, uv, idx)
+            old_pts, old_ok = _grid_points(s.depth, s.K, uv, idx)
+            conf = s.confidence.reshape(-1)[idx].astype(np.float64)
+            if j > 0:
+                conf = np.minimum(conf, pred.confidence[j - 1].reshape(-1)[idx])
+            conf = np.where(new_ok & old_ok & (conf >= self.config.min_confidence), conf, 0.0)
+            src.append(new_pts @ T_win[j][:3, :3].T + T_win[j][:3, 3])
+            dst.append(old_pts @ s.T_world_cam[:3, :3].T + s.T_world_cam[:3, 3])
+            wts.append(conf)
+        T, scale, ok = weighted_sim3(
+            torch.from_numpy(np.concatenate(src)), torch.from_numpy(np.concatenate(dst)),
+            torch.from_numpy(np.concatenate(wts)), return_ok=True,
+        )
+        if bool(ok):
+            return T.numpy(), float(scale), True
+        # Degenerate fit: hang the window on the newest shared frame's pose, scale kept.
+        j = max(shared.values())
+        return slots[j].T_world_cam @ np.linalg.inv(T_win[j]), 1.0, False
+
+    def _result(self, slot: FrameSlot, pose_ok: bool, flags: tuple[str, ...]) -> FrameResult:
+        cfg = self.config
+        with self._stats.time("points"):
+            if cfg.build_points:
+                points, colors = colored_points(slot.depth, slot.K, slot.rgb, slot.confidence,
+                                                cfg.point_stride, cfg.min_point_confidence)
+            else:
+                points = np.zeros((0, 3), np.float32)
+                colors = np.zeros((0, 3), np.uint8)
+        depth = np.where(np.isfinite(slot.depth) & (slot.depth > 0), slot.depth, np.nan)
+        return FrameResult(
+            stamp_ns=slot.stamp_ns, rgb=slot.rgb, depth=depth.astype(np.float32),
+            K=np.asarray(slot.K, np.float64), T_world_cam=slot.T_world_cam,
+            confidence=slot.confidence.astype(np.float32), points=points, colors=colors,
+            pose_ok=pose_ok, flags=flags,
+        )
+
+
+def _erode(confidence: np.ndarray, radius: int) -> np.ndarray:
+    """``(F, H, W)`` confidence min-filtered over a ``(2r+1)^2`` square per frame.
+
+    Patch-based flow is unreliable within a patch of a low-confidence (moving or occluded)
+    region, so pose weights take the worst confidence of their neighbourhood.
+    """
+    if radius <= 0:
+        return confidence
+    import cv2
+
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return np.stack([cv2.erode(np.ascontiguousarray(c, np.float32), kernel) for c in confidence])
+
+
+def _grid_points(depth: np.ndarray, K: np.ndarray, uv: torch.Tensor, idx: np.ndarray):
+    """``(N, 3)`` float64 camera points at grid pixels and ``(N,)`` validity."""
+    z = depth.reshape(-1)[idx].astype(np.float64)
+    ok = np.isfinite(z) & (z > 0)
+    z = np.where(ok, z, 1.0)
+    u, v = uv[:, 0].numpy(), uv[:, 1].numpy()
+    x = (u - K[0, 2]) / K[0, 0] * z
+    y = (v - K[1, 2]) / K[1, 1] * z
+    return np.stack([x, y, z], axis=-1), ok
+
+
+def _apply_sim3(T: np.ndarray, scale: float, pose: np.ndarray) -> np.ndarray:
+    """Pose ``(4, 4)`` after the similarity ``x -> scale * R x + t`` (rotation, translation
+    from ``T``): the rotation composes, the translation is scaled then moved."""
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3] @ pose[:3, :3]
+    out[:3, 3] = scale * (T[:3, :3] @ pose[:3, 3]) + T[:3, 3]
+    return out

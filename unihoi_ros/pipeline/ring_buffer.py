@@ -1,0 +1,66 @@
+"""Fixed-length history of recent frames, each with what was computed for it once."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class FrameSlot:
+    """One buffered frame.
+
+    Attributes:
+        stamp_ns: input stamp.
+        rgb: ``(H, W, 3)`` uint8, preprocessed.
+        features: cached encoder output (backend-specific, computed once).
+        flow_bwd: ``(H, W, 2)`` float32 pixels to the previous frame in the stream (zeros
+            for the first frame of a stream).
+        depth, K, T_world_cam, confidence: the emitted reconstruction, once the frame was
+            the newest of a window (``None`` before); depth is already rescaled to world
+            scale.
+    """
+
+    stamp_ns: int
+    rgb: np.ndarray
+    features: Any
+    flow_bwd: np.ndarray
+    depth: np.ndarray | None = None
+    K: np.ndarray | None = None
+    T_world_cam: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+    @property
+    def reconstructed(self) -> bool:
+        return self.T_world_cam is not None
+
+
+class RingBuffer:
+    """The last ``capacity`` frame slots, oldest first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._slots: deque[FrameSlot] = deque(maxlen=capacity)
+
+    def append(self, slot: FrameSlot) -> None:
+        self._slots.append(slot)
+
+    def clear(self) -> None:
+        self._slots.clear()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __getitem__(self, i: int) -> FrameSlot:
+        return self._slots[i]
+
+    @property
+    def last(self) -> FrameSlot | None:
+        return self._slots[-1] if self._slots else None
+
+    def window(self, size: int) -> list[FrameSlot]:
+        """The newest ``size`` slots, oldest first; during warm-up the first is repeated."""
+        slots = list(self._slots)[-size:]
+        return [slots[0]] * (size - len(slots)) + slots

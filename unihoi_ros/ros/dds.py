@@ -1,0 +1,429 @@
+"""Cyclone DDS transport primitives speaking ROS 2's wire conventions (no ROS 2 needed).
+
+ROS 2 topic ``/unihoi/depth/image`` of type ``sensor_msgs/msg/Image`` is the DDS topic
+``rt/unihoi/depth/image`` of type ``sensor_msgs::msg::dds_::Image_`` in plain little-endian
+CDR (XCDR1). :class:`Publisher` and :class:`Subscriber` take and return rosbags messages
+(:mod:`unihoi_ros.ros.messages`) and convert through :mod:`unihoi_ros.ros.idl`; ROS 2 nodes
+on the same domain (rmw_cyclonedds or rmw_fastrtps) see them as ordinary ROS topics.
+
+Endpoints carry ROS 2's ``typehash=RIHS01_<hex>;`` USER_DATA (what Iron and later send;
+Humble ignores it), computed by rosbags from the typestore's definitions.
+
+Network: Cyclone DDS reads ``CYCLONEDDS_URI`` when the process creates its first participant.
+Tests, demos and benchmarks call :func:`unihoi_ros.ros.loopback.use_loopback` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from unihoi_ros.optional import require
+from unihoi_ros.ros import idl
+from unihoi_ros.ros.messages import get_typestore
+from unihoi_ros.ros.qos import DEFAULT, SENSOR_DATA, QosProfile, qos_profile, to_cyclone_qos
+
+if TYPE_CHECKING:
+    from cyclonedds.domain import DomainParticipant
+
+_core = require("cyclonedds.core")
+_clayer = require("cyclonedds._clayer")
+_domain = require("cyclonedds.domain")
+_pub = require("cyclonedds.pub")
+_sub = require("cyclonedds.sub")
+_topic = require("cyclonedds.topic")
+duration = require("cyclonedds.util").duration
+
+log = logging.getLogger(__name__)
+
+#: Namespace relative names resolve under by default.
+DEFAULT_NAMESPACE = "/unihoi"
+#: Prefix ROS 2 puts in front of topic names on DDS ("ROS topic").
+ROS_TOPIC_PREFIX = "rt"
+#: Largest valid ROS_DOMAIN_ID with the default port mapping.
+MAX_DOMAIN_ID = 232
+
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ANY_SAMPLE = _core.SampleState.Any | _core.ViewState.Any | _core.InstanceState.Any
+
+
+# --------------------------------------------------------------------------- names
+def _check_tokens(path: str, what: str) -> None:
+    for tok in path.strip("/").split("/"):
+        if tok and not _TOKEN.fullmatch(tok):
+            raise ValueError(f"invalid ROS {what} {path!r}: token {tok!r}")
+    if "//" in path:
+        raise ValueError(f"invalid ROS {what} {path!r}: empty token")
+
+
+def normalize_namespace(namespace: str | None) -> str:
+    """``"unihoi/"`` -> ``"/unihoi"``; ``None``, ``""`` and ``"/"`` -> ``"/"``."""
+    ns = "/" + (namespace or "").strip().strip("/")
+    _check_tokens(ns, "namespace")
+    return ns
+
+
+def resolve_topic_name(
+    name: str, namespace: str | None = DEFAULT_NAMESPACE, node_name: str | None = None
+) -> str:
+    """Resolve a ROS 2 topic name to its fully qualified form.
+
+    Absolute names (``/tf``) are kept; relative names (``depth/image``) go under
+    ``namespace``; private names (``~/x``) under ``namespace/node_name``.
+
+    Raises:
+        ValueError: an invalid name, or a private name without ``node_name``.
+    """
+    name = name.strip()
+    if not name or name.endswith("/"):
+        raise ValueError(f"invalid ROS topic name {name!r}")
+    ns = normalize_namespace(namespace)
+    if name.startswith("~"):
+        if not node_name:
+            raise ValueError(f"private topic name {name!r} needs a node name")
+        base = ns.rstrip("/") + "/" + node_name
+        full = base + "/" + name[1:].lstrip("/") if name != "~" else base
+    elif name.startswith("/"):
+        full = name
+    else:
+        full = ns.rstrip("/") + "/" + name
+    _check_tokens(full, "topic name")
+    return full
+
+
+def dds_topic_name(
+    name: str, namespace: str | None = DEFAULT_NAMESPACE, node_name: str | None = None
+) -> str:
+    """ROS 2 topic name -> DDS topic name: ``depth/image`` -> ``rt/unihoi/depth/image``."""
+    return ROS_TOPIC_PREFIX + resolve_topic_name(name, namespace, node_name)
+
+
+def ros_topic_name(dds_name: str) -> str:
+    """DDS topic name -> ROS 2 topic name: ``rt/unihoi/points`` -> ``/unihoi/points``.
+
+    Raises:
+        ValueError: not a ROS topic (no ``rt/`` prefix).
+    """
+    if not dds_name.startswith(ROS_TOPIC_PREFIX + "/"):
+        raise ValueError(f"{dds_name!r} is not a ROS 2 topic on DDS (no 'rt/' prefix)")
+    return dds_name[len(ROS_TOPIC_PREFIX) :]
+
+
+# --------------------------------------------------------------------------- participant
+def domain_id_from_env(default: int = 0) -> int:
+    """``ROS_DOMAIN_ID`` from the environment (``default`` when unset or empty).
+
+    Raises:
+        ValueError: not an integer in ``[0, 232]``.
+    """
+    raw = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    value = int(raw) if raw else default
+    if not 0 <= value <= MAX_DOMAIN_ID:
+        raise ValueError(f"ROS_DOMAIN_ID must be in [0, {MAX_DOMAIN_ID}], got {value}")
+    return value
+
+
+def create_participant(domain_id: int | None = None) -> DomainParticipant:
+    """A Cyclone DDS participant on ``domain_id`` (default: ``ROS_DOMAIN_ID`` or 0).
+
+    The participant's network configuration comes from ``CYCLONEDDS_URI`` (Cyclone's
+    defaults when unset). Deleting the returned object (dropping its last reference)
+    deletes every entity created under it.
+    """
+    if domain_id is None:
+        domain_id = domain_id_from_env()
+    if not 0 <= int(domain_id) <= MAX_DOMAIN_ID:
+        raise ValueError(f"domain id must be in [0, {MAX_DOMAIN_ID}], got {domain_id}")
+    return _domain.DomainParticipant(int(domain_id))
+
+
+def type_hash_user_data(ros_type: str, typestore: Any | None = None) -> bytes:
+    """ROS 2 (Iron+) endpoint USER_DATA: ``b"typehash=RIHS01_<64 hex>;"``."""
+    ts = get_typestore() if typestore is None else typestore
+    return f"typehash={ts.hash_rihs01(ros_type)};".encode()
+
+
+class _Endpoint:
+    """Shared set-up of Publisher and Subscriber: names, types, topic, QoS."""
+
+    def __init__(
+        self,
+        participant: DomainParticipant,
+        topic: str,
+        ros_type: str,
+        qos: QosProfile | str,
+        namespace: str | None,
+        typestore: Any | None,
+        type_hash: bool,
+    ) -> None:
+        self.participant = participant
+        self.typestore = get_typestore() if typestore is None else typestore
+        self.ros_type = ros_type
+        self.topic_name = resolve_topic_name(topic, namespace)
+        self.dds_topic_name = ROS_TOPIC_PREFIX + self.topic_name
+        self.idl_type = idl.idl_type(ros_type)
+        self.qos = qos_profile(qos)
+        user_data = type_hash_user_data(ros_type, self.typestore) if type_hash else None
+        self._cyclone_qos = to_cyclone_qos(self.qos, user_data=user_data)
+        self._topic = _topic.Topic(participant, self.dds_topic_name, self.idl_type)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.topic_name!r}, {self.ros_type!r}, "
+            f"qos={self.qos.name}/{self.qos.depth})"
+        )
+
+
+class Publisher(_Endpoint):
+    """Publish rosbags messages on a ROS 2 topic over Cyclone DDS.
+
+    Args:
+        participant: from :func:`create_participant`.
+        topic: ROS topic name, relative (resolved under ``namespace``) or absolute.
+        ros_type: interface name, e.g. ``"sensor_msgs/msg/Image"``.
+        qos: profile or profile name (default ``DEFAULT``: reliable, keep last 10).
+        namespace: namespace for relative names (default ``/unihoi``).
+        typestore: rosbags typestore (default Humble).
+        type_hash: add ROS 2's ``typehash=`` USER_DATA.
+    """
+
+    def __init__(
+        self,
+        participant: DomainParticipant,
+        topic: str,
+        ros_type: str,
+        qos: QosProfile | str = DEFAULT,
+        *,
+        namespace: str | None = DEFAULT_NAMESPACE,
+        typestore: Any | None = None,
+        type_hash: bool = True,
+    ) -> None:
+        super().__init__(participant, topic, ros_type, qos, namespace, typestore, type_hash)
+        self._to_idl = idl.to_idl_converter(self.typestore, ros_type)
+        self._writer: Any = _pub.DataWriter(participant, self._topic, self._cyclone_qos)
+        self.published = 0
+
+    def _live_writer(self) -> Any:
+        if self._writer is None:
+            raise RuntimeError(f"{self!r} is closed")
+        return self._writer
+
+    def publish(self, msg: Any, timestamp_ns: int | None = None) -> None:
+        """Convert and write one rosbags message (its type must be ``ros_type``).
+
+        Args:
+            timestamp_ns: DDS source timestamp (default: now); message stamps are untouched.
+        """
+        self._live_writer().write(self._to_idl(msg), timestamp=timestamp_ns)
+        self.published += 1
+
+    def publish_raw(self, cdr: bytes | bytearray | memoryview) -> None:
+        """Write one already serialised message (e.g. from a bag) without converting it.
+
+        ``cdr`` is plain CDR little endian with its 4-byte header (``00 01 00 00``), as
+        rosbags' ``serialize_cdr`` and rosbag2 store it.
+
+        Raises:
+            ValueError: not little-endian plain CDR.
+        """
+        data = bytes(cdr)
+        if len(data) < 4 or data[:2] != b"\x00\x01":
+            raise ValueError("publish_raw needs plain CDR little endian (header 00 01 ..)")
+        pad = -len(data) % 4
+        ret = _clayer.ddspy_write(self._live_writer()._ref, data + b"\0" * pad if pad else data)
+        if ret is not None and ret < 0:
+            raise _core.DDSException(ret, f"while writing raw data in {self!r}")
+        self.published += 1
+
+    @property
+    def subscription_count(self) -> int:
+        """Number of matched readers right now."""
+        return int(self._live_writer().get_publication_matched_status().current_count)
+
+    def wait_for_subscribers(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` readers are matched; False on timeout (seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.subscription_count < count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        """Delete the writer (idempotent)."""
+        self._writer = None
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Subscriber(_Endpoint):
+    """Receive a ROS 2 topic over Cyclone DDS on a background thread.
+
+    Each sample is converted to a rosbags message (or left as raw CDR bytes with
+    ``raw=True``: the payload exactly as received, 4-byte header included, possibly followed
+    by up to 3 padding bytes) and passed to ``callback`` from the receive thread. Without a
+    callback, samples go to a bounded queue read with :meth:`get` (oldest dropped when full).
+
+    Args:
+        participant, topic, ros_type, namespace, typestore, type_hash: as :class:`Publisher`.
+        callback: called with each message; exceptions are logged and counted
+            (:attr:`errors`), never stop the thread.
+        qos: default ``SENSOR_DATA`` (best effort, keep last 5; matches any publisher).
+        raw: deliver ``bytes`` instead of rosbags messages.
+        queue_size: bound of the queue used without a callback (default: the QoS depth).
+    """
+
+    def __init__(
+        self,
+        participant: DomainParticipant,
+        topic: str,
+        ros_type: str,
+        callback: Callable[[Any], None] | None = None,
+        qos: QosProfile | str = SENSOR_DATA,
+        *,
+        namespace: str | None = DEFAULT_NAMESPACE,
+        typestore: Any | None = None,
+        type_hash: bool = True,
+        raw: bool = False,
+        queue_size: int | None = None,
+    ) -> None:
+        super().__init__(participant, topic, ros_type, qos, namespace, typestore, type_hash)
+        self.raw = raw
+        self._from_idl = idl.from_idl_converter(self.typestore, ros_type)
+        self._callback = callback
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_size or self.qos.depth))
+        self.received = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._reader: Any = _sub.DataReader(participant, self._topic, self._cyclone_qos)
+        self._condition = _core.ReadCondition(self._reader, _ANY_SAMPLE)
+        self._waitset = _core.WaitSet(participant)
+        self._waitset.attach(self._condition)
+        self._thread = threading.Thread(
+            target=self._run, name=f"dds-sub:{self.topic_name}", daemon=True
+        )
+        self._thread.start()
+
+    # ----------------------------------------------------------------- receiving
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._waitset.wait(duration(milliseconds=200))
+                if self._stop.is_set():
+                    break
+                self._drain()
+            except Exception:  # pragma: no cover - DDS failure while running
+                if self._stop.is_set():
+                    break
+                self.errors += 1
+                log.exception("%r: receive loop error", self)
+                time.sleep(0.05)
+
+    def _drain(self) -> None:
+        reader = self._reader
+        if reader is None:
+            return
+        while True:
+            samples = _clayer.ddspy_take(reader._ref, _ANY_SAMPLE, 32)
+            if isinstance(samples, int):
+                raise _core.DDSException(samples, f"while taking data in {self!r}")
+            if not samples:
+                return
+            for data, info in samples:
+                if not info.valid_data:
+                    continue
+                try:
+                    msg = data if self.raw else self._from_idl(self.idl_type.deserialize(data))
+                except Exception:
+                    self.errors += 1
+                    log.exception("%r: could not deserialise a %d-byte sample", self, len(data))
+                    continue
+                self.received += 1
+                self._deliver(msg)
+
+    def _deliver(self, msg: Any) -> None:
+        if self._callback is not None:
+            try:
+                self._callback(msg)
+            except Exception:
+                self.errors += 1
+                log.exception("%r: callback raised", self)
+            return
+        while True:
+            try:
+                self._queue.put_nowait(msg)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+
+    def get(self, timeout: float | None = None) -> Any | None:
+        """Next queued message (only without a callback); ``None`` after ``timeout`` s."""
+        if self._callback is not None:
+            raise RuntimeError("get() is only available when no callback was given")
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    @property
+    def publisher_count(self) -> int:
+        """Number of matched writers right now."""
+        if self._reader is None:
+            return 0
+        return int(self._reader.get_subscription_matched_status().current_count)
+
+    def wait_for_publishers(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` writers are matched; False on timeout (seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.publisher_count < count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    # ----------------------------------------------------------------- shutdown
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the receive thread and delete the reader (idempotent)."""
+        if self._reader is None:
+            return
+        self._stop.set()
+        try:
+            self._waitset.set_trigger(True)
+        except Exception:  # pragma: no cover - waitset already gone
+            pass
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # pragma: no cover
+                log.warning("%r: receive thread did not stop within %.1f s", self, timeout)
+        try:
+            self._waitset.detach(self._condition)
+        except Exception:  # pragma: no cover
+            pass
+        # Dropping the last references deletes the DDS entities (reader, condition, waitset).
+        self._reader = None
+        self._condition = None
+        self._waitset = None
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()

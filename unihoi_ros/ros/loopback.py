@@ -1,0 +1,60 @@
+"""Loopback-only Cyclone DDS configuration (DESIGN.md §3), kept in one place.
+
+Tests, CI, demos and benchmarks confine DDS traffic to the loopback interface: no multicast,
+unicast discovery to 127.0.0.1 only, automatic participant indices. Users' runs keep Cyclone
+DDS's defaults (or their own ``CYCLONEDDS_URI``) unless they opt in.
+
+Cyclone DDS reads ``CYCLONEDDS_URI`` when the first participant of the process is created,
+so :func:`use_loopback` must run before anything creates one (and before child processes
+are started, which inherit the environment).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+#: The exact configuration of DESIGN.md §3 (one line, as it is passed in the environment).
+LOOPBACK_CYCLONEDDS_URI = (
+    '<CycloneDDS><Domain Id="any"><General><Interfaces><NetworkInterface name="lo"/>'
+    "</Interfaces><AllowMulticast>false</AllowMulticast></General><Discovery>"
+    "<ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>40"
+    '</MaxAutoParticipantIndex><Peers><Peer address="127.0.0.1"/></Peers></Discovery>'
+    "</Domain></CycloneDDS>"
+)
+
+#: Largest domain id ROS 2 / DDS accept for the default port mapping (0-232).
+MAX_DOMAIN_ID = 232
+
+
+def use_loopback(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """Set ``CYCLONEDDS_URI`` to :data:`LOOPBACK_CYCLONEDDS_URI` in ``env``.
+
+    Args:
+        env: the environment to modify; ``os.environ`` by default (affects this process's
+            future participants and every child started afterwards). Pass a copy of
+            ``os.environ`` to prepare the environment of a subprocess only.
+
+    Returns:
+        ``env``, for chaining (``subprocess.run(..., env=use_loopback(dict(os.environ)))``).
+    """
+    if env is None:
+        env = os.environ
+    env["CYCLONEDDS_URI"] = LOOPBACK_CYCLONEDDS_URI
+    return env
+
+
+def is_loopback(env: MutableMapping[str, str] | None = None) -> bool:
+    """True when ``env`` (default ``os.environ``) holds the loopback configuration."""
+    if env is None:
+        env = os.environ
+    return env.get("CYCLONEDDS_URI") == LOOPBACK_CYCLONEDDS_URI
+
+
+def unique_domain_id(salt: int = 0) -> int:
+    """A domain id in ``[1, MAX_DOMAIN_ID]`` derived from the pid and ``salt``.
+
+    Concurrent test processes on one machine rarely collide; combine with loopback so a
+    collision could only ever mix this machine's own test traffic.
+    """
+    return 1 + (os.getpid() * 7 + salt * 13) % MAX_DOMAIN_ID

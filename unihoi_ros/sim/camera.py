@@ -1,0 +1,108 @@
+"""Pinhole camera helpers for the simulator (pure numpy, sim-internal).
+
+Conventions: OpenCV / REP-103 optical axes (x right, y down, z forward); pixel ``(u, v)``
+is column ``u``, row ``v`` with pixel *centres* at integer coordinates, so the image spans
+``[-0.5, W - 0.5] x [-0.5, H - 0.5]``. ``K`` is ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` in
+pixels. Camera rays are *not* normalised: their optical-axis component is 1, so the ray
+parameter of a hit is its z-depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def intrinsics(width: int, height: int, hfov_rad: float, pp_offset: np.ndarray) -> np.ndarray:
+    """``K`` (3, 3) float64 for a horizontal field of view and square pixels (fx = fy).
+
+    ``hfov_rad`` spans the full image width ``W`` pixels: ``fx = W / (2 tan(hfov / 2))``.
+    ``pp_offset`` (2,) is the principal point offset from the image centre, in units of the
+    image width (so the same value gives the same geometry at any resolution).
+    """
+    f = width / (2.0 * np.tan(0.5 * hfov_rad))
+    cx = 0.5 * (width - 1) + pp_offset[0] * width
+    cy = 0.5 * (height - 1) + pp_offset[1] * width
+    return np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
+
+
+def hfov_of(k: np.ndarray, width: int) -> float:
+    """Horizontal field of view (rad) of ``K`` for an image ``width`` pixels wide."""
+    return float(2.0 * np.arctan(0.5 * width / k[0, 0]))
+
+
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """Pixel centres ``(H * W, 2)`` float64 ``(u, v)`` in row-major order."""
+    v, u = np.mgrid[0:height, 0:width]
+    return np.stack([u.ravel(), v.ravel()], axis=-1).astype(np.float64)
+
+
+def rays(k: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Camera-frame rays ``(M, 3)`` through pixels ``uv`` ``(M, 2)``, with z component 1."""
+    out = np.empty((uv.shape[0], 3))
+    out[:, 0] = (uv[:, 0] - k[0, 2]) / k[0, 0]
+    out[:, 1] = (uv[:, 1] - k[1, 2]) / k[1, 1]
+    out[:, 2] = 1.0
+    return out
+
+
+def project(k: np.ndarray, x_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project camera-frame points ``(M, 3)`` (m) -> pixels ``(M, 2)`` and z-depth ``(M,)``.
+
+    Points with ``z <= 0`` get NaN pixel coordinates.
+    """
+    z = x_cam[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(z > 0.0, 1.0 / z, np.nan)
+    uv = np.empty((x_cam.shape[0], 2))
+    uv[:, 0] = k[0, 0] * x_cam[:, 0] * inv + k[0, 2]
+    uv[:, 1] = k[1, 1] * x_cam[:, 1] * inv + k[1, 2]
+    return uv, z
+
+
+def in_image(uv: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Whether pixel positions ``(M, 2)`` fall inside the image area (NaN -> False)."""
+    with np.errstate(invalid="ignore"):
+        return (
+            (uv[:, 0] >= -0.5)
+            & (uv[:, 0] < width - 0.5)
+            & (uv[:, 1] >= -0.5)
+            & (uv[:, 1] < height - 0.5)
+        )
+
+
+def sphere_rect(
+    k: np.ndarray, center_cam: np.ndarray, radius: float, height: int, width: int
+) -> tuple[float, float, float, float] | None:
+    """Conservative pixel rectangle ``(u0, u1, v0, v1)`` covering the image of a sphere.
+
+    ``center_cam`` (3,) is the sphere centre in the camera frame (m). Returns None when the
+    sphere is entirely behind the camera or outside the image, and the full image when it
+    reaches the camera plane. The bound is exact per axis: the extreme values of ``x / z``
+    over a sphere are the tangents of the 2D problem in the xz (resp. yz) plane.
+    """
+    full = (-0.5, width - 0.5, -0.5, height - 0.5)
+    if not np.isfinite(radius):
+        return full
+    cz = center_cam[2]
+    if cz + radius <= 0.0:
+        return None
+    out = []
+    for axis, f, c, size in ((0, k[0, 0], k[0, 2], width), (1, k[1, 1], k[1, 2], height)):
+        ca = center_cam[axis]
+        dist = np.hypot(ca, cz)
+        if dist <= radius * 1.0001:
+            return full
+        mid = np.arctan2(ca, cz)
+        half = np.arcsin(radius / dist)
+        lo, hi = mid - half, mid + half
+        if lo <= -0.5 * np.pi or hi >= 0.5 * np.pi:
+            # The silhouette reaches the camera plane: clamp to the image side it touches.
+            lo_px = -np.inf if lo <= -0.5 * np.pi else c + f * np.tan(lo)
+            hi_px = np.inf if hi >= 0.5 * np.pi else c + f * np.tan(hi)
+        else:
+            lo_px, hi_px = c + f * np.tan(lo), c + f * np.tan(hi)
+        lo_px, hi_px = max(lo_px, -0.5), min(hi_px, size - 0.5)
+        if lo_px > hi_px:
+            return None
+        out += [lo_px, hi_px]
+    return out[0], out[1], out[2], out[3]
