@@ -66,6 +66,10 @@ class UniformConfidence:
         return WindowPrediction(p.depth, p.K, np.ones_like(p.confidence))
 
 
+# The paper's estimator: weighted Procrustes only (no trimmed refit, no confidence erosion).
+PLAIN = ReconstructorConfig(robust_iterations=0, confidence_erosion_px=0)
+
+
 @pytest.mark.slow
 def test_oracle_dis_flow_accuracy_and_confidence_matters():
     rows = []
@@ -73,18 +77,26 @@ def test_oracle_dis_flow_accuracy_and_confidence_matters():
         seq = make_sequence(seed=seed, num_frames=60, height=240, width=320)
         gt = relative_to_first(seq.T_world_cam)
         length = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
-        _, res = run_stream(seq, OracleBackend(seq), DISFlow())
-        _, res_u = run_stream(seq, UniformConfidence(OracleBackend(seq)), DISFlow())
-        err = ate(trajectory(res), gt, align="sim3")
-        err_u = ate(trajectory(res_u), gt, align="sim3")
-        rot = rpe(trajectory(res), gt, delta=1, align="sim3")["rot_deg"]
-        rows.append((seed, length, err, err_u, rot))
-    for seed, length, err, _, rot in rows:
-        assert err < 0.02 * length, (seed, err, length)
-        assert rot < 0.5, (seed, rot)
-    weighted = np.mean([r[2] for r in rows])
-    uniform = np.mean([r[3] for r in rows])
-    assert uniform > 1.5 * weighted, (weighted, uniform)
+        errs = {}
+        for name, backend, cfg in (
+            ("weighted", OracleBackend(seq), None),
+            ("uniform", UniformConfidence(OracleBackend(seq)), None),
+            ("plain_weighted", OracleBackend(seq), PLAIN),
+            ("plain_uniform", UniformConfidence(OracleBackend(seq)), PLAIN),
+        ):
+            _, res = run_stream(seq, backend, DISFlow(), cfg)
+            errs[name] = ate(trajectory(res), gt, align="sim3")
+            if name == "weighted":
+                errs["rot"] = rpe(trajectory(res), gt, delta=1, align="sim3")["rot_deg"]
+        rows.append((seed, length, errs))
+    for seed, length, e in rows:
+        assert e["weighted"] < 0.02 * length, (seed, e, length)
+        assert e["rot"] < 0.5, (seed, e)
+    mean = {k: np.mean([r[2][k] for r in rows]) for k in rows[0][2]}
+    # Confidence weighting matters with our default estimator and, more, with the paper's.
+    assert mean["uniform"] > 1.2 * mean["weighted"], mean
+    assert mean["plain_uniform"] > 2.0 * mean["plain_weighted"], mean
+    assert mean["plain_weighted"] > mean["weighted"], mean
 
 
 def test_one_encoder_pass_per_new_frame_with_stride():

@@ -25,6 +25,8 @@ class ReconstructorConfig:
             plain weighted Procrustes.
         process_size: ``(height, width)`` the frames are resized to before inference, or
             None to process at the input size.
+        max_side: when ``process_size`` is None, frames whose longer side exceeds this are
+            downscaled to it (aspect ratio kept); None never downscales.
         point_stride: keep every n-th pixel in each direction for the point cloud.
         min_point_confidence: drop points whose confidence is below this.
         build_points: build the coloured point cloud (the node turns it off while no one
@@ -40,6 +42,7 @@ class ReconstructorConfig:
     edge_tolerance: float = 0.05
     robust_iterations: int = 2
     process_size: tuple[int, int] | None = None
+    max_side: int | None = None
     point_stride: int = 2
     min_point_confidence: float = 0.5
     build_points: bool = True

@@ -144,6 +144,10 @@ class Reconstructor:
 
     def _resize(self, arr: np.ndarray) -> np.ndarray:
         target = self.config.process_size
+        h, w = arr.shape[:2]
+        if target is None and self.config.max_side and max(h, w) > self.config.max_side:
+            s = self.config.max_side / max(h, w)
+            target = (max(1, round(h * s)), max(1, round(w * s)))
         if target is None or tuple(arr.shape[:2]) == tuple(target):
             return arr
         import cv2

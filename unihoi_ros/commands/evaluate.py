@@ -1,0 +1,75 @@
+"""``unihoi eval PRED_DIR GT``: metrics of a processed run against ground truth."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate `unihoi process` output against ground truth")
+    p.add_argument("pred_dir", type=Path, help="output directory of `unihoi process`")
+    p.add_argument("gt", type=Path, help="ground truth: TUM RGB-D folder, 7-Scenes folder or "
+                   ".npz (synthetic)")
+    p.add_argument("-o", "--out", type=Path, default=None,
+                   help="where to write eval.json / eval.png (default: PRED_DIR)")
+    p.set_defaults(func=run)
+
+
+def format_table(result: dict) -> str:
+    """Human-readable lines for the main numbers (and the baselines next to them)."""
+    lines = [f"frames evaluated: {result['frames_evaluated']}"]
+    tr = result.get("trajectory")
+    if tr:
+        base = result["baseline_identity_pose"]
+        lines.append(f"ATE (Sim3)     {tr['ate']:.4f} m     identity-pose baseline "
+                     f"{base['ate']:.4f} m")
+        lines.append(f"RPE trans      {tr['rpe_trans']:.4f} m     baseline "
+                     f"{base['rpe_trans']:.4f} m")
+        lines.append(f"RPE rot        {tr['rpe_rot_deg']:.3f} deg   baseline "
+                     f"{base['rpe_rot_deg']:.3f} deg")
+    d = result.get("depth")
+    if d:
+        b = result["baseline_constant_depth"]
+        lines.append(f"depth abs_rel  {d['abs_rel']:.4f}       constant-depth baseline "
+                     f"{b['abs_rel']:.4f}")
+        lines.append(f"depth rmse     {d['rmse']:.4f} m     baseline {b['rmse']:.4f} m")
+        lines.append(f"depth delta1   {d['delta1']:.4f}       baseline {b['delta1']:.4f}")
+    pc = result.get("pointcloud")
+    if pc:
+        lines.append("points: " + ", ".join(f"{k} {v:.4f}" for k, v in pc.items()))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from unihoi_ros.evaluation import associate, evaluate
+    from unihoi_ros.geometry.metrics import align_trajectory
+    from unihoi_ros.io.ground_truth import load_ground_truth
+    from unihoi_ros.io.pictures import evaluation_png
+    from unihoi_ros.io.predictions import Predictions
+    from unihoi_ros.io.sources import SourceError
+
+    out = args.out or args.pred_dir
+    try:
+        pred = Predictions.load(args.pred_dir / "predictions.npz")
+        gt = load_ground_truth(args.gt)
+        result = evaluate(pred, gt)
+    except (SourceError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"unihoi eval: error: {exc}", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    if gt.T_world_cam is not None and "trajectory" in result:
+        ip, ig = associate(pred.stamps_ns, gt.stamps_ns)
+        aligned = align_trajectory(pred.T_world_cam[ip], gt.T_world_cam[ig], mode="sim3")
+        evaluation_png(out / "eval.png", np.asarray(aligned), gt.T_world_cam[ig],
+                       result["per_frame_translation_error_m"],
+                       result.get("depth", {}).get("per_frame_abs_rel"),
+                       title=f"{args.pred_dir.name} vs {gt.source}")
+    print(format_table(result))
+    print(f"wrote {out / 'eval.json'}" + (f" and {out / 'eval.png'}"
+                                           if (out / "eval.png").exists() else ""))
+    return 0

@@ -1,0 +1,181 @@
+"""Ground truth for evaluation: TUM RGB-D, 7-Scenes, and our exact ``.npz`` (synthetic).
+
+Also writes a synthetic :class:`unihoi_ros.sim.Sequence` as a TUM RGB-D dataset (so every
+tool that reads TUM can use it) and as an exact ``.npz`` (no depth quantisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from unihoi_ros.io.sources import (
+    SourceError,
+    ns_to_seconds_text,
+    read_tum_list,
+    seconds_text_to_ns,
+    seven_scenes_files,
+)
+
+TUM_DEPTH_SCALE = 5000.0  # TUM RGB-D: 16-bit PNG, 5000 units per metre
+
+
+@dataclass
+class GroundTruth:
+    """Reference poses and depth of a recording.
+
+    Attributes:
+        stamps_ns: ``(N,)`` int64 stamps of the frames.
+        T_world_cam: ``(N, 4, 4)`` float64 camera-to-world, or None.
+        depth: ``(N, H, W)`` float32 metres (0 / NaN invalid), or None.
+        K: ``(3, 3)`` pixels of ``depth``, or None.
+        source: where it came from (for reports).
+    """
+
+    stamps_ns: np.ndarray
+    T_world_cam: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    K: np.ndarray | None = None
+    source: str = ""
+
+
+# ---------------------------------------------------------------------------- TUM poses
+def read_tum_trajectory(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(stamps_ns (N,), T (N, 4, 4))`` from ``timestamp tx ty tz qx qy qz qw`` lines."""
+    rows, stamps = [], []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            parts = line.split()
+            if len(parts) != 8:
+                raise SourceError(f"{path}: expected 8 numbers per line, got {line!r}")
+            stamps.append(seconds_text_to_ns(parts[0]))
+            rows.append([0.0] + [float(v) for v in parts[1:]])
+    if not rows:
+        raise SourceError(f"{path}: empty trajectory")
+    a = np.asarray(rows)
+    T = np.tile(np.eye(4), (len(a), 1, 1))
+    T[:, :3, :3] = Rotation.from_quat(a[:, 4:8]).as_matrix()
+    T[:, :3, 3] = a[:, 1:4]
+    return np.asarray(stamps, np.int64), T
+
+
+def write_tum_trajectory(path: Path, stamps_ns: np.ndarray, T: np.ndarray) -> None:
+    """Write ``timestamp tx ty tz qx qy qz qw`` lines (seconds, metres)."""
+    q = Rotation.from_matrix(np.asarray(T)[:, :3, :3]).as_quat()
+    with open(path, "w") as f:
+        f.write("# timestamp tx ty tz qx qy qz qw\n")
+        for s, Ti, qi in zip(stamps_ns, T, q):
+            t = Ti[:3, 3]
+            f.write(f"{ns_to_seconds_text(s)} {t[0]:.9f} {t[1]:.9f} {t[2]:.9f} "
+                    f"{qi[0]:.9f} {qi[1]:.9f} {qi[2]:.9f} {qi[3]:.9f}\n")
+
+
+def _nearest(src: np.ndarray, query: np.ndarray, tol_ns: int) -> np.ndarray:
+    """Index into sorted ``src`` of the nearest stamp to each query, -1 beyond ``tol_ns``."""
+    idx = np.clip(np.searchsorted(src, query), 1, len(src) - 1)
+    left, right = src[idx - 1], src[idx]
+    idx = np.where(np.abs(query - left) <= np.abs(right - query), idx - 1, idx)
+    return np.where(np.abs(src[idx] - query) <= tol_ns, idx, -1)
+
+
+# ---------------------------------------------------------------------------- loaders
+def load_tum(path: Path, tol_s: float = 0.02) -> GroundTruth:
+    """TUM RGB-D folder: poses from ``groundtruth.txt`` and depth from ``depth.txt``, both
+    associated to the ``rgb.txt`` stamps (nearest within ``tol_s``)."""
+    rgb = read_tum_list(path / "rgb.txt")
+    stamps = np.array([t for t, _ in rgb], np.int64)
+    tol = int(tol_s * 1e9)
+    T = None
+    if (path / "groundtruth.txt").is_file():
+        gs, gT = read_tum_trajectory(path / "groundtruth.txt")
+        idx = _nearest(gs, stamps, tol)
+        if (idx < 0).any():
+            raise SourceError(f"{path}: {int((idx < 0).sum())} rgb frames have no ground-truth "
+                              "pose within tolerance")
+        T = gT[idx]
+    depth = None
+    if (path / "depth.txt").is_file():
+        drows = read_tum_list(path / "depth.txt")
+        ds = np.array([t for t, _ in drows], np.int64)
+        idx = _nearest(ds, stamps, tol)
+        if (idx < 0).any():
+            raise SourceError(f"{path}: {int((idx < 0).sum())} rgb frames have no depth "
+                              "frame within tolerance")
+        depth = np.stack([_read_depth_png(path / drows[i][1], TUM_DEPTH_SCALE) for i in idx])
+    K = np.loadtxt(path / "intrinsics.txt").reshape(3, 3) if (
+        path / "intrinsics.txt").is_file() else None
+    return GroundTruth(stamps, T, depth, K, f"TUM {path}")
+
+
+def load_seven_scenes(path: Path, fps: float = 30.0) -> GroundTruth:
+    """7-Scenes folder: ``frame-N.pose.txt`` (camera-to-world) and ``frame-N.depth.png``
+    (uint16 millimetres, 0 invalid; the depth camera's, not registered to colour)."""
+    files = seven_scenes_files(path)
+    if not files:
+        raise SourceError(f"no frame-N.color.* files in {path}")
+    stamps = np.array([round(n * 1e9 / fps) for n, _ in files], np.int64)
+    T = np.stack([np.loadtxt(path / f"frame-{n:06d}.pose.txt") for n, _ in files])
+    depth = np.stack([_read_depth_png(path / f"frame-{n:06d}.depth.png", 1000.0)
+                      for n, _ in files])
+    K = np.loadtxt(path / "camera-intrinsics.txt").reshape(3, 3)
+    return GroundTruth(stamps, T, depth, K, f"7-Scenes {path}")
+
+
+def load_npz(path: Path) -> GroundTruth:
+    """Our exact format: ``stamps_ns``, ``T_world_cam``, ``depth``, ``K`` arrays."""
+    with np.load(path) as z:
+        return GroundTruth(z["stamps_ns"].astype(np.int64), z["T_world_cam"],
+                           z["depth"] if "depth" in z else None,
+                           z["K"] if "K" in z else None, f"npz {path}")
+
+
+def load_ground_truth(path: str | Path) -> GroundTruth:
+    """Ground truth from a TUM folder, a 7-Scenes folder or an ``.npz``."""
+    path = Path(path)
+    if path.suffix == ".npz" and path.is_file():
+        return load_npz(path)
+    if (path / "rgb.txt").is_file():
+        return load_tum(path)
+    if path.is_dir() and seven_scenes_files(path):
+        return load_seven_scenes(path)
+    raise SourceError(f"{path}: not a TUM RGB-D folder, a 7-Scenes folder or a .npz")
+
+
+def _read_depth_png(path: Path, units_per_metre: float) -> np.ndarray:
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16:
+        raise SourceError(f"{path}: expected a 16-bit depth PNG")
+    return raw.astype(np.float32) / np.float32(units_per_metre)
+
+
+# ---------------------------------------------------------------------------- writers
+def write_sequence_npz(seq, path: Path) -> None:
+    """Exact ground truth of a synthetic sequence (what :func:`load_npz` reads)."""
+    np.savez_compressed(path, stamps_ns=seq.stamps_ns, T_world_cam=seq.T_world_cam,
+                        depth=seq.depth, K=seq.K, dynamic=seq.dynamic)
+
+
+def write_sequence_tum(seq, path: Path) -> None:
+    """A synthetic sequence as a TUM RGB-D folder (rgb/, depth/ at 1/5000 m,
+    rgb.txt, depth.txt, groundtruth.txt, and intrinsics.txt with K)."""
+    path = Path(path)
+    (path / "rgb").mkdir(parents=True, exist_ok=True)
+    (path / "depth").mkdir(exist_ok=True)
+    rgb_lines, depth_lines = [], []
+    for s, rgb, d in zip(seq.stamps_ns, seq.rgb, seq.depth):
+        t = ns_to_seconds_text(s)
+        cv2.imwrite(str(path / "rgb" / f"{t}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        d16 = np.clip(np.round(d * TUM_DEPTH_SCALE), 0, 65535).astype(np.uint16)
+        cv2.imwrite(str(path / "depth" / f"{t}.png"), d16)
+        rgb_lines.append(f"{t} rgb/{t}.png")
+        depth_lines.append(f"{t} depth/{t}.png")
+    header = "# synthetic egocentric clip written by unihoi_ros\n# timestamp filename\n"
+    (path / "rgb.txt").write_text(header + "\n".join(rgb_lines) + "\n")
+    (path / "depth.txt").write_text(header + "\n".join(depth_lines) + "\n")
+    write_tum_trajectory(path / "groundtruth.txt", seq.stamps_ns, seq.T_world_cam)
+    np.savetxt(path / "intrinsics.txt", seq.K)

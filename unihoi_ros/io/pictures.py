@@ -1,0 +1,104 @@
+"""Pictures of results: the processing summary and the evaluation plots (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from unihoi_ros.optional import require
+
+
+def _plt():
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _top_view(ax, positions: np.ndarray, cloud: np.ndarray | None, colors=None,
+              label: str = "camera", color: str = "tab:red") -> None:
+    """Plot x (right) against z (forward) of the first camera's frame: a view from above
+    for a head camera looking ahead."""
+    if cloud is not None and len(cloud):
+        c = None if colors is None else np.asarray(colors) / 255.0
+        ax.scatter(cloud[:, 0], cloud[:, 2], s=0.5, c=c, alpha=0.6, linewidths=0)
+    ax.plot(positions[:, 0], positions[:, 2], "-", color=color, lw=1.5, label=label)
+    ax.plot(positions[:1, 0], positions[:1, 2], "o", color=color, ms=4)
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("z [m]")
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+def summary_png(path: str | Path, results, cloud=None, cloud_colors=None,
+                num_samples: int = 5, title: str = "") -> None:
+    """Strip of RGB / depth / confidence for sampled frames and a top view of the
+    trajectory and the fused cloud.
+
+    Args:
+        results: list of :class:`unihoi_ros.pipeline.FrameResult` (all frames).
+        cloud, cloud_colors: fused world cloud ``(M, 3)`` metres and ``(M, 3)`` uint8.
+    """
+    plt = _plt()
+    n = min(num_samples, len(results))
+    idx = np.linspace(0, len(results) - 1, n).round().astype(int)
+    depths = np.concatenate([results[i].depth[np.isfinite(results[i].depth)] for i in idx])
+    vmin, vmax = (np.percentile(depths, [2, 98]) if depths.size else (0.0, 1.0))
+    fig = plt.figure(figsize=(3 * n + 5, 7.5), dpi=100)
+    grid = fig.add_gridspec(3, n + 2)
+    for col, i in enumerate(idx):
+        r = results[i]
+        for row, (img, kw, name) in enumerate((
+            (r.rgb, {}, "rgb"),
+            (r.depth, {"cmap": "turbo", "vmin": vmin, "vmax": vmax}, "depth [m]"),
+            (r.confidence, {"cmap": "viridis", "vmin": 0, "vmax": 1}, "confidence"),
+        )):
+            ax = fig.add_subplot(grid[row, col])
+            im = ax.imshow(img, **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"frame {i}  t={r.stamp_ns / 1e9:.2f}s", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name)
+            if col == n - 1 and row > 0:
+                fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = fig.add_subplot(grid[:, n:])
+    positions = np.stack([r.T_world_cam[:3, 3] for r in results])
+    _top_view(ax, positions, cloud, cloud_colors)
+    ax.set_title("trajectory and fused cloud (top view)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluation_png(path: str | Path, est_aligned: np.ndarray, gt: np.ndarray,
+                   per_frame_trans: list[float], per_frame_abs_rel: list[float] | None,
+                   title: str = "") -> None:
+    """Aligned trajectories (top view) and per-frame translation / depth errors."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), dpi=100)
+    _top_view(axes[0], gt[:, :3, 3], None, label="ground truth", color="k")
+    axes[0].plot(est_aligned[:, 0, 3], est_aligned[:, 2, 3], "-", color="tab:red",
+                 label="estimate (Sim(3)-aligned)")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("trajectories")
+    axes[1].plot(np.asarray(per_frame_trans) * 100, color="tab:red")
+    axes[1].set_xlabel("frame")
+    axes[1].set_ylabel("translation error [cm]")
+    axes[1].set_title("per-frame position error")
+    if per_frame_abs_rel is not None:
+        axes[2].plot(per_frame_abs_rel, color="tab:blue")
+    axes[2].set_xlabel("frame")
+    axes[2].set_ylabel("depth abs_rel")
+    axes[2].set_title("per-frame depth error")
+    for ax in axes[1:]:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
