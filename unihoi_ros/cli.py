@@ -16,6 +16,8 @@ import sys
 COMMAND_MODULES = (
     "unihoi_ros.commands.demo",
     "unihoi_ros.commands.model",
+    "unihoi_ros.commands.process",
+    "unihoi_ros.commands.evaluate",
 )
 
 
