@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "unihoi_ros.commands.model",
     "unihoi_ros.commands.process",
     "unihoi_ros.commands.evaluate",
+    "unihoi_ros.commands.engine",
 )
 
 

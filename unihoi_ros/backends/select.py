@@ -1,0 +1,131 @@
+"""Choosing an inference backend: explicitly, or ``auto`` by what the machine has.
+
+``auto`` prefers TensorRT > ONNX Runtime CUDA > torch CUDA > ONNX Runtime CPU > torch CPU,
+skipping each candidate whose requirements are missing (no engine/ONNX file, no CUDA, no
+TensorRT, ...), and logs the choice with the reason for every skipped candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+
+
+@dataclass
+class Selection:
+    """The chosen backend and why (``skipped``: candidate -> reason)."""
+
+    backend: object
+    choice: str
+    reason: str
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _ort_providers() -> set[str]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return set()
+    return set(onnxruntime.get_available_providers())
+
+
+def _torch_dtype(precision: str):
+    import torch
+
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def candidates(model, onnx_path, engine_path, device: str, precision: str):
+    """``(name, available, reason, factory)`` in ``auto``'s order of preference."""
+    from unihoi_ros.backends.tensorrt_backend import tensorrt_status
+
+    cuda = _cuda_available() and (device in ("auto", "cuda") or device.startswith("cuda:"))
+    providers = _ort_providers()
+    onnx_ok = onnx_path is not None and Path(onnx_path).is_file()
+    trt_ok, trt_reason = tensorrt_status()
+    cuda_dev = device if device.startswith("cuda") else "cuda"
+
+    def trt():
+        from unihoi_ros.backends.tensorrt_backend import TensorRTBackend
+
+        if engine_path is not None and not Path(engine_path).exists() and onnx_ok:
+            from unihoi_ros.backends.tensorrt_build import build_engine
+
+            build_engine(onnx_path, engine_path, precision if precision != "fp32" else "fp16")
+        return TensorRTBackend(engine_path, cuda_dev,
+                               None if model is None else model.config.to_dict())
+
+    def ort(provs):
+        from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return lambda: OnnxRuntimeBackend(onnx_path, provs)
+
+    def torch_on(dev):
+        from unihoi_ros.backends.torch_backend import TorchBackend
+
+        return lambda: TorchBackend(model, dev, _torch_dtype(precision) if dev != "cpu" else None)
+
+    engine_ok = engine_path is not None and (Path(engine_path).exists() or onnx_ok)
+    return [
+        ("tensorrt", trt_ok and engine_ok,
+         trt_reason if not trt_ok else ("engine (or ONNX to build it) given" if engine_ok
+                                         else "no engine_file_path/onnx_file_path"), trt),
+        ("onnxruntime-cuda", onnx_ok and cuda and "CUDAExecutionProvider" in providers,
+         "no ONNX file" if not onnx_ok else (
+             "ONNX Runtime has no CUDA provider" if "CUDAExecutionProvider" not in providers
+             else ("no CUDA device" if not cuda else "ONNX file and CUDA provider")),
+         ort(("CUDAExecutionProvider", "CPUExecutionProvider"))),
+        ("torch-cuda", model is not None and cuda,
+         "no CUDA device" if not cuda else ("no torch model" if model is None
+                                            else "torch model on CUDA"), torch_on(cuda_dev)),
+        ("onnxruntime-cpu", onnx_ok and "CPUExecutionProvider" in providers,
+         "no ONNX file" if not onnx_ok else "ONNX file on the CPU",
+         ort(("CPUExecutionProvider",))),
+        ("torch-cpu", model is not None and device in ("auto", "cpu"),
+         "no torch model" if model is None else "torch model on the CPU", torch_on("cpu")),
+    ]
+
+
+def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
+                   engine_path=None, device: str = "auto", precision: str = "fp32") -> Selection:
+    """Build the requested backend (or the best available one for ``"auto"``).
+
+    Args:
+        name_or_auto: ``auto``, ``tensorrt``, ``onnxruntime`` or ``torch``.
+        model: a ``UniHOI`` network (torch backends; also the config TensorRT checks).
+        onnx_path: exported graph (ONNX Runtime; TensorRT builds from it if the engine is
+            missing).
+        engine_path: serialized TensorRT engine.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``fp32``, ``fp16`` or ``bf16`` (reduced precision on CUDA only).
+    """
+    if name_or_auto not in BACKENDS:
+        raise ValueError(f"unknown backend {name_or_auto!r}; choose from {BACKENDS}")
+    cands = candidates(model, onnx_path, engine_path, device, precision)
+    if name_or_auto != "auto":
+        cands = [c for c in cands if c[0].split("-")[0] == name_or_auto]
+    skipped = {}
+    for cname, ok, reason, factory in cands:
+        if not ok:
+            skipped[cname] = reason
+            continue
+        backend = factory()
+        for s, why in skipped.items():
+            log.info("backend %s skipped: %s", s, why)
+        log.info("backend: %s (%s)", cname, reason)
+        return Selection(backend, cname, reason, skipped)
+    detail = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+    raise RuntimeError(f"no usable backend for {name_or_auto!r} ({detail})")
