@@ -36,7 +36,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench", "bench.*"]),
-    package_data={PACKAGE: ["model/weights/*", "ros/*.xml", "config/*"]},
+    package_data={PACKAGE: ["model/weights/*", "model/*.txt", "train/configs/*.yaml"]},
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -1,7 +1,122 @@
-"""``unihoi model-info`` and ``unihoi export`` (owned by the model work; see unihoi_ros.model)."""
+"""``unihoi model-info`` and ``unihoi export`` (the network's CLI; see ``unihoi_ros.model``).
+
+``model-info`` prints, per size, the number of state-dict numbers of each part of the
+network (built on the ``meta`` device: no weights are allocated), and the authors' modules
+that are left out because they are never used. ``export`` writes the ONNX graph.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
+
+# Parts of the network, by state-dict prefix (the authors' key names).
+PARTS = {
+    "encoder": ("backbone.unidepth.pixel_encoder.",),
+    "decoder": ("backbone.unidepth.pixel_decoder.",),
+    "unets": ("backbone.feature_fusion_unet_list.",),
+    "temporal": ("backbone.token_projector_list.", "backbone.global_token_projector_list."),
+    "projector": ("backbone.dino_projector.",),
+    "confidence": ("backbone.corr_weighter_perpoint.",),
+}
+LEFT_OUT = {"camera_token_projector_list": "backbone.camera_token_projector_list."}
+
+
+def part_counts(keys_shapes) -> dict[str, int]:
+    """Numbers per part from ``[(key, shape), ...]`` (unknown prefixes under ``other``)."""
+    import math
+
+    counts = {name: 0 for name in (*PARTS, *LEFT_OUT)}
+    for key, shape in keys_shapes:
+        n = math.prod(shape)
+        for name, prefixes in {**PARTS, **{k: (v,) for k, v in LEFT_OUT.items()}}.items():
+            if key.startswith(prefixes):
+                counts[name] += n
+                break
+        else:
+            counts["other"] = counts.get("other", 0) + n
+    return counts
+
+
+def model_info(size: str) -> dict:
+    """Per-part counts of our network of ``size`` plus the left-out modules' counts."""
+    import torch
+
+    from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.temporal import Transformer
+
+    with torch.device("meta"):
+        model = UniHOI.from_size(size)
+        cfg = model.config
+        unused = [Transformer(cfg.embed_dim, cfg.transformer_depth, cfg.transformer_heads,
+                              cfg.transformer_dim_head, cfg.transformer_mlp_dim)
+                  for _ in range(4)]
+    sd = model.state_dict()
+    counts = part_counts([(k, tuple(v.shape)) for k, v in sd.items()])
+    counts["camera_token_projector_list"] = sum(
+        v.numel() for t in unused for v in t.state_dict().values()
+    )
+    params = sum(p.numel() for p in model.parameters())
+    return {
+        "size": size,
+        "parts": {k: v for k, v in counts.items() if k not in LEFT_OUT},
+        "total_numbers": sum(v.numel() for v in sd.values()),
+        "parameters": params,
+        "left_out_unused": {k: counts[k] for k in LEFT_OUT},
+        "float32_mb": 4 * sum(v.numel() for v in sd.values()) / 1e6,
+    }
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from unihoi_ros.model.config import SIZES
+
+    sizes = [args.size] if args.size else list(SIZES)
+    infos = [model_info(s) for s in sizes]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    for info in infos:
+        print(f"{info['size']}: {info['total_numbers']:,} numbers "
+              f"({info['parameters']:,} parameters, {info['float32_mb']:.1f} MB float32)")
+        for part, n in info["parts"].items():
+            print(f"  {part:<12} {n:>14,}")
+        for part, n in info["left_out_unused"].items():
+            print(f"  left out (never used by the authors' forward): {part} {n:,}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.export import export_onnx, unsupported_ops
+
+    if args.model:
+        model = UniHOI.from_pretrained(args.model)
+        provenance = f"weights {args.model}"
+    else:
+        model = UniHOI.from_size(args.size)
+        provenance = f"random initialisation of size {args.size} (no --model given)"
+    path = export_onnx(model, args.output, args.height, args.width, opset=args.opset,
+                       provenance=provenance)
+    bad = unsupported_ops(path)
+    print(f"wrote {path} ({model.config.size}, {args.height}x{args.width}, opset {args.opset})")
+    if bad:
+        print(f"WARNING: operators TensorRT cannot parse: {sorted(bad)}")
+        return 1
+    return 0
+
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("model-info", help="parameter counts per part and size")
+    p.add_argument("--size", default=None, help="one size: vitl14, vits14, tiny (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_run_info)
+
+    e = sub.add_parser("export", help="export the window network to ONNX")
+    e.add_argument("--size", default="tiny", help="network size (vitl14, vits14, tiny)")
+    e.add_argument("--model", default=None, help="trained weights: path or bundled name")
+    e.add_argument("--height", type=int, default=120)
+    e.add_argument("--width", type=int, default=160)
+    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("-o", "--output", type=Path, required=True, help="output .onnx path")
+    e.set_defaults(func=_run_export)

@@ -70,38 +70,47 @@ def in_image(uv: np.ndarray, height: int, width: int) -> np.ndarray:
         )
 
 
+def image_bounds(height: int, width: int) -> tuple[float, float, float, float]:
+    """Pixel-area bounds ``(u_lo, u_hi, v_lo, v_hi)`` of an ``height x width`` image."""
+    return (-0.5, width - 0.5, -0.5, height - 0.5)
+
+
 def sphere_rect(
-    k: np.ndarray, center_cam: np.ndarray, radius: float, height: int, width: int
+    k: np.ndarray,
+    center_cam: np.ndarray,
+    radius: float,
+    bounds: tuple[float, float, float, float],
 ) -> tuple[float, float, float, float] | None:
     """Conservative pixel rectangle ``(u0, u1, v0, v1)`` covering the image of a sphere.
 
-    ``center_cam`` (3,) is the sphere centre in the camera frame (m). Returns None when the
-    sphere is entirely behind the camera or outside the image, and the full image when it
-    reaches the camera plane. The bound is exact per axis: the extreme values of ``x / z``
-    over a sphere are the tangents of the 2D problem in the xz (resp. yz) plane.
+    ``center_cam`` (3,) is the sphere centre in the camera frame (m); the rectangle is
+    clipped to ``bounds`` ``(u_lo, u_hi, v_lo, v_hi)`` (pixels). Returns None when the
+    sphere is entirely behind the camera or outside the bounds, and ``bounds`` itself when
+    the sphere reaches the camera centre. The bound is exact per axis: the extreme values
+    of ``x / z`` over a sphere are the tangents of the 2D problem in the xz (resp. yz)
+    plane.
     """
-    full = (-0.5, width - 0.5, -0.5, height - 0.5)
     if not np.isfinite(radius):
-        return full
+        return bounds
     cz = center_cam[2]
     if cz + radius <= 0.0:
         return None
     out = []
-    for axis, f, c, size in ((0, k[0, 0], k[0, 2], width), (1, k[1, 1], k[1, 2], height)):
+    for axis, f, c, lo_b, hi_b in (
+        (0, k[0, 0], k[0, 2], bounds[0], bounds[1]),
+        (1, k[1, 1], k[1, 2], bounds[2], bounds[3]),
+    ):
         ca = center_cam[axis]
         dist = np.hypot(ca, cz)
         if dist <= radius * 1.0001:
-            return full
+            return bounds
         mid = np.arctan2(ca, cz)
         half = np.arcsin(radius / dist)
         lo, hi = mid - half, mid + half
-        if lo <= -0.5 * np.pi or hi >= 0.5 * np.pi:
-            # The silhouette reaches the camera plane: clamp to the image side it touches.
-            lo_px = -np.inf if lo <= -0.5 * np.pi else c + f * np.tan(lo)
-            hi_px = np.inf if hi >= 0.5 * np.pi else c + f * np.tan(hi)
-        else:
-            lo_px, hi_px = c + f * np.tan(lo), c + f * np.tan(hi)
-        lo_px, hi_px = max(lo_px, -0.5), min(hi_px, size - 0.5)
+        # A silhouette that reaches the camera plane is unbounded on that side.
+        lo_px = -np.inf if lo <= -0.5 * np.pi else c + f * np.tan(lo)
+        hi_px = np.inf if hi >= 0.5 * np.pi else c + f * np.tan(hi)
+        lo_px, hi_px = max(lo_px, lo_b), min(hi_px, hi_b)
         if lo_px > hi_px:
             return None
         out += [lo_px, hi_px]

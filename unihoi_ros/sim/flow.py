@@ -26,8 +26,11 @@ def unproject_world(depth: np.ndarray, k: np.ndarray, T_world_cam: np.ndarray) -
 def move_points(
     points: np.ndarray, body: np.ndarray, T_from: np.ndarray, T_to: np.ndarray
 ) -> np.ndarray:
-    """Carry world points ``(M, 3)`` on bodies ``body`` ``(M,)`` from the body poses
-    ``T_from`` ``(B, 4, 4)`` to ``T_to`` ``(B, 4, 4)`` (rigidly with their body)."""
+    """Carry world points rigidly with their bodies from one set of body poses to another.
+
+    ``points`` ``(M, 3)`` (m) lie on bodies ``body`` ``(M,)``; ``T_from`` and ``T_to`` are
+    ``(B, 4, 4)`` body-to-world poses.
+    """
     out = np.empty_like(points)
     rel = T_to @ inv_pose(T_from)  # (B, 4, 4)
     for b in np.unique(body):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import in_image, pixel_grid, project, rays, sphere_rect
+from .camera import image_bounds, in_image, pixel_grid, project, rays, sphere_rect
 from .scene import intersect, normals_and_faces
 from .texture import albedo
 from .world import World
@@ -42,8 +42,7 @@ def prim_poses(world: World, T_world_body: np.ndarray) -> np.ndarray:
 
 
 def _grid_candidates(rect: tuple[float, float, float, float], h: int, w: int) -> np.ndarray | None:
-    """Row-major indices of the pixel centres of an ``h x w`` grid inside ``rect``
-    (None: all of them)."""
+    """Return row-major indices of the ``h x w`` pixel centres inside ``rect`` (None: all)."""
     u0, u1, v0, v1 = rect
     c0, c1 = max(int(np.ceil(u0 - 1e-6)), 0), min(int(np.floor(u1 + 1e-6)), w - 1)
     r0, r1 = max(int(np.ceil(v0 - 1e-6)), 0), min(int(np.floor(v1 + 1e-6)), h - 1)
@@ -55,14 +54,15 @@ def _grid_candidates(rect: tuple[float, float, float, float], h: int, w: int) ->
 
 
 def _sorted_candidates(
-    rect: tuple[float, float, float, float], u: np.ndarray, v_sorted: np.ndarray
+    rect: tuple[float, float, float, float], uv: np.ndarray, rows: np.ndarray
 ) -> np.ndarray:
-    """Indices of rays (sorted by ``v``) whose ``(u, v)`` lies in ``rect``."""
+    """Return the indices of rays (sorted by pixel row ``rows``) whose ``uv`` is in ``rect``."""
     u0, u1, v0, v1 = rect
-    lo = int(np.searchsorted(v_sorted, v0 - 1e-6, side="left"))
-    hi = int(np.searchsorted(v_sorted, v1 + 1e-6, side="right"))
-    us = u[lo:hi]
-    return lo + np.flatnonzero((us >= u0 - 1e-6) & (us <= u1 + 1e-6))
+    lo = int(np.searchsorted(rows, np.floor(v0 - 1e-6), side="left"))
+    hi = int(np.searchsorted(rows, np.floor(v1 + 1e-6), side="right"))
+    us, vs = uv[lo:hi, 0], uv[lo:hi, 1]
+    inside = (us >= u0 - 1e-6) & (us <= u1 + 1e-6) & (vs >= v0 - 1e-6) & (vs <= v1 + 1e-6)
+    return lo + np.flatnonzero(inside)
 
 
 def cast(
@@ -72,25 +72,31 @@ def cast(
     T_world_cam: np.ndarray,
     uv: np.ndarray,
     grid: tuple[int, int] | None = None,
-    image_size: tuple[int, int] | None = None,
 ) -> Hits:
     """First hits of the camera rays through pixel positions ``uv`` ``(M, 2)``.
 
     ``poses`` are the primitives' world poses (``prim_poses``). ``grid = (H, W)`` says that
-    ``uv`` is the full row-major pixel grid (culling by slicing). Otherwise the rays are
-    sorted by row once so that each primitive only scans the rows of its rectangle;
-    ``image_size = (H, W)`` bounds the rectangles (default: the extent of ``uv``).
+    ``uv`` is the full row-major pixel grid (culling by slicing). Otherwise ``uv`` may be
+    anywhere (also outside the image): the rays are bucketed by pixel row once so that each
+    primitive only scans the rows of its rectangle.
     """
     order = None
     if grid is not None:
         h, w = grid
+        bounds = image_bounds(h, w)
     else:
-        order = np.argsort(uv[:, 1], kind="stable")
-        uv = uv[order]
-        if image_size is None:
-            span = float(np.max(np.abs(uv))) if uv.size else 1.0
-            image_size = (int(2 * span + 2), int(2 * span + 2))
-        h, w = image_size
+        if uv.shape[0] == 0:
+            return Hits(z=np.empty(0), prim=np.empty(0, dtype=np.int64))
+        # Bucket the rays by pixel row (a radix sort on int16 is linear time).
+        rows = np.clip(np.floor(uv[:, 1]), -30000, 30000).astype(np.int16)
+        order = np.argsort(rows, kind="stable")
+        uv, rows = uv[order], rows[order]
+        bounds = (
+            float(uv[:, 0].min()),
+            float(uv[:, 0].max()),
+            float(uv[:, 1].min()),
+            float(uv[:, 1].max()),
+        )
     r_wc, c = T_world_cam[:3, :3], T_world_cam[:3, 3]
     d_cam = np.ascontiguousarray(rays(k, uv).T)  # (3, M): contiguous per-axis rows
     z = np.full(uv.shape[0], np.inf)
@@ -98,15 +104,15 @@ def cast(
     for i, p in enumerate(world.prims):
         r_wp, t_wp = poses[i, :3, :3], poses[i, :3, 3]
         center_cam = r_wc.T @ (t_wp - c)
-        rect = sphere_rect(k, center_cam, p.bound_radius * 1.001 + 1e-4, h, w)
+        rect = sphere_rect(k, center_cam, p.bound_radius * 1.001 + 1e-4, bounds)
         if rect is None:
             continue
         if grid is not None:
             idx = _grid_candidates(rect, h, w)
-        elif rect == (-0.5, w - 0.5, -0.5, h - 0.5):
+        elif rect == bounds:
             idx = None
         else:
-            idx = _sorted_candidates(rect, uv[:, 0], uv[:, 1])
+            idx = _sorted_candidates(rect, uv, rows)
         if idx is not None and idx.size == 0:
             continue
         d = d_cam if idx is None else d_cam[:, idx]
@@ -147,7 +153,8 @@ def shade(
     """
     r_wc, c = T_world_cam[:3, :3], T_world_cam[:3, 3]
     rgb = np.zeros((uv.shape[0], 3))
-    order = np.argsort(hits.prim, kind="stable")
+    # Group the pixels by primitive (int16 keys: linear-time radix sort).
+    order = np.argsort(hits.prim.astype(np.int16), kind="stable")
     bounds = np.searchsorted(hits.prim[order], np.arange(len(world.prims) + 1))
     head = world.layout.head_base
     pixel_angle = 1.0 / k[0, 0]  # rad per pixel at the image centre
@@ -234,8 +241,9 @@ def visible(
     points_world: np.ndarray,
     body: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Project world points ``(M, 3)`` on bodies ``body`` ``(M,)`` into a camera and test
-    whether each is the first surface seen along its ray.
+    """Project points into a camera and test whether each is the first surface seen.
+
+    ``points_world`` ``(M, 3)`` (m) lie on bodies ``body`` ``(M,)``.
 
     Returns pixel positions ``(M, 2)`` (NaN behind the camera), z-depth ``(M,)`` (m) and
     ``visible`` ``(M,)`` bool: in front of the camera, inside the image, and the ray
@@ -249,7 +257,7 @@ def visible(
     idx = np.flatnonzero(vis)
     if idx.size:
         poses = prim_poses(world, T_world_body)
-        hits = cast(world, poses, k, T_world_cam, uv[idx], image_size=(height, width))
+        hits = cast(world, poses, k, T_world_cam, uv[idx])
         body_of = np.array([p.body for p in world.prims], dtype=np.int64)
         hit_body = np.where(hits.prim >= 0, body_of[np.maximum(hits.prim, 0)], -1)
         same = (np.abs(hits.z - z[idx]) <= VISIBILITY_RTOL * z[idx]) & (hit_body == body[idx])

@@ -133,7 +133,10 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -
 
 
 def min_jerk(s: np.ndarray | float) -> np.ndarray | float:
-    """Minimum-jerk time scaling of ``s`` clipped to [0, 1]: zero velocity and acceleration
-    at both ends, so piecewise motions built from it are smooth."""
+    """Minimum-jerk time scaling of ``s`` clipped to [0, 1].
+
+    Zero velocity and acceleration at both ends, so piecewise motions built from it are
+    smooth.
+    """
     s = np.clip(s, 0.0, 1.0)
     return s**3 * (10.0 - 15.0 * s + 6.0 * s**2)

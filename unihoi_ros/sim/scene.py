@@ -181,14 +181,19 @@ _INTERSECT = {
 
 
 def intersect(kind: int, size: np.ndarray, o: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """First-hit ray parameters ``(M,)`` (inf = miss) for rays ``o`` (3,), ``d`` (3, M)
-    (component-major, so that per-axis arithmetic is contiguous) in the primitive's frame."""
+    """First-hit ray parameters ``(M,)`` (inf = miss) of rays in the primitive's frame.
+
+    ``o`` (3,) is the shared origin, ``d`` (3, M) the directions, component-major so that
+    per-axis arithmetic is contiguous.
+    """
     return _INTERSECT[kind](size, o, d)
 
 
 def normals_and_faces(kind: int, size: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit outward normals ``(M, 3)`` (inward for ``ROOM``, i.e. towards the viewer) and
-    face indices ``(M,)`` int of surface points ``p`` ``(M, 3)`` in the primitive frame.
+    """Return unit normals ``(M, 3)`` and face indices ``(M,)`` of surface points.
+
+    ``p`` ``(M, 3)`` are in the primitive frame; normals point outwards (inwards for
+    ``ROOM``, i.e. towards the viewer).
 
     Faces are ``2 * axis + (outward normal positive)`` for boxes and rooms, 0 otherwise.
     """

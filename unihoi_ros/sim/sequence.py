@@ -5,10 +5,10 @@ random draw comes from one ``numpy.random.default_rng(seed)`` (and generators se
 it), never from global state. The geometry and motion do not depend on the resolution,
 except through the aspect ratio used by the coverage check below.
 
-The world (intrinsics, room, motion) is redrawn until the dynamic bodies (hands + object)
-cover ``dynamic_fraction`` of the image in every frame and nothing comes closer than
-``MIN_DEPTH`` to the camera, judged on a 64-pixel-wide preview with a small margin; after
-``max_attempts`` the best attempt is kept.
+The world (intrinsics, room, motion) is redrawn until the dynamic bodies (hands, forearms
+and object) cover ``dynamic_fraction`` of the image in every frame and nothing comes
+closer than ``MIN_DISTANCE`` to the camera, judged on a 64-pixel-wide preview with a small
+margin; after ``max_attempts`` the best attempt is kept.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from .render import cast, prim_poses, render, visible
 from .trajectory import body_poses, camera_trajectory, plan_motion
 from .world import World, build_world
 
-#: Nothing may come closer to the camera than this (m): a hand is not a head-cam's lens cap.
-MIN_DEPTH = 0.1
+#: Nothing may come closer to the camera centre than this (m, Euclidean): a forearm in a
+#: wide-angle image corner may be close, but a hand is not a head camera's lens cap.
+MIN_DISTANCE = 0.12
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,13 @@ class Sequence:
             surface point in frame t-1 (defined even where that point is hidden there).
         flow_bwd_occluded: ``(N-1, H, W)`` bool; the point of ``flow_bwd`` is hidden or
             out of view in frame t-1.
-        dynamic: ``(N, H, W)`` bool, pixel on a hand or the manipulated object (a body
-            that can move; the object counts also while it rests).
+        dynamic: ``(N, H, W)`` bool, pixel on a hand, a forearm or the manipulated object
+            (a body that can move; the object counts also while it rests).
         instance: ``(N, H, W)`` int16 body id per pixel (0 = static world).
         T_world_body: ``(N, B, 4, 4)`` float64 body-to-world poses; body 0 (static world)
             is the identity.
-        body_names: ``(B,)`` names of the bodies (``"static"``, ``"hand_right"``,
-            ``"hand_left"``, ``"object"``).
+        body_names: ``(B,)`` names of the bodies: ``"static"``, per hand ``"hand_<side>"``
+            and ``"forearm_<side>"`` (side ``right`` or ``left``), then ``"object"``.
         stamps_ns: ``(N,)`` int64 timestamps (ns), ``start_ns + round(i * 1e9 / fps)``.
         tracks: long-term point tracks (see :class:`Tracks`).
         fps: frame rate (Hz).
@@ -129,13 +130,12 @@ def raycast(seq: Sequence, frame: int, uv: np.ndarray) -> tuple[np.ndarray, np.n
     """Cast rays of camera ``frame`` through sub-pixel positions ``uv`` ``(M, 2)``.
 
     Returns the z-depth ``(M,)`` float64 (m) of the first surface and its body id ``(M,)``
-    int16. Useful to check depth at non-integer pixels exactly.
+    int16. Useful to check depth at non-integer pixels exactly; ``uv`` may also lie
+    outside the image (the world is closed: every ray in front of the camera hits).
     """
     uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
     poses = prim_poses(seq.world, seq.T_world_body[frame])
-    hits = cast(
-        seq.world, poses, seq.K, seq.T_world_cam[frame], uv, image_size=(seq.height, seq.width)
-    )
+    hits = cast(seq.world, poses, seq.K, seq.T_world_cam[frame], uv)
     body_of = np.array([p.body for p in seq.world.prims], dtype=np.int16)
     return hits.z, body_of[hits.prim]
 
@@ -176,11 +176,12 @@ def _draw(
     pw = 64
     ph = max(8, round(pw * height / width))
     kp = intrinsics(pw, ph, hfov, pp)
+    ray_len = np.linalg.norm(rays(kp, pixel_grid(ph, pw)), axis=1).reshape(ph, pw)
     cov = np.empty(num_frames)
     near = np.empty(num_frames)
     for i in range(num_frames):
         fr = render(world, t_wb[i], kp, t_wc[i], ph, pw, with_rgb=False)
-        cov[i], near[i] = np.mean(fr.body > 0), fr.depth.min()
+        cov[i], near[i] = np.mean(fr.body > 0), np.min(fr.depth * ray_len)
     return _Draw(world, intrinsics(width, height, hfov, pp), t_wc, t_wb, cov, near)
 
 
@@ -262,7 +263,7 @@ def make_sequence(
             np.sum(
                 np.maximum(lo + margin - d.coverage, 0.0)
                 + np.maximum(d.coverage - (hi - margin), 0.0)
-                + np.maximum(MIN_DEPTH - d.nearest, 0.0)
+                + np.maximum(MIN_DISTANCE - d.nearest, 0.0)
             )
         )
         if err < best_err:

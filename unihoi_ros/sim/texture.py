@@ -137,7 +137,7 @@ def albedo(
         s = coarse
     col = m.color_a + np.clip(s, 0.0, 1.0)[:, None] * (m.color_b - m.color_a)
     # Brightness detail at two scales (coarse-to-fine flow methods need both).
-    gain = 1.0 + m.noise_amp * (2.0 * (fine - 0.5) + 1.2 * (coarse - 0.5))
+    gain = 1.0 + m.noise_amp * 2.5 * ((fine - 0.5) + (coarse - 0.5))
     return np.clip(col * gain[:, None], 0.0, 1.0)
 
 

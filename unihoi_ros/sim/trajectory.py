@@ -1,5 +1,7 @@
-"""Motion of the synthetic world: pick-and-place episodes for the hands and the object,
-and a head-mounted camera that follows the action.
+"""Motion of the synthetic world: pick-and-place episodes and a head-mounted camera.
+
+The hands pick up, carry and put down the object; each forearm pivots about a fixed elbow
+point, following its wrist; the camera follows the action.
 
 All motions are functions of continuous time (seconds) except the camera's
 rate-limited gaze follower, which is integrated on a fine grid that contains every frame
@@ -25,7 +27,7 @@ from .rigid import (
     so3_exp,
     so3_log,
 )
-from .world import Layout
+from .world import Layout, hand_body
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class MotionPlan:
         layout: the world's placement facts.
         episodes: pick-and-place episodes in time order (they never overlap).
         idle: per hand, ``(3, 2, 3)`` idle-drift amplitudes (m), frequencies (Hz) and
-            phases (rad) of two sinusoids per axis, plus wrist angles (see ``idle_pose``).
+            phases (rad) of two sinusoids per axis (see ``idle_pose``).
         idle_angles: per hand ``(3,)`` mean finger pitch, roll and yaw offset (rad).
         obj_start: ``(4, 4)`` object pose at time 0 (before the first lift).
     """
@@ -68,8 +70,11 @@ class MotionPlan:
 def hand_rotation(
     layout: Layout, hand: int, palm: np.ndarray, pitch: float, roll: float, yaw: float
 ) -> np.ndarray:
-    """Hand orientation: fingers point away from the hand's elbow point (horizontally),
-    tipped down by ``pitch`` and rolled by ``roll`` about the finger axis (rad)."""
+    """Hand orientation: fingers point away from the hand's elbow point (horizontally).
+
+    The fingers are tipped down by ``pitch`` and rolled by ``roll`` about the finger axis,
+    after a ``yaw`` about the vertical (rad).
+    """
     x = palm - layout.elbows[hand]
     x[2] = 0.0
     x /= np.linalg.norm(x)
@@ -82,7 +87,9 @@ def idle_pose(plan: MotionPlan, hand: int, t: float) -> np.ndarray:
     """Pose (4, 4) of a hand that is not manipulating: slow drift around its rest pose."""
     amp, freq, phase = plan.idle[hand]
     wave = np.sum(amp * np.sin(2.0 * np.pi * freq * t + phase), axis=0)  # (3,)
-    pos = plan.layout.palm_rest[hand] + np.array([wave[0], wave[1], abs(wave[2])])
+    # The vertical drift is offset by its amplitude: the palm never sinks into the table.
+    lift = wave[2] + float(np.sum(amp[:, 2]))
+    pos = plan.layout.palm_rest[hand] + np.array([wave[0], wave[1], lift])
     pitch, roll, yaw = plan.idle_angles[hand]
     side = plan.layout.hand_sides[hand]
     r = hand_rotation(plan.layout, hand, pos, pitch, roll + 0.5 * wave[1] * side, yaw + wave[0])
@@ -198,7 +205,7 @@ def plan_motion(
             if np.linalg.norm(xy_b - xy) > 0.1:
                 break
         yaw_b = yaw + float(rng.uniform(-0.7, 0.7))
-        lift = float(rng.uniform(0.05, 0.12))
+        lift = float(rng.uniform(0.04, 0.1))
         obj_b = _object_at(layout, xy_b, yaw_b)
         episodes.append(
             Episode(
@@ -218,14 +225,33 @@ def plan_motion(
     return MotionPlan(layout, tuple(episodes), idle, idle_angles, start)
 
 
+def forearm_pose(layout: Layout, hand: int, T_world_hand: np.ndarray) -> np.ndarray:
+    """Forearm pose (4, 4): origin at the wrist, z towards the hand's elbow point.
+
+    x lies in the vertical plane through that axis (smooth: the forearm is never vertical).
+    """
+    wrist = T_world_hand[:3, :3] @ layout.wrists + T_world_hand[:3, 3]
+    z = layout.elbows[hand] - wrist
+    z /= np.linalg.norm(z)
+    up = np.array([0.0, 0.0, 1.0])
+    x = up - (up @ z) * z
+    x /= np.linalg.norm(x)
+    return make_pose(np.stack([x, np.cross(z, x), z], axis=1), wrist)
+
+
 def body_poses(plan: MotionPlan, times: np.ndarray) -> np.ndarray:
-    """``T_world_body`` ``(N, B, 4, 4)`` at ``times`` (s): static (identity), hands, object."""
+    """Body poses ``T_world_body`` ``(N, B, 4, 4)`` at ``times`` (s).
+
+    Bodies: static (identity), then per hand the hand and its forearm, then the object.
+    """
     num_hands = len(plan.layout.hand_sides)
-    out = np.zeros((len(times), num_hands + 2, 4, 4))
+    out = np.zeros((len(times), 2 * num_hands + 2, 4, 4))
     out[:, 0] = np.eye(4)
     for i, t in enumerate(times):
         for h in range(num_hands):
-            out[i, 1 + h] = hand_pose(plan, h, float(t))
+            hand = hand_pose(plan, h, float(t))
+            out[i, hand_body(h)] = hand
+            out[i, hand_body(h) + 1] = forearm_pose(plan.layout, h, hand)
         out[i, -1] = object_pose(plan, float(t))
     return out
 
@@ -288,7 +314,8 @@ def camera_trajectory(
     dt = 1.0 / (fps * sub)
     t_frames = np.arange(n) / fps
     t_fine = np.arange((n - 1) * sub + 1) * dt
-    palms = poses[:, 1:-1, :3, 3].mean(axis=1)
+    num_hands = len(layout.hand_sides)
+    palms = poses[:, [hand_body(h) for h in range(num_hands)]][..., :3, 3].mean(axis=1)
     gaze_raw = 0.3 * layout.work_center + 0.35 * poses[:, -1, :3, 3] + 0.35 * palms
     gaze = np.stack([np.interp(t_fine, t_frames, gaze_raw[:, i]) for i in range(3)], axis=1)
     gaze = _gaussian_smooth(gaze, 0.3 / dt)

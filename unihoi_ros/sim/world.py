@@ -2,8 +2,9 @@
 
 World frame (REP-103): x forward (away from the person), y left, z up, metres; the floor
 is ``z = 0`` and the table is centred on the origin. Body 0 is the static world (its
-primitives are given in world coordinates); bodies ``1..`` are the hands, then the
-manipulated object, each with primitives in its own frame. Which geometry is drawn is
+primitives are given in world coordinates); bodies ``1..`` are the hands and their
+forearms (a forearm pivots about a fixed elbow point), then the manipulated object, each
+with primitives in its own frame. Which geometry is drawn is
 decided here; how it moves is :mod:`unihoi_ros.sim.trajectory`'s job.
 """
 
@@ -31,7 +32,9 @@ class Layout:
         view_pitch: angle of the head-to-work line below the horizontal (rad).
         head_base: ``(3,)`` mean head (camera) position.
         hand_sides: ``(num_hands,)`` +1 for a left hand, -1 for a right hand (world y sign).
-        elbows: ``(num_hands, 3)`` fixed points the forearms point back to.
+        elbows: ``(num_hands, 3)`` fixed points the forearms point to (low, behind the
+            hands, so that arms never come close to the head).
+        wrists: ``(3,)`` wrist point in the hand frame (the forearm's origin).
         palm_rest: ``(num_hands, 3)`` resting palm centres.
         palm_half_thickness: half thickness of the palm (m), for resting and grasping.
         object_half_height: half height of the manipulated object (m).
@@ -47,6 +50,7 @@ class Layout:
     head_base: np.ndarray
     hand_sides: np.ndarray
     elbows: np.ndarray
+    wrists: np.ndarray
     palm_rest: np.ndarray
     palm_half_thickness: float
     object_half_height: float
@@ -59,8 +63,9 @@ class World:
 
     Attributes:
         prims: all primitives; static ones (body 0) in world coordinates.
-        body_names: ``(B,)`` names, index = body id: ``"static"``, ``"hand_right"`` and/or
-            ``"hand_left"``, ``"object"``.
+        body_names: ``(B,)`` names, index = body id: ``"static"``, then per hand
+            ``"hand_<side>"`` and ``"forearm_<side>"`` (side ``right`` / ``left``), then
+            ``"object"``.
         layout: placement facts for the motion planner.
         light_dirs: ``(L, 3)`` unit vectors towards the directional lights (world).
         light_gains: ``(L,)`` their intensities.
@@ -81,7 +86,7 @@ class World:
 
 
 def _frame_z(direction: np.ndarray) -> np.ndarray:
-    """A rotation whose z column is ``direction`` (normalised)."""
+    """Return a rotation whose z column is ``direction`` (normalised)."""
     z = direction / np.linalg.norm(direction)
     helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
     x = np.cross(helper, z)
@@ -96,10 +101,22 @@ def _capsule(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, n
     return make_pose(_frame_z(b - a), 0.5 * (a + b)), np.array([radius, radius, half])
 
 
+#: Forearm capsule length (m) from the wrist towards the elbow (long enough to leave view).
+FOREARM_LENGTH = 0.42
+
+
+def hand_body(hand: int) -> int:
+    """Body id of hand ``hand`` (0-based); its forearm is the next body."""
+    return 1 + 2 * hand
+
+
 def _hand_prims(
-    rng: np.random.Generator, body: int, side: float, scale: float, tex: float
+    rng: np.random.Generator, hand: int, side: float, scale: float, tex: float
 ) -> list[Primitive]:
-    """Mitten hand + forearm in the hand frame (x fingers, y left, z back of the hand).
+    """Build the primitives of one hand and its forearm.
+
+    The mitten hand is in the hand frame (x fingers, y left, z back of the hand), the
+    forearm in its own frame (origin at the wrist, z towards the elbow).
 
     ``side`` is -1 for a right hand (thumb on +y when the palm faces down), +1 for a left.
     """
@@ -123,6 +140,7 @@ def _hand_prims(
         contrast=0.45,
         scale=tex,
     )
+    body = hand_body(hand)
     thumb_y = -side
     eye = np.eye(4)
     fingers_pose = make_pose(rot_y(0.3), np.array([0.078, 0.0, -0.006]) * k)
@@ -131,16 +149,16 @@ def _hand_prims(
         np.array([0.05, 0.068 * thumb_y, -0.016]) * k,
         0.011 * k,
     )
-    arm_pose, arm_size = _capsule(
-        np.array([-0.045, 0.0, 0.004]) * k, np.array([-0.29, 0.0, 0.03]) * k, 0.031 * k
-    )
+    arm_r = 0.031 * k
+    arm_pose = make_pose(np.eye(3), np.array([0.0, 0.0, 0.5 * FOREARM_LENGTH]))
+    arm_size = np.array([arm_r, arm_r, 0.5 * FOREARM_LENGTH - arm_r])
     return [
         Primitive(ELLIPSOID, np.array([0.052, 0.043, 0.018]) * k, body, eye, (skin,), "palm"),
         Primitive(
             ELLIPSOID, np.array([0.048, 0.040, 0.011]) * k, body, fingers_pose, (skin,), "fingers"
         ),
         Primitive(CAPSULE, thumb_size, body, thumb_pose, (skin,), "thumb"),
-        Primitive(CAPSULE, arm_size, body, arm_pose, (sleeve,), "forearm"),
+        Primitive(CAPSULE, arm_size, body + 1, arm_pose, (sleeve,), "forearm"),
     ]
 
 
@@ -290,8 +308,8 @@ def build_world(
         mat = random_material(rng, period=(0.04, 0.15), noise_cell=(0.008, 0.02), scale=tex)
         prims.append(Primitive(BOX, half, 0, make_pose(np.eye(3), c), (mat,), "furniture"))
 
-    view_dist = float(np.clip(0.36 / np.tan(0.5 * hfov_rad) * rng.uniform(0.9, 1.1), 0.3, 0.7))
-    pitch = float(rng.uniform(np.radians(48), np.radians(65)))
+    view_dist = float(np.clip(0.38 / np.tan(0.5 * hfov_rad) * rng.uniform(0.9, 1.1), 0.34, 0.7))
+    pitch = float(rng.uniform(np.radians(52), np.radians(70)))
     head = work + view_dist * np.array([-np.cos(pitch), 0.0, np.sin(pitch)])
     head[1] += rng.uniform(-0.03, 0.03)
     if num_hands == 2:
@@ -300,14 +318,15 @@ def build_world(
         sides = np.array([-1.0 if rng.random() < 0.7 else 1.0])
     hand_scale = float(rng.uniform(0.92, 1.1))
     palm_ht = 0.018 * hand_scale
-    elbows = np.stack([work + np.array([-0.32, s * 0.19, 0.10]) for s in sides])
+    elbows = np.stack([work + np.array([-0.42, s * 0.2, 0.02]) for s in sides])
     palm_rest = np.stack(
         [work + np.array([-0.07, s * rng.uniform(0.13, 0.18), palm_ht + 0.004]) for s in sides]
     )
     names = ["static"]
     for i, s in enumerate(sides):
-        names.append("hand_left" if s > 0 else "hand_right")
-        prims += _hand_prims(rng, i + 1, float(s), hand_scale, tex)
+        name = "left" if s > 0 else "right"
+        names += [f"hand_{name}", f"forearm_{name}"]
+        prims += _hand_prims(rng, i, float(s), hand_scale, tex)
     # --- the manipulated object --------------------------------------------------------
     obj_body = len(names)
     names.append("object")
@@ -344,6 +363,7 @@ def build_world(
         head_base=head,
         hand_sides=sides,
         elbows=elbows,
+        wrists=np.array([-0.05, 0.0, 0.004]) * hand_scale,
         palm_rest=palm_rest,
         palm_half_thickness=palm_ht,
         object_half_height=float(half[2]),

@@ -1,0 +1,99 @@
+"""Window-network API on the ``tiny`` size: shapes, encoder caching, cheap confidence head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unihoi_ros.geometry.window_poses import poses_from_window
+from unihoi_ros.model import ModelConfig, UniHOI, get_config
+from unihoi_ros.model.confidence import (
+    dense_confidence,
+    dense_confidence_reference,
+    make_confidence_mlp,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> UniHOI:
+    torch.manual_seed(0)
+    return UniHOI.from_size("tiny").eval()
+
+
+def _window(h: int = 120, w: int = 160, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 4, 3, h, w, generator=g), 2 * torch.randn(1, 3, 2, h, w, generator=g)
+
+
+def test_output_shapes_and_ranges(tiny):
+    frames, flows = _window()
+    with torch.inference_mode():
+        out = tiny(frames, flows)
+    assert out.depth.shape == (1, 4, 120, 160)
+    assert out.K.shape == (1, 3, 3)
+    assert out.confidence.shape == (1, 3, 120, 160)
+    assert (out.depth > 0).all()
+    assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
+    assert torch.allclose(out.K[0, 2], torch.tensor([0.0, 0.0, 1.0]))
+    poses = poses_from_window(out.depth, out.K, flows, out.confidence)
+    assert poses.shape == (1, 4, 4, 4)
+    assert torch.allclose(poses[:, 0], torch.eye(4))
+
+
+def test_encoder_cache_path_equals_full_forward(tiny):
+    frames, flows = _window(96, 128)
+    with torch.inference_mode():
+        full = tiny(frames, flows)
+        cached = [tiny.encode(frames[:, i]) for i in range(4)]
+        part = tiny.forward_window(cached, flows)
+    for a, b in ((full.depth, part.depth), (full.K, part.K), (full.confidence, part.confidence)):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_of_two_matches_single_windows(tiny):
+    f1, fl1 = _window(seed=2)
+    f2, fl2 = _window(seed=3)
+    with torch.inference_mode():
+        both = tiny(torch.cat([f1, f2]), torch.cat([fl1, fl2]))
+        one = tiny(f2, fl2)
+    assert torch.allclose(both.depth[1:], one.depth, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(both.confidence[1:], one.confidence, rtol=1e-4, atol=1e-5)
+
+
+def test_dense_confidence_equals_authors_concatenation():
+    torch.manual_seed(0)
+    c = 8
+    mlp = make_confidence_mlp(c, (32, 8))
+    dpt, dino = torch.randn(2, 4, 5, 6, c), torch.randn(2, 4, 5, 6, c)
+    conf = torch.rand(2, 4, 30, 40)
+    grid = torch.rand(2, 3, 30, 40, 2) * 2.4 - 1.2  # some samples fall outside: zeros
+    ref = dense_confidence_reference(mlp, dpt, dino, conf, grid)
+    for rows in (7, None):
+        ours = dense_confidence(mlp, dpt, dino, conf, grid, chunk_rows=rows)
+        assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_config_round_trip_and_sizes():
+    cfg = get_config("tiny")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert get_config("vitl14").network_input_shape(288, 384) == (420, 560)
+    with pytest.raises(ValueError, match="unknown model size"):
+        get_config("vitx")
+
+
+def test_tiny_is_small_and_trainable():
+    model = UniHOI.from_size("tiny")
+    n = sum(p.numel() for p in model.parameters())
+    assert n * 4 < 20e6
+    assert all(p.requires_grad for p in model.parameters())
+    frames, flows = _window(64, 80)
+    out = model(frames, flows)
+    (out.depth.mean() + out.confidence.mean()).backward()
+    assert model.encoder.patch_embed.proj.weight.grad is not None
+
+
+def test_reference_sizes_freeze_the_encoder():
+    with torch.device("meta"):
+        model = UniHOI.from_size("vits14")
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.decoder.parameters())
