@@ -96,3 +96,11 @@ def test_node_entry_point_reports_missing_rclpy(capsys):
 def test_launch_files_parse():
     for path in (REPO_ROOT / "launch").glob("*.py"):
         ast.parse(path.read_text(), filename=str(path))
+
+
+def test_every_subpackage_is_a_package():
+    """find_packages() skips folders without __init__.py: their modules would not install."""
+    pkg = REPO_ROOT / "unihoi_ros"
+    for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+        if any(d.glob("*.py")):
+            assert (d / "__init__.py").is_file(), f"{d.relative_to(REPO_ROOT)} lacks __init__.py"
