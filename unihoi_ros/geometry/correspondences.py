@@ -60,7 +60,8 @@ def sample_depth_bilinear(
         idx = (v0l + dv).clamp(max=h - 1) * w + (u0l + du).clamp(max=w - 1)
         return torch.gather(flat, -1, idx)
 
-    d = torch.stack([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], dim=-1)  # (..., N, 4)
+    # Gather in the map's dtype, compute in uv's (maps stay float32, samples float64).
+    d = torch.stack([at(0, 0), at(0, 1), at(1, 0), at(1, 1)], dim=-1).to(uv.dtype)
     ok = inside & (torch.isfinite(d) & (d > 0)).all(dim=-1)
     d_safe = torch.where(ok[..., None], d, torch.ones_like(d))
     spread = d_safe.amax(dim=-1) / d_safe.amin(dim=-1)
@@ -86,7 +87,8 @@ def flow_correspondences(
         depth_curr, depth_prev: ``(..., H, W)`` metres.
         K_curr, K_prev: ``(..., 3, 3)`` pixels.
         flow_bwd: ``(..., H, W, 2)`` pixels, from frame t to frame t-1.
-        uv: ``(N, 2)`` integer pixel positions in frame t (e.g. :func:`grid_pixels`).
+        uv: ``(N, 2)`` integer pixel positions in frame t (e.g. :func:`grid_pixels`); its
+            dtype is the computation's (the maps may be float32).
         edge_tolerance: see :func:`sample_depth_bilinear`.
 
     Returns:
@@ -95,17 +97,18 @@ def flow_correspondences(
         ``T · p_curr ≈ p_prev`` is the pose of camera t in camera t-1.
     """
     h, w = depth_curr.shape[-2:]
+    dtype = uv.dtype  # maps may be float32; samples are computed in uv's dtype
     idx = (uv[:, 1].long() * w + uv[:, 0].long()).expand(*depth_curr.shape[:-2], -1)
-    z_curr = torch.gather(depth_curr.reshape(*depth_curr.shape[:-2], h * w), -1, idx)
+    z_curr = torch.gather(depth_curr.reshape(*depth_curr.shape[:-2], h * w), -1, idx).to(dtype)
     flow = flow_bwd.reshape(*flow_bwd.shape[:-3], h * w, 2)
-    f = torch.gather(flow, -2, idx[..., None].expand(*idx.shape, 2))
-    uv_b = uv.to(depth_curr.dtype).expand(*f.shape)
-    uv_prev = uv_b + f.to(depth_curr.dtype)
+    f = torch.gather(flow, -2, idx[..., None].expand(*idx.shape, 2)).to(dtype)
+    uv_b = uv.expand(*f.shape)
+    uv_prev = uv_b + f
     z_prev, ok_prev = sample_depth_bilinear(depth_prev, uv_prev, edge_tolerance)
     ok_curr = torch.isfinite(z_curr) & (z_curr > 0) & torch.isfinite(f).all(dim=-1)
     z_curr = torch.where(ok_curr, z_curr, torch.ones_like(z_curr))
-    p_curr = _unproject_uv(uv_b, z_curr, K_curr)
-    p_prev = _unproject_uv(torch.nan_to_num(uv_prev), z_prev, K_prev)
+    p_curr = _unproject_uv(uv_b, z_curr, K_curr.to(dtype))
+    p_prev = _unproject_uv(torch.nan_to_num(uv_prev), z_prev, K_prev.to(dtype))
     return p_curr, p_prev, ok_curr & ok_prev
 
 

@@ -207,15 +207,15 @@ class Reconstructor:
         ``(F,)`` bool solve flags (a failed pair keeps the previous frame's pose)."""
         f, h, w = pred.depth.shape
         uv = self._pose_grid(h, w)
-        depth = torch.from_numpy(pred.depth).to(_F64)
+        depth = torch.from_numpy(np.ascontiguousarray(pred.depth, np.float32))
         K = torch.from_numpy(np.asarray(pred.K, np.float64))
         p_curr, p_prev, valid = flow_correspondences(
-            depth[1:], depth[:-1], K, K, torch.from_numpy(flows).to(_F64), uv,
+            depth[1:], depth[:-1], K, K, torch.from_numpy(np.ascontiguousarray(flows)), uv,
             self.config.edge_tolerance,
         )
         idx = (uv[:, 1].long() * w + uv[:, 0].long())
         pose_conf = _erode(pred.confidence, self.config.confidence_erosion_px)
-        conf = torch.from_numpy(pose_conf).to(_F64).reshape(f - 1, -1)[:, idx]
+        conf = torch.from_numpy(pose_conf.reshape(f - 1, -1)[:, idx.numpy()]).to(_F64)
         weights = torch.where(valid & (conf >= self.config.min_confidence), conf,
                               torch.zeros_like(conf))
         if self.config.robust_iterations > 0:

@@ -1,0 +1,46 @@
+"""Flow providers against the synthetic world's exact flow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unihoi_ros.flow import DISFlow, FlowProvider, GroundTruthFlow
+from unihoi_ros.sim import make_sequence
+
+
+@pytest.fixture(scope="module")
+def seq():
+    return make_sequence(seed=21, num_frames=4, height=120, width=160)
+
+
+def static_epe(seq, flow, t):
+    ok = ~seq.dynamic[t] & ~seq.flow_bwd_occluded[t - 1]
+    return float(np.median(np.linalg.norm(flow - seq.flow_bwd[t - 1], axis=-1)[ok]))
+
+
+@pytest.mark.parametrize("preset,max_side", [("medium", None), ("fast", None), ("medium", 80)])
+def test_dis_backward_flow_is_accurate(seq, preset, max_side):
+    dis = DISFlow(preset, max_side=max_side)
+    assert isinstance(dis, FlowProvider)
+    for t in range(1, 4):
+        flow = dis.backward(seq.rgb[t], seq.rgb[t - 1])
+        assert flow.shape == (120, 160, 2) and flow.dtype == np.float32
+        motion = float(np.median(np.linalg.norm(seq.flow_bwd[t - 1], axis=-1)))
+        # Sub-pixel on static, unoccluded pixels, and far better than assuming no motion.
+        assert static_epe(seq, flow, t) < 0.3
+        assert static_epe(seq, flow, t) < 0.5 * motion
+        # Direction matters: the forward flow would be the negative, not this.
+        assert static_epe(seq, -flow, t) > static_epe(seq, flow, t)
+
+
+def test_ground_truth_flow_lookup(seq):
+    gt = GroundTruthFlow(seq)
+    s = [int(x) for x in seq.stamps_ns]
+    np.testing.assert_array_equal(gt.backward(seq.rgb[2], seq.rgb[1], s[2], s[1]),
+                                  seq.flow_bwd[1])
+    assert not gt.backward(seq.rgb[0], seq.rgb[0], s[0], s[0]).any()
+    with pytest.raises(KeyError):
+        gt.backward(seq.rgb[3], seq.rgb[1], s[3], s[1])
+    with pytest.raises(ValueError, match="preset"):
+        DISFlow("slowest")
