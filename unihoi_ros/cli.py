@@ -16,9 +16,11 @@ import sys
 COMMAND_MODULES = (
     "unihoi_ros.commands.demo",
     "unihoi_ros.commands.model",
+    "unihoi_ros.commands.run",
     "unihoi_ros.commands.process",
     "unihoi_ros.commands.evaluate",
     "unihoi_ros.commands.engine",
+    "unihoi_ros.commands.train",
 )
 
 

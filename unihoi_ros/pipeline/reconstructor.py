@@ -243,10 +243,13 @@ class Reconstructor:
             if s.reconstructed and j >= first_linked:
                 shared[id(s)] = j
         if not shared:
-            if first_linked == 0:
-                return np.eye(4), 1.0, True  # first window: its frame 0 defines the world
+            anchor = slots[first_linked - 1] if first_linked > 0 else None
+            if anchor is None or not anchor.reconstructed:
+                # First window of the stream: its frame 0 defines the world (flagged if a
+                # pair inside it failed, as those frames then only keep the last pose).
+                return np.eye(4), 1.0, first_linked == 0
             j = first_linked - 1
-            return slots[j].T_world_cam @ np.linalg.inv(T_win[j]), 1.0, False
+            return anchor.T_world_cam @ np.linalg.inv(T_win[j]), 1.0, False
         h, w = pred.depth.shape[1:]
         uv = self._pose_grid(h, w)
         idx = (uv[:, 1].long() * w + uv[:, 0].long()).numpy()

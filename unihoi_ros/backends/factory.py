@@ -1,0 +1,170 @@
+"""Pick and build an inference backend from a model reference (first version: torch only).
+
+``model`` is one of
+
+- a path to our weights (``.safetensors``, its ``.json`` sidecar, or a directory holding
+  ``model.safetensors``), loaded with :meth:`UniHOI.from_pretrained`;
+- a path to the authors' PyTorch Lightning checkpoint (``.ckpt``/``.pth``/``.pt``), loaded
+  strictly with :func:`unihoi_ros.model.checkpoint.load_egomono4d` into the ViT size its
+  encoder width names (1024: ``vitl14``, 384: ``vits14``);
+- a bundled name such as ``unihoi-tiny`` (``unihoi_ros/model/weights/<name>.safetensors``);
+- ``random:<size>`` (``random:tiny``, ``random:vits14``): an untrained network with a fixed
+  seed, for tests and benchmarks. Its outputs are meaningless; a warning says so.
+
+The returned backend carries ``model_source`` (what was loaded, for the start-up line) and
+``untrained`` (True for ``random:``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from unihoi_ros.backends.base import Backend
+
+log = logging.getLogger(__name__)
+
+#: Backends this factory builds today (ONNX Runtime and TensorRT come later).
+SUPPORTED_BACKENDS = ("auto", "torch")
+RANDOM_PREFIX = "random:"
+#: Seed of ``random:<size>`` networks (same weights in every process).
+RANDOM_SEED = 0
+_CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
+# Encoder width -> our size name, for the authors' checkpoints.
+_SIZE_OF_WIDTH = {1024: "vitl14", 384: "vits14"}
+_CLS_TOKEN = "model.backbone.unidepth.pixel_encoder.cls_token"
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others unchanged.
+
+    Raises:
+        ValueError: a CUDA device was asked for but torch has none.
+    """
+    import torch
+
+    device = (device or "auto").strip().lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but torch sees no CUDA GPU; use cpu")
+    return device
+
+
+def _dtype(precision: str, device: str):
+    import torch
+
+    precision = (precision or "fp32").lower()
+    if precision == "fp32":
+        return None
+    if precision not in ("fp16", "bf16"):
+        raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
+    if not device.startswith("cuda"):
+        raise ValueError(f"precision {precision} needs a CUDA device (got {device}); use fp32")
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+def load_network(model: str):
+    """The UniHOI network ``model`` names (see module docstring) and a description.
+
+    Returns:
+        ``(network, description, untrained)``.
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or an unknown bundled name.
+        ValueError: an unknown ``random:`` size.
+        unihoi_ros.model.checkpoint.CheckpointError: the file does not fit the network.
+    """
+    import torch
+
+    from unihoi_ros.model import UniHOI
+
+    spec = str(model).strip()
+    if spec.startswith(RANDOM_PREFIX):
+        size = spec[len(RANDOM_PREFIX):] or "tiny"
+        with torch.random.fork_rng(devices=[]):  # fixed weights, caller's RNG untouched
+            torch.manual_seed(RANDOM_SEED)
+            net = UniHOI.from_size(size)
+        log.warning(
+            "MODEL %s IS UNTRAINED: random weights (seed %d); depth, poses and confidence "
+            "are meaningless - use it for tests and timing only", spec, RANDOM_SEED,
+        )
+        return net.eval(), f"{spec} (untrained, size {size})", True
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in _CKPT_SUFFIXES:
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return _load_authors_checkpoint(path), f"{path} (authors' checkpoint)", False
+    if path.suffix.lower() == ".json":
+        path = path.with_suffix(".safetensors")
+    looks_like_path = path.suffix != "" or "/" in spec or path.exists()
+    if looks_like_path and not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        net = UniHOI.from_pretrained(path if looks_like_path else spec)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"{exc}. Pass --model PATH (our .safetensors or the authors' .ckpt), or "
+            f"random:tiny for an untrained network (tests and timing only)."
+        ) from None
+    kind = "bundled" if not looks_like_path else "weights"
+    return net, f"{spec} ({kind}, size {net.config.size})", False
+
+
+def _load_authors_checkpoint(path: Path):
+    import torch
+
+    from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.checkpoint import CheckpointError, load_egomono4d
+
+    raw = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    sd = raw.get("state_dict", raw) if isinstance(raw, dict) else {}
+    cls = sd.get(_CLS_TOKEN)
+    width = int(cls.shape[-1]) if cls is not None else None
+    if width not in _SIZE_OF_WIDTH:
+        raise CheckpointError(
+            f"{path}: cannot tell the encoder size ({_CLS_TOKEN} width {width}; expected "
+            f"one of {sorted(_SIZE_OF_WIDTH)})"
+        )
+    del raw, sd
+    with torch.device("meta"):
+        net = UniHOI.from_size(_SIZE_OF_WIDTH[width])
+    load_egomono4d(net, path)
+    return net.eval()
+
+
+def load_backend(
+    model: str, backend: str = "auto", device: str = "auto", precision: str = "fp32"
+) -> Backend:
+    """Build the inference backend for ``model`` (see module docstring).
+
+    Args:
+        model: path, bundled name or ``random:<size>``.
+        backend: ``auto`` or ``torch`` (this version builds torch only).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N``.
+        precision: ``fp32``, or ``fp16``/``bf16`` on CUDA.
+
+    Returns:
+        a :class:`~unihoi_ros.backends.base.Backend` with extra attributes
+        ``model_source`` (str), ``untrained`` (bool) and ``precision`` (str).
+
+    Raises:
+        ValueError: an unsupported backend, device or precision.
+        FileNotFoundError: the model cannot be found (the message says what to pass).
+    """
+    from unihoi_ros.backends.torch_backend import TorchBackend
+
+    name = (backend or "auto").strip().lower()
+    if name not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"backend {backend!r} is not available in this build (supported: "
+            f"{', '.join(SUPPORTED_BACKENDS)}); onnxruntime and tensorrt are not wired yet"
+        )
+    dev = resolve_device(device)
+    dtype = _dtype(precision, dev)
+    net, description, untrained = load_network(model)
+    out = TorchBackend(net, dev, dtype=dtype)
+    out.model_source = description
+    out.untrained = untrained
+    out.precision = (precision or "fp32").lower()
+    return out

@@ -1,0 +1,340 @@
+"""The ROS 2 node ``unihoi_node`` on rclpy: a thin transport around :class:`UnihoiNode`.
+
+Everything but the middleware lives in :mod:`unihoi_ros.ros.node`. Here:
+
+- parameters are declared with the defaults and descriptions of ``config/egocentric.yaml``
+  (read-only: the node reads them once at start-up);
+- inputs: ``image`` (or ``image/compressed``) with the configured QoS; with
+  ``use_camera_info`` both topics go through message_filters' ApproximateTimeSynchronizer,
+  whose Subscribers get the QoS explicitly (their default is reliable, which would not
+  match best-effort camera drivers);
+- TF through tf2_ros' TransformBroadcaster, diagnostics through diagnostic_updater;
+- rosbags messages <-> rclpy messages by walking the fields generically
+  (:func:`to_rclpy` / :func:`from_rclpy`); outputs the node already serialised are
+  published as CDR bytes (``Publisher.publish(bytes)``), without any per-field work.
+
+rclpy is imported lazily: the conversion helpers are importable (and tested) without it.
+"""
+
+from __future__ import annotations
+
+import array
+import logging
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from unihoi_ros.ros import messages as M
+from unihoi_ros.ros.params import BUILTIN_PARAMS, NODE_NAME, NodeParams, param_descriptions
+from unihoi_ros.ros.qos import QosProfile
+from unihoi_ros.ros.transport import DiagnosticReport, Transport
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- conversion
+_SEQUENCE = re.compile(r"^sequence<\s*([^,>]+?)\s*(?:,\s*\d+\s*)?>$")
+_ARRAY = re.compile(r"^(.+?)\[(\d+)\]$")
+_NUMERIC = {
+    "uint8": ("B", np.uint8), "octet": ("B", np.uint8), "char": ("B", np.uint8),
+    "int8": ("b", np.int8), "uint16": ("H", np.uint16), "int16": ("h", np.int16),
+    "uint32": ("I", np.uint32), "int32": ("i", np.int32), "uint64": ("Q", np.uint64),
+    "int64": ("q", np.int64), "float": ("f", np.float32), "double": ("d", np.float64),
+}
+_INTEGERS = {k for k in _NUMERIC if k not in ("float", "double")}
+ClassResolver = Callable[[str], type]
+
+
+def ros_type_name(name: str) -> str:
+    """``"std_msgs/Header"`` (rclpy's field type form) -> ``"std_msgs/msg/Header"``."""
+    parts = name.split("/")
+    return f"{parts[0]}/msg/{parts[-1]}" if len(parts) == 2 else name
+
+
+def rclpy_message_class(msgtype: str) -> type:
+    """The rclpy message class of ``msgtype`` (``"sensor_msgs/msg/Image"``)."""
+    from rosidl_runtime_py.utilities import get_message
+
+    return get_message(ros_type_name(msgtype))
+
+
+def _is_string(elem: str) -> bool:
+    return elem.startswith(("string", "wstring"))
+
+
+def to_rclpy(msg: Any, cls: type, resolve: ClassResolver = rclpy_message_class) -> Any:
+    """A rosbags message as an instance of the rclpy message class ``cls``.
+
+    Numeric sequences become ``array.array`` (one buffer copy), fixed-size numeric arrays
+    numpy arrays (what rclpy's generated setters accept without per-element checks).
+    """
+    out = cls()
+    for name, ftype in cls.get_fields_and_field_types().items():
+        setattr(out, name, _to_rclpy_value(getattr(msg, name), ftype, getattr(out, name),
+                                           resolve))
+    return out
+
+
+def _to_rclpy_value(value: Any, ftype: str, default: Any, resolve: ClassResolver) -> Any:
+    seq, arr = _SEQUENCE.match(ftype), _ARRAY.match(ftype)
+    if seq or arr:
+        elem = (seq or arr).group(1)
+        if elem in _NUMERIC:
+            code, dtype = _NUMERIC[elem]
+            data = np.ascontiguousarray(np.asarray(value).reshape(-1), dtype=dtype)
+            if arr:
+                return data
+            out = array.array(code)
+            out.frombytes(data.tobytes())
+            return out
+        if elem == "boolean":
+            return [bool(v) for v in value]
+        if _is_string(elem):
+            return [str(v) for v in value]
+        ecls = resolve(elem)
+        return [to_rclpy(v, ecls, resolve) for v in value]
+    if ftype == "boolean":
+        return bool(value)
+    if ftype in _INTEGERS:
+        return int(value)
+    if ftype in ("float", "double"):
+        return float(value)
+    if _is_string(ftype):
+        return str(value)
+    return to_rclpy(value, type(default), resolve)
+
+
+def from_rclpy(msg: Any, msgtype: str, typestore: Any | None = None) -> Any:
+    """An rclpy message as the rosbags message of ``msgtype``."""
+    ts = typestore if typestore is not None else M.get_typestore()
+    kwargs = {
+        name: _from_rclpy_value(getattr(msg, name), ftype, ts)
+        for name, ftype in type(msg).get_fields_and_field_types().items()
+    }
+    return ts.types[msgtype](**kwargs)
+
+
+def _from_rclpy_value(value: Any, ftype: str, ts: Any) -> Any:
+    seq, arr = _SEQUENCE.match(ftype), _ARRAY.match(ftype)
+    if seq or arr:
+        elem = (seq or arr).group(1)
+        if elem in _NUMERIC:
+            dtype = _NUMERIC[elem][1]
+            if isinstance(value, array.array):
+                return np.frombuffer(value, dtype=dtype).copy()
+            if isinstance(value, (bytes, bytearray)):
+                return np.frombuffer(value, dtype=dtype).copy()
+            return np.array(value, dtype=dtype).reshape(-1)
+        if elem == "boolean":
+            return [bool(v) for v in value]
+        if _is_string(elem):
+            return [str(v) for v in value]
+        return [from_rclpy(v, ros_type_name(elem), ts) for v in value]
+    if ftype in ("boolean", "float", "double") or ftype in _INTEGERS or _is_string(ftype):
+        if isinstance(value, bytes) and len(value) == 1:  # 'byte'/'char' fields
+            return value[0]
+        return value
+    return from_rclpy(value, ros_type_name(ftype), ts)
+
+
+def to_rclpy_qos(profile: QosProfile) -> Any:
+    """rclpy ``QoSProfile`` of one of our profiles (``SENSOR_DATA`` equals rclpy's
+    ``qos_profile_sensor_data``)."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy[profile.history.upper()],
+        depth=max(0, int(profile.depth)),
+        reliability=ReliabilityPolicy[profile.reliability.upper()],
+        durability=DurabilityPolicy[profile.durability.upper()],
+    )
+
+
+# --------------------------------------------------------------------------- transport
+class _Output:
+    """rclpy publisher taking rosbags messages (or their CDR bytes)."""
+
+    def __init__(self, publisher: Any, cls: type) -> None:
+        self._pub = publisher
+        self._cls = cls
+        self.topic = publisher.topic_name
+
+    def publish(self, msg: Any, cdr: bytes | memoryview | None = None) -> None:
+        if cdr is not None:
+            self._pub.publish(bytes(cdr))  # rclpy publishes bytes as a serialised message
+        else:
+            self._pub.publish(to_rclpy(msg, self._cls))
+
+    @property
+    def subscription_count(self) -> int:
+        return int(self._pub.get_subscription_count())
+
+
+class RclpyTransport(Transport):
+    """:class:`Transport` over an rclpy node (see module docstring)."""
+
+    name = "rclpy"
+    wants_cdr = True
+
+    def __init__(self, node: Any, typestore: Any | None = None) -> None:
+        self.node = node
+        self.namespace = node.get_namespace()
+        self.typestore = typestore if typestore is not None else M.get_typestore()
+        self._keep: list[Any] = []  # subscriptions, filters, synchronizer: keep them alive
+        self._tf = None
+        self._updater = None
+        self._memo: tuple[Any, Any] = (None, None)
+
+    def _convert(self, msg: Any, msgtype: str) -> Any:
+        # An image reaching both the synchroniser and the unpaired callback is converted once.
+        if self._memo[0] is msg:
+            return self._memo[1]
+        out = from_rclpy(msg, msgtype, self.typestore)
+        self._memo = (msg, out)
+        return out
+
+    def resolve(self, topic: str) -> str:
+        try:
+            return self.node.resolve_topic_name(topic)  # expansion and remapping (Humble+)
+        except AttributeError:
+            from unihoi_ros.ros.dds import resolve_topic_name
+
+            return resolve_topic_name(topic, self.namespace, self.node.get_name())
+
+    def create_publisher(self, topic: str, msgtype: str, qos: QosProfile) -> _Output:
+        cls = rclpy_message_class(msgtype)
+        return _Output(self.node.create_publisher(cls, topic, to_rclpy_qos(qos)), cls)
+
+    def subscribe(self, topic: str, msgtype: str, qos: QosProfile, callback) -> None:
+        cls = rclpy_message_class(msgtype)
+        self._keep.append(self.node.create_subscription(
+            cls, topic, lambda m: callback(self._convert(m, msgtype)), to_rclpy_qos(qos)))
+
+    def subscribe_synchronized(self, topic, msgtype, info_topic, info_type, qos, callback, *,
+                               slop_s, queue_size=10, unpaired_callback=None) -> None:
+        import message_filters
+
+        q = to_rclpy_qos(qos)  # explicit: message_filters' Subscriber defaults to reliable
+        image = message_filters.Subscriber(self.node, rclpy_message_class(msgtype), topic,
+                                           qos_profile=q)
+        info = message_filters.Subscriber(self.node, rclpy_message_class(info_type),
+                                          info_topic, qos_profile=q)
+        sync = message_filters.ApproximateTimeSynchronizer([image, info], queue_size, slop_s)
+        sync.registerCallback(lambda a, b: callback(self._convert(a, msgtype),
+                                                    from_rclpy(b, info_type, self.typestore)))
+        if unpaired_callback is not None:
+            image.registerCallback(lambda m: unpaired_callback(self._convert(m, msgtype)))
+        self._keep += [image, info, sync]
+
+    def start_tf(self) -> None:
+        if self._tf is None:
+            from tf2_ros import TransformBroadcaster
+
+            self._tf = TransformBroadcaster(self.node)
+
+    def publish_tf(self, tf_message: Any, cdr: bytes | memoryview | None = None) -> None:
+        self.start_tf()
+        cls = rclpy_message_class(M.TRANSFORM_STAMPED)
+        self._tf.sendTransform([to_rclpy(t, cls) for t in tf_message.transforms])
+
+    def start_diagnostics(self, task: str, hardware_id: str, period_s: float,
+                          report: Callable[[], DiagnosticReport]) -> None:
+        import diagnostic_updater
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        levels = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN,
+                  2: DiagnosticStatus.ERROR, 3: DiagnosticStatus.STALE}
+
+        def fill(stat):
+            rep = report()
+            stat.summary(levels[int(rep.level)], rep.message)
+            for key, value in rep.values.items():
+                stat.add(str(key), f"{value:.6g}" if isinstance(value, float) else str(value))
+            return stat
+
+        try:
+            self._updater = diagnostic_updater.Updater(self.node, period=float(period_s))
+        except TypeError:  # older diagnostic_updater: period from its own parameter
+            self._updater = diagnostic_updater.Updater(self.node)
+        self._updater.setHardwareID(hardware_id or "none")
+        self._updater.add(task, fill)
+
+    def now_ns(self) -> int:
+        return int(self.node.get_clock().now().nanoseconds)
+
+
+# --------------------------------------------------------------------------- parameters
+def declare_parameters(node: Any) -> NodeParams:
+    """Declare every parameter of ``egocentric.yaml`` on ``node`` (with its description;
+    overrides from ``--ros-args`` apply) and return their values."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    defaults = NodeParams.load()
+    descriptions = param_descriptions()
+    values: dict[str, Any] = {}
+    for name, default in defaults.as_dict().items():
+        if name in BUILTIN_PARAMS:
+            continue  # declared by rclpy itself
+        desc = ParameterDescriptor(description=descriptions.get(name, ""), read_only=True)
+        values[name] = node.declare_parameter(name, default, desc).value
+    values["use_sim_time"] = bool(node.get_parameter("use_sim_time").value)
+    return NodeParams.load(overrides=values)
+
+
+class _RosLogHandler(logging.Handler):
+    """Forward Python logging (``unihoi_ros.*``) to the node's rcutils logger."""
+
+    def __init__(self, node: Any) -> None:
+        super().__init__()
+        from rclpy.logging import LoggingSeverity
+
+        self._logger = node.get_logger()
+        self._sev = [(logging.ERROR, LoggingSeverity.ERROR), (logging.WARNING,
+                     LoggingSeverity.WARN), (logging.INFO, LoggingSeverity.INFO)]
+        self._debug = LoggingSeverity.DEBUG
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sev = next((s for lvl, s in self._sev if record.levelno >= lvl), self._debug)
+        try:
+            self._logger.log(self.format(record), sev)
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run ``unihoi_node`` (``ros2 run unihoi_ros unihoi_node --ros-args ...``)."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    from unihoi_ros.backends.factory import load_backend
+    from unihoi_ros.ros.node import UnihoiNode
+
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = rclpy.create_node(NODE_NAME)
+    handler = _RosLogHandler(node)
+    pkg_log = logging.getLogger("unihoi_ros")
+    pkg_log.addHandler(handler)
+    pkg_log.setLevel(logging.INFO)
+    unihoi = None
+    try:
+        params = declare_parameters(node)
+        backend = load_backend(params.model, params.backend, params.device, params.precision)
+        unihoi = UnihoiNode(params, backend, RclpyTransport(node))
+        unihoi.start()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError) as exc:
+        node.get_logger().error(f"cannot start: {exc}")
+        return 1
+    finally:
+        if unihoi is not None:
+            unihoi.stop()
+            node.get_logger().info(f"stopped: {unihoi.stats()}")
+        pkg_log.removeHandler(handler)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
