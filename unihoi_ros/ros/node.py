@@ -314,7 +314,7 @@ class UnihoiNode:
         params: the node's parameters.
         backend: inference backend (:func:`unihoi_ros.backends.factory.load_backend`).
         transport: middleware (DDS, rclpy, memory).
-        flow: backward-flow provider; default OpenCV DIS (``medium``).
+        flow: backward-flow provider; default OpenCV DIS with the ``flow_preset`` parameter.
         typestore: rosbags typestore of the messages (default Humble's).
 
     Call :meth:`start`, feed frames through the transport, :meth:`stop` at the end.
@@ -334,7 +334,7 @@ class UnihoiNode:
         if flow is None:
             from unihoi_ros.flow import DISFlow
 
-            flow = DISFlow("medium")
+            flow = DISFlow(params.flow_preset)
         self.params = params
         self.transport = transport
         self.backend = KnownIntrinsicsBackend(backend)

@@ -68,6 +68,7 @@ class NodeParams:
     window_stride: int
     min_confidence: float
     num_pose_points: int
+    flow_preset: str
     replay_queue_size: int
     live_mode: bool
     # outputs
@@ -144,6 +145,9 @@ class NodeParams:
         for name in ("camera_info_timeout_s", "camera_info_slop_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.flow_preset not in ("ultrafast", "fast", "medium"):
+            raise ValueError(f"flow_preset must be ultrafast, fast or medium, got "
+                             f"{self.flow_preset!r}")
         if self.precision not in ("fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
 
