@@ -219,3 +219,16 @@ def test_pointcloud_metrics_drop_nan_rows_and_handle_empty():
     assert abs(m["chamfer"] - chamfer_distance(pred, gt)) < 1e-15
     assert math.isnan(chamfer_distance(pred[:0], gt))
     assert math.isnan(fscore(pred, gt[:0])[0.01]["fscore"])
+
+
+def test_constant_trajectory_aligns_to_the_centroid():
+    """An identity-pose baseline: the optimal alignment is the centroid shift."""
+    from unihoi_ros.geometry.metrics import ate
+
+    rng = np.random.default_rng(5)
+    gt = np.tile(np.eye(4), (20, 1, 1))
+    gt[:, :3, 3] = rng.normal(size=(20, 3)) + 3.0
+    est = np.tile(np.eye(4), (20, 1, 1))
+    spread = np.sqrt(np.mean(np.sum((gt[:, :3, 3] - gt[:, :3, 3].mean(0)) ** 2, axis=1)))
+    for mode in ("sim3", "se3"):
+        assert ate(est, gt, align=mode) == pytest.approx(spread, rel=1e-12)

@@ -206,6 +206,11 @@ def _align(est: Tensor, gt: Tensor, mode: str) -> tuple[Tensor, float, bool]:
     if mode not in ("sim3", "se3"):
         raise ValueError(f"align must be 'sim3', 'se3' or 'none', got {mode!r}")
     R, t, s, ok = umeyama(est[:, :3, 3], gt[:, :3, 3], with_scale=mode == "sim3")
+    if not ok:
+        # All estimated positions coincide (e.g. an identity-pose baseline): rotation and
+        # scale change nothing, so the least-squares alignment is the centroid shift.
+        R, s = np.eye(3), 1.0
+        t = (gt[:, :3, 3].mean(dim=0) - est[:, :3, 3].mean(dim=0)).numpy()
     scaled = se3_from_rt(est[:, :3, :3], s * est[:, :3, 3])
     G = se3_from_rt(torch.from_numpy(R), torch.from_numpy(t))
     return G @ scaled, s, ok
@@ -221,7 +226,8 @@ def align_trajectory(est: ArrayLike, gt: ArrayLike, mode: str = "sim3") -> np.nd
 
     Returns:
         ``(N, 4, 4)`` float64 aligned estimate: ``[[R_a R_i, s R_a t_i + t_a], [0, 1]]``.
-        Degenerate positions (fewer than 2 distinct) leave ``est`` unaligned.
+        Degenerate positions (fewer than 2 distinct) are only shifted onto the ground
+        truth's centroid (the least-squares optimum then; evo raises instead).
     """
     return _align(_poses(est, "est"), _poses(gt, "gt"), mode)[0].numpy()
 
