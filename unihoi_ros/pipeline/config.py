@@ -40,7 +40,7 @@ class ReconstructorConfig:
     min_confidence: float = 0.5
     confidence_erosion_px: int = 6
     edge_tolerance: float = 0.05
-    robust_iterations: int = 2
+    robust_iterations: int = 1
     process_size: tuple[int, int] | None = None
     max_side: int | None = None
     point_stride: int = 2

@@ -214,8 +214,8 @@ class Reconstructor:
             self.config.edge_tolerance,
         )
         idx = (uv[:, 1].long() * w + uv[:, 0].long())
-        pose_conf = _erode(pred.confidence, self.config.confidence_erosion_px)
-        conf = torch.from_numpy(pose_conf.reshape(f - 1, -1)[:, idx.numpy()]).to(_F64)
+        conf = torch.from_numpy(_eroded_at(pred.confidence, self.config.confidence_erosion_px,
+                                           idx.numpy())).to(_F64)
         weights = torch.where(valid & (conf >= self.config.min_confidence), conf,
                               torch.zeros_like(conf))
         if self.config.robust_iterations > 0:
@@ -293,18 +293,20 @@ class Reconstructor:
         )
 
 
-def _erode(confidence: np.ndarray, radius: int) -> np.ndarray:
-    """``(F, H, W)`` confidence min-filtered over a ``(2r+1)^2`` square per frame.
+def _eroded_at(confidence: np.ndarray, radius: int, flat_idx: np.ndarray) -> np.ndarray:
+    """``(F, N)`` confidence at flat pixel indices after a ``(2r+1)^2`` min-filter per map.
 
     Patch-based flow is unreliable within a patch of a low-confidence (moving or occluded)
-    region, so pose weights take the worst confidence of their neighbourhood.
+    region, so pose weights take the worst confidence of their neighbourhood. Only the
+    sampled pixels are kept (no full-resolution copies).
     """
     if radius <= 0:
-        return confidence
+        return np.stack([c.reshape(-1)[flat_idx] for c in confidence])
     import cv2
 
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    return np.stack([cv2.erode(np.ascontiguousarray(c, np.float32), kernel) for c in confidence])
+    return np.stack([cv2.erode(np.ascontiguousarray(c, np.float32), kernel).reshape(-1)[flat_idx]
+                     for c in confidence])
 
 
 def _grid_points(depth: np.ndarray, K: np.ndarray, uv: torch.Tensor, idx: np.ndarray):
