@@ -97,3 +97,17 @@ def test_reference_sizes_freeze_the_encoder():
         model = UniHOI.from_size("vits14")
     assert not any(p.requires_grad for p in model.encoder.parameters())
     assert all(p.requires_grad for p in model.decoder.parameters())
+
+
+def test_training_after_inference_in_the_same_process():
+    """Cached resize matrices made under inference_mode must not break a later backward."""
+    from unihoi_ros.model.resample import _matrix_cpu
+
+    _matrix_cpu.cache_clear()
+    m = UniHOI.from_size("tiny")
+    x, f = torch.rand(1, 4, 3, 48, 64), torch.zeros(1, 3, 2, 48, 64)
+    with torch.inference_mode():
+        m(x, f)
+    m(x, f).depth.mean().backward()
+    grad = m.encoder.patch_embed.proj.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0

@@ -2,9 +2,14 @@
 
 Trajectory: Sim(3)-aligned ATE and RPE (evo definitions, RMSE). Depth: abs_rel, rmse and
 delta1 of the metric prediction (no rescaling) and, for reference, after per-frame median
-scaling. Point clouds: both clouds in the ground-truth world (the prediction moved by the
-trajectory's Sim(3) alignment), Chamfer distance and F-score at 1/2.5/5/10 cm.
-A constant-depth + identity-pose baseline is computed on the same frames.
+scaling. Point clouds: the clip's predicted world cloud (depth unprojected with the
+predicted K and poses) is Sim(3)-aligned to the ground-truth cloud by a fit on per-pixel
+correspondences (the same pixels in both), then Chamfer distance and F-score at
+1/2.5/5/10 cm. Aligning on the points rather than on the trajectory keeps the scale
+meaningful when the camera barely translates.
+
+Baseline, on the same frames: constant depth at the ground truth's median (so its scale is
+an oracle's) with identity poses; its cloud is aligned the same way.
 """
 
 from __future__ import annotations
@@ -42,19 +47,45 @@ def _scale_K(K: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.nd
     return S @ K
 
 
-def _world_cloud(depth, K, T, stride: int, rng, max_points: int) -> np.ndarray:
-    pts = []
-    for d, k, t in zip(depth, K, T):
-        d = d[::stride, ::stride]
-        rows, cols = np.nonzero(np.isfinite(d) & (d > 0))
-        z = d[rows, cols].astype(np.float64)
-        u, v = cols * stride, rows * stride
-        cam = np.stack([(u - k[0, 2]) / k[0, 0] * z, (v - k[1, 2]) / k[1, 1] * z, z], -1)
-        pts.append(cam @ t[:3, :3].T + t[:3, 3])
-    cloud = np.concatenate(pts) if pts else np.zeros((0, 3))
-    if len(cloud) > max_points:
-        cloud = cloud[rng.choice(len(cloud), max_points, replace=False)]
-    return cloud
+def _strided_K(K: np.ndarray, stride: int) -> np.ndarray:
+    """Intrinsics of ``depth[::stride, ::stride]`` (pixel centres at integers)."""
+    return K @ np.diag([1.0 / stride, 1.0 / stride, 1.0])
+
+
+def _to_world(d, k, t, rows, cols) -> np.ndarray:
+    z = d[rows, cols].astype(np.float64)
+    cam = np.stack([(cols - k[0, 2]) / k[0, 0] * z, (rows - k[1, 2]) / k[1, 1] * z, z], -1)
+    return cam @ t[:3, :3].T + t[:3, 3]
+
+
+def corresponding_clouds(pred_depth, pred_K, pred_T, gt_depth, gt_K, gt_T, stride: int):
+    """World points of the pixels valid in both clips: ``(P (M, 3), G (M, 3))``, row i of
+    each from the same pixel of the same frame (depth maps of equal size)."""
+    P, G = [], []
+    for pd, pk, pt, gd, gk, gt in zip(pred_depth, pred_K, pred_T, gt_depth, gt_K, gt_T):
+        pd, gd = pd[::stride, ::stride], gd[::stride, ::stride]
+        rows, cols = np.nonzero(np.isfinite(pd) & (pd > 0) & np.isfinite(gd) & (gd > 0))
+        P.append(_to_world(pd, pk, pt, rows, cols))
+        G.append(_to_world(gd, gk, gt, rows, cols))
+    return np.concatenate(P), np.concatenate(G)
+
+
+def aligned_cloud_metrics(P: np.ndarray, G: np.ndarray, rng, max_points: int) -> dict:
+    """Chamfer / F-score after the Sim(3) that best maps ``P`` onto ``G`` (per row)."""
+    import torch
+
+    from unihoi_ros.geometry.procrustes import weighted_sim3
+
+    T, s, ok = weighted_sim3(torch.from_numpy(P), torch.from_numpy(G),
+                             torch.ones(len(P), dtype=torch.float64), return_ok=True)
+    T, s = T.numpy(), float(s)
+    A = s * P @ T[:3, :3].T + T[:3, 3]
+    pick_a = rng.choice(len(A), min(len(A), max_points), replace=False)
+    pick_g = rng.choice(len(G), min(len(G), max_points), replace=False)
+    out = metrics.pointcloud_metrics(A[pick_a], G[pick_g])
+    out["alignment_scale"] = s
+    out["alignment_ok"] = bool(ok)
+    return out
 
 
 def _depth_block(pred_depth, gt_depth) -> dict:
@@ -100,14 +131,15 @@ def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: in
         out["depth"] = _depth_block(pd, gd)
         const = np.full_like(gd, np.median(gd[np.isfinite(gd) & (gd > 0)]))
         out["baseline_constant_depth"] = metrics.depth_metrics(const, gd)
-        if aligned is not None and gt.K is not None:
+        if gt_T is not None and gt.K is not None:
+            # Pixel columns are compared, so rows/cols index the stride grid consistently.
             pK = np.stack([_scale_K(pred.K[i], pred.depth.shape[1:], shape) for i in ip])
-            scale = out["trajectory"]["scale"]
-            pc = _world_cloud(pd * scale, pK, aligned, cloud_stride, rng, MAX_CLOUD_POINTS)
             gK = np.repeat(gt.K[None], len(ig), axis=0)
-            gc = _world_cloud(gd, gK, gt_T, cloud_stride, rng, MAX_CLOUD_POINTS)
-            out["pointcloud"] = metrics.pointcloud_metrics(pc, gc)
-            bc = _world_cloud(const, gK, np.tile(np.eye(4), (len(ig), 1, 1)) @ gt_T[:1],
-                              cloud_stride, rng, MAX_CLOUD_POINTS)
-            out["baseline_pointcloud"] = metrics.pointcloud_metrics(bc, gc)
+            P, G = corresponding_clouds(pd, _strided_K(pK, cloud_stride), est,
+                                        gd, _strided_K(gK, cloud_stride), gt_T, cloud_stride)
+            out["pointcloud"] = aligned_cloud_metrics(P, G, rng, MAX_CLOUD_POINTS)
+            identity = np.tile(np.eye(4), (len(ig), 1, 1))
+            B, G = corresponding_clouds(const, _strided_K(gK, cloud_stride), identity,
+                                        gd, _strided_K(gK, cloud_stride), gt_T, cloud_stride)
+            out["baseline_pointcloud"] = aligned_cloud_metrics(B, G, rng, MAX_CLOUD_POINTS)
     return out

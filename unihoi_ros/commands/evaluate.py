@@ -8,12 +8,20 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate `unihoi process` output against ground truth")
-    p.add_argument("pred_dir", type=Path, help="output directory of `unihoi process`")
-    p.add_argument("gt", type=Path, help="ground truth: TUM RGB-D folder, 7-Scenes folder or "
-                   ".npz (synthetic)")
+    p = sub.add_parser(
+        "eval", help="evaluate `unihoi process` output against ground truth, or a model on "
+        "held-out synthetic clips (--model NAME --synthetic N)")
+    p.add_argument("pred_dir", type=Path, nargs="?", help="output directory of `unihoi process`")
+    p.add_argument("gt", type=Path, nargs="?", help="ground truth: TUM RGB-D folder, 7-Scenes "
+                   "folder or .npz (synthetic)")
     p.add_argument("-o", "--out", type=Path, default=None,
                    help="where to write eval.json / eval.png (default: PRED_DIR)")
+    p.add_argument("--model", default=None, help="with --synthetic: model to evaluate "
+                   "(bundled name, weights path, random:<size>)")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="evaluate --model on N held-out synthetic clips (seeds 10000+), next to "
+                   "the untrained network and the constant-depth + identity-pose baseline")
+    p.add_argument("--frames", type=int, default=32, help="frames per synthetic clip")
     p.set_defaults(func=run)
 
 
@@ -42,8 +50,43 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def run_synthetic(args) -> int:
+    """``--model NAME --synthetic N``: the model, the untrained network and the baseline."""
+    from unihoi_ros.backends.factory import load_backend
+    from unihoi_ros.train.benchmark import evaluate_on_synthetic, format_table
+
+    seeds = range(10_000, 10_000 + args.synthetic)
+    backend = load_backend(args.model)
+    size = backend.model.config.size
+    columns, full = {}, {}
+    for name, be in ((args.model, backend), ("untrained", load_backend(f"random:{size}"))):
+        res = evaluate_on_synthetic(be, seeds, num_frames=args.frames)
+        columns[name] = res["mean"]
+        full[name] = res
+    columns["constant depth + identity pose"] = full[args.model]["baseline_mean"]
+    table = format_table(columns)
+    print(f"{args.synthetic} held-out synthetic clips (seeds {seeds.start}-{seeds.stop - 1}, "
+          f"{args.frames} frames, 120x160, DIS flow); means:")
+    print(table)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "eval_synthetic.json").write_text(json.dumps(
+            {"columns": columns, "runs": full}, indent=2, default=float))
+    return 0
+
+
 def run(args) -> int:
     import numpy as np
+
+    if args.synthetic:
+        if not args.model:
+            print("unihoi eval: --synthetic needs --model", file=sys.stderr)
+            return 2
+        return run_synthetic(args)
+    if args.pred_dir is None or args.gt is None:
+        print("unihoi eval: give PRED_DIR and GT, or --model NAME --synthetic N",
+              file=sys.stderr)
+        return 2
 
     from unihoi_ros.evaluation import associate, evaluate
     from unihoi_ros.geometry.metrics import align_trajectory

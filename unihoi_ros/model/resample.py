@@ -19,6 +19,13 @@ from torch import Tensor
 
 @lru_cache(maxsize=256)
 def _matrix_cpu(n_in: int, n_out: int, align_corners: bool, antialias: bool) -> Tensor:
+    # Cached tensors outlive the caller's mode: made under inference_mode they could never
+    # be saved for backward by a later training step, so always build them outside it.
+    with torch.inference_mode(False):
+        return _build_matrix(n_in, n_out, align_corners, antialias)
+
+
+def _build_matrix(n_in: int, n_out: int, align_corners: bool, antialias: bool) -> Tensor:
     if n_in == n_out:
         return torch.eye(n_out)
     # Channel c holds a unit impulse at row c. The width is kept at 2 (unchanged): with a

@@ -1,0 +1,81 @@
+"""Package a trained run as a bundled model and measure it against the references.
+
+``python -m unihoi_ros.train.release RUN_DIR [--name unihoi-tiny]``:
+
+1. copies ``RUN_DIR/model.safetensors`` (float32) to ``unihoi_ros/model/weights/<name>``
+   ``.safetensors`` + ``.json`` (our format; the JSON carries the config it was trained
+   with and the training provenance);
+2. evaluates it, the untrained network (same size and seed as the run's initialisation) and
+   the constant-depth + identity-pose baseline on the held-out synthetic clips with
+   :func:`unihoi_ros.train.benchmark.evaluate_on_synthetic`;
+3. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
+   a 12-frame ``quick_check`` clip that the test suite re-runs) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from .benchmark import HELD_OUT_SEEDS, evaluate_on_synthetic, format_table
+
+
+def _slim(result: dict) -> dict:
+    """The benchmark result without the bulky full ``evaluate()`` dictionaries."""
+    return {"clips": [{k: v for k, v in c.items() if k != "full"} for c in result["clips"]],
+            "mean": result["mean"], "baseline_mean": result["baseline_mean"],
+            "settings": result["settings"]}
+
+
+def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
+            width: int = 160, seeds=HELD_OUT_SEEDS) -> dict:
+    """Bundle ``run_dir``'s model as ``name`` and evaluate it (see the module docstring)."""
+    from unihoi_ros.model import UniHOI, save_pretrained
+    from unihoi_ros.model.bundled import WEIGHTS_DIR
+
+    from .config import load_config
+
+    run_dir = Path(run_dir)
+    model = UniHOI.from_pretrained(run_dir / "model.safetensors").float()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = load_config(run_dir / "config.yaml")
+    provenance = (f"unihoi_ros.train, config unihoi_ros/train/configs/unihoi_tiny.yaml; "
+                  f"{summary['steps']} steps, {summary['wall_time_s'] / 60:.1f} min; synthetic "
+                  f"seeds {cfg['data']['seeds'][0]}..{cfg['data']['seeds'][1] - 1}")
+    weights = save_pretrained(model, WEIGHTS_DIR / name, provenance=provenance)
+
+    bundled = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds, num_frames, height,
+                                    width)
+    torch.manual_seed(int(cfg["seed"]))
+    untrained = evaluate_on_synthetic(UniHOI.from_size(cfg["model"]["size"]), seeds,
+                                      num_frames, height, width)
+    # A short clip the test suite re-runs to check the shipped numbers reproduce.
+    check = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds[:1], 12, height,
+                                  width)
+    report = {"name": name, "weights_bytes": weights.stat().st_size,
+              "training": {**summary, "config": cfg},
+              "bundled": _slim(bundled), "untrained": _slim(untrained),
+              "quick_check": _slim(check)}
+    (WEIGHTS_DIR / f"{name}.eval.json").write_text(json.dumps(report, indent=1) + "\n")
+    report["table"] = format_table({name: bundled["mean"], "untrained": untrained["mean"],
+                                    "constant depth + identity pose": bundled["baseline_mean"]})
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--name", default="unihoi-tiny")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report = release(args.run_dir, args.name)
+    print(report["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
