@@ -20,6 +20,7 @@ import numpy as np
 from unihoi_ros.geometry import metrics
 from unihoi_ros.io.ground_truth import GroundTruth
 from unihoi_ros.io.predictions import Predictions
+from unihoi_ros.pipeline.points import unproject_pixels
 
 MAX_CLOUD_POINTS = 20000
 
@@ -53,8 +54,7 @@ def _strided_K(K: np.ndarray, stride: int) -> np.ndarray:
 
 
 def _to_world(d, k, t, rows, cols) -> np.ndarray:
-    z = d[rows, cols].astype(np.float64)
-    cam = np.stack([(cols - k[0, 2]) / k[0, 0] * z, (rows - k[1, 2]) / k[1, 1] * z, z], -1)
+    cam = unproject_pixels(cols, rows, d[rows, cols].astype(np.float64), k)
     return cam @ t[:3, :3].T + t[:3, 3]
 
 

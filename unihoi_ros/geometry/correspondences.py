@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from .camera import unproject_pixels
+
 
 def grid_pixels(
     height: int, width: int, num_points: int, dtype=torch.float64, device=None
@@ -107,15 +109,9 @@ def flow_correspondences(
     z_prev, ok_prev = sample_depth_bilinear(depth_prev, uv_prev, edge_tolerance)
     ok_curr = torch.isfinite(z_curr) & (z_curr > 0) & torch.isfinite(f).all(dim=-1)
     z_curr = torch.where(ok_curr, z_curr, torch.ones_like(z_curr))
-    p_curr = _unproject_uv(uv_b, z_curr, K_curr.to(dtype))
-    p_prev = _unproject_uv(torch.nan_to_num(uv_prev), z_prev, K_prev.to(dtype))
+    K_curr = K_curr.to(dtype)[..., None, :, :]  # broadcast over the N points
+    K_prev = K_prev.to(dtype)[..., None, :, :]
+    p_curr = unproject_pixels(uv_b, z_curr, K_curr)
+    p_prev = unproject_pixels(torch.nan_to_num(uv_prev), z_prev, K_prev)
     return p_curr, p_prev, ok_curr & ok_prev
 
-
-def _unproject_uv(uv: torch.Tensor, z: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """``(..., N, 3)`` camera points from pixels ``(..., N, 2)`` and z-depth ``(..., N)``."""
-    fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
-    cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
-    x = (uv[..., 0] - cx) / fx * z
-    y = (uv[..., 1] - cy) / fy * z
-    return torch.stack([x, y, z], dim=-1)

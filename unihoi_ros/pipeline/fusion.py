@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from unihoi_ros.pipeline.points import unproject_pixels
 from unihoi_ros.pipeline.results import FrameResult
 
 
@@ -57,8 +58,7 @@ class CloudFuser:
         if len(rows) > self.max_points_per_frame:
             pick = self._rng.choice(len(rows), self.max_points_per_frame, replace=False)
             rows, cols = rows[pick], cols[pick]
-        z = d[rows, cols].astype(np.float64)
-        cam = np.stack([(cols - K[0, 2]) / K[0, 0] * z, (rows - K[1, 2]) / K[1, 1] * z, z], -1)
+        cam = unproject_pixels(cols, rows, d[rows, cols].astype(np.float64), K)
         T = result.T_world_cam
         self._points.append(cam @ T[:3, :3].T + T[:3, 3])
         self._colors.append(result.rgb[rows, cols])

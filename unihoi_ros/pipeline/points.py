@@ -5,6 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def unproject_pixels(u: np.ndarray, v: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` camera points (optical frame) of pixels ``(u, v)`` (column, row; centres at
+    integers) with z-depth ``z`` (metres), ``K`` ``(3, 3)`` pixels; dtype follows ``z``."""
+    x = (u - K[0, 2]) / K[0, 0] * z
+    y = (v - K[1, 2]) / K[1, 1] * z
+    return np.stack([x, y, z], axis=-1)
+
+
 def colored_points(
     depth: np.ndarray,
     K: np.ndarray,
@@ -32,10 +40,7 @@ def colored_points(
         keep &= confidence[::stride, ::stride] >= min_confidence
     rows, cols = np.nonzero(keep)
     z = d[rows, cols].astype(np.float32)
-    u = (cols * stride).astype(np.float32)
-    v = (rows * stride).astype(np.float32)
-    x = (u - np.float32(K[0, 2])) * z / np.float32(K[0, 0])
-    y = (v - np.float32(K[1, 2])) * z / np.float32(K[1, 1])
-    points = np.stack([x, y, z], axis=-1)
+    points = unproject_pixels((cols * stride).astype(np.float32),
+                              (rows * stride).astype(np.float32), z, K.astype(np.float32))
     colors = rgb[::stride, ::stride][rows, cols]
     return points, np.ascontiguousarray(colors)

@@ -26,7 +26,7 @@ from unihoi_ros.flow.base import FlowProvider
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid, weighted_sim3
 from unihoi_ros.pipeline.config import ReconstructorConfig
-from unihoi_ros.pipeline.points import colored_points
+from unihoi_ros.pipeline.points import colored_points, unproject_pixels
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
 from unihoi_ros.pipeline.stats import StreamStats
@@ -314,10 +314,7 @@ def _grid_points(depth: np.ndarray, K: np.ndarray, uv: torch.Tensor, idx: np.nda
     z = depth.reshape(-1)[idx].astype(np.float64)
     ok = np.isfinite(z) & (z > 0)
     z = np.where(ok, z, 1.0)
-    u, v = uv[:, 0].numpy(), uv[:, 1].numpy()
-    x = (u - K[0, 2]) / K[0, 0] * z
-    y = (v - K[1, 2]) / K[1, 1] * z
-    return np.stack([x, y, z], axis=-1), ok
+    return unproject_pixels(uv[:, 0].numpy(), uv[:, 1].numpy(), z, K), ok
 
 
 def _apply_sim3(T: np.ndarray, scale: float, pose: np.ndarray) -> np.ndarray:
