@@ -341,3 +341,21 @@ def load_ground_truth_from_seq(seq):
     from unihoi_ros.io.ground_truth import GroundTruth
 
     return GroundTruth(seq.stamps_ns, seq.T_world_cam, seq.depth, seq.K)
+
+
+def test_sqlite3_bag_is_read_too(tmp_path, clip):
+    """rosbag2's older default storage (Humble bags recorded without -s mcap)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from unihoi_ros.ros import messages as m
+
+    ts = m.get_typestore()
+    with Writer(tmp_path / "db", version=8, storage_plugin=StoragePlugin.SQLITE3) as w:
+        conn = w.add_connection("/cam/image", m.IMAGE, typestore=ts)
+        for stamp, rgb in zip(clip.stamps_ns, clip.rgb):
+            w.write(conn, int(stamp), ts.serialize_cdr(m.rgb_to_image(rgb, int(stamp), "c"),
+                                                       m.IMAGE))
+    assert any((tmp_path / "db").glob("*.db3"))
+    frames = list(open_source(tmp_path / "db"))
+    np.testing.assert_array_equal(np.stack([f for _, f in frames]), clip.rgb)
+    assert [s for s, _ in frames] == [int(s) for s in clip.stamps_ns]
