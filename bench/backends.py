@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--resolutions", default="120x160,480x640", help="HxW list")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precisions", default="fp32")
-    ap.add_argument("--backends", default="torch,onnxruntime")
+    ap.add_argument("--backends", default="torch,onnxruntime,onnxruntime-split")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
@@ -130,6 +130,14 @@ def make_backend(name: str, model, device: str, precision: str, h: int, w: int, 
         provs = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
                  else ("CPUExecutionProvider",))
         return OnnxRuntimeBackend(path, provs), model.config.frames
+    if name == "onnxruntime-split":
+        from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from unihoi_ros.model.export import export_split_onnx
+
+        enc, _ = export_split_onnx(model, tmp / f"{model.config.size}_{h}x{w}.onnx", h, w)
+        provs = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
+                 else ("CPUExecutionProvider",))
+        return OnnxRuntimeBackend(enc, provs), 1
     raise ValueError(f"unknown backend {name}")
 
 

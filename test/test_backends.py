@@ -179,3 +179,28 @@ def test_auto_selection_prefers_onnxruntime_cpu_over_torch_cpu(tiny, onnx_file, 
     assert select_backend("torch", model=tiny, onnx_path=onnx_file).choice == "torch-cpu"
     with pytest.raises(RuntimeError, match="no usable backend"):
         select_backend("tensorrt", model=tiny, onnx_path=onnx_file)
+
+
+def test_split_export_runs_one_encoder_pass_per_frame(tiny, tmp_path):
+    """`export --split`: encoder per frame + window on cached outputs, same numbers."""
+    pytest.importorskip("onnxruntime")
+    from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from unihoi_ros.model.export import export_split_onnx, unsupported_ops
+
+    enc_path, win_path = export_split_onnx(tiny, tmp_path / "tiny.onnx", H, W)
+    assert not unsupported_ops(enc_path) and not unsupported_ops(win_path)
+    ort = OnnxRuntimeBackend(enc_path, ("CPUExecutionProvider",))
+    assert ort.encoder_passes_per_window == 0 and ort.input_size == (H, W)
+    calls = []
+    run = ort.encoder_session.run
+    ort.encoder_session.run = lambda *a, **k: calls.append(1) or run(*a, **k)
+    ref = TorchBackend(tiny, "cpu")
+    rgbs, flows = random_window(5)
+    a, b = run_window(ort, rgbs, flows), run_window(ref, rgbs, flows)
+    assert len(calls) == 4  # one per frame; the window call runs no encoder
+    assert rel_err(a.depth, b.depth) < 1e-4
+    assert rel_err(a.K, b.K) < 1e-4
+    assert rel_err(a.confidence, b.confidence) < 1e-4
+    win_path.unlink()
+    with pytest.raises(FileNotFoundError, match="window graph"):
+        OnnxRuntimeBackend(enc_path, ("CPUExecutionProvider",))

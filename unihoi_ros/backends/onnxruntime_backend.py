@@ -21,6 +21,11 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 class OnnxRuntimeBackend:
     """Runs an ``unihoi export`` graph with ONNX Runtime.
 
+    Two layouts: the fused window graph (the encoder runs inside every window call: F
+    encoder passes per window), or a split export (``unihoi export --split``: give the
+    ``*.encoder.onnx`` path; ``*.window.onnx`` beside it is loaded too), which runs the
+    encoder once per new frame and caches its outputs, as the torch backend does.
+
     Args:
         onnx_path: the exported model (static shapes: frames must be its input size).
         providers: ONNX Runtime execution providers in order of preference, e.g.
@@ -48,29 +53,71 @@ class OnnxRuntimeBackend:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise RuntimeError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+
+        def load(p: Path):
+            try:
+                return ort.InferenceSession(str(p), sess_options=opts, providers=chosen)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise RuntimeError(f"ONNX Runtime cannot load {p}: {exc}") from exc
+
+        self.session = load(path)
         names = [i.name for i in self.session.get_inputs()]
-        if tuple(names) != wg.INPUTS:
+        self.encoder_session = None
+        if names == ["image"]:  # split export: this is the encoder, the window is beside it
+            window = path.with_name(path.name.replace(".encoder.onnx", ".window.onnx"))
+            if window == path or not window.is_file():
+                raise FileNotFoundError(f"{path} is an encoder graph but {window.name} (its "
+                                        "window graph) is not beside it")
+            self.encoder_session, self.session = self.session, load(window)
+            self._feature_names = [o.name for o in self.encoder_session.get_outputs()]
+            self._window_names = [i.name for i in self.session.get_inputs()]
+            shape = self.encoder_session.get_inputs()[0].shape  # (1, 3, H, W)
+            self.num_frames = int(self.session.get_inputs()[-1].shape[1]) + 1
+            self.input_size = (int(shape[2]), int(shape[3]))
+        elif tuple(names) != wg.INPUTS:
             raise ValueError(f"{path}: inputs {names}, expected {list(wg.INPUTS)} "
                              "(a graph written by `unihoi export`)")
-        shape = self.session.get_inputs()[0].shape  # (1, F, 3, H, W)
-        self.num_frames = int(shape[1])
-        self.input_size = (int(shape[3]), int(shape[4]))
+        else:
+            shape = self.session.get_inputs()[0].shape  # (1, F, 3, H, W)
+            self.num_frames = int(shape[1])
+            self.input_size = (int(shape[3]), int(shape[4]))
         meta = self.session.get_modelmeta().custom_metadata_map
         self.model_config = json.loads(meta["unihoi_config"]) if "unihoi_config" in meta else {}
         self.providers = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers[:1] else "cpu"
         self.path = path
 
-    def encode(self, rgb: np.ndarray) -> np.ndarray:
-        """``(3, H, W)`` float32 frame (the encoder runs inside the window graph)."""
-        wg.check_size(self.input_size, rgb, f"ONNX model {self.path.name}")
-        return wg.frame_tensor(rgb)
+    @property
+    def encoder_passes_per_window(self) -> int:
+        """Encoder runs per window call: 0 for a split export (cached per frame), else F."""
+        return 0 if self.encoder_session is not None else self.num_frames
 
-    def infer_window(self, features: Sequence[np.ndarray], rgbs: Sequence[np.ndarray],
+    def encode(self, rgb: np.ndarray):
+        """Split export: the encoder outputs of the frame (run once, cached by the caller);
+        fused graph: the ``(3, H, W)`` float32 frame (the encoder runs in the window call)."""
+        wg.check_size(self.input_size, rgb, f"ONNX model {self.path.name}")
+        frame = wg.frame_tensor(rgb)
+        if self.encoder_session is None:
+            return frame
+        return self.encoder_session.run(self._feature_names, {"image": frame[None]})
+
+    def infer_window(self, features: Sequence, rgbs: Sequence[np.ndarray],
                      flows_bwd: np.ndarray) -> WindowPrediction:
-        depth, K, conf = self.session.run(list(wg.OUTPUTS), wg.window_inputs(features, flows_bwd))
+        if self.encoder_session is None:
+            inputs = wg.window_inputs(features, flows_bwd)
+        else:
+            inputs = _split_window_inputs(features, flows_bwd)
+        depth, K, conf = self.session.run(list(wg.OUTPUTS), inputs)
         return wg.to_prediction(depth, K, conf)
+
+
+def _split_window_inputs(features: Sequence[list[np.ndarray]],
+                         flows_bwd: np.ndarray) -> dict[str, np.ndarray]:
+    """Window-graph inputs from F cached encoder outputs (``[feat0, ..., cls_tokens]``)."""
+    levels = len(features[0]) - 1
+    inputs = {f"feat{lv}_f{i}": feats[lv] for lv in range(levels)
+              for i, feats in enumerate(features)}
+    inputs.update({f"cls_f{i}": feats[-1] for i, feats in enumerate(features)})
+    inputs["flows_bwd"] = np.ascontiguousarray(flows_bwd.transpose(0, 3, 1, 2),
+                                               dtype=np.float32)[None]
+    return inputs

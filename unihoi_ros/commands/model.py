@@ -88,7 +88,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from unihoi_ros.model import UniHOI
-    from unihoi_ros.model.export import export_onnx, unsupported_ops
+    from unihoi_ros.model.export import export_onnx, export_split_onnx, unsupported_ops
 
     if args.model:
         model = UniHOI.from_pretrained(args.model)
@@ -96,10 +96,15 @@ def _run_export(args: argparse.Namespace) -> int:
     else:
         model = UniHOI.from_size(args.size)
         provenance = f"random initialisation of size {args.size} (no --model given)"
-    path = export_onnx(model, args.output, args.height, args.width, opset=args.opset,
-                       provenance=provenance)
-    bad = unsupported_ops(path)
-    print(f"wrote {path} ({model.config.size}, {args.height}x{args.width}, opset {args.opset})")
+    if args.split:
+        paths = export_split_onnx(model, args.output, args.height, args.width,
+                                  opset=args.opset, provenance=provenance)
+    else:
+        paths = (export_onnx(model, args.output, args.height, args.width, opset=args.opset,
+                             provenance=provenance),)
+    bad = set().union(*(unsupported_ops(p) for p in paths))
+    print(f"wrote {', '.join(map(str, paths))} ({model.config.size}, {args.height}x"
+          f"{args.width}, opset {args.opset})")
     if bad:
         print(f"WARNING: operators TensorRT cannot parse: {sorted(bad)}")
         return 1
@@ -119,4 +124,7 @@ def register(sub) -> None:
     e.add_argument("--width", type=int, default=160)
     e.add_argument("--opset", type=int, default=17)
     e.add_argument("-o", "--output", type=Path, required=True, help="output .onnx path")
+    e.add_argument("--split", action="store_true",
+                   help="write <out>.encoder.onnx + <out>.window.onnx: one encoder pass per "
+                   "new frame in streaming (give the encoder file to the ONNX Runtime backend)")
     e.set_defaults(func=_run_export)

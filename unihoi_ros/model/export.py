@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import FORMAT_VERSION
-from .unihoi import UniHOI
+from .unihoi import EncoderFeatures, UniHOI
 
 DEFAULT_OPSET = 17
 TRT_OPS_FILE = Path(__file__).resolve().parent / "tensorrt_onnx_ops.txt"  # package data
@@ -91,6 +91,105 @@ def export_onnx(
         entry.key, entry.value = k, v
     onnx.save(proto, str(path))
     return path
+
+
+class _EncoderGraph(nn.Module):
+    """One frame ``image (1, 3, H, W)`` -> per-level features and the class tokens."""
+
+    def __init__(self, model: UniHOI) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        enc = self.model.encode(image)
+        return (*enc.features, enc.cls_tokens)
+
+
+class _WindowFromFeatures(nn.Module):
+    """The rest of the network on F frames' cached encoder outputs (flat argument list:
+    level-major features, then the F class tokens, then ``flows_bwd``)."""
+
+    def __init__(self, model: UniHOI, levels: int) -> None:
+        super().__init__()
+        self.model, self.levels = model, levels
+
+    def forward(self, *args: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        f = self.model.config.frames
+        feats, cls, flows = args[: self.levels * f], args[self.levels * f:-1], args[-1]
+        per_frame = [EncoderFeatures([feats[lv * f + i] for lv in range(self.levels)], cls[i])
+                     for i in range(f)]
+        out = self.model.forward_window(per_frame, flows)
+        return out.depth, out.K, out.confidence
+
+
+def split_paths(path: str | Path) -> tuple[Path, Path]:
+    """``x.onnx`` -> (``x.encoder.onnx``, ``x.window.onnx``)."""
+    path = Path(path)
+    stem = path.name.removesuffix(".onnx")
+    return path.with_name(f"{stem}.encoder.onnx"), path.with_name(f"{stem}.window.onnx")
+
+
+def export_split_onnx(
+    model: UniHOI, path: str | Path, height: int, width: int, opset: int = DEFAULT_OPSET,
+    provenance: str = "",
+) -> tuple[Path, Path]:
+    """Export the encoder (per frame) and the window network (on cached encoder outputs)
+    as two graphs, so a stream runs one encoder pass per new frame.
+
+    Encoder: input ``image (1, 3, H, W)`` in [0, 1]; outputs ``feat<l>`` ``(1, h, w, D)``
+    per level and ``cls_tokens (1, 4, D)``. Window: inputs ``feat<l>_f<i>`` and
+    ``cls_f<i>`` for frames i = 0..F-1 and ``flows_bwd (1, F-1, 2, H, W)``; outputs as
+    :func:`export_onnx`. Returns the two paths (see :func:`split_paths`).
+    """
+    enc_path, win_path = split_paths(path)
+    enc_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg, f = model.config, model.config.frames
+    levels = len(cfg.output_idx)
+    hh, ww = model.network_input_shape(height, width)
+    was_training, chunk = model.training, model.confidence_chunk_rows
+    model.encoder.freeze_pos_embed(hh // cfg.patch_size, ww // cfg.patch_size)
+    model.confidence_chunk_rows = None
+    image = torch.rand(1, 3, height, width)
+    try:
+        with torch.no_grad():
+            enc = model.eval().encode(image)
+            torch.onnx.export(
+                _EncoderGraph(model).eval(), (image,), str(enc_path), dynamo=False,
+                input_names=["image"],
+                output_names=[f"feat{lv}" for lv in range(levels)] + ["cls_tokens"],
+                opset_version=opset, do_constant_folding=True)
+            args = tuple(enc.features[lv] for lv in range(levels) for _ in range(f))
+            args += (enc.cls_tokens,) * f + (torch.zeros(1, f - 1, 2, height, width),)
+            names = [f"feat{lv}_f{i}" for lv in range(levels) for i in range(f)]
+            names += [f"cls_f{i}" for i in range(f)] + ["flows_bwd"]
+            torch.onnx.export(
+                _WindowFromFeatures(model, levels).eval(), args, str(win_path),
+                dynamo=False, input_names=names, output_names=["depth", "K", "confidence"],
+                opset_version=opset, do_constant_folding=True)
+    finally:
+        model.train(was_training)
+        model.confidence_chunk_rows = chunk
+        model.encoder.frozen_pos.clear()
+    for p, graph in ((enc_path, "encoder"), (win_path, "window")):
+        _write_metadata(p, cfg, height, width, hh, ww, provenance, graph)
+    return enc_path, win_path
+
+
+def _write_metadata(path: Path, cfg, height: int, width: int, hh: int, ww: int,
+                    provenance: str, graph: str) -> None:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {"unihoi_config": json.dumps(cfg.to_dict()), "unihoi_size": cfg.size,
+            "unihoi_input_size": json.dumps([height, width]),
+            "unihoi_network_input_size": json.dumps([hh, ww]),
+            "unihoi_format_version": str(FORMAT_VERSION), "unihoi_provenance": provenance,
+            "unihoi_graph": graph}
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(path))
 
 
 def graph_ops(path: str | Path) -> set[str]:
