@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -46,12 +47,16 @@ def _flops(size: str, h: int, w: int) -> tuple[float, float]:
     return t, t - 3 * e  # a cached stream: one encoder pass + everything after it
 
 
-def _measure(size: str, h: int, w: int, threads: int, runs: int) -> dict:
+def _measure(size: str, h: int, w: int, threads: int, runs: int, tuned: bool) -> dict:
     """Run inside a fresh process: timings and peak RSS."""
     import torch
 
+    import unihoi_ros  # noqa: F401  (sets THP_MEM_ALLOC_ENABLE before torch allocates)
     from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.cpu_memory import allocator_settings, limit_heap_retention
 
+    if tuned:
+        limit_heap_retention()  # what TorchBackend does on the CPU for ViT sizes
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = UniHOI.from_size(size).eval()
@@ -76,6 +81,7 @@ def _measure(size: str, h: int, w: int, threads: int, runs: int) -> dict:
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "runs": runs,
         "threads": threads,
+        "allocator": allocator_settings(),
     }
 
 
@@ -85,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inputs", nargs="+", default=["288x384"], help="HxW")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--allocator", nargs="+", default=["tuned"], choices=["tuned", "default"],
+                    help="tuned: the package's CPU memory settings (unihoi_ros.model."
+                         "cpu_memory); default: PyTorch's and glibc's defaults")
     ap.add_argument("--json", default=None, help="write results here")
-    ap.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
-        size, h, w, runs = args._child
-        print(json.dumps(_measure(size, int(h), int(w), args.threads, int(runs))))
+        size, h, w, runs, alloc = args._child
+        print(json.dumps(_measure(size, int(h), int(w), args.threads, int(runs),
+                                  alloc == "tuned")))
         return 0
 
     from unihoi_ros.commands.model import model_info
@@ -101,29 +111,33 @@ def main(argv: list[str] | None = None) -> int:
         for hw in args.inputs:
             h, w = (int(x) for x in hw.lower().split("x"))
             gflops, gflops_frame = _flops(size, h, w)
-            child = subprocess.run(
-                [sys.executable, __file__, "--threads", str(args.threads),
-                 "--_child", size, str(h), str(w), str(args.runs)],
-                capture_output=True, text=True, check=True,
-            )
-            m = json.loads(child.stdout.strip().splitlines()[-1])
-            row = {"size": size, "input": [h, w], "parameters": params,
-                   "gflops_per_window": gflops, "gflops_per_new_frame_cached": gflops_frame,
-                   **m}
-            ref = AUTHORS.get(size) if (h, w) == (288, 384) else None
-            if ref:
-                row["authors"] = ref
-                row["speedup"] = ref["ms_per_window"] / m["ms_per_window"]
-                row["memory_ratio"] = ref["peak_gib"] / m["peak_gib"]
-            rows.append(row)
-            print(f"{size:>7} {h}x{w}: {params / 1e6:8.1f} M params, "
-                  f"{gflops:8.1f} GFLOP/window, {gflops_frame:8.1f} GFLOP/new frame, "
-                  f"{m['ms_per_window']:9.1f} ms/window, "
-                  f"{m['ms_per_new_frame_cached']:9.1f} ms/new frame (cached), "
-                  f"peak {m['peak_gib']:.2f} GiB"
-                  + (f" | authors {ref['ms_per_window']:.0f} ms, {ref['peak_gib']} GiB: "
-                     f"{row['speedup']:.2f}x faster, {row['memory_ratio']:.2f}x less memory"
-                     if ref else ""), flush=True)
+            for alloc in args.allocator:
+                env = dict(os.environ, THP_MEM_ALLOC_ENABLE="1" if alloc == "tuned" else "0")
+                child = subprocess.run(
+                    [sys.executable, __file__, "--threads", str(args.threads),
+                     "--_child", size, str(h), str(w), str(args.runs), alloc],
+                    capture_output=True, text=True, check=True, env=env,
+                )
+                m = json.loads(child.stdout.strip().splitlines()[-1])
+                row = {"size": size, "input": [h, w], "parameters": params,
+                       "gflops_per_window": gflops,
+                       "gflops_per_new_frame_cached": gflops_frame,
+                       "allocator_mode": alloc, **m}
+                ref = AUTHORS.get(size) if (h, w) == (288, 384) else None
+                if ref:
+                    row["authors"] = ref
+                    row["speedup"] = ref["ms_per_window"] / m["ms_per_window"]
+                    row["memory_ratio"] = ref["peak_gib"] / m["peak_gib"]
+                rows.append(row)
+                print(f"{size:>7} {h}x{w} [{alloc:>7}]: {params / 1e6:8.1f} M params, "
+                      f"{gflops:8.1f} GFLOP/window, {gflops_frame:8.1f} GFLOP/new frame, "
+                      f"{m['ms_per_window']:9.1f} ms/window "
+                      f"({gflops / m['ms_per_window']:.0f} GFLOP/s), "
+                      f"{m['ms_per_new_frame_cached']:9.1f} ms/new frame (cached), "
+                      f"peak {m['peak_gib']:.2f} GiB"
+                      + (f" | authors {ref['ms_per_window']:.0f} ms, {ref['peak_gib']} GiB: "
+                         f"{row['speedup']:.2f}x faster, {row['memory_ratio']:.2f}x less memory"
+                         if ref else ""), flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -71,6 +71,15 @@ def test_dense_confidence_equals_authors_concatenation():
     for rows in (7, None):
         ours = dense_confidence(mlp, dpt, dino, conf, grid, chunk_rows=rows)
         assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6)
+        with torch.inference_mode():  # the in-place inference path
+            fast = dense_confidence(mlp, dpt, dino, conf, grid, chunk_rows=rows)
+        assert torch.allclose(fast, ref, rtol=1e-5, atol=1e-6)
+    # Same gradients as the authors' formulation (the training path).
+    dpt.requires_grad_(True)
+    g_ref, = torch.autograd.grad(dense_confidence_reference(mlp, dpt, dino, conf, grid).sum(),
+                                 dpt)
+    g_ours, = torch.autograd.grad(dense_confidence(mlp, dpt, dino, conf, grid, 7).sum(), dpt)
+    assert torch.allclose(g_ours, g_ref, rtol=1e-4, atol=1e-6)
 
 
 def test_config_round_trip_and_sizes():

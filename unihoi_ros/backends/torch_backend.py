@@ -30,6 +30,11 @@ class TorchBackend:
         self.dtype = dtype
         if dtype is not None and self._device.type != "cuda":
             raise ValueError("reduced precision (fp16/bf16) is supported on CUDA only")
+        if self._device.type == "cpu" and model.config.size != "tiny":
+            # ViT-size activations are 2-200 MB each: keep glibc from hoarding them.
+            from unihoi_ros.model.cpu_memory import limit_heap_retention
+
+            limit_heap_retention()
 
     def _autocast(self):
         if self.dtype is None:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .resample import resize_matrix
+
 
 def make_confidence_mlp(channels: int, hidden: tuple[int, ...]) -> nn.Sequential:
     """``Linear(4C+2, h0) -> ReLU -> ... -> Linear(h_last, 1)`` (keys ``0``, ``2``, ``4``)."""
@@ -76,12 +78,19 @@ def dense_confidence(
     grid = grid.reshape(b * (f - 1), hh, ww, 2)
     conf_e = conf[:, :-1].reshape(b * (f - 1), 1, hh, ww)
     conf_l = conf[:, 1:].reshape(b * (f - 1), 1, hh, ww)
+    # The per-pixel terms (two confidences and the bias) as one (h0, 3) @ (3, pixels) product.
+    w_pix = torch.stack((w_ce, w_cl, bias), dim=1)
+    # The later frame is upsampled row block by row block (bilinear, align_corners=True,
+    # separable): rows ry[r0:r1] @ (later @ rx.T), never the whole full-resolution map.
+    ry = resize_matrix(h, hh, align_corners=True, device=dpt.device, dtype=dpt.dtype)
+    rx = resize_matrix(w, ww, align_corners=True, device=dpt.device, dtype=dpt.dtype)
     step = hh if chunk_rows is None else max(1, int(chunk_rows))
+    inplace = not torch.is_grad_enabled()
 
     out = []
     for i in range(b * (f - 1)):
         up_e = F.interpolate(earlier[i:i + 1], (hh, ww), mode="bilinear", align_corners=True)
-        up_l = F.interpolate(later[i:i + 1], (hh, ww), mode="bilinear", align_corners=True)
+        later_x = torch.matmul(later[i], rx.T)  # (h0, h, W)
         rows = []
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
@@ -90,12 +99,16 @@ def dense_confidence(
                                     align_corners=False)
             ce = F.grid_sample(conf_e[i:i + 1], g, mode="bilinear", padding_mode="zeros",
                                align_corners=False)
-            hid = (sampled + up_l[:, :, r0:r1]
-                   + w_ce.view(1, -1, 1, 1) * ce
-                   + w_cl.view(1, -1, 1, 1) * conf_l[i:i + 1, :, r0:r1]
-                   + bias.view(1, -1, 1, 1))
-            hid = torch.relu(hid).reshape(1, h0, -1)
-            rows.append(_tail(mlp, hid).reshape(1, r1 - r0, ww))
+            pix = torch.cat((ce.reshape(1, -1), conf_l[i, :, r0:r1].reshape(1, -1),
+                             torch.ones_like(ce).reshape(1, -1)), dim=0)  # (3, rows*W)
+            up_l = torch.matmul(ry[r0:r1], later_x)  # (h0, rows, W)
+            if inplace:  # inference: reuse the grid_sample output, no temporaries
+                hid = sampled.view(h0, -1).add_(up_l.view(h0, -1)).addmm_(w_pix, pix)
+                hid = hid.relu_()
+            else:
+                hid = torch.relu(torch.addmm(sampled.reshape(h0, -1) + up_l.reshape(h0, -1),
+                                             w_pix, pix))
+            rows.append(_tail(mlp, hid.unsqueeze(0)).reshape(1, r1 - r0, ww))
         out.append(torch.cat(rows, dim=1))
     return torch.cat(out, dim=0).reshape(b, f - 1, hh, ww)
 

@@ -178,11 +178,10 @@ class UniHOI(nn.Module):
         if (hh, ww) != tuple(frames.shape[-2:]):
             x = resize2d(x, (hh, ww), antialias=True)  # UniDepth's _preprocess
         cfg = self.config
-        feats, cls = self.encoder(x)
-        levels = [feats[i - 1] for i in cfg.output_idx]
-        n = cfg.depth
-        picks = [n - 3, n - 2, n - 1, cfg.output_idx[-2] - 1]
-        return EncoderFeatures(levels, torch.cat([cls[i] for i in picks], dim=1))
+        n, levels = cfg.depth, list(cfg.output_idx)
+        cls_blocks = [n - 2, n - 1, n, levels[-2]]
+        feats, cls = self.encoder(x, keep=levels + cls_blocks)
+        return EncoderFeatures(feats[:len(levels)], torch.cat(cls[len(levels):], dim=1))
 
     # ------------------------------------------------------------------ window
     def forward_window(

@@ -12,6 +12,8 @@ with the blocks' ``partial(nn.LayerNorm, eps=1e-6)``), 1e-5 in today's UniDepth 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -56,7 +58,12 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        h = self.fc1(x)
+        if h.requires_grad or torch.jit.is_tracing():
+            return self.fc2(self.act(h))
+        # Inference: GELU in place on the (tokens, 4D) hidden layer, the largest activation
+        # of the encoder, instead of allocating a second one (same numbers).
+        return self.fc2(torch.ops.aten.gelu_(h))
 
 
 class LayerScale(nn.Module):
@@ -145,8 +152,11 @@ class DinoVisionTransformer(nn.Module):
             self.frozen_pos[(h, w)] = self.interpolated_pos_embed(h, w).detach().clone()
 
     def forward(
-        self, x: Tensor, blocks: int | None = None
+        self, x: Tensor, blocks: int | None = None, keep: Sequence[int] | None = None
     ) -> tuple[list[Tensor], list[Tensor]]:
+        """``keep``: 1-based block numbers whose outputs to return, in that order (default:
+        every block run). Only kept blocks pay for the final norm and the copy out, and
+        the others are not held until the end (24 ViT-L maps are 470 MB per window)."""
         b, _, hh, ww = x.shape
         p = self.patch_size
         if hh % p or ww % p:
@@ -155,13 +165,16 @@ class DinoVisionTransformer(nn.Module):
         tokens = self.patch_embed(x)
         tokens = torch.cat((self.cls_token.expand(b, -1, -1), tokens), dim=1)
         tokens = tokens + self.interpolated_pos_embed(h, w)
-        feats: list[Tensor] = []
-        cls: list[Tensor] = []
         n_run = self.n_blocks if blocks is None else blocks
-        for blk in self.blocks[:n_run]:
+        wanted = list(range(1, n_run + 1)) if keep is None else [int(k) for k in keep]
+        if any(not 1 <= k <= n_run for k in wanted):
+            raise ValueError(f"keep {wanted} outside blocks 1..{n_run}")
+        kept: dict[int, tuple[Tensor, Tensor]] = {}
+        for number, blk in enumerate(self.blocks[:n_run], start=1):
             tokens = blk(tokens)
-            normed = self.norm(tokens)
-            cls.append(normed[:, :1])
-            feats.append(normed[:, 1:].reshape(b, h, w, self.embed_dim))
-        return feats, cls
+            if number in wanted:
+                # LayerNorm is per token: norming the two slices apart avoids a copy.
+                kept[number] = (self.norm(tokens[:, 1:]).reshape(b, h, w, self.embed_dim),
+                                self.norm(tokens[:, :1]))
+        return [kept[k][0] for k in wanted], [kept[k][1] for k in wanted]
 
