@@ -47,6 +47,21 @@ def _flops(size: str, h: int, w: int) -> tuple[float, float]:
     return t, t - 3 * e  # a cached stream: one encoder pass + everything after it
 
 
+def _gemm_peak_gflops(dim: int, runs: int) -> float:
+    """This CPU's fp32 matrix-multiply rate on the encoder's largest product (tokens of a
+    4-frame window x D @ D x 4D), GFLOP/s: the floor any exact fp32 implementation faces."""
+    import torch
+
+    a, b, c = torch.randn(4 * 1201, dim), torch.randn(dim, 4 * dim), torch.randn(4 * dim)
+    torch.addmm(c, a, b)
+    rates = []
+    for _ in range(max(3, runs)):
+        t = time.perf_counter()
+        torch.addmm(c, a, b)
+        rates.append(2 * a.shape[0] * dim * 4 * dim / (time.perf_counter() - t) / 1e9)
+    return statistics.median(rates)
+
+
 def _measure(size: str, h: int, w: int, threads: int, runs: int, tuned: bool) -> dict:
     """Run inside a fresh process: timings and peak RSS."""
     import torch
@@ -76,6 +91,7 @@ def _measure(size: str, h: int, w: int, threads: int, runs: int, tuned: bool) ->
             model.forward_window(cache, flows)
             stream.append(1000 * (time.perf_counter() - t))
     return {
+        "gemm_peak_gflops": _gemm_peak_gflops(model.config.embed_dim, runs),
         "ms_per_window": statistics.median(times),
         "ms_per_new_frame_cached": statistics.median(stream),
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = json.loads(child.stdout.strip().splitlines()[-1])
                 row = {"size": size, "input": [h, w], "parameters": params,
                        "gflops_per_window": gflops,
+                       "floor_ms_per_window": gflops / m["gemm_peak_gflops"] * 1e3,
                        "gflops_per_new_frame_cached": gflops_frame,
                        "allocator_mode": alloc, **m}
                 ref = AUTHORS.get(size) if (h, w) == (288, 384) else None
@@ -132,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{size:>7} {h}x{w} [{alloc:>7}]: {params / 1e6:8.1f} M params, "
                       f"{gflops:8.1f} GFLOP/window, {gflops_frame:8.1f} GFLOP/new frame, "
                       f"{m['ms_per_window']:9.1f} ms/window "
-                      f"({gflops / m['ms_per_window']:.0f} GFLOP/s), "
+                      f"({gflops / m['ms_per_window'] * 1e3:.0f} GFLOP/s; floor at the "
+                      f"{m['gemm_peak_gflops']:.0f} GFLOP/s GEMM peak "
+                      f"{gflops / m['gemm_peak_gflops'] * 1e3:.0f} ms), "
                       f"{m['ms_per_new_frame_cached']:9.1f} ms/new frame (cached), "
                       f"peak {m['peak_gib']:.2f} GiB"
                       + (f" | authors {ref['ms_per_window']:.0f} ms, {ref['peak_gib']} GiB: "

@@ -120,3 +120,42 @@ def test_training_after_inference_in_the_same_process():
     m(x, f).depth.mean().backward()
     grad = m.encoder.patch_embed.proj.weight.grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_few_query_attention_equals_projected_context():
+    """The class-token heads skip projecting the context; the result must not change."""
+    from unihoi_ros.model.decoder import AttentionBlock
+
+    torch.manual_seed(0)
+    block = AttentionBlock(32, num_heads=1, expansion=2)
+    for p in block.parameters():  # non-trivial LayerNorms, biases and scales
+        p.data.normal_(0.0, 0.5)
+    x, ctx, pos = torch.randn(2, 4, 32), torch.randn(2, 64, 32), torch.randn(2, 4, 32)
+    fast = block(x, context=ctx, pos_embed=pos)  # 4 queries over 64 keys: the short path
+    # A zero context positional term forces the generic path (projected keys and values).
+    generic = block(x, context=ctx, pos_embed=pos, pos_embed_context=torch.zeros_like(ctx))
+    assert torch.allclose(fast, generic, rtol=1e-5, atol=1e-5)
+    g_fast, = torch.autograd.grad(block(x, context=ctx, pos_embed=pos).sum(), block.kv.weight)
+    g_gen, = torch.autograd.grad(generic.sum(), block.kv.weight)
+    assert torch.allclose(g_fast, g_gen, rtol=1e-4, atol=1e-5)
+
+
+def test_encoder_keeps_only_requested_blocks():
+    model = UniHOI.from_size("tiny").eval()
+    x = torch.rand(1, 3, 96, 128)
+    with torch.inference_mode():
+        every, every_cls = model.encoder(x)
+        picked, picked_cls = model.encoder(x, keep=[4, 2])
+    assert len(every) == 4 and len(picked) == 2
+    assert torch.equal(picked[0], every[3]) and torch.equal(picked_cls[1], every_cls[1])
+    with pytest.raises(ValueError, match="outside blocks"):
+        model.encoder(x, keep=[5])
+
+
+def test_cpu_memory_settings_are_reported():
+    from unihoi_ros.model import cpu_memory
+
+    threshold = cpu_memory.limit_heap_retention()
+    assert threshold in (None, 1 << 20)  # None only off glibc
+    assert cpu_memory.limit_heap_retention() == threshold  # idempotent
+    assert cpu_memory.allocator_settings()["mmap_threshold"] == threshold
