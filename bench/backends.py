@@ -3,20 +3,23 @@
 Per backend, precision, model size and input resolution: the per-frame latency of the
 network in streaming steady state (one new frame in: its encoder pass plus the window
 network on cached encodings), median and p95 over repeated frames, and frames per second,
-with the device name. Graph backends (ONNX Runtime, TensorRT) run the fused window graph,
-so they pay F encoder passes per window: the table says so in ``enc/frame``. Ratios are
+with the device name. ``onnxruntime`` runs the fused window graph, so it pays F encoder
+passes per window (the table says so in ``enc/frame``); ``onnxruntime-split`` and the torch
+variants pay one. Ratios are
 against torch fp32 on the same device, measured in the same process.
 
 Usage::
 
     python bench/backends.py --sizes tiny --resolutions 120x160,480x640
     python bench/backends.py --sizes vits14,vitl14 --resolutions 288x384 --device cuda \
-        --precisions fp32,fp16,bf16 --frames 50
+        --precisions fp32,fp16,bf16 --frames 50 \
+        --backends torch,torch-channels-last,torch-compile,torch-cudagraphs,onnxruntime-split
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import tempfile
@@ -63,7 +66,9 @@ def main() -> None:
     ap.add_argument("--resolutions", default="120x160,480x640", help="HxW list")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precisions", default="fp32")
-    ap.add_argument("--backends", default="torch,onnxruntime,onnxruntime-split")
+    ap.add_argument("--backends", default="torch,onnxruntime,onnxruntime-split",
+                    help="of torch, torch-channels-last, torch-compile, torch-cudagraphs "
+                         "(CUDA), onnxruntime, onnxruntime-split")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
@@ -118,10 +123,21 @@ def main() -> None:
     print(f"wrote {args.json}")
 
 
+#: torch backend options benchmarked as their own rows (the first call compiles: warm-up).
+TORCH_VARIANTS = {
+    "torch-channels-last": {"channels_last": True},
+    "torch-compile": {"compile": True},
+    "torch-cudagraphs": {"cuda_graphs": True},
+}
+
+
 def make_backend(name: str, model, device: str, precision: str, h: int, w: int, tmp: Path):
     """``(backend, encoder passes per new frame)``."""
     if name == "torch":
         return TorchBackend(model, device, DTYPES[precision]), 1
+    if name in TORCH_VARIANTS:  # on a copy: channels-last rewrites the weights in place
+        return TorchBackend(copy.deepcopy(model), device, DTYPES[precision],
+                            **TORCH_VARIANTS[name]), 1
     if name == "onnxruntime":
         from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
         from unihoi_ros.model.export import export_onnx

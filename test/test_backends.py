@@ -204,3 +204,34 @@ def test_split_export_runs_one_encoder_pass_per_frame(tiny, tmp_path):
     win_path.unlink()
     with pytest.raises(FileNotFoundError, match="window graph"):
         OnnxRuntimeBackend(enc_path, ("CPUExecutionProvider",))
+
+
+def test_channels_last_torch_backend_matches_and_uses_nhwc():
+    torch.manual_seed(0)
+    model = UniHOI.from_size("tiny").eval()
+    rgbs, flows = random_window(3)
+    ref = run_window(TorchBackend(model), rgbs, flows)
+    nhwc = TorchBackend(model, channels_last=True)
+    conv = model.decoder.depth_layer.to_depth.weight
+    conv3d = model.backbone.feature_fusion_unet_list[0][0].inc.double_conv[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert conv3d.is_contiguous(memory_format=torch.channels_last_3d)
+    out = run_window(nhwc, rgbs, flows)
+    assert rel_err(out.depth, ref.depth) < 1e-4
+    assert rel_err(out.confidence, ref.confidence) < 1e-4
+    assert np.allclose(out.K, ref.K, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_torch_backend_matches_eager(tiny, tmp_path, monkeypatch):
+    """torch.compile (inductor, C++ on the CPU) for the stream's fixed shapes."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    rgbs, flows = random_window(4)
+    ref = run_window(TorchBackend(tiny), rgbs, flows)
+    compiled = TorchBackend(tiny, compile=True)
+    out = run_window(compiled, rgbs, flows)
+    assert compiled.options["compile"]
+    assert rel_err(out.depth, ref.depth) < 1e-4
+    assert rel_err(out.confidence, ref.confidence) < 1e-4
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        TorchBackend(tiny, cuda_graphs=True)
