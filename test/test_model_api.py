@@ -159,3 +159,25 @@ def test_cpu_memory_settings_are_reported():
     assert threshold in (None, 1 << 20)  # None only off glibc
     assert cpu_memory.limit_heap_retention() == threshold  # idempotent
     assert cpu_memory.allocator_settings()["mmap_threshold"] == threshold
+
+
+def test_onednn_linear_equals_f_linear_and_keeps_autograd():
+    from unihoi_ros.model.linear import MIN_ROWS, Linear, linear
+
+    torch.manual_seed(0)
+    layer = Linear(64, 96)
+    x = torch.randn(3, MIN_ROWS, 64)  # 768 rows: the oneDNN path at inference
+    with torch.inference_mode():
+        fast = layer(x)
+        small = layer(x[:, :4])  # few rows: plain F.linear
+    ref = torch.nn.functional.linear(x, layer.weight, layer.bias)
+    assert fast.shape == ref.shape and torch.allclose(fast, ref, rtol=1e-5, atol=1e-5)
+    assert torch.equal(small, ref[:, :4])
+    non_contiguous = x.transpose(0, 1)  # (rows, 3, 64) view
+    with torch.inference_mode():
+        assert torch.allclose(linear(non_contiguous, layer.weight, layer.bias),
+                              ref.transpose(0, 1), rtol=1e-5, atol=1e-5)
+    # Training takes the autograd path: gradients exist and equal F.linear's.
+    g, = torch.autograd.grad(layer(x).square().sum(), layer.weight)
+    g_ref, = torch.autograd.grad(ref.square().sum(), layer.weight)
+    assert torch.allclose(g, g_ref, rtol=1e-5, atol=1e-4)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .linear import Linear, linear
 from .resample import resize_matrix
 
 
@@ -29,7 +30,7 @@ def make_confidence_mlp(channels: int, hidden: tuple[int, ...]) -> nn.Sequential
     dims = [4 * channels + 2, *hidden, 1]
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
-        layers += [nn.Linear(dims[i], dims[i + 1]), nn.ReLU()]
+        layers += [Linear(dims[i], dims[i + 1]), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
 
@@ -70,8 +71,8 @@ def dense_confidence(
     hh, ww = conf.shape[-2:]
     w_de, w_dl, w_pe, w_pl, w_ce, w_cl, bias = _split_first_layer(mlp, c)
     # Token-grid projections: "earlier" parts of frames 0..F-2, "later" parts of 1..F-1.
-    earlier = torch.matmul(dpt[:, :-1], w_de.T) + torch.matmul(dino[:, :-1], w_pe.T)
-    later = torch.matmul(dpt[:, 1:], w_dl.T) + torch.matmul(dino[:, 1:], w_pl.T)
+    earlier = linear(dpt[:, :-1], w_de) + linear(dino[:, :-1], w_pe)
+    later = linear(dpt[:, 1:], w_dl) + linear(dino[:, 1:], w_pl)
     h0 = earlier.shape[-1]
     earlier = earlier.permute(0, 1, 4, 2, 3).reshape(b * (f - 1), h0, h, w)
     later = later.permute(0, 1, 4, 2, 3).reshape(b * (f - 1), h0, h, w)

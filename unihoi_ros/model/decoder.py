@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .linear import Linear
 from .resample import resize2d
 
 
@@ -37,9 +38,9 @@ class MLP(nn.Module):
         super().__init__()
         hidden = int(input_dim * expansion)
         self.norm = nn.LayerNorm(input_dim)
-        self.proj1 = nn.Linear(input_dim, hidden)
+        self.proj1 = Linear(input_dim, hidden)
         self.act = nn.GELU()
-        self.proj2 = nn.Linear(hidden, output_dim or input_dim)
+        self.proj2 = Linear(hidden, output_dim or input_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj2(self.act(self.proj1(self.norm(x))))
@@ -67,11 +68,11 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.mlp = MLP(dim, expansion=expansion)
-        self.kv = nn.Linear(dim, dim * 2)
-        self.q = nn.Linear(dim, dim)
+        self.kv = Linear(dim, dim * 2)
+        self.q = Linear(dim, dim)
         self.norm_attnx = nn.LayerNorm(dim)
         self.norm_attnctx = nn.LayerNorm(dim)
-        self.out = nn.Linear(dim, dim)
+        self.out = Linear(dim, dim)
         self.ls1 = LayerScale(dim)
         self.ls2 = LayerScale(dim)
 
@@ -167,9 +168,9 @@ class CvnxtBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim)
-        self.pwconv1 = nn.Linear(dim, expansion * dim)
+        self.pwconv1 = Linear(dim, expansion * dim)
         self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(expansion * dim, dim)
+        self.pwconv2 = Linear(expansion * dim, dim)
         self.gamma = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -214,7 +215,7 @@ class ListAdapter(nn.Module):
     def __init__(self, input_dims: list[int], hidden_dim: int) -> None:
         super().__init__()
         self.input_adapters = nn.ModuleList(
-            [nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden_dim), nn.GELU())
+            [nn.Sequential(nn.LayerNorm(d), Linear(d, hidden_dim), nn.GELU())
              for d in input_dims]
         )
 
@@ -305,8 +306,8 @@ class GlobalHead(nn.Module):
     def __init__(self, hidden_dim: int, camera_dim: int, expansion: int = 4) -> None:
         super().__init__()
         self.camera_dim = camera_dim
-        self.in_features = nn.Linear(hidden_dim, hidden_dim)
-        self.project_rays = nn.Linear(camera_dim + 3, hidden_dim)
+        self.in_features = Linear(hidden_dim, hidden_dim)
+        self.project_rays = Linear(camera_dim + 3, hidden_dim)
         self.aggregate1 = AttentionBlock(hidden_dim, 1, expansion)
         self.aggregate2 = AttentionBlock(hidden_dim, 1, expansion)
         self.project_cls = MLP(hidden_dim)
@@ -337,7 +338,7 @@ class DepthHead(nn.Module):
         super().__init__()
         self.camera_dim = camera_dim
         self.to_latents = MLP(hidden_dim, expansion=2)
-        self.features_channel_cat = nn.Linear(hidden_dim * num_resolutions, hidden_dim)
+        self.features_channel_cat = Linear(hidden_dim * num_resolutions, hidden_dim)
         self.aggregate_16 = AttentionBlock(hidden_dim, 1, expansion)
         self.prompt_camera = AttentionBlock(hidden_dim, 1, expansion)
         self.rays_layers = nn.ModuleList()
@@ -351,7 +352,7 @@ class DepthHead(nn.Module):
                 nn.ModuleList([NystromBlock(dim, num_heads // 2**i, expansion)
                                for _ in range(depth)])
             )
-            self.rays_layers.append(nn.Linear(camera_dim + 3, dim))
+            self.rays_layers.append(Linear(camera_dim + 3, dim))
             self.ups.append(ConvUpsampleShuffleResidual(dim, expansion=expansion))
             self.depth_mlp.append(MLP(dim // 2, expansion=1, output_dim=head_channels))
             self.confidence_mlp.append(MLP(dim // 2, expansion=1, output_dim=head_channels))
@@ -428,7 +429,7 @@ class PixelDecoder(nn.Module):
         )
         self.level_embeds = nn.Parameter(torch.zeros(num_resolutions, hidden_dim))
         self.level_embed_layer = nn.Sequential(
-            nn.Linear(hidden_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
+            Linear(hidden_dim, hidden_dim), nn.GELU(), Linear(hidden_dim, hidden_dim),
             nn.LayerNorm(hidden_dim),
         )
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .linear import Linear
+
 
 class Attention(nn.Module):
     """``to_out(softmax(q k^T / sqrt(d)) v)`` over the tokens of one window."""
@@ -20,8 +22,8 @@ class Attention(nn.Module):
         inner = heads * dim_head
         self.heads = heads
         self.norm = nn.LayerNorm(dim)
-        self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner, dim))
+        self.to_qkv = Linear(dim, inner * 3, bias=False)
+        self.to_out = nn.Sequential(Linear(inner, dim))
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape
@@ -37,8 +39,8 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Identity(),
-            nn.Linear(hidden, dim), nn.Identity(),
+            nn.LayerNorm(dim), Linear(dim, hidden), nn.GELU(), nn.Identity(),
+            Linear(hidden, dim), nn.Identity(),
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from .confidence import dense_confidence, make_confidence_mlp
 from .config import ModelConfig, get_config
 from .decoder import PixelDecoder
+from .linear import Linear
 from .resample import resize2d
 from .temporal import Transformer
 from .unet3d import UNet3D
@@ -102,7 +103,7 @@ class Backbone(nn.Module):
             [nn.Sequential(UNet3D(d, cfg.unet_channels)) for _ in range(levels)]
         )
         self.dino_projector = nn.Sequential(
-            nn.Linear(d * levels, c * levels), nn.ReLU(), nn.Linear(c * levels, c)
+            Linear(d * levels, c * levels), nn.ReLU(), Linear(c * levels, c)
         )
 
         def transformer() -> Transformer:
