@@ -381,12 +381,29 @@ def test_factory_errors_are_clear(tmp_path):
         load_backend("no-such-bundled-model")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_backend(str(tmp_path / "missing.ckpt"))
-    with pytest.raises(ValueError, match="tensorrt"):
-        load_backend("random:tiny", backend="tensorrt")
+    with pytest.raises(RuntimeError, match="no usable backend for 'tensorrt'"):
+        load_backend("random:tiny", backend="tensorrt")  # no TensorRT and no engine here
+    with pytest.raises(RuntimeError, match="no ONNX file"):
+        load_backend("random:tiny", backend="onnxruntime")
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_backend("random:tiny", backend="openvino")
     with pytest.raises(ValueError, match="CUDA"):
         load_backend("random:tiny", device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="unknown model size"):
         load_backend("random:huge")
+
+
+def test_factory_auto_prefers_onnxruntime_when_a_graph_is_given(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from unihoi_ros.backends.factory import load_backend, load_network
+    from unihoi_ros.model.export import export_onnx
+
+    net, _, _ = load_network("random:tiny")
+    onnx = export_onnx(net, tmp_path / "tiny.onnx", 48, 64)
+    backend = load_backend("random:tiny", "auto", "cpu", onnx_path=str(onnx))
+    assert backend.name == "onnxruntime" and backend.selection.choice == "onnxruntime-cpu"
+    assert "torch-cuda" in backend.selection.skipped or "tensorrt" in backend.selection.skipped
+    assert load_backend("random:tiny", "torch", "cpu", onnx_path=str(onnx)).name == "torch"
 
 
 def test_factory_loads_our_weights_file(tmp_path):

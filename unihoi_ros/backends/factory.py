@@ -1,4 +1,4 @@
-"""Pick and build an inference backend from a model reference (first version: torch only).
+"""Pick and build an inference backend from a model reference.
 
 ``model`` is one of
 
@@ -24,8 +24,6 @@ from unihoi_ros.backends.base import Backend
 
 log = logging.getLogger(__name__)
 
-#: Backends this factory builds today (ONNX Runtime and TensorRT come later).
-SUPPORTED_BACKENDS = ("auto", "torch")
 RANDOM_PREFIX = "random:"
 #: Seed of ``random:<size>`` networks (same weights in every process).
 RANDOM_SEED = 0
@@ -134,37 +132,56 @@ def _load_authors_checkpoint(path: Path):
 
 
 def load_backend(
-    model: str, backend: str = "auto", device: str = "auto", precision: str = "fp32"
+    model: str, backend: str = "auto", device: str = "auto", precision: str = "fp32",
+    onnx_path: str | None = None, engine_path: str | None = None,
+    force_engine_update: bool = False,
 ) -> Backend:
     """Build the inference backend for ``model`` (see module docstring).
 
     Args:
-        model: path, bundled name or ``random:<size>``.
-        backend: ``auto`` or ``torch`` (this version builds torch only).
+        model: path, bundled name or ``random:<size>`` (the torch network; also the model
+            configuration a TensorRT engine's record must match).
+        backend: ``auto`` (TensorRT > ONNX Runtime CUDA > torch CUDA > ONNX Runtime CPU >
+            torch CPU, by what is given and present: :func:`~unihoi_ros.backends.select.
+            select_backend` logs the choice and why), ``tensorrt``, ``onnxruntime`` or
+            ``torch``.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``fp32``, or ``fp16``/``bf16`` on CUDA.
+        onnx_path: graph from ``unihoi export`` (ONNX Runtime; TensorRT builds from it).
+        engine_path: TensorRT engine (built from ``onnx_path`` when missing).
+        force_engine_update: rebuild the engine from ``onnx_path`` even if it exists.
 
     Returns:
         a :class:`~unihoi_ros.backends.base.Backend` with extra attributes
-        ``model_source`` (str), ``untrained`` (bool) and ``precision`` (str).
+        ``model_source`` (str), ``untrained`` (bool), ``precision`` (str) and
+        ``selection`` (the choice and the reasons).
 
     Raises:
-        ValueError: an unsupported backend, device or precision.
+        ValueError: an unknown backend, device or precision.
         FileNotFoundError: the model cannot be found (the message says what to pass).
+        RuntimeError: no requested backend is usable here (the message says why).
     """
-    from unihoi_ros.backends.torch_backend import TorchBackend
+    from unihoi_ros.backends.select import BACKENDS, select_backend
 
     name = (backend or "auto").strip().lower()
-    if name not in SUPPORTED_BACKENDS:
-        raise ValueError(
-            f"backend {backend!r} is not available in this build (supported: "
-            f"{', '.join(SUPPORTED_BACKENDS)}); onnxruntime and tensorrt are not wired yet"
-        )
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     dev = resolve_device(device)
-    dtype = _dtype(precision, dev)
+    _dtype(precision, dev)  # validates the precision for the device
     net, description, untrained = load_network(model)
-    out = TorchBackend(net, dev, dtype=dtype)
+    if force_engine_update and engine_path:
+        if not onnx_path:
+            raise ValueError("force_engine_update needs onnx_file_path to rebuild from")
+        from unihoi_ros.backends.tensorrt_build import build_engine
+
+        log.info("force_engine_update: rebuilding %s from %s", engine_path, onnx_path)
+        build_engine(onnx_path, engine_path, precision if precision != "fp32" else "fp16")
+    selection = select_backend(name, model=net, onnx_path=onnx_path or None,
+                               engine_path=engine_path or None, device=dev,
+                               precision=(precision or "fp32").lower())
+    out = selection.backend
     out.model_source = description
     out.untrained = untrained
     out.precision = (precision or "fp32").lower()
+    out.selection = selection
     return out

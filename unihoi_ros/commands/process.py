@@ -15,6 +15,9 @@ def add_model_arguments(p) -> None:
                    help="bundled model name, weights path, or random:<size> (untrained)")
     p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime | tensorrt")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--onnx-file", default=None,
+                   help="graph from `unihoi export` (ONNX Runtime; TensorRT builds from it)")
+    p.add_argument("--engine-file", default=None, help="TensorRT engine (`unihoi build-engine`)")
     p.add_argument("--stride", type=int, default=1, help="window stride (1-3)")
     p.add_argument("--process-size", default=None, metavar="HxW",
                    help="resize frames to this size before inference (default: input size)")
@@ -50,7 +53,8 @@ def build_reconstructor(args):
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.pipeline import Reconstructor, ReconstructorConfig
 
-    backend = load_backend(args.model, args.backend, args.device)
+    backend = load_backend(args.model, args.backend, args.device, "fp32",
+                           getattr(args, "onnx_file", None), getattr(args, "engine_file", None))
     cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
                               max_side=args.max_side or None)
     return Reconstructor(backend, DISFlow(args.flow_preset), cfg)

@@ -53,7 +53,10 @@ def register(sub) -> None:
     p.add_argument("--model", default=None,
                    help="model: path (.safetensors / authors' .ckpt), bundled name, or "
                         "random:<size> (untrained, tests only); default: parameter model")
-    p.add_argument("--backend", default=None, help="auto | torch (parameter backend)")
+    p.add_argument("--backend", default=None,
+                   help="auto | tensorrt | onnxruntime | torch (parameter backend)")
+    p.add_argument("--onnx-file", default=None, help="parameter onnx_file_path")
+    p.add_argument("--engine-file", default=None, help="parameter engine_file_path")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16")
     p.add_argument("--process-height", type=int, default=None,
@@ -84,7 +87,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
     flag_params = {
         "input_topic": "image_topic", "model": "model", "backend": "backend",
         "device": "device", "precision": "precision", "process_height": "process_height",
-        "process_width": "process_width",
+        "process_width": "process_width", "onnx_file": "onnx_file_path",
+        "engine_file": "engine_file_path",
     }
     for attr, name in flag_params.items():
         value = getattr(args, attr)
@@ -135,7 +139,9 @@ def _run_dds(args: argparse.Namespace) -> int:
         return 2
     _set_threads(args.threads)
     try:
-        backend = load_backend(params.model, params.backend, params.device, params.precision)
+        backend = load_backend(params.model, params.backend, params.device, params.precision,
+                               params.onnx_file_path, params.engine_file_path,
+                               params.force_engine_update)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"unihoi run: cannot load model {params.model!r}: {exc}", file=sys.stderr)
         return 2

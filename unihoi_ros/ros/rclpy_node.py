@@ -321,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     unihoi = None
     try:
         params = declare_parameters(node)
-        backend = load_backend(params.model, params.backend, params.device, params.precision)
+        backend = load_backend(params.model, params.backend, params.device, params.precision,
+                               params.onnx_file_path, params.engine_file_path,
+                               params.force_engine_update)
         unihoi = UnihoiNode(params, backend, RclpyTransport(node))
         unihoi.start()
         rclpy.spin(node)
