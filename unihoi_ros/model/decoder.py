@@ -31,6 +31,10 @@ from .linear import Linear
 from .resample import resize2d
 
 
+#: Full-resolution head stacks above this size are decoded one frame at a time.
+_SPLIT_HEADS_BYTES = 32 << 20
+
+
 class MLP(nn.Module):
     """``LayerNorm -> proj1 -> GELU -> proj2`` (UniDepth ``layers/mlp.py``)."""
 
@@ -394,12 +398,15 @@ class DepthHead(nn.Module):
                 mlp(tok).transpose(1, 2).reshape(tok.shape[0], -1, hh, ww)
                 for mlp, (tok, hh, ww) in zip(list(mlps)[::-1], stage_outputs[::-1])
             ]
-            # One frame at a time: the full-resolution stack is (1, 3 x head_channels, H, W)
-            # instead of (N, ...), which bounds peak memory (45 MB instead of 180 MB at
-            # ViT sizes) at the same arithmetic.
+            # Large outputs one frame at a time: the full-resolution stack is then (1, 3 x
+            # head_channels, H, W) instead of (N, ...), which bounds peak memory (45 MB
+            # instead of 180 MB at ViT sizes) at the same arithmetic.
+            n = maps[0].shape[0]
+            stack_bytes = 4 * n * sum(m.shape[1] for m in maps) * out_shape[0] * out_shape[1]
+            step = 1 if stack_bytes > _SPLIT_HEADS_BYTES else n
             return torch.cat([
-                conv(torch.cat([resize2d(m[j:j + 1], out_shape) for m in maps], dim=1))
-                for j in range(maps[0].shape[0])
+                conv(torch.cat([resize2d(m[j:j + step], out_shape) for m in maps], dim=1))
+                for j in range(0, n, step)
             ], dim=0)
 
         logdepth = head(self.depth_mlp, self.to_depth)
