@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from .linear import Linear
 from .resample import resize2d
 
-
 #: Full-resolution head stacks above this size are decoded one frame at a time.
 _SPLIT_HEADS_BYTES = 32 << 20
 
