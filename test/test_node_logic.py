@@ -387,6 +387,9 @@ def test_factory_errors_are_clear(tmp_path):
         load_backend("random:tiny", backend="onnxruntime")
     with pytest.raises(ValueError, match="unknown backend"):
         load_backend("random:tiny", backend="openvino")
+    with pytest.raises(ValueError, match="needs onnx_file_path"):
+        load_backend("random:tiny", engine_path=str(tmp_path / "m.engine"),
+                     force_engine_update=True)
     with pytest.raises(ValueError, match="CUDA"):
         load_backend("random:tiny", device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="unknown model size"):
@@ -404,6 +407,10 @@ def test_factory_auto_prefers_onnxruntime_when_a_graph_is_given(tmp_path):
     assert backend.name == "onnxruntime" and backend.selection.choice == "onnxruntime-cpu"
     assert "torch-cuda" in backend.selection.skipped or "tensorrt" in backend.selection.skipped
     assert load_backend("random:tiny", "torch", "cpu", onnx_path=str(onnx)).name == "torch"
+    # A forced engine rebuild only happens if TensorRT is chosen: here auto falls back.
+    forced = load_backend("random:tiny", "auto", "cpu", onnx_path=str(onnx),
+                          engine_path=str(tmp_path / "m.engine"), force_engine_update=True)
+    assert forced.name == "onnxruntime" and not (tmp_path / "m.engine").exists()
 
 
 def test_factory_loads_our_weights_file(tmp_path):

@@ -169,16 +169,10 @@ def load_backend(
     dev = resolve_device(device)
     _dtype(precision, dev)  # validates the precision for the device
     net, description, untrained = load_network(model)
-    if force_engine_update and engine_path:
-        if not onnx_path:
-            raise ValueError("force_engine_update needs onnx_file_path to rebuild from")
-        from unihoi_ros.backends.tensorrt_build import build_engine
-
-        log.info("force_engine_update: rebuilding %s from %s", engine_path, onnx_path)
-        build_engine(onnx_path, engine_path, precision if precision != "fp32" else "fp16")
     selection = select_backend(name, model=net, onnx_path=onnx_path or None,
                                engine_path=engine_path or None, device=dev,
-                               precision=(precision or "fp32").lower())
+                               precision=(precision or "fp32").lower(),
+                               force_engine_update=force_engine_update)
     out = selection.backend
     out.model_source = description
     out.untrained = untrained

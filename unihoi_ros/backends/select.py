@@ -48,7 +48,8 @@ def _torch_dtype(precision: str):
     return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
-def candidates(model, onnx_path, engine_path, device: str, precision: str):
+def candidates(model, onnx_path, engine_path, device: str, precision: str,
+               force_engine_update: bool = False):
     """``(name, available, reason, factory)`` in ``auto``'s order of preference."""
     from unihoi_ros.backends.tensorrt_backend import tensorrt_status
 
@@ -61,9 +62,12 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str):
     def trt():
         from unihoi_ros.backends.tensorrt_backend import TensorRTBackend
 
-        if engine_path is not None and not Path(engine_path).exists() and onnx_ok:
+        missing = engine_path is not None and not Path(engine_path).exists()
+        if onnx_ok and (missing or force_engine_update):
             from unihoi_ros.backends.tensorrt_build import build_engine
 
+            log.info("building TensorRT engine %s from %s%s", engine_path, onnx_path,
+                     " (force_engine_update)" if not missing else "")
             build_engine(onnx_path, engine_path, precision if precision != "fp32" else "fp16")
         return TensorRTBackend(engine_path, cuda_dev,
                                None if model is None else model.config.to_dict())
@@ -100,7 +104,8 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str):
 
 
 def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
-                   engine_path=None, device: str = "auto", precision: str = "fp32") -> Selection:
+                   engine_path=None, device: str = "auto", precision: str = "fp32",
+                   force_engine_update: bool = False) -> Selection:
     """Build the requested backend (or the best available one for ``"auto"``).
 
     Args:
@@ -111,10 +116,14 @@ def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
         engine_path: serialized TensorRT engine.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``, ``fp16`` or ``bf16`` (reduced precision on CUDA only).
+        force_engine_update: if TensorRT is chosen, rebuild its engine from ``onnx_path``
+            even when it exists.
     """
     if name_or_auto not in BACKENDS:
         raise ValueError(f"unknown backend {name_or_auto!r}; choose from {BACKENDS}")
-    cands = candidates(model, onnx_path, engine_path, device, precision)
+    if force_engine_update and engine_path and not onnx_path:
+        raise ValueError("force_engine_update needs onnx_file_path to rebuild from")
+    cands = candidates(model, onnx_path, engine_path, device, precision, force_engine_update)
     if name_or_auto != "auto":
         cands = [c for c in cands if c[0].split("-")[0] == name_or_auto]
     skipped = {}

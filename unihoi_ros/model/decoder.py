@@ -79,17 +79,19 @@ class AttentionBlock(nn.Module):
         self.ls1 = LayerScale(dim)
         self.ls2 = LayerScale(dim)
 
+    def _query(self, x: Tensor, pos_embed: Tensor | None) -> Tensor:
+        """``q (B, N, C)`` of the normed queries, with their positional term added."""
+        q = self.q(self.norm_attnx(x))
+        return q if pos_embed is None else q + pos_embed
+
     def _qkv(
         self, x: Tensor, context: Tensor, pos_embed: Tensor | None,
         pos_embed_context: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``q (B, N, C)``, ``k, v (B, M, C)`` with positional terms added."""
-        x = self.norm_attnx(x)
         context = self.norm_attnctx(context)
         k, v = self.kv(context).chunk(2, dim=-1)
-        q = self.q(x)
-        if pos_embed is not None:
-            q = q + pos_embed
+        q = self._query(x, pos_embed)
         if pos_embed_context is not None:
             k = k + pos_embed_context
         return q, k, v
@@ -98,7 +100,8 @@ class AttentionBlock(nn.Module):
         self, x: Tensor, context: Tensor, pos_embed: Tensor | None = None,
         pos_embed_context: Tensor | None = None,
     ) -> Tensor:
-        if pos_embed_context is None and self.num_heads == 1 and 8 * x.shape[1] <= context.shape[1]:
+        few_queries = 8 * x.shape[1] <= context.shape[1]
+        if pos_embed_context is None and self.num_heads == 1 and few_queries:
             return self._attn_few_queries(x, context, pos_embed)
         q, k, v = self._qkv(x, context, pos_embed, pos_embed_context)
         b, n, c = q.shape
@@ -119,11 +122,8 @@ class AttentionBlock(nn.Module):
         bv) = (A C) Wv^T + bv`` because each row of ``A`` sums to 1. This skips the key
         and value projections of all 4 x 1200 tokens per frame at ViT sizes.
         """
-        x = self.norm_attnx(x)
         ctx = self.norm_attnctx(context)
-        q = self.q(x)
-        if pos_embed is not None:
-            q = q + pos_embed
+        q = self._query(x, pos_embed)
         c = q.shape[-1]
         w_k, w_v, b_v = self.kv.weight[:c], self.kv.weight[c:], self.kv.bias[c:]
         scores = torch.matmul(torch.matmul(q, w_k), ctx.transpose(1, 2)) * c ** -0.5
@@ -151,8 +151,6 @@ class NystromBlock(AttentionBlock):
         self, x: Tensor, context: Tensor, pos_embed: Tensor | None = None,
         pos_embed_context: Tensor | None = None,
     ) -> Tensor:
-        if pos_embed_context is None and self.num_heads == 1 and 8 * x.shape[1] <= context.shape[1]:
-            return self._attn_few_queries(x, context, pos_embed)
         q, k, v = self._qkv(x, context, pos_embed, pos_embed_context)
         b, n, c = q.shape
         h = self.num_heads
