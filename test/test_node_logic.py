@@ -130,6 +130,13 @@ def test_parameter_overrides_files_and_errors(tmp_path):
     assert p.image_input_topic == "image/compressed"
     assert p.effective_live_mode
     assert not p.replace(use_sim_time=True).effective_live_mode  # bag replay never drops
+    assert p.reconstructor_config().pose_solver == "pnp"
+    assert p.replace(pose_solver="procrustes").reconstructor_config().pose_solver == "procrustes"
+    with pytest.raises(ValueError, match="pose_solver must be one of pnp, procrustes"):
+        p.replace(pose_solver="icp")
+    from unihoi_ros.pipeline.config import POSE_SOLVERS
+    from unihoi_ros.ros.params import POSE_SOLVERS as PARAM_SOLVERS
+    assert PARAM_SOLVERS == POSE_SOLVERS
     with pytest.raises(ValueError, match="did you mean 'window_stride'"):
         NodeParams.load(overrides={"window_strid": 2})
     with pytest.raises(ValueError, match="must be int"):

@@ -114,6 +114,41 @@ def test_oracle_dis_flow_accuracy_and_confidence_matters():
     assert mean["plain_weighted"] > mean["weighted"], mean
 
 
+class PositionScaleBias:
+    """Oracle whose depth at window position p is scaled by ``1 + bias * p``: the kind of
+    position-in-window scale bias a trained network has (see bench/RESULTS.md)."""
+
+    def __init__(self, inner, bias):
+        self.inner, self.bias = inner, bias
+        self.name, self.device, self.num_frames = "biased", "cpu", inner.num_frames
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows):
+        p = self.inner.infer_window(features, rgbs, flows)
+        gain = 1.0 + self.bias * np.arange(len(p.depth), dtype=np.float32)
+        return WindowPrediction(p.depth * gain[:, None, None], p.K, p.confidence)
+
+
+def test_depth_scale_bias_neither_drifts_nor_becomes_motion():
+    seq = make_sequence(seed=11, num_frames=32, height=120, width=160)
+    gt = relative_to_first(seq.T_world_cam)
+    step = np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1)
+    errs = {}
+    for solver in ("pnp", "procrustes"):
+        _, res = run_stream(seq, PositionScaleBias(OracleBackend(seq), 0.01),
+                            GroundTruthFlow(seq), ReconstructorConfig(pose_solver=solver))
+        errs[solver] = rpe(trajectory(res), gt, delta=1, align="none")["trans"]
+        # Every frame is output at window position 3: depth 3 % long, and no drift.
+        ratio = [np.nanmedian(r.depth / d) for r, d in zip(res[3:], seq.depth[3:])]
+        np.testing.assert_allclose(ratio, 1.03, rtol=1e-4)
+    # PnP reads frame t-1's depth only (2 % long): 2 % of the motion. Procrustes turns the
+    # 1 % disagreement between frames into translation, more than the motion itself.
+    assert errs["pnp"] < 0.05 * step.mean(), (errs, step.mean())
+    assert errs["procrustes"] > step.mean(), (errs, step.mean())
+
+
 def test_one_encoder_pass_per_new_frame_with_stride():
     seq = make_sequence(seed=5, num_frames=20, height=48, width=64)
     for stride in (1, 2, 3):

@@ -24,6 +24,9 @@ def add_model_arguments(p) -> None:
     p.add_argument("--max-side", type=int, default=640,
                    help="downscale larger frames to this longer side (0: never)")
     p.add_argument("--flow-preset", default="medium", help="OpenCV DIS preset")
+    p.add_argument("--pose-solver", default="pnp", choices=("pnp", "procrustes"),
+                   help="relative pose per frame pair: pnp (default) or procrustes (the "
+                        "paper's weighted 3D-3D fit)")
 
 
 def register(sub) -> None:
@@ -56,7 +59,8 @@ def build_reconstructor(args):
     backend = load_backend(args.model, args.backend, args.device, "fp32",
                            getattr(args, "onnx_file", None), getattr(args, "engine_file", None))
     cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
-                              max_side=args.max_side or None)
+                              max_side=args.max_side or None,
+                              pose_solver=getattr(args, "pose_solver", "pnp"))
     return Reconstructor(backend, DISFlow(args.flow_preset), cfg)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Relative-pose solvers of the streaming pipeline (see :attr:`ReconstructorConfig.pose_solver`).
+POSE_SOLVERS = ("pnp", "procrustes")
+
 
 @dataclass
 class ReconstructorConfig:
@@ -20,7 +23,13 @@ class ReconstructorConfig:
             pixels (flow is unreliable next to moving or occluded regions); 0 disables.
         edge_tolerance: relative depth spread inside a 2x2 neighbourhood above which a flow
             target is treated as an occlusion edge and ignored.
-        robust_iterations: refits of the pose Procrustes after dropping correspondences
+        pose_solver: how each frame pair's relative pose is solved: ``"pnp"`` (default:
+            frame t-1's points against frame t's flow pixels, RANSAC + Levenberg-Marquardt;
+            insensitive to the depth scale of frame t) or ``"procrustes"`` (the paper's
+            confidence-weighted rigid fit of both frames' points).
+        pnp_inlier_px: RANSAC reprojection threshold of the PnP solver, pixels of the
+            processed frame.
+        robust_iterations: (procrustes) refits of the pose Procrustes after dropping correspondences
             whose residual is an outlier (occlusions, flow errors); 0 gives the authors'
             plain weighted Procrustes.
         process_size: ``(height, width)`` the frames are resized to before inference, or
@@ -40,6 +49,8 @@ class ReconstructorConfig:
     min_confidence: float = 0.5
     confidence_erosion_px: int = 6
     edge_tolerance: float = 0.05
+    pose_solver: str = "pnp"
+    pnp_inlier_px: float = 1.0
     robust_iterations: int = 1
     process_size: tuple[int, int] | None = None
     max_side: int | None = None
@@ -53,5 +64,10 @@ class ReconstructorConfig:
             raise ValueError(f"window must be >= 2 frames, got {self.window}")
         if not 1 <= self.stride <= self.window - 1:
             raise ValueError(f"stride must be in 1..{self.window - 1}, got {self.stride}")
+        if self.pose_solver not in POSE_SOLVERS:
+            raise ValueError(f"pose_solver must be one of {POSE_SOLVERS}, got "
+                             f"{self.pose_solver!r}")
+        if not self.pnp_inlier_px > 0:
+            raise ValueError(f"pnp_inlier_px must be > 0, got {self.pnp_inlier_px}")
         if self.point_stride < 1:
             raise ValueError("point_stride must be >= 1")

@@ -2,10 +2,16 @@
 
 Per new frame the encoder runs once and the backward flow to the previous frame is
 computed once; both are cached in the ring buffer. Every ``stride`` frames the window
-network runs on the last ``window`` frames, relative poses come from confidence-weighted
-Procrustes over flow correspondences, and the window is placed in the world by a weighted
-Sim(3) fit on the frames it shares with what was already reconstructed; its depths are
-rescaled by that fit's scale (UniHOI / EgoMono4D online inference).
+network runs on the last ``window`` frames. Each frame pair's relative pose comes from
+flow correspondences at confident pixels: by default PnP (frame t-1's points, frame t's
+pixels; :mod:`unihoi_ros.geometry.pnp` says why), or the paper's confidence-weighted
+Procrustes (``pose_solver="procrustes"``). The window is placed in the world by chaining
+from its newest already reconstructed frame. Depths are the network's metric depths as
+predicted: they are not rescaled to earlier windows, because chaining a per-window scale
+fit compounds the network's small position-in-window scale bias into a drift of the
+whole stream's scale (measured: 0.7x to 0.35x over 32 frames on synthetic clips). This
+departs from the paper's online Sim(3) alignment; bench/RESULTS.md ("pose solver") has
+the numbers.
 
 First frames: the window is filled by repeating the first frame of the stream, so every
 frame gets a result as soon as it arrives; results produced from such incomplete
@@ -24,9 +30,10 @@ import torch
 from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow.base import FlowProvider
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
-from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid, weighted_sim3
+from unihoi_ros.geometry.pnp import relative_pose_pnp
+from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
 from unihoi_ros.pipeline.config import ReconstructorConfig
-from unihoi_ros.pipeline.points import colored_points, unproject_pixels
+from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
 from unihoi_ros.pipeline.stats import StreamStats
@@ -167,27 +174,28 @@ class Reconstructor:
         slots = self._buffer.window(cfg.window)
         new_count = min(self._since_window, len(self._buffer))
         self._since_window = 0
-        # A repeated warm-up slot has zero flow to itself.
+        # A repeated warm-up slot has zero flow to itself, and no motion.
+        repeated = np.array([s is prev for prev, s in itertools.pairwise(slots)])
         flows = np.stack([
-            s.flow_bwd if s is not prev else np.zeros_like(s.flow_bwd)
-            for prev, s in itertools.pairwise(slots)
+            s.flow_bwd if not same else np.zeros_like(s.flow_bwd)
+            for s, same in zip(slots[1:], repeated)
         ])
         with self._stats.time("network"):
             pred = self.backend.infer_window([s.features for s in slots],
                                              [s.rgb for s in slots], flows)
         with self._stats.time("poses"):
-            T_win, rel_ok = self._window_poses(pred, flows)
-            T_align, scale, align_ok = self._align_to_world(slots, pred, T_win, rel_ok)
+            T_win, rel_ok = self._window_poses(pred, flows, repeated)
+            T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
         flags_common = ("warmup",) if len(self._buffer) < cfg.window else ()
         results = []
         for j in range(cfg.window - new_count, cfg.window):
             slot = slots[j]
-            T_world = _apply_sim3(T_align, scale, T_win[j])
+            T_world = T_align @ T_win[j]
             pose_ok = bool(rel_ok[: j + 1].all()) and align_ok
             flags = flags_common + (() if pose_ok else ("pose_degenerate",))
             if not pose_ok:
                 self._stats.counts["pose_degenerate"] += 1
-            slot.depth = pred.depth[j] * np.float32(scale)
+            slot.depth = pred.depth[j]
             slot.K = pred.K
             slot.T_world_cam = T_world
             slot.confidence = (pred.confidence[j - 1] if j > 0
@@ -202,35 +210,51 @@ class Reconstructor:
             self._grid = grid_pixels(h, w, self.config.num_pose_points, dtype=_F64)
         return self._grid
 
-    def _window_poses(self, pred: WindowPrediction, flows: np.ndarray):
+    def _window_poses(self, pred: WindowPrediction, flows: np.ndarray, repeated: np.ndarray):
         """``(F, 4, 4)`` float64 poses of the window's frames in its frame 0, and
-        ``(F,)`` bool solve flags (a failed pair keeps the previous frame's pose)."""
+        ``(F,)`` bool solve flags (a failed pair keeps the previous frame's pose).
+        ``repeated (F-1,)`` marks warm-up pairs of one frame with itself (identity)."""
+        cfg = self.config
         f, h, w = pred.depth.shape
         uv = self._pose_grid(h, w)
         depth = torch.from_numpy(np.ascontiguousarray(pred.depth, np.float32))
         K = torch.from_numpy(np.asarray(pred.K, np.float64))
         p_curr, p_prev, valid = flow_correspondences(
             depth[1:], depth[:-1], K, K, torch.from_numpy(np.ascontiguousarray(flows)), uv,
-            self.config.edge_tolerance,
+            cfg.edge_tolerance,
         )
         idx = (uv[:, 1].long() * w + uv[:, 0].long())
-        conf = torch.from_numpy(_eroded_at(pred.confidence, self.config.confidence_erosion_px,
+        conf = torch.from_numpy(_eroded_at(pred.confidence, cfg.confidence_erosion_px,
                                            idx.numpy())).to(_F64)
-        weights = torch.where(valid & (conf >= self.config.min_confidence), conf,
+        weights = torch.where(valid & (conf >= cfg.min_confidence), conf,
                               torch.zeros_like(conf))
-        if self.config.robust_iterations > 0:
-            T_rel, ok = trimmed_weighted_rigid(p_curr, p_prev, weights, return_ok=True,
-                                               iterations=self.config.robust_iterations)
+        if cfg.pose_solver == "pnp":
+            solved = [(np.eye(4), True, 0) if repeated[i] else
+                      relative_pose_pnp(p_prev[i].numpy(), uv.numpy(), pred.K,
+                                        weights[i].numpy(), cfg.pnp_inlier_px)
+                      for i in range(f - 1)]
+            T_rel = np.stack([T for T, _, _ in solved])
+            ok = np.array([good for _, good, _ in solved])
         else:
-            T_rel, ok = weighted_rigid(p_curr, p_prev, weights, return_ok=True)
-        T_rel = torch.where(ok[:, None, None], T_rel, torch.eye(4, dtype=_F64))
+            if cfg.robust_iterations > 0:
+                T_rel, ok = trimmed_weighted_rigid(p_curr, p_prev, weights, return_ok=True,
+                                                   iterations=cfg.robust_iterations)
+            else:
+                T_rel, ok = weighted_rigid(p_curr, p_prev, weights, return_ok=True)
+            T_rel = torch.where(ok[:, None, None], T_rel, torch.eye(4, dtype=_F64)).numpy()
+            ok = ok.numpy()
+            T_rel[repeated], ok[repeated] = np.eye(4), True
         T_win = [np.eye(4)]
         for i in range(f - 1):
-            T_win.append(T_win[-1] @ T_rel[i].numpy())
-        return np.stack(T_win), np.concatenate([[True], ok.numpy()])
+            T_win.append(T_win[-1] @ T_rel[i])
+        return np.stack(T_win), np.concatenate([[True], ok])
 
-    def _align_to_world(self, slots: list[FrameSlot], pred: WindowPrediction, T_win, rel_ok):
-        """Sim(3) ``(T (4, 4), scale)`` taking window coordinates to the world, and a flag.
+    def _align_to_world(self, slots: list[FrameSlot], T_win, rel_ok):
+        """Rigid ``(T (4, 4), ok)`` taking window coordinates to the world.
+
+        The window hangs on its newest frame that was already reconstructed (the anchor):
+        the frames after it chain on from the anchor's world pose by the window's own
+        relative poses, so a new frame's motion is exactly its pair solve.
 
         Only frames linked to the newest one by successful pair solves can anchor the
         window; if none of them was reconstructed before, the window hangs on the frame
@@ -238,42 +262,17 @@ class Reconstructor:
         """
         broken = np.flatnonzero(~np.asarray(rel_ok))
         first_linked = int(broken[-1]) if broken.size else 0
-        shared = {}  # slot id -> last window position holding it
-        for j, s in enumerate(slots):
-            if s.reconstructed and j >= first_linked:
-                shared[id(s)] = j
-        if not shared:
-            anchor = slots[first_linked - 1] if first_linked > 0 else None
-            if anchor is None or not anchor.reconstructed:
+        shared = [j for j, s in enumerate(slots) if s.reconstructed and j >= first_linked]
+        if shared:
+            j, ok = max(shared), True
+        else:
+            j = first_linked - 1
+            if j < 0 or not slots[j].reconstructed:
                 # First window of the stream: its frame 0 defines the world (flagged if a
                 # pair inside it failed, as those frames then only keep the last pose).
-                return np.eye(4), 1.0, first_linked == 0
-            j = first_linked - 1
-            return anchor.T_world_cam @ np.linalg.inv(T_win[j]), 1.0, False
-        h, w = pred.depth.shape[1:]
-        uv = self._pose_grid(h, w)
-        idx = (uv[:, 1].long() * w + uv[:, 0].long()).numpy()
-        src, dst, wts = [], [], []
-        for j in shared.values():
-            s = slots[j]
-            new_pts, new_ok = _grid_points(pred.depth[j], pred.K, uv, idx)
-            old_pts, old_ok = _grid_points(s.depth, s.K, uv, idx)
-            conf = s.confidence.reshape(-1)[idx].astype(np.float64)
-            if j > 0:
-                conf = np.minimum(conf, pred.confidence[j - 1].reshape(-1)[idx])
-            conf = np.where(new_ok & old_ok & (conf >= self.config.min_confidence), conf, 0.0)
-            src.append(new_pts @ T_win[j][:3, :3].T + T_win[j][:3, 3])
-            dst.append(old_pts @ s.T_world_cam[:3, :3].T + s.T_world_cam[:3, 3])
-            wts.append(conf)
-        T, scale, ok = weighted_sim3(
-            torch.from_numpy(np.concatenate(src)), torch.from_numpy(np.concatenate(dst)),
-            torch.from_numpy(np.concatenate(wts)), return_ok=True,
-        )
-        if bool(ok):
-            return T.numpy(), float(scale), True
-        # Degenerate fit: hang the window on the newest shared frame's pose, scale kept.
-        j = max(shared.values())
-        return slots[j].T_world_cam @ np.linalg.inv(T_win[j]), 1.0, False
+                return np.eye(4), first_linked == 0
+            ok = False
+        return slots[j].T_world_cam @ np.linalg.inv(T_win[j]), ok
 
     def _result(self, slot: FrameSlot, pose_ok: bool, flags: tuple[str, ...]) -> FrameResult:
         cfg = self.config
@@ -307,20 +306,3 @@ def _eroded_at(confidence: np.ndarray, radius: int, flat_idx: np.ndarray) -> np.
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     return np.stack([cv2.erode(np.ascontiguousarray(c, np.float32), kernel).reshape(-1)[flat_idx]
                      for c in confidence])
-
-
-def _grid_points(depth: np.ndarray, K: np.ndarray, uv: torch.Tensor, idx: np.ndarray):
-    """``(N, 3)`` float64 camera points at grid pixels and ``(N,)`` validity."""
-    z = depth.reshape(-1)[idx].astype(np.float64)
-    ok = np.isfinite(z) & (z > 0)
-    z = np.where(ok, z, 1.0)
-    return unproject_pixels(uv[:, 0].numpy(), uv[:, 1].numpy(), z, K), ok
-
-
-def _apply_sim3(T: np.ndarray, scale: float, pose: np.ndarray) -> np.ndarray:
-    """Pose ``(4, 4)`` after the similarity ``x -> scale * R x + t`` (rotation, translation
-    from ``T``): the rotation composes, the translation is scaled then moved."""
-    out = np.eye(4)
-    out[:3, :3] = T[:3, :3] @ pose[:3, :3]
-    out[:3, 3] = scale * (T[:3, :3] @ pose[:3, 3]) + T[:3, 3]
-    return out

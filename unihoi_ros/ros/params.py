@@ -26,6 +26,10 @@ from typing import Any
 
 from unihoi_ros.ros.qos import QosProfile, qos_profile
 
+#: ``unihoi_ros.pipeline.config.POSE_SOLVERS``, repeated so that reading parameters (the
+#: launch file does) imports no torch; test_node_logic checks they agree.
+POSE_SOLVERS = ("pnp", "procrustes")
+
 #: Node name (rclpy) and the name diagnostics are reported under.
 NODE_NAME = "unihoi_node"
 #: ROS 2 built-in parameters the node reads but does not declare itself (rclpy does).
@@ -68,6 +72,7 @@ class NodeParams:
     window_stride: int
     min_confidence: float
     num_pose_points: int
+    pose_solver: str
     flow_preset: str
     replay_queue_size: int
     live_mode: bool
@@ -148,6 +153,9 @@ class NodeParams:
         if self.flow_preset not in ("ultrafast", "fast", "medium"):
             raise ValueError(f"flow_preset must be ultrafast, fast or medium, got "
                              f"{self.flow_preset!r}")
+        if self.pose_solver not in POSE_SOLVERS:
+            raise ValueError(f"pose_solver must be one of {', '.join(POSE_SOLVERS)}, got "
+                             f"{self.pose_solver!r}")
         if self.precision not in ("fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
 
@@ -185,6 +193,7 @@ class NodeParams:
             stride=self.window_stride,
             num_pose_points=self.num_pose_points,
             min_confidence=self.min_confidence,
+            pose_solver=self.pose_solver,
             process_size=self.process_size,
             point_stride=self.point_stride,
             min_point_confidence=self.min_point_confidence,
