@@ -10,6 +10,9 @@
    :func:`unihoi_ros.train.benchmark.evaluate_on_synthetic`;
 3. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
    a 12-frame ``quick_check`` clip that the test suite re-runs) and prints a Markdown table.
+
+``python -m unihoi_ros.train.release --reevaluate [--name unihoi-tiny]`` repeats steps 2-3
+for the model already bundled (after a change to the pipeline; training provenance kept).
 """
 
 from __future__ import annotations
@@ -47,6 +50,30 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
                   f"seeds {cfg['data']['seeds'][0]}..{cfg['data']['seeds'][1] - 1}")
     weights = save_pretrained(model, WEIGHTS_DIR / name, provenance=provenance)
 
+    report = {"name": name, "weights_bytes": weights.stat().st_size,
+              "training": {**summary, "config": cfg}}
+    return _evaluate(weights, report, num_frames, height, width, seeds)
+
+
+def reevaluate(name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
+               width: int = 160, seeds=HELD_OUT_SEEDS) -> dict:
+    """Evaluate the bundled ``name`` again and rewrite its ``.eval.json`` (training kept)."""
+    from unihoi_ros.model.bundled import WEIGHTS_DIR
+
+    previous = json.loads((WEIGHTS_DIR / f"{name}.eval.json").read_text())
+    weights = WEIGHTS_DIR / f"{name}.safetensors"
+    report = {"name": name, "weights_bytes": weights.stat().st_size,
+              "training": previous["training"]}
+    return _evaluate(weights, report, num_frames, height, width, seeds)
+
+
+def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: int,
+              seeds) -> dict:
+    """Bundled vs untrained vs baseline, written to ``<name>.eval.json``; adds ``table``."""
+    from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.bundled import WEIGHTS_DIR
+
+    name, cfg = report["name"], report["training"]["config"]
     bundled = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds, num_frames, height,
                                     width)
     torch.manual_seed(int(cfg["seed"]))
@@ -55,10 +82,8 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
     # A short clip the test suite re-runs to check the shipped numbers reproduce.
     check = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds[:1], 12, height,
                                   width)
-    report = {"name": name, "weights_bytes": weights.stat().st_size,
-              "training": {**summary, "config": cfg},
-              "bundled": _slim(bundled), "untrained": _slim(untrained),
-              "quick_check": _slim(check)}
+    report.update({"bundled": _slim(bundled), "untrained": _slim(untrained),
+                   "quick_check": _slim(check)})
     (WEIGHTS_DIR / f"{name}.eval.json").write_text(json.dumps(report, indent=1) + "\n")
     report["table"] = format_table({name: bundled["mean"], "untrained": untrained["mean"],
                                     "constant depth + identity pose": bundled["baseline_mean"]})
@@ -67,12 +92,16 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, nargs="?", help="training run to bundle")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluate the bundled model again (no run directory)")
     p.add_argument("--name", default="unihoi-tiny")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = release(args.run_dir, args.name)
+    if args.reevaluate == (args.run_dir is not None):
+        p.error("give either RUN_DIR or --reevaluate")
+    report = reevaluate(args.name) if args.reevaluate else release(args.run_dir, args.name)
     print(report["table"])
     return 0
 
