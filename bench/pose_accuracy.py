@@ -1,10 +1,12 @@
 """Pose accuracy of the streaming geometry path on synthetic clips (oracle depth, DIS flow).
 
 The oracle backend returns exact depth and K and a confidence of 1 on static, 0 on moving
-pixels, so the numbers isolate flow + weighted Procrustes + window stitching. Four
-estimators per clip, on the same DIS flow: our default (trimmed refit + confidence erosion)
-with confidence weights and with uniform weights, and the paper's plain weighted Procrustes
-with both weightings. Prints a table and writes JSON.
+pixels, so the numbers isolate flow + pose solver + window stitching. Five estimators per
+clip, on the same DIS flow: our default (PnP + confidence erosion) with confidence weights
+and with uniform weights, our Procrustes (trimmed refit + erosion), and the paper's plain
+weighted Procrustes with both weightings. With exact depth PnP has no advantage (its gain
+is robustness to depth that disagrees between frames: bench/pose_solver.py). Prints a
+table and writes JSON.
 
 Usage: ``python bench/pose_accuracy.py [--seeds 100-104] [--frames 60] [--size 240x320]``
 """
@@ -53,12 +55,14 @@ class Cached:
         return self.cache[(cs, ps)]
 
 
+PAPER = ReconstructorConfig(pose_solver="procrustes", robust_iterations=0,
+                            confidence_erosion_px=0)
 ESTIMATORS = {
     "default, confidence": (False, ReconstructorConfig()),
     "default, uniform": (True, ReconstructorConfig()),
-    "paper, confidence": (False, ReconstructorConfig(robust_iterations=0,
-                                                     confidence_erosion_px=0)),
-    "paper, uniform": (True, ReconstructorConfig(robust_iterations=0, confidence_erosion_px=0)),
+    "procrustes, confidence": (False, ReconstructorConfig(pose_solver="procrustes")),
+    "paper, confidence": (False, PAPER),
+    "paper, uniform": (True, PAPER),
 }
 
 

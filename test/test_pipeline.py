@@ -82,7 +82,8 @@ class CachedFlow:
 
 
 # The paper's estimator: weighted Procrustes only (no trimmed refit, no confidence erosion).
-PLAIN = ReconstructorConfig(robust_iterations=0, confidence_erosion_px=0)
+PLAIN = ReconstructorConfig(pose_solver="procrustes", robust_iterations=0,
+                            confidence_erosion_px=0)
 
 
 @pytest.mark.slow
