@@ -198,5 +198,13 @@ def test_first_window_with_degenerate_pose_solves_is_published():
                 [[50.0, 0, w / 2], [0, 50.0, h / 2], [0, 0, 1]]), np.zeros((3, h, w), np.float32))
 
     rec = Reconstructor(NoConfidence(), DISFlow("medium"))
-    result = rec.push(T0, clip().rgb[0])
-    assert result is not None and not result.pose_ok
+    seq = clip()
+    result = rec.push(T0, seq.rgb[0])
+    # The first frame defines the world: its warm-up window repeats it, which is no motion
+    # whatever the confidence says.
+    assert result is not None and result.pose_ok
+    np.testing.assert_array_equal(result.T_world_cam, np.eye(4))
+    # The next frame's pair solve fails: published, flagged, and it keeps the last pose.
+    result = rec.push(T0 + DT, seq.rgb[1])
+    assert result is not None and not result.pose_ok and "pose_degenerate" in result.flags
+    np.testing.assert_array_equal(result.T_world_cam, np.eye(4))
