@@ -29,7 +29,7 @@ class ReconstructorConfig:
             confidence-weighted rigid fit of both frames' points).
         pnp_inlier_px: RANSAC reprojection threshold of the PnP solver, pixels of the
             processed frame.
-        robust_iterations: (procrustes) refits of the pose Procrustes after dropping correspondences
+        robust_iterations: (``procrustes`` only) refits after dropping correspondences
             whose residual is an outlier (occlusions, flow errors); 0 gives the authors'
             plain weighted Procrustes.
         process_size: ``(height, width)`` the frames are resized to before inference, or
