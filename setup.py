@@ -25,18 +25,32 @@ EXTRAS = {
     "train": ["matplotlib>=3.7"],
 }
 EXTRAS["all"] = sorted({dep for deps in EXTRAS.values() for dep in deps})
-EXTRAS["test"] = EXTRAS["all"] + [
+
+# ROS 2 Kilted from PyPI (the ros-python-wheels project: x86_64 manylinux, CPython 3.10-3.13):
+# rclpy with rmw_fastrtps (Fast DDS 3.2) and the message packages the node uses. Where the
+# wheels do not exist the markers make this extra install nothing (use a ROS installation).
+_ROS_WHEELS = ("platform_system == 'Linux' and platform_machine == 'x86_64' "
+               "and python_version >= '3.10' and python_version < '3.14'")
+EXTRAS["ros"] = [f"{dep}; {_ROS_WHEELS}" for dep in (
+    "ros-rclpy[fastrtps]", "ros-std-msgs", "ros-sensor-msgs", "ros-geometry-msgs",
+    "ros-nav-msgs", "ros-diagnostic-msgs", "ros-ament-index-python",
+)]
+EXTRAS["test"] = EXTRAS["all"] + EXTRAS["ros"] + [
     "pytest>=7",
     "hypothesis>=6",
     "evo>=1.26",  # test-only reference for trajectory metrics
     "ruff>=0.5",
-]
+] + [f"{dep}; {_ROS_WHEELS}" for dep in (
+    # the real-ROS 2 test tier: colcon builds the package; launch needs these two
+    "colcon-common-extensions", "ros-ament-package", "osrf-pycommon", "lark",
+)]
 
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench", "bench.*"]),
-    package_data={PACKAGE: ["model/weights/*", "model/*.txt", "train/configs/*.yaml"]},
+    package_data={PACKAGE: ["model/weights/*", "model/*.txt", "train/configs/*.yaml",
+                            "ros/*.xml"]},
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from unihoi_ros.ros.loopback import unique_domain_id, use_loopback
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Every DDS participant a test creates, in this process or a child (rclpy's Fast DDS and
+# Cyclone DDS alike), stays on 127.0.0.1, on a domain of the test run's own.
+use_loopback()
+os.environ["ROS_DOMAIN_ID"] = str(unique_domain_id(os.getpid() % 97))
 
 
 def _find_shared() -> Path | None:

@@ -9,7 +9,9 @@ Examples::
 Parameters are the node's (``config/egocentric.yaml``): defaults from that file, then each
 ``--params`` file, then the flags, then ``-p NAME=VALUE``. Topic names are the ROS names of
 DESIGN.md §3 under ``--namespace`` (default ``/unihoi``). Cyclone DDS uses its defaults or
-the user's ``CYCLONEDDS_URI``; this command never changes the network configuration.
+the user's ``CYCLONEDDS_URI``, plus one compatibility setting so that ROS 2 Kilted's Fast
+DDS 3 peers exchange data (``--no-fastdds-compat`` leaves it out); the network settings
+are never changed.
 
 ``--record DIR`` writes a rosbag2 MCAP bag (Humble-readable metadata) of the input topic and
 every output (``/tf`` and ``/diagnostics`` included); SIGINT or SIGTERM stop the node, wait
@@ -74,6 +76,11 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --record DIR")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch and OpenCV (default: their own choice)")
+    p.add_argument("--no-fastdds-compat", dest="fastdds_compat", action="store_false",
+                   default=None,
+                   help="dds: do not add Cyclone's IgnoreTypeInformation setting for Fast DDS 3 "
+                        "peers (ROS 2 Kilted's rmw_fastrtps); default: added, merged with "
+                        "CYCLONEDDS_URI (env UNIHOI_DDS_FASTDDS_COMPAT=0 also turns it off)")
     p.add_argument("--duration", type=float, default=0.0,
                    help="stop after this many seconds (0: run until SIGINT/SIGTERM)")
     p.set_defaults(func=run)
@@ -158,7 +165,8 @@ def _run_dds(args: argparse.Namespace) -> int:
     transport = node = None
     t_start = time.monotonic()
     try:
-        transport = DdsTransport(args.domain_id, args.namespace, recorder=recorder)
+        transport = DdsTransport(args.domain_id, args.namespace, recorder=recorder,
+                                 fastdds_compat=args.fastdds_compat)
         node = UnihoiNode(params, backend, transport)
         node.start()
         log.info("DDS domain %d; %s", transport.domain_id,

@@ -11,6 +11,15 @@ Humble ignores it), computed by rosbags from the typestore's definitions.
 
 Network: Cyclone DDS reads ``CYCLONEDDS_URI`` when the process creates its first participant.
 Tests, demos and benchmarks call :func:`unihoi_ros.ros.loopback.use_loopback` first.
+
+Fast DDS 3 (ROS 2 Kilted's default middleware) propagates XTypes type information that
+Cyclone DDS rejects ("invalid type object"): endpoints report a match but no sample flows
+in either direction. :func:`create_participant` therefore adds
+:data:`FASTDDS_COMPAT_CONFIG` (type matching by name for eProsima endpoints, vendor id
+1.15) to whatever ``CYCLONEDDS_URI`` holds — merged, never replacing the user's settings.
+Fast DDS 2.x and Cyclone-based ROS 2 peers are unaffected. Opt out with
+``fastdds_compat=False`` (``unihoi run --no-fastdds-compat``, or
+``UNIHOI_DDS_FASTDDS_COMPAT=0``).
 """
 
 from __future__ import annotations
@@ -129,17 +138,72 @@ def domain_id_from_env(default: int = 0) -> int:
     return value
 
 
-def create_participant(domain_id: int | None = None) -> DomainParticipant:
+#: Cyclone DDS configuration fragment that lets Fast DDS 3 endpoints match (module docstring).
+FASTDDS_COMPAT_CONFIG = (
+    "<CycloneDDS><Domain><Compatibility><IgnoreTypeInformation>1.15</IgnoreTypeInformation>"
+    "</Compatibility></Domain></CycloneDDS>"
+)
+#: Environment switch of the compatibility setting ("0" / "false" turns it off).
+FASTDDS_COMPAT_ENV = "UNIHOI_DDS_FASTDDS_COMPAT"
+
+_domains: dict[int, Any] = {}  # domains this process created explicitly, kept alive
+_domains_lock = threading.Lock()
+
+
+def fastdds_compat_default() -> bool:
+    """The compatibility setting's default: on unless ``UNIHOI_DDS_FASTDDS_COMPAT`` is off."""
+    return os.environ.get(FASTDDS_COMPAT_ENV, "1").strip().lower() not in ("0", "false", "no")
+
+
+def merged_config(user_uri: str | None, fastdds_compat: bool) -> str:
+    """The Cyclone configuration string: the user's ``CYCLONEDDS_URI`` (files or XML,
+    comma-separated, as Cyclone reads it), then the compatibility fragment (later sources
+    add to and override earlier ones)."""
+    parts = [p for p in [(user_uri or "").strip()] if p]
+    if fastdds_compat:
+        parts.append(FASTDDS_COMPAT_CONFIG)
+    return ",".join(parts)
+
+
+def _ensure_domain(domain_id: int, fastdds_compat: bool) -> None:
+    """Create the process's domain ``domain_id`` with the merged configuration once.
+
+    Cyclone creates a domain implicitly (from ``CYCLONEDDS_URI`` alone) with the first
+    participant; creating it explicitly first is the only way to add settings. A domain
+    that already exists in this process keeps the configuration it was created with.
+    """
+    if not fastdds_compat:
+        return
+    with _domains_lock:
+        if domain_id in _domains:
+            return
+        config = merged_config(os.environ.get("CYCLONEDDS_URI"), True)
+        try:
+            _domains[domain_id] = _domain.Domain(domain_id, config)
+        except Exception as exc:  # exists already, or an older Cyclone without the setting
+            _domains[domain_id] = None
+            log.warning("Cyclone DDS domain %d without the Fast DDS 3 compatibility setting "
+                        "(%s): Kilted-era rmw_fastrtps peers may match but exchange no data",
+                        domain_id, exc)
+
+
+def create_participant(
+    domain_id: int | None = None, *, fastdds_compat: bool | None = None
+) -> DomainParticipant:
     """A Cyclone DDS participant on ``domain_id`` (default: ``ROS_DOMAIN_ID`` or 0).
 
     The participant's network configuration comes from ``CYCLONEDDS_URI`` (Cyclone's
-    defaults when unset). Deleting the returned object (dropping its last reference)
-    deletes every entity created under it.
+    defaults when unset), plus :data:`FASTDDS_COMPAT_CONFIG` unless ``fastdds_compat`` is
+    False (default: :func:`fastdds_compat_default`). Deleting the returned object (dropping
+    its last reference) deletes every entity created under it.
     """
     if domain_id is None:
         domain_id = domain_id_from_env()
     if not 0 <= int(domain_id) <= MAX_DOMAIN_ID:
         raise ValueError(f"domain id must be in [0, {MAX_DOMAIN_ID}], got {domain_id}")
+    if fastdds_compat is None:
+        fastdds_compat = fastdds_compat_default()
+    _ensure_domain(int(domain_id), fastdds_compat)
     return _domain.DomainParticipant(int(domain_id))
 
 

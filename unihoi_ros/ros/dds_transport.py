@@ -79,6 +79,8 @@ class DdsTransport(Transport):
         node_name: name used in diagnostics (``"<node_name>: <task>"``).
         recorder: optional bag recorder (inputs and outputs are recorded).
         typestore: rosbags typestore (default Humble's).
+        fastdds_compat: add the Fast DDS 3 compatibility setting to Cyclone's configuration
+            (:func:`unihoi_ros.ros.dds.create_participant`; default on).
     """
 
     name = "dds"
@@ -92,13 +94,14 @@ class DdsTransport(Transport):
         node_name: str = NODE_NAME,
         recorder: Any | None = None,
         typestore: Any | None = None,
+        fastdds_compat: bool | None = None,
     ) -> None:
         self.namespace = dds.normalize_namespace(namespace)
         self.node_name = node_name
         self.recorder = recorder
         self.typestore = typestore if typestore is not None else M.get_typestore()
         self.domain_id = dds.domain_id_from_env() if domain_id is None else int(domain_id)
-        self.participant = dds.create_participant(self.domain_id)
+        self.participant = dds.create_participant(self.domain_id, fastdds_compat=fastdds_compat)
         self._outputs: list[DdsOutput] = []
         self._subscribers: list[dds.Subscriber] = []
         self._tf: DdsOutput | None = None

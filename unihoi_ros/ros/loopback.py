@@ -1,4 +1,4 @@
-"""Loopback-only Cyclone DDS configuration (DESIGN.md §3), kept in one place.
+"""Loopback-only DDS configuration (Cyclone DDS and Fast DDS), kept in one place.
 
 Tests, CI, demos and benchmarks confine DDS traffic to the loopback interface: no multicast,
 unicast discovery to 127.0.0.1 only, automatic participant indices. Users' runs keep Cyclone
@@ -6,13 +6,17 @@ DDS's defaults (or their own ``CYCLONEDDS_URI``) unless they opt in.
 
 Cyclone DDS reads ``CYCLONEDDS_URI`` when the first participant of the process is created,
 so :func:`use_loopback` must run before anything creates one (and before child processes
-are started, which inherit the environment).
+are started, which inherit the environment). It also points ``FASTDDS_DEFAULT_PROFILES_FILE``
+at the package's Fast DDS profile (``fastdds_loopback.xml``: UDPv4 on 127.0.0.1, no
+multicast, initial peer 127.0.0.1), which rclpy's rmw_fastrtps reads when its first
+participant is created.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from pathlib import Path
 
 #: The exact configuration of DESIGN.md §3 (one line, as it is passed in the environment).
 LOOPBACK_CYCLONEDDS_URI = (
@@ -23,12 +27,16 @@ LOOPBACK_CYCLONEDDS_URI = (
     "</Domain></CycloneDDS>"
 )
 
+#: Fast DDS participant profile with the same confinement (rmw_fastrtps, rclpy).
+LOOPBACK_FASTDDS_PROFILE = Path(__file__).resolve().with_name("fastdds_loopback.xml")
+
 #: Largest domain id ROS 2 / DDS accept for the default port mapping (0-232).
 MAX_DOMAIN_ID = 232
 
 
 def use_loopback(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
-    """Set ``CYCLONEDDS_URI`` to :data:`LOOPBACK_CYCLONEDDS_URI` in ``env``.
+    """Set ``CYCLONEDDS_URI`` to :data:`LOOPBACK_CYCLONEDDS_URI` and
+    ``FASTDDS_DEFAULT_PROFILES_FILE`` to :data:`LOOPBACK_FASTDDS_PROFILE` in ``env``.
 
     Args:
         env: the environment to modify; ``os.environ`` by default (affects this process's
@@ -41,14 +49,18 @@ def use_loopback(env: MutableMapping[str, str] | None = None) -> MutableMapping[
     if env is None:
         env = os.environ
     env["CYCLONEDDS_URI"] = LOOPBACK_CYCLONEDDS_URI
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LOOPBACK_FASTDDS_PROFILE)
+    env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)  # the older name would take precedence
     return env
 
 
 def is_loopback(env: MutableMapping[str, str] | None = None) -> bool:
-    """True when ``env`` (default ``os.environ``) holds the loopback configuration."""
+    """True when ``env`` (default ``os.environ``) holds the loopback configuration of both
+    middlewares."""
     if env is None:
         env = os.environ
-    return env.get("CYCLONEDDS_URI") == LOOPBACK_CYCLONEDDS_URI
+    return (env.get("CYCLONEDDS_URI") == LOOPBACK_CYCLONEDDS_URI
+            and env.get("FASTDDS_DEFAULT_PROFILES_FILE") == str(LOOPBACK_FASTDDS_PROFILE))
 
 
 def unique_domain_id(salt: int = 0) -> int:

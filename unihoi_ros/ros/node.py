@@ -358,6 +358,7 @@ class UnihoiNode:
         self._stopping = threading.Event()
         self._accepting = False
         self._wants_cdr = bool(getattr(transport, "wants_cdr", False))
+        self._tf_enabled = False
         # camera_info state
         self._start_mono = time.monotonic()
         self._last_pair_mono: float | None = None
@@ -379,8 +380,7 @@ class UnihoiNode:
             "points": tp.create_publisher("points", M.POINT_CLOUD2, out_qos),
             "trajectory": tp.create_publisher("trajectory", M.PATH, out_qos),
         }
-        if p.publish_tf:
-            tp.start_tf()
+        self._tf_enabled = p.publish_tf and self._start_tf()
         self._path = PathSerializer(self.typestore, p.odom_frame, p.trajectory_max_poses)
         self._stopping.clear()
         self._worker = threading.Thread(target=self._run, name="unihoi-inference", daemon=True)
@@ -400,6 +400,17 @@ class UnihoiNode:
         else:
             tp.subscribe(p.image_input_topic, msgtype, in_qos, self.on_image)
         log.info("%s", self.startup_summary())
+
+    def _start_tf(self) -> bool:
+        """Create the TF broadcaster; False (TF off, said once) where the transport cannot."""
+        try:
+            self.transport.start_tf()
+        except ImportError as exc:  # MissingDependencyError included
+            log.warning("TF disabled: %s. Costs: no %s -> %s transform on /tf; depth, "
+                        "camera_info, confidence, points, trajectory and diagnostics are "
+                        "still published", exc, self.params.odom_frame, self.params.camera_frame)
+            return False
+        return True
 
     def _warm_up(self) -> None:
         """Run two throwaway frames at the processing size (when fixed) so the first real
@@ -659,28 +670,52 @@ class UnihoiNode:
         return self.typestore.serialize_cdr(msg, msgtype) if self._wants_cdr else None
 
     def _publish(self, result: Any) -> None:
+        """Publish every output of ``result``; one output failing (logged, counted under
+        ``publish_errors``) does not keep the others from being published."""
         p, ts = self.params, self.typestore
         frame_id = p.camera_frame
-        depth = M.depth_image_msg(result, frame_id, ts)
-        self._pubs["depth"].publish(depth, self._ser(depth, M.IMAGE))
-        info = M.camera_info_from_result(result, frame_id, ts)
-        self._pubs["camera_info"].publish(info, self._ser(info, M.CAMERA_INFO))
-        conf = M.confidence_image_msg(result, frame_id, ts)
-        self._pubs["confidence"].publish(conf, self._ser(conf, M.IMAGE))
-        if p.publish_tf:
-            tf = M.tf_from_result(result, p.odom_frame, frame_id, ts)
-            self.transport.publish_tf(tf, self._ser(tf, M.TF_MESSAGE))
-        points = self._pubs["points"]
-        if points.subscription_count > 0 and self.reconstructor.config.build_points:
-            cloud = M.point_cloud_msg(result, frame_id, ts)
-            points.publish(cloud, self._ser(cloud, M.POINT_CLOUD2))
-        path, traj = self._path, self._pubs["trajectory"]
-        path.append(result.stamp_ns, result.T_world_cam)
-        if traj.subscription_count > 0:
-            if self._wants_cdr:  # bytes only: no message objects for a long path
-                traj.publish(None, path.cdr(result.stamp_ns))
-            else:
-                traj.publish(path.message(result.stamp_ns))
+
+        def depth() -> None:
+            msg = M.depth_image_msg(result, frame_id, ts)
+            self._pubs["depth"].publish(msg, self._ser(msg, M.IMAGE))
+
+        def camera_info() -> None:
+            msg = M.camera_info_from_result(result, frame_id, ts)
+            self._pubs["camera_info"].publish(msg, self._ser(msg, M.CAMERA_INFO))
+
+        def confidence() -> None:
+            msg = M.confidence_image_msg(result, frame_id, ts)
+            self._pubs["confidence"].publish(msg, self._ser(msg, M.IMAGE))
+
+        def tf() -> None:
+            msg = M.tf_from_result(result, p.odom_frame, frame_id, ts)
+            self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
+
+        def points() -> None:
+            pub = self._pubs["points"]
+            if pub.subscription_count > 0 and self.reconstructor.config.build_points:
+                msg = M.point_cloud_msg(result, frame_id, ts)
+                pub.publish(msg, self._ser(msg, M.POINT_CLOUD2))
+
+        def trajectory() -> None:
+            traj = self._pubs["trajectory"]
+            if traj.subscription_count > 0:
+                if self._wants_cdr:  # bytes only: no message objects for a long path
+                    traj.publish(None, self._path.cdr(result.stamp_ns))
+                else:
+                    traj.publish(self._path.message(result.stamp_ns))
+
+        self._path.append(result.stamp_ns, result.T_world_cam)
+        outputs = [depth, camera_info, confidence, points, trajectory]
+        if self._tf_enabled:
+            outputs.insert(3, tf)
+        for output in outputs:
+            try:
+                output()
+            except Exception as exc:  # one output's failure must not skip the others
+                self._count("publish_errors")
+                self._ratelog(logging.ERROR, f"publish_{output.__name__}", "publishing %s "
+                              "of frame %d failed: %r", output.__name__, result.stamp_ns, exc)
         now = time.monotonic_ns()
         with self._lock:
             self._counts["published"] += 1
@@ -700,8 +735,9 @@ class UnihoiNode:
     def stats(self) -> dict[str, Any]:
         """Totals since start: ``received``, ``published``, ``missed`` (all drops),
         ``drops`` by reason, events (``stream_resets``, ``resolution_changes``,
-        ``time_jumps``, ``camera_info_timeouts``, ``frames_without_camera_info``) and the
-        mean inference time in milliseconds."""
+        ``time_jumps``, ``camera_info_timeouts``, ``frames_without_camera_info``,
+        ``publish_errors``), whether TF is published, and the mean inference time in
+        milliseconds."""
         with self._lock:
             counts = dict(self._counts)
             drops = dict(self._drops)
@@ -712,10 +748,11 @@ class UnihoiNode:
             "drops": drops,
         }
         for key in ("stream_resets", "resolution_changes", "time_jumps",
-                    "camera_info_timeouts", "frames_without_camera_info"):
+                    "camera_info_timeouts", "frames_without_camera_info", "publish_errors"):
             out[key] = counts.get(key, 0)
         out["mean_inference_ms"] = float(np.mean(self._infer_ms)) if self._infer_ms else None
         out["live_mode"] = self.live
+        out["tf"] = self._tf_enabled
         return out
 
     def diagnostics_report(self) -> DiagnosticReport:
@@ -741,6 +778,10 @@ class UnihoiNode:
             "Mean Inference Time (ms)": totals["mean_inference_ms"] or 0.0,
             "# of Stream Resets": totals["stream_resets"],
             "# of Resolution Changes": totals["resolution_changes"],
+            "# of Publish Errors": totals["publish_errors"],
+            "TF": ("published" if totals["tf"] else
+                   "off (publish_tf false)" if not self.params.publish_tf else
+                   "disabled: TF broadcaster unavailable (see start-up log)"),
             "Mode": "live" if self.live else "replay",
             "Model": getattr(self.backend, "model_source", "?"),
             "Backend": f"{getattr(self.backend, 'name', '?')} on "

@@ -27,10 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from unihoi_ros.optional import MissingDependencyError, require
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.params import BUILTIN_PARAMS, NODE_NAME, NodeParams, param_descriptions
 from unihoi_ros.ros.qos import QosProfile
-from unihoi_ros.ros.transport import DiagnosticReport, Transport
+from unihoi_ros.ros.transport import (
+    DIAGNOSTICS_QOS,
+    ApproximatePairer,
+    DiagnosticReport,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +60,14 @@ def ros_type_name(name: str) -> str:
 
 
 def rclpy_message_class(msgtype: str) -> type:
-    """The rclpy message class of ``msgtype`` (``"sensor_msgs/msg/Image"``)."""
-    from rosidl_runtime_py.utilities import get_message
+    """The rclpy message class of ``msgtype`` (``"sensor_msgs/msg/Image"``).
 
-    return get_message(ros_type_name(msgtype))
+    Raises:
+        MissingDependencyError: the message package is not installed (e.g. ``tf2_msgs``).
+    """
+    pkg, sub, name = ros_type_name(msgtype).split("/")
+    module = require(f"{pkg}.{sub}")  # what rosidl_runtime_py does, without needing it
+    return getattr(module, name)
 
 
 def _is_string(elem: str) -> bool:
@@ -214,8 +224,16 @@ class RclpyTransport(Transport):
 
     def subscribe_synchronized(self, topic, msgtype, info_topic, info_type, qos, callback, *,
                                slop_s, queue_size=10, unpaired_callback=None) -> None:
-        import message_filters
-
+        """Image + camera_info pairs through message_filters' ApproximateTimeSynchronizer,
+        or through :class:`ApproximatePairer` (same rule) where message_filters is missing."""
+        try:
+            import message_filters
+        except ImportError:
+            log.warning("message_filters is not installed: camera_info is paired by the "
+                        "package's own approximate-time pairer (same slop and queue rule)")
+            self._pair_without_message_filters(topic, msgtype, info_topic, info_type, qos,
+                                               callback, slop_s, queue_size, unpaired_callback)
+            return
         q = to_rclpy_qos(qos)  # explicit: message_filters' Subscriber defaults to reliable
         image = message_filters.Subscriber(self.node, rclpy_message_class(msgtype), topic,
                                            qos_profile=q)
@@ -228,10 +246,31 @@ class RclpyTransport(Transport):
             image.registerCallback(lambda m: unpaired_callback(self._convert(m, msgtype)))
         self._keep += [image, info, sync]
 
-    def start_tf(self) -> None:
-        if self._tf is None:
-            from tf2_ros import TransformBroadcaster
+    def _pair_without_message_filters(self, topic, msgtype, info_topic, info_type, qos,
+                                      callback, slop_s, queue_size, unpaired_callback) -> None:
+        pairer = ApproximatePairer(callback, slop_s, queue_size)
 
+        def on_image(msg: Any) -> None:
+            pairer.add_first(msg)
+            if unpaired_callback is not None:
+                unpaired_callback(msg)
+
+        self.subscribe(topic, msgtype, qos, on_image)
+        self.subscribe(info_topic, info_type, qos, pairer.add_second)
+        self._keep.append(pairer)
+
+    def start_tf(self) -> None:
+        """Create the TF broadcaster.
+
+        Raises:
+            MissingDependencyError: ``tf2_ros`` (or ``tf2_msgs``) is not installed.
+        """
+        if self._tf is None:
+            try:
+                from tf2_ros import TransformBroadcaster
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"tf2_ros is not importable ({exc}): install ros-<distro>-tf2-ros") from exc
             self._tf = TransformBroadcaster(self.node)
 
     def publish_tf(self, tf_message: Any, cdr: bytes | memoryview | None = None) -> None:
@@ -241,7 +280,15 @@ class RclpyTransport(Transport):
 
     def start_diagnostics(self, task: str, hardware_id: str, period_s: float,
                           report: Callable[[], DiagnosticReport]) -> None:
-        import diagnostic_updater
+        """/diagnostics through diagnostic_updater, or (where it is missing) a timer that
+        publishes the same DiagnosticArray itself."""
+        try:
+            import diagnostic_updater
+        except ImportError:
+            log.warning("diagnostic_updater is not installed: /diagnostics is published by "
+                        "the node's own timer (same status and values)")
+            self._diagnostics_timer(task, hardware_id, period_s, report)
+            return
         from diagnostic_msgs.msg import DiagnosticStatus
 
         levels = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN,
@@ -260,6 +307,22 @@ class RclpyTransport(Transport):
             self._updater = diagnostic_updater.Updater(self.node)
         self._updater.setHardwareID(hardware_id or "none")
         self._updater.add(task, fill)
+
+    def _diagnostics_timer(self, task: str, hardware_id: str, period_s: float,
+                           report: Callable[[], DiagnosticReport]) -> None:
+        pub = self.create_publisher("/diagnostics", M.DIAGNOSTIC_ARRAY, DIAGNOSTICS_QOS)
+        name = f"{self.node.get_name()}: {task}"
+
+        def tick() -> None:
+            try:
+                rep = report()
+                status = M.diagnostic_status_msg(name, rep.level, rep.message, rep.values,
+                                                 hardware_id or "none", self.typestore)
+                pub.publish(M.diagnostic_array_msg(self.now_ns(), [status], self.typestore))
+            except Exception:  # diagnostics must never take the node down
+                log.exception("diagnostics update failed")
+
+        self._keep.append(self.node.create_timer(float(period_s), tick))
 
     def now_ns(self) -> int:
         return int(self.node.get_clock().now().nanoseconds)
