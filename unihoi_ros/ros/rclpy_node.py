@@ -347,21 +347,27 @@ def declare_parameters(node: Any) -> NodeParams:
 
 
 class _RosLogHandler(logging.Handler):
-    """Forward Python logging (``unihoi_ros.*``) to the node's rcutils logger."""
+    """Forward Python logging (``unihoi_ros.*``) to the node's rcutils logger.
+
+    rclpy keys each logging call site (file, line) to one severity and raises when the same
+    line logs at another: each severity therefore has a call of its own below.
+    """
 
     def __init__(self, node: Any) -> None:
         super().__init__()
-        from rclpy.logging import LoggingSeverity
-
         self._logger = node.get_logger()
-        self._sev = [(logging.ERROR, LoggingSeverity.ERROR), (logging.WARNING,
-                     LoggingSeverity.WARN), (logging.INFO, LoggingSeverity.INFO)]
-        self._debug = LoggingSeverity.DEBUG
 
     def emit(self, record: logging.LogRecord) -> None:
-        sev = next((s for lvl, s in self._sev if record.levelno >= lvl), self._debug)
         try:
-            self._logger.log(self.format(record), sev)
+            text = self.format(record)
+            if record.levelno >= logging.ERROR:
+                self._logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                self._logger.warning(text)
+            elif record.levelno >= logging.INFO:
+                self._logger.info(text)
+            else:
+                self._logger.debug(text)
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
 

@@ -1,0 +1,218 @@
+"""The package under a real ROS 2 stack (Kilted wheels: rclpy on Fast DDS 3.2), as users run it.
+
+- ``colcon build`` in a scratch workspace, and the install space's layout;
+- ``egocentric.launch.py`` from that install space through ``launch.LaunchService`` (what
+  ``ros2 launch`` does), driven by a real rclpy peer in another process: every output is
+  checked against the input (stamps, frame ids, encodings, sizes, K, cloud fields,
+  trajectory, /diagnostics), with and without ``use_camera_info``, in two namespaces, with
+  absolute and relative input topics;
+- ``unihoi_node --ros-args ...`` (remapping, parameters) and ``unihoi run --transport rclpy``;
+- ``unihoi run --transport dds`` (Cyclone DDS) against rclpy publishers and subscribers: the
+  Fast DDS 3 compatibility setting is what lets data flow (without it: nothing).
+
+``tf2_ros`` is not among the wheels, so these runs also show the node without it: TF off,
+said once, every other output published for every processed frame.
+
+Skips only where the wheels cannot exist (not x86_64 Linux / CPython 3.10-3.13) or, for
+launch, where ``../shared/ros2-python`` (upstream launch packages) is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ros2_support as R
+
+pytestmark = pytest.mark.slow
+
+NODE_FRAME = "camera_optical_frame"  # the node's default output frame id
+FLOAT32 = 7
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory) -> Path:
+    R.require_rclpy()
+    return R.colcon_build(tmp_path_factory.mktemp("colcon_ws"))
+
+
+def _tf2_ros_missing() -> bool:
+    return importlib.util.find_spec("tf2_ros") is None
+
+
+# --------------------------------------------------------------------------- checks
+def check_outputs(res: dict, *, min_fraction: float, frame_id: str = NODE_FRAME,
+                  K: tuple[float, float, float, float] | None = None,
+                  odom_frame: str = "odom") -> list[int]:
+    """Every output against the input; returns the processed stamps."""
+    got, sent, H, W = res["got"], res["sent"], res["height"], res["width"]
+    depth = got["depth"]
+    stamps = [m["stamp"] for m in depth]
+    assert len(stamps) >= min_fraction * len(sent), f"{len(stamps)} of {len(sent)} frames"
+    assert set(stamps) <= set(sent) and stamps == sorted(stamps) and len(set(stamps)) == len(
+        stamps), "output stamps must be the input stamps, in order, once each"
+    # Every other output for every processed frame, with the same stamp.
+    for key in ("camera_info", "confidence", "points", "trajectory"):
+        assert [m["stamp"] for m in got[key]] == stamps, key
+    for key in ("depth", "confidence"):
+        for m in got[key]:
+            assert (m["encoding"], m["height"], m["width"]) == ("32FC1", H, W), key
+            assert m["step"] == 4 * W and m["bytes"] == 4 * W * H and m["frame_id"] == frame_id
+    for m in got["camera_info"]:
+        assert (m["height"], m["width"], m["frame_id"]) == (H, W, frame_id)
+        k = np.array(m["k"]).reshape(3, 3)
+        assert np.isfinite(k).all() and k[2, 2] == 1.0 and k[0, 1] == k[1, 0] == 0.0
+        if K is not None:  # the camera's K, as given (same size: no scaling)
+            np.testing.assert_allclose([k[0, 0], k[1, 1], k[0, 2], k[1, 2]], K, rtol=1e-9)
+        else:  # predicted: positive focal lengths, principal point inside the image
+            assert k[0, 0] > 0 and k[1, 1] > 0 and 0 < k[0, 2] < W and 0 < k[1, 2] < H
+    for m in got["points"]:
+        assert m["frame_id"] == frame_id and m["points"] > 0 and m["point_step"] == 16
+        assert m["fields"] == [["x", FLOAT32, 0], ["y", FLOAT32, 4], ["z", FLOAT32, 8],
+                               ["rgb", FLOAT32, 12]]
+    for i, m in enumerate(got["trajectory"]):  # one pose more per processed frame
+        assert m["frame_id"] == odom_frame and m["poses"] == i + 1
+        assert m["last_stamp"] == m["stamp"]
+    status = [s for d in got["diagnostics"] for s in d["status"]  # ("Node starting up" has
+              if s["name"].endswith("unihoi_node: UniHOI reconstruction")  # no values yet)
+              and "# of Frames Published" in s["values"]]
+    assert status, "no /diagnostics status of unihoi_node"
+    assert all(s["level"] in (0, 1) for s in status)
+    assert max(int(s["values"]["# of Frames Published"]) for s in status) == len(stamps)
+    received = max(int(s["values"]["# of Frames Received"]) for s in status)
+    assert len(stamps) <= received <= len(sent)  # best-effort input: a sample may be lost
+    return stamps
+
+
+def check_tf_note(log: str, published: bool) -> None:
+    """Without tf2_ros: said once at start-up, naming it; the diagnostics say TF is off."""
+    if _tf2_ros_missing():
+        assert log.count("TF disabled") == 1 and "tf2_ros" in log, log[-3000:]
+    else:
+        assert "TF disabled" not in log
+
+
+# --------------------------------------------------------------------------- colcon
+def test_colcon_install_space(install):
+    pkg = install / "unihoi_ros"
+    share = pkg / "share" / "unihoi_ros"
+    assert (share / "package.xml").is_file()
+    assert (share / "launch" / "egocentric.launch.py").is_file()
+    assert (share / "config" / "egocentric.yaml").is_file()
+    assert (pkg / "share" / "ament_index" / "resource_index" / "packages" / "unihoi_ros").is_file()
+    for exe in ("unihoi_node", "unihoi"):
+        assert (pkg / "lib" / "unihoi_ros" / exe).stat().st_mode & 0o111, exe
+    site = next((pkg / "lib").glob("python3.*/site-packages"))
+    assert (site / "unihoi_ros" / "model" / "weights" / "unihoi-tiny.safetensors").is_file()
+    assert (site / "unihoi_ros" / "ros" / "fastdds_loopback.xml").is_file()
+    # Sourcing the install space makes the package findable through the ament index.
+    code = ("from ament_index_python.packages import get_package_share_directory as g; "
+            "print(g('unihoi_ros'))")
+    out = subprocess.run(R.sourced(install, [sys.executable, "-c", code]), env=R.ros_env(
+        upstream=False), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and Path(out.stdout.strip()) == share, out.stderr
+
+
+# --------------------------------------------------------------------------- launch
+def test_launch_absolute_input_topic(install, tmp_path):
+    env = R.ros_env()
+    node = R.Background(R.sourced(install, [sys.executable, str(R.LAUNCH),
+                                            "image_topic:=/cam/color/image_raw"]),
+                        tmp_path / "launch.log", env)
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/cam/color/image_raw",
+                         ns="unihoi", frames=30, rate=10)
+    finally:
+        rc = node.stop()
+    check_outputs(res, min_fraction=0.6)
+    check_tf_note(node.output, published=False)
+    assert rc == 0, node.output[-3000:]
+    assert "unihoi_node ready" in node.output and "Traceback" not in node.output
+
+
+def test_launch_camera_info_other_namespace_relative_topic(install, tmp_path):
+    env = R.ros_env()
+    K = (70.5, 71.25, 63.0, 47.5)
+    node = R.Background(R.sourced(install, [
+        sys.executable, str(R.LAUNCH), "namespace:=lab", "image_topic:=image",
+        "use_camera_info:=true", "camera_info_topic:=camera_info"]),
+        tmp_path / "launch.log", env)
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/lab/image",
+                         camera_info_topic="/lab/camera_info", K=",".join(map(str, K)),
+                         ns="lab", frames=24, rate=10)
+    finally:
+        rc = node.stop()
+    check_outputs(res, min_fraction=0.6, K=K)
+    assert rc == 0 and "K from /lab/camera_info" in node.output, node.output[-3000:]
+
+
+# --------------------------------------------------------------------------- executables
+def test_unihoi_node_ros_args_remap_and_parameters(install, tmp_path):
+    env = R.ros_env()
+    exe = install / "unihoi_ros" / "lib" / "unihoi_ros" / "unihoi_node"
+    node = R.Background(R.sourced(install, [
+        str(exe), "--ros-args", "-r", "__ns:=/direct", "-r", "image:=/remapped/image_raw",
+        "-p", "camera_frame:=head_cam_opt", "-p", "odom_frame:=head_world",
+        "-p", "point_stride:=4"]), tmp_path / "node.log", env)
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/remapped/image_raw", ns="direct",
+                         frames=16, rate=10)
+    finally:
+        rc = node.stop()
+    check_outputs(res, min_fraction=0.6, frame_id="head_cam_opt", odom_frame="head_world")
+    assert rc == 0, node.output[-3000:]
+
+
+def test_unihoi_run_rclpy_transport(install, tmp_path):
+    env = R.ros_env()
+    node = R.Background(R.sourced(install, [
+        "unihoi", "run", "--transport", "rclpy", "--namespace", "/runner",
+        "--input-topic", "/runner_cam/image"]), tmp_path / "run.log", env)
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/runner_cam/image", ns="runner",
+                         frames=16, rate=10)
+    finally:
+        rc = node.stop()
+    check_outputs(res, min_fraction=0.6)
+    assert rc == 0, node.output[-3000:]
+
+
+# --------------------------------------------------------------------------- Cyclone <-> Kilted
+def _dds_node(tmp_path: Path, env: dict[str, str], *flags: str) -> R.Background:
+    return R.Background([sys.executable, "-m", "unihoi_ros.cli", "run", "--transport", "dds",
+                         "--namespace", "/ddsnode", "--input-topic", "/kilted_cam/image",
+                         *flags], tmp_path / "dds.log", env)
+
+
+def test_dds_transport_with_kilted_rclpy_peers(tmp_path):
+    """rclpy publisher -> Cyclone DDS node -> rclpy subscribers: >= 50 of 60 frames at 10 Hz."""
+    R.require_rclpy()
+    env = R.ros_env(upstream=False)
+    node = _dds_node(tmp_path, env)
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/kilted_cam/image", ns="ddsnode",
+                         frames=60, rate=10, height=72, width=96)
+    finally:
+        rc = node.stop()
+    stamps = check_outputs(res, min_fraction=50 / 60)
+    assert len(stamps) >= 50 and rc == 0, node.output[-3000:]
+
+
+def test_dds_transport_without_compat_setting_exchanges_nothing(tmp_path):
+    """The opt-out shows why the setting exists: Fast DDS 3 matches, no sample flows."""
+    R.require_rclpy()
+    env = R.ros_env(upstream=False)
+    node = _dds_node(tmp_path, env, "--no-fastdds-compat")
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/kilted_cam/image", ns="ddsnode",
+                         frames=10, rate=10, height=48, width=64, drain_timeout=4)
+    finally:
+        node.stop()
+    assert res["got"]["depth"] == [] and res["got"]["diagnostics"] == []
+    assert '"received": 0' in node.output, node.output[-2000:]
