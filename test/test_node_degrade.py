@@ -10,14 +10,14 @@ import pytest
 pytest.importorskip("rosbags")
 pytest.importorskip("cyclonedds")
 
+from test_node_logic import CAMERA, MultiOracle, clip, feed, image, stamps_of
+
 from unihoi_ros.optional import MissingDependencyError
 from unihoi_ros.ros import dds
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.node import UnihoiNode
 from unihoi_ros.ros.params import NodeParams
 from unihoi_ros.ros.transport import MemoryTransport
-
-from test_node_logic import CAMERA, MultiOracle, clip, feed, image, stamps_of
 
 OUTPUTS = ("depth/image", "depth/camera_info", "confidence/image", "points", "trajectory")
 

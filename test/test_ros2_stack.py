@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import ros2_support as R
 
 pytestmark = pytest.mark.slow

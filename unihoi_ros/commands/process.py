@@ -1,8 +1,15 @@
-"""``unihoi process INPUT -o OUT_DIR``: reconstruct a recording offline (every frame)."""
+"""``unihoi process INPUT... -o OUT_DIR``: reconstruct recordings offline (every frame).
+
+One input writes today's layout directly into ``OUT_DIR``. Several inputs, a glob or a
+manifest (one input per line) write ``OUT_DIR/<input name>/`` each plus
+``OUT_DIR/index.{csv,json}``, resumably and sharded over ``torchrun`` ranks when started
+by ``torchrun --no-python unihoi process ...`` (:mod:`unihoi_ros.offline_batch`).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -30,15 +37,22 @@ def add_model_arguments(p) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("process", help="reconstruct a bag, video, image folder, TUM or "
-                       "7-Scenes sequence offline")
-    p.add_argument("input", type=Path, help="rosbag2 (dir/.mcap/.db3), video, folder, TUM "
-                   "RGB-D or 7-Scenes folder")
+    p = sub.add_parser("process", help="reconstruct bags, videos, image folders, TUM or "
+                       "7-Scenes sequences offline (several: sharded over torchrun ranks)")
+    p.add_argument("input", type=Path, nargs="+", help="rosbag2 (dir/.mcap/.db3), video, "
+                   "folder, TUM RGB-D or 7-Scenes folder; several, a quoted glob, or a "
+                   "manifest (.txt/.lst/.list: one INPUT[<TAB>GROUND_TRUTH] per line) give "
+                   "OUT_DIR/<name>/ each and OUT_DIR/index.{csv,json}")
     p.add_argument("-o", "--out", type=Path, required=True, help="output directory")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output dir")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output dir "
+                   "(several inputs: redo complete ones too)")
     p.add_argument("--topic", default=None, help="image topic of a bag (auto if one camera)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of folders (stamps)")
     p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch/OpenCV (default: torch's; under torchrun the "
+                   "machine's cores divided among its ranks)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_model_arguments(p)
     p.set_defaults(func=run)
 
@@ -65,9 +79,29 @@ def build_reconstructor(args):
 
 
 def run(args) -> int:
+    from unihoi_ros.batch import is_batch
+
+    if is_batch(args.input):
+        from unihoi_ros.offline_batch import run_batch
+
+        return run_batch(args)
+    args.input = args.input[0]
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun with one input: rank 0 does it
+        log.info("one input: rank 0 processes it, rank %s has nothing to do",
+                 os.environ["RANK"])
+        return 0
+    return run_single(args)
+
+
+def run_single(args) -> int:
+    """One input, today's layout directly in ``args.out``."""
     from unihoi_ros.io.sources import SourceError, open_source
     from unihoi_ros.offline import OutputExistsError, prepare_output_dir, process_source
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         source = open_source(args.input, topic=args.topic, fps=args.fps)
         prepare_output_dir(args.out, args.force)
@@ -75,7 +109,7 @@ def run(args) -> int:
         log.info("input: %s (%s)", source.path, source.description)
         log.info("model %s on backend %s (%s)", args.model, rec.backend.name, rec.backend.device)
         results = process_source(source, rec, args.out, max_frames=args.max_frames,
-                                 info={"model": args.model})
+                                 progress=not args.no_progress, info={"model": args.model})
     except (SourceError, OutputExistsError, FileNotFoundError, ValueError) as exc:
         print(f"unihoi process: error: {exc}", file=sys.stderr)
         return 1

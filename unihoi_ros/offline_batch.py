@@ -1,0 +1,475 @@
+"""Many inputs, one output folder each, sharded over ``torchrun`` ranks.
+
+``unihoi process A B C -o OUT`` (or a glob, or a manifest) runs here; started with
+``torchrun --nproc_per_node N --no-python unihoi process ...`` (any ``--nnodes`` /
+rendezvous) every rank runs it too:
+
+1. Rank 0 plans: expands the inputs, names their folders, checks which are already
+   complete (done marker with the same model hash and settings), measures the length of
+   the others and splits them into length-balanced shares (:func:`unihoi_ros.batch.
+   shard_lpt`). The plan goes to the other ranks by a gloo broadcast.
+2. Each rank processes its share, one input after another, with one backend loaded once
+   (on GPU ``LOCAL_RANK`` when there are GPUs): ``OUT/<name>/`` gets the single-run layout
+   (:func:`unihoi_ros.offline.process_source`), ``eval.json`` where ground truth exists,
+   and ``unihoi_done.json`` last; a bad input gets ``unihoi_failed.json`` with its error,
+   and the rank goes on.
+3. After a barrier, rank 0 reads every input's marker and writes ``OUT/index.csv`` and
+   ``OUT/index.json`` and prints the summary.
+
+Nothing but the markers coordinates the ranks, so a run that is killed is resumed by
+running the same command again: complete inputs are skipped, half-written ones redone.
+Process-group traffic is gloo (control only: the plan and one barrier), also on GPUs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unihoi_ros.batch import (
+    DONE_MARKER,
+    FAILED_MARKER,
+    STARTED_MARKER,
+    BatchError,
+    BatchItem,
+    check_output,
+    done_marker,
+    expand_inputs,
+    flat_metrics,
+    index_rows,
+    input_signature,
+    list_files,
+    output_names,
+    read_json,
+    shard_lpt,
+    summarize,
+    write_index,
+    write_json_atomic,
+)
+
+log = logging.getLogger("unihoi.process")
+
+#: How long a rank waits for the others (plan broadcast, final barrier): a rank with a long
+#: share may finish hours after the others.
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(days=7)
+#: The flags that change what is computed; a done marker must match them to be reused
+#: (where the work runs -- backend, device, threads -- does not count).
+SETTING_KEYS = ("model", "stride", "process_size", "max_side", "flow_preset", "pose_solver",
+                "topic", "fps", "max_frames")
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """This process's place in a ``torchrun`` job (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> RankInfo:
+        """From ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` (torchrun)."""
+        env = os.environ
+        world = int(env.get("WORLD_SIZE", "1"))
+        return cls(int(env.get("RANK", "0")), world, int(env.get("LOCAL_RANK", "0")),
+                   int(env.get("LOCAL_WORLD_SIZE", str(world))))
+
+
+@dataclass
+class Plan:
+    """What every rank does (built on rank 0, broadcast to the others).
+
+    Attributes:
+        items, names: the inputs and their output folder names, in input order.
+        lengths: frames per input (0: unknown or unreadable), ``max_frames`` applied.
+        model_hash, settings: what a done marker must match (see :data:`SETTING_KEYS`).
+        run_id: this run's id (markers written now carry it).
+        complete: indices of inputs found complete (skipped).
+        refused: ``{index: error}`` of inputs not processed (a foreign output folder).
+        shares: per rank, the input indices it processes, in order.
+    """
+
+    out_dir: Path
+    items: list[BatchItem]
+    names: list[str]
+    lengths: list[int]
+    model_hash: str
+    settings: dict
+    run_id: str
+    complete: list[int] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+    shares: list[list[int]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- planning
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(model: str, onnx_file: str | None = None,
+                      engine_file: str | None = None) -> str:
+    """Hash of what defines the network's function: the weights file (and its sidecar
+    config) for a path or a bundled name, the name and seed for ``random:<size>``, plus the
+    ONNX graph and TensorRT engine when given.
+
+    Raises:
+        FileNotFoundError: the model (or a given graph/engine file) does not exist.
+    """
+    from unihoi_ros.backends.factory import _CKPT_SUFFIXES, RANDOM_PREFIX, RANDOM_SEED
+
+    h = hashlib.sha256()
+    spec = str(model).strip()
+    if spec.startswith(RANDOM_PREFIX):
+        h.update(f"{spec}|seed={RANDOM_SEED}".encode())
+    else:
+        path = Path(spec).expanduser()
+        if path.suffix.lower() not in _CKPT_SUFFIXES:
+            from unihoi_ros.model.checkpoint import resolve_pretrained
+
+            path = resolve_pretrained(path.with_suffix(".safetensors")
+                                      if path.suffix.lower() == ".json" else spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        h.update(file_sha256(path).encode())
+        sidecar = path.with_suffix(".json")
+        if sidecar.is_file() and sidecar != path:
+            h.update(file_sha256(sidecar).encode())
+    for extra in (onnx_file, engine_file):
+        if extra:
+            h.update(file_sha256(Path(extra)).encode())
+    return h.hexdigest()
+
+
+def batch_settings(args) -> dict:
+    """The :data:`SETTING_KEYS` of the parsed command line (JSON-friendly)."""
+    return {k: getattr(args, k, None) for k in SETTING_KEYS}
+
+
+def probe_length(item: BatchItem, topic: str | None, fps: float, max_frames: int | None) -> int:
+    """Frames ``item`` will give (0 when unknown or unreadable), for balancing only."""
+    from unihoi_ros.io.sources import open_source
+
+    try:
+        n = int(open_source(item.path, topic=topic, fps=fps).num_frames or 0)
+    except Exception:  # a bad input fails (and is recorded) when processed
+        return 0
+    return min(n, max_frames) if max_frames else n
+
+
+def make_plan(args, world_size: int) -> Plan:
+    """Rank 0's plan for ``args.input`` (see module doc).
+
+    Raises:
+        BatchError: the inputs cannot be expanded (e.g. a glob that matches nothing).
+        FileNotFoundError: the model does not exist.
+    """
+    items = expand_inputs(args.input)
+    names = output_names([b.path for b in items])
+    model_hash = model_fingerprint(args.model, args.onnx_file, args.engine_file)
+    settings = batch_settings(args)
+    plan = Plan(Path(args.out), items, names, [0] * len(items), model_hash, settings,
+                uuid.uuid4().hex)
+    pending = []
+    for i, (item, name) in enumerate(zip(items, names)):
+        state, reason = "absent", ""
+        if not args.force:
+            state, reason = check_output(plan.out_dir / name, input_path=item.path,
+                                         signature=input_signature(item.path),
+                                         model_hash=model_hash, settings=settings)
+        if state == "complete":
+            plan.complete.append(i)
+        elif state == "foreign":
+            plan.refused[i] = f"{plan.out_dir / name} {reason}"
+        else:
+            if state == "redo":
+                log.info("%s: redoing (%s)", name, reason)
+            pending.append(i)
+            plan.lengths[i] = probe_length(item, args.topic, args.fps, args.max_frames)
+    shares = shard_lpt([plan.lengths[i] for i in pending], [names[i] for i in pending],
+                       world_size)
+    plan.shares = [[pending[j] for j in share] for share in shares]
+    return plan
+
+
+# ---------------------------------------------------------------------------- one input
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _auto_ground_truth(path: Path) -> bool:
+    """True for a TUM folder with poses or depth, or a 7-Scenes folder with poses."""
+    if not path.is_dir():
+        return False
+    if (path / "rgb.txt").is_file():
+        return (path / "groundtruth.txt").is_file() or (path / "depth.txt").is_file()
+    return any(path.glob("frame-*.pose.txt"))
+
+
+def evaluate_output(out_dir: Path, item: BatchItem, fps: float) -> tuple[dict | None, str | None]:
+    """Metrics of ``out_dir/predictions.npz`` against the item's ground truth (the
+    manifest's, else the input folder's own), written to ``out_dir/eval.json``.
+
+    Returns:
+        ``(evaluate() result, ground-truth path)``, or ``(None, None)`` without ground truth.
+    """
+    import json
+
+    from unihoi_ros.evaluation import evaluate
+    from unihoi_ros.io.ground_truth import load_ground_truth, load_seven_scenes
+    from unihoi_ros.io.predictions import Predictions
+
+    gt_path = item.ground_truth
+    if gt_path is None and _auto_ground_truth(item.path):
+        gt_path = item.path
+    if gt_path is None:
+        return None, None
+    if gt_path.is_dir() and not (gt_path / "rgb.txt").is_file():
+        gt = load_seven_scenes(gt_path, fps)  # stamps at the rate the frames were read with
+    else:
+        gt = load_ground_truth(gt_path)
+    result = evaluate(Predictions.load(out_dir / "predictions.npz"), gt)
+    (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    return result, str(gt_path)
+
+
+class _CountingSource:
+    """Wraps a frame source so every frame read advances a progress bar."""
+
+    def __init__(self, source, bar) -> None:
+        self.source, self.bar, self.count = source, bar, 0
+
+    def wrap(self):
+        def frames():
+            for stamp, rgb in self.source:
+                self.count += 1
+                self.bar.update(1)
+                yield stamp, rgb
+
+        return dataclasses.replace(self.source, _iter=frames)
+
+
+def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict:
+    """Process input ``i`` of ``plan`` into ``OUT/<name>/`` and write its marker.
+
+    Returns:
+        the done or failed marker written (never raises for a bad input).
+    """
+    from unihoi_ros.commands.process import parse_size
+    from unihoi_ros.flow import DISFlow
+    from unihoi_ros.io.sources import open_source
+    from unihoi_ros.offline import process_source
+    from unihoi_ros.pipeline import Reconstructor, ReconstructorConfig
+
+    item, name = plan.items[i], plan.names[i]
+    out = plan.out_dir / name
+    if out.exists():  # ours (the plan refused foreign folders): unfinished, stale or --force
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    common = {"input": str(item.path), "run_id": plan.run_id, "rank": info.rank,
+              "host": socket.gethostname()}
+    write_json_atomic(out / STARTED_MARKER, {**common, "started_utc": _utc_now()})
+    t0 = time.perf_counter()
+    counter = None
+    try:
+        signature = input_signature(item.path)
+        source = open_source(item.path, topic=args.topic, fps=args.fps)
+        counter = _CountingSource(source, bar)
+        cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
+                                  max_side=args.max_side or None, pose_solver=args.pose_solver)
+        rec = Reconstructor(backend, DISFlow(args.flow_preset), cfg)
+        results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
+                                 progress=False, info={"model": args.model})
+        wall = time.perf_counter() - t0
+        try:
+            metrics, gt = evaluate_output(out, item, args.fps)
+            metrics_error = None
+        except Exception as exc:  # metrics are extra; the output stands
+            metrics, gt, metrics_error = None, str(item.ground_truth), f"{exc}"
+        marker = done_marker(
+            input_path=item.path, signature=signature, model_hash=plan.model_hash,
+            settings=plan.settings, files=list_files(out), **common,
+            frames=len(results), wall_time_s=wall, eval_time_s=time.perf_counter() - t0 - wall,
+            finished_utc=_utc_now(), ground_truth=gt, metrics=flat_metrics(metrics),
+            metrics_error=metrics_error, backend={"name": backend.name,
+                                                  "device": str(backend.device)})
+        write_json_atomic(out / DONE_MARKER, marker)
+        return marker
+    except Exception as exc:  # one bad input must not stop the others
+        log.error("%s: %s", item.path, exc)
+        marker = {"status": "failed", **common, "error": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc(), "wall_time_s":
+                  time.perf_counter() - t0, "finished_utc": _utc_now()}
+        write_json_atomic(out / FAILED_MARKER, marker)
+        return marker
+    finally:  # keep the bar's total consistent when an input ends early or fails
+        read = counter.count if counter is not None else 0
+        if plan.lengths[i] > read:
+            bar.update(plan.lengths[i] - read)
+
+
+# ---------------------------------------------------------------------------- ranks
+def rank_device(device: str, local_rank: int) -> str:
+    """The device of this rank: ``auto``/``cuda`` become ``cuda:<LOCAL_RANK mod GPUs>``
+    where torch sees GPUs; ``cpu`` and an explicit ``cuda:N`` stay."""
+    import torch
+
+    from unihoi_ros.backends.factory import resolve_device
+
+    dev = resolve_device(device)
+    if dev == "cuda":
+        return f"cuda:{local_rank % max(torch.cuda.device_count(), 1)}"
+    return dev
+
+
+def default_threads(info: RankInfo) -> int | None:
+    """CPU threads per rank: the cores shared among this machine's ranks under torchrun
+    (None in one process: torch's default)."""
+    if info.world_size == 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // max(info.local_world_size, 1))
+
+
+def _collect(plan: Plan) -> list[dict | None]:
+    """Per input, what its folder's markers say (after every rank is done)."""
+    records: list[dict | None] = []
+    for i, name in enumerate(plan.names):
+        if i in plan.refused:
+            records.append({"status": "failed", "error": plan.refused[i]})
+            continue
+        out = plan.out_dir / name
+        done = read_json(out / DONE_MARKER)
+        failed = read_json(out / FAILED_MARKER)
+        records.append(done if done is not None else failed)
+    return records
+
+
+def format_summary(summary: dict, rows: list[dict], wall_s: float, world_size: int) -> str:
+    """The end-of-run lines rank 0 prints: counts, throughput, per-rank work, failures."""
+    lines = [
+        f"{summary['inputs']} inputs: {summary['done']} done ({summary['processed_this_run']} "
+        f"now, {summary['skipped_complete']} already complete), {summary['failed']} failed"
+        + (f", {summary['missing']} missing" if summary["missing"] else ""),
+    ]
+    now = summary["processed_this_run"]
+    if now:
+        frames_now = sum(int(r["frames"] or 0) for r in rows
+                         if r["status"] == "done" and r["this_run"])
+        lines.append(f"{wall_s:.1f} s on {world_size} rank(s): {now / wall_s * 3600:.1f} "
+                     f"inputs/h, {frames_now / wall_s:.1f} frames/s")
+    per_rank: dict[int, list[dict]] = {}
+    for r in rows:
+        if r["this_run"] or r["status"] == "failed":
+            if r["rank"] is not None:
+                per_rank.setdefault(int(r["rank"]), []).append(r)
+    for rank in sorted(per_rank):
+        rs = per_rank[rank]
+        busy = sum(float(r["wall_time_s"] or 0) for r in rs)
+        lines.append(f"  rank {rank}: {len(rs)} inputs, "
+                     f"{sum(int(r['frames'] or 0) for r in rs)} frames, {busy:.1f} s busy")
+    for r in rows:
+        if r["status"] != "done":
+            lines.append(f"  {r['status'].upper()} {r['name']}: {r['error']}")
+    return "\n".join(lines)
+
+
+def _broadcast(obj, info: RankInfo):
+    if info.world_size == 1:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def run_batch(args) -> int:
+    """``unihoi process`` over several inputs (module doc). Returns the exit status: 0 when
+    every input was processed or recorded as failed in the index, 1 when the batch could
+    not be planned."""
+    import cv2
+    import torch
+    import torch.distributed as dist
+    from tqdm import tqdm
+
+    info = RankInfo.from_env()
+    threads = args.threads or default_threads(info)
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    joined = False
+    if info.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=PROCESS_GROUP_TIMEOUT)
+        joined = True
+    t0 = time.perf_counter()
+    try:
+        plan, error = None, None
+        if info.rank == 0:
+            try:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                plan = make_plan(args, info.world_size)
+            except (BatchError, FileNotFoundError, OSError, ValueError) as exc:
+                error = str(exc)
+        plan, error = _broadcast((plan, error), info)
+        if error is not None:
+            if info.rank == 0:
+                print(f"unihoi process: error: {error}", file=sys.stderr)
+            return 1
+        share = plan.shares[info.rank]
+        if info.rank == 0:
+            log.info("%d inputs, %d already complete, %d to process on %d rank(s)",
+                     len(plan.items), len(plan.complete),
+                     sum(len(s) for s in plan.shares), info.world_size)
+        if share:
+            _run_share(plan, share, args, info, tqdm)
+        if info.world_size > 1:
+            dist.barrier()
+        if info.rank == 0:
+            rows = index_rows(plan.names, plan.items, _collect(plan), plan.run_id)
+            summary = {**summarize(rows), "run_id": plan.run_id,
+                       "world_size": info.world_size, "wall_time_s": time.perf_counter() - t0,
+                       "model": args.model, "model_hash": plan.model_hash,
+                       "settings": plan.settings, "finished_utc": _utc_now()}
+            csv_path, _ = write_index(plan.out_dir, rows, summary)
+            print(format_summary(summary, rows, summary["wall_time_s"], info.world_size))
+            print(f"index: {csv_path} and {csv_path.with_suffix('.json')}")
+        return 0
+    finally:
+        if joined:
+            dist.destroy_process_group()
+
+
+def _run_share(plan: Plan, share: list[int], args, info: RankInfo, tqdm) -> None:
+    """Load the backend once and process this rank's inputs in order."""
+    from unihoi_ros.backends.factory import load_backend
+
+    device = rank_device(args.device, info.local_rank)
+    backend = load_backend(args.model, args.backend, device, "fp32", args.onnx_file,
+                           args.engine_file)
+    log.info("rank %d/%d: %d inputs on %s (%s)", info.rank, info.world_size, len(share),
+             backend.name, backend.device)
+    bar = tqdm(total=sum(plan.lengths[i] for i in share), unit="frame",
+               desc=f"rank {info.rank}", position=info.local_rank,
+               disable=args.no_progress, dynamic_ncols=True)
+    try:
+        for n, i in enumerate(share, 1):
+            bar.set_postfix_str(f"{n}/{len(share)} {plan.names[i]}")
+            process_item(plan, i, backend, args, info, bar)
+    finally:
+        bar.close()
