@@ -256,6 +256,25 @@ def _torchrun(args: list[str]) -> tuple[list[str], dict]:
     return cmd, env
 
 
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (torchrun starts its ranks in sessions of their own, so
+    killing torchrun's process group would leave them running)."""
+    kids = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            kids += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:  # it has exited
+        pass
+    return kids
+
+
+def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # a zombie until torchrun's death hands it to init
+
+
 def _rows(out: Path) -> dict[str, dict]:
     with open(out / "index.csv") as f:
         return {r["name"]: r for r in csv.DictReader(f)}
@@ -349,9 +368,14 @@ def test_killed_run_resumes_without_redoing_finished_inputs(reference, corpus, t
                 assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "no input finished in time"
                 time.sleep(0.02)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole job: torchrun and both ranks
+        finally:  # a hard kill of the whole job: both ranks, then torchrun
+            workers = _children(proc.pid)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+            _wait_gone(workers)
+    assert len(workers) == 2
     done_before = {p.parent.name: (p.stat().st_mtime_ns, p.read_text())
                    for p in out.glob(f"*/{DONE_MARKER}")}
     assert 1 <= len(done_before) < len(VIDEOS), done_before.keys()
