@@ -8,15 +8,49 @@ where a local CPU wheel is provided, or PyTorch's CPU index); the range below th
 nothing more.
 """
 
+import os
+import subprocess
+import sys
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "unihoi_ros"
 
+
+def _importable_outside_build_env(module: str) -> bool:
+    """Whether the target interpreter already has ``module`` (an apt package, say).
+
+    pip builds in an isolated environment that hides the interpreter's own site-packages;
+    ``python -I`` (no PYTHONPATH, no user site) sees them again.
+    """
+    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", probe], timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+# What the node needs at run time. Lower bounds are what Ubuntu 22.04 (Humble) ships with
+# apt, so pip never replaces a ROS distribution's numpy or scipy. OpenCV comes from pip
+# only where no cv2 is installed yet (apt's python3-opencv, JetPack's build): a second cv2
+# beside it would shadow it and pull numpy 2. UNIHOI_PIP_OPENCV=1 forces the pip wheel.
+CORE = [
+    "setuptools",
+    "numpy>=1.21",
+    "scipy>=1.8",
+    "torch>=2.1",  # keeps an installed build (JetPack's, a CUDA one) when it satisfies this
+    "safetensors>=0.4",
+    "pyyaml>=5.4",
+    "tqdm>=4.60",
+    "rosbags>=0.10",  # message definitions and CDR for every transport (pure Python)
+]
+if os.environ.get("UNIHOI_PIP_OPENCV") == "1" or not _importable_outside_build_env("cv2"):
+    CORE.append("opencv-python-headless>=4.8")
+
 EXTRAS = {
-    # Cyclone DDS transport, rosbag2 (MCAP) reading and writing.
-    "dds": ["cyclonedds>=0.10.5", "rosbags>=0.10", "mcap>=1.1"],
+    # Cyclone DDS transport (11: Fast DDS 3 compatibility setting), rosbag2 MCAP recording.
+    "dds": ["cyclonedds>=11.0", "mcap>=1.1"],
     # ONNX export and ONNX Runtime backend.
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     # Pictures (summary PNGs, loss curves, soak plots).
@@ -59,16 +93,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=[
-        "setuptools",
-        "numpy>=1.24",
-        "scipy>=1.10",
-        "opencv-python-headless>=4.8",
-        "torch>=2.1",
-        "safetensors>=0.4",
-        "pyyaml>=6",
-        "tqdm>=4.60",
-    ],
+    install_requires=CORE,
     extras_require=EXTRAS,
     zip_safe=True,
     maintainer="unihoi_ros maintainers",

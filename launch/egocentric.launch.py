@@ -3,77 +3,159 @@
 Example::
 
     ros2 launch unihoi_ros egocentric.launch.py image_topic:=/camera/color/image_raw \
-        namespace:=unihoi record:=true
+        namespace:=unihoi params_file:=my_params.yaml record:=true
 
-Outputs (relative to the namespace): ``depth/image``, ``depth/camera_info``,
-``confidence/image``, ``points``, ``trajectory``, and TF ``odom`` -> camera optical frame.
+Parameters: the package's ``config/egocentric.yaml`` (every parameter, documented), then
+``params_file`` (a user's YAML in ROS 2 layout), then the launch arguments below that are
+set (an empty argument leaves the value of the files). Outputs (relative to the namespace;
+``namespace:=''`` puts them at the root): ``depth/image``, ``depth/camera_info``,
+``confidence/image``, ``points``, ``trajectory``, ``pose``, TF ``world_frame`` -> camera
+frame, ``/diagnostics``.
+
+``record:=true`` also runs ``ros2 bag record`` (MCAP storage plugin,
+ros-<distro>-rosbag2-storage-mcap) of what was really used as input (the image or
+compressed topic, camera_info when used) and every output, the trajectory as one
+``PoseStamped`` per frame on ``pose``; the bag goes to ``bag_path``, or to a new
+timestamped ``unihoi_bag_<date>_<time>`` directory when ``bag_path`` is empty.
 """
 
 import os
+import time
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, ExecuteProcess
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
 
-ARGUMENTS = [
-    ("namespace", "unihoi", "namespace of the node and its topics"),
-    ("image_topic", "image", "input sensor_msgs/Image topic"),
-    ("use_compressed", "false", "subscribe to <image_topic>/compressed instead"),
-    ("use_camera_info", "false", "use the camera's K from camera_info instead of predicting it"),
-    ("camera_info_topic", "camera_info", "input sensor_msgs/CameraInfo topic"),
-    ("model", "unihoi-tiny", "bundled model name or weights path"),
-    ("backend", "auto", "auto | tensorrt | onnxruntime | torch"),
-    ("engine_file_path", "", "TensorRT engine (built from onnx_file_path when missing)"),
-    ("onnx_file_path", "", "ONNX model exported with `unihoi export`"),
-    ("window_stride", "1", "run the 4-frame window every N new frames (1-3)"),
-    ("odom_frame", "odom", "parent frame of the camera pose"),
-    ("camera_frame", "camera_optical_frame", "optical frame of the outputs"),
-    ("use_sim_time", "false", "use /clock (bag replay: every frame is processed)"),
-    ("record", "false", "also run `ros2 bag record` of inputs and outputs (MCAP)"),
-    ("bag_path", "unihoi_bag", "output directory of the recording"),
+#: Launch arguments forwarded as node parameters when set (name, help).
+PARAMETER_ARGUMENTS = [
+    ("image_topic", "input sensor_msgs/Image topic (absolute, or relative to the namespace)"),
+    ("use_compressed", "subscribe to <image_topic>/compressed instead"),
+    ("use_camera_info", "use the camera's K from camera_info instead of predicting it"),
+    ("camera_info_topic", "input sensor_msgs/CameraInfo topic"),
+    ("model", "bundled model name or weights path"),
+    ("backend", "auto | tensorrt | onnxruntime | torch"),
+    ("device", "auto | cpu | cuda | cuda:N"),
+    ("precision", "fp32 | fp16 | bf16"),
+    ("engine_file_path", "TensorRT engine (built from onnx_file_path when missing)"),
+    ("onnx_file_path", "ONNX model exported with `unihoi export`"),
+    ("process_height", "resize frames to this height before inference (0: input size)"),
+    ("process_width", "resize frames to this width before inference (0: input size)"),
+    ("window_stride", "run the 4-frame window every N new frames (1-3)"),
+    ("live_mode", "true: drop frames when busy; false: process every frame"),
+    ("input_qos", "SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT"),
+    ("output_qos", "SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT"),
+    ("publish_tf", "broadcast world_frame -> camera frame on /tf"),
+    ("world_frame", "fixed frame of the stream (REP-103 body axes)"),
+    ("camera_frame", "frame_id of the outputs (empty in the files: the input's frame_id)"),
+    ("use_sim_time", "use /clock (bag replay: every frame is processed)"),
 ]
+#: Launch-only arguments (name, default, help).
+LAUNCH_ARGUMENTS = [
+    ("namespace", "unihoi", "namespace of the node and its topics ('' for none)"),
+    ("params_file", "", "a YAML of node parameters over the package's defaults"),
+    ("log_level", "info", "debug | info | warn | error | fatal"),
+    ("record", "false", "also run `ros2 bag record` of the inputs used and the outputs (MCAP)"),
+    ("bag_path", "", "directory of the recording (default: unihoi_bag_<date>_<time>)"),
+]
+#: Outputs recorded with record:=true (relative to the namespace; absolute as they are).
+RECORDED_OUTPUTS = ("depth/image", "depth/camera_info", "confidence/image", "points", "pose",
+                    "/tf", "/tf_static", "/diagnostics")
 
 
-def generate_launch_description():
+def parameter_overrides(values):
+    """The set parameter arguments as typed node parameters (YAML scalars: ``'2'`` -> 2,
+    ``'true'`` -> True); unset (empty) ones are left to the parameter files."""
+    out = {}
+    for name, _ in PARAMETER_ARGUMENTS:
+        text = values.get(name, "")
+        if text == "":
+            continue
+        value = yaml.safe_load(text)
+        out[name] = text if value is None or isinstance(value, (list, dict)) else value
+    return out
+
+
+def parameter_files(share, params_file):
+    """The package's defaults, then the user's file (later files win)."""
+    files = [os.path.join(share, "config", "egocentric.yaml")]
+    if params_file:
+        files.append(os.path.abspath(os.path.expanduser(params_file)))
+    return files
+
+
+def _namespaced(namespace, topic):
+    if topic.startswith("/"):
+        return topic
+    ns = namespace.strip("/")
+    return f"/{ns}/{topic}" if ns else f"/{topic}"
+
+
+def recorded_topics(namespace, params):
+    """Topics ``record:=true`` records: the input really used and every output.
+
+    ``params``: the effective node parameters (files and overrides merged).
+    """
+    image = params.get("image_topic", "image")
+    if params.get("use_compressed", False):
+        image = image.rstrip("/") + "/compressed"
+    topics = [_namespaced(namespace, image)]
+    if params.get("use_camera_info", False):
+        topics.append(_namespaced(namespace, params.get("camera_info_topic", "camera_info")))
+    return topics + [_namespaced(namespace, t) for t in RECORDED_OUTPUTS]
+
+
+def record_command(bag_path, topics, now=None):
+    """``ros2 bag record`` of ``topics`` into ``bag_path`` (or a new timestamped directory)."""
+    if not bag_path:
+        stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(now))
+        bag_path = f"unihoi_bag_{stamp}"
+    return ["ros2", "bag", "record", "--storage", "mcap", "--output", bag_path, *topics]
+
+
+def effective_parameters(files, overrides):
+    """Merge the parameter files' ``/**`` and ``unihoi_node`` sections, then overrides."""
+    merged = {}
+    for path in files:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        for key, section in data.items():
+            if key.split("/")[-1] in ("**", "unihoi_node") and isinstance(section, dict):
+                merged.update(section.get("ros__parameters", {}))
+    merged.update(overrides)
+    return merged
+
+
+def _launch_setup(context):
+    values = dict(context.launch_configurations)
     share = get_package_share_directory("unihoi_ros")
-    params_file = os.path.join(share, "config", "egocentric.yaml")
-    cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    overrides = {
-        name: cfg[name]
-        for name in ("image_topic", "use_compressed", "use_camera_info", "camera_info_topic",
-                     "model", "backend", "engine_file_path", "onnx_file_path",
-                     "window_stride", "odom_frame", "camera_frame", "use_sim_time")
-    }
-    node = Node(
+    namespace = values.get("namespace", "").strip("/")
+    files = parameter_files(share, values.get("params_file", ""))
+    overrides = parameter_overrides(values)
+    actions = [Node(
         package="unihoi_ros",
         executable="unihoi_node",
         name="unihoi_node",
-        namespace=cfg["namespace"],
-        parameters=[params_file, overrides],
+        namespace=namespace,
+        parameters=[*files, overrides],
+        arguments=["--ros-args", "--log-level", values.get("log_level", "info")],
         output="screen",
         emulate_tty=True,
-    )
-    ns = PythonExpression(["'/' + '", cfg["namespace"], "'.strip('/')"])
-    # The input topic may be absolute (/camera/color/image_raw) or relative to the namespace.
-    image = PythonExpression([
-        "'", cfg["image_topic"], "' if '", cfg["image_topic"], "'.startswith('/') else '",
-        ns, "/", cfg["image_topic"], "'",
-    ])
-    topics = [image] + [
-        PathJoinSubstitution([ns, t])
-        for t in ("depth/image", "depth/camera_info", "confidence/image", "points", "trajectory")
-    ]
-    record = ExecuteProcess(
-        cmd=["ros2", "bag", "record", "-s", "mcap", "-o", cfg["bag_path"], "/tf", "/tf_static",
-             "/diagnostics", *topics],
-        condition=IfCondition(cfg["record"]),
-        output="screen",
-    )
+    )]
+    if values.get("record", "false").lower() in ("true", "1", "yes"):
+        topics = recorded_topics(namespace, effective_parameters(files, overrides))
+        actions.append(ExecuteProcess(cmd=record_command(values.get("bag_path", ""), topics),
+                                      output="screen"))
+    return actions
+
+
+def generate_launch_description():
     return LaunchDescription(
-        [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGUMENTS]
-        + [node, record]
+        [DeclareLaunchArgument(n, default_value=d, description=h)
+         for n, d, h in LAUNCH_ARGUMENTS]
+        + [DeclareLaunchArgument(n, default_value="", description=h + " (empty: from the files)")
+           for n, h in PARAMETER_ARGUMENTS]
+        + [OpaqueFunction(function=_launch_setup)]
     )

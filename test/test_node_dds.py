@@ -41,7 +41,7 @@ def node_command(domain: int, *extra: str) -> list[str]:
         sys.executable, "-m", "unihoi_ros.cli", "run", "--transport", "dds",
         "--domain-id", str(domain), "--input-topic", "image", "--model", "random:tiny",
         "--process-height", PROCESS[0], "--process-width", PROCESS[1], "--threads", "1",
-        "-p", f"odom_frame={ODOM}", "-p", f"camera_frame={CAMERA}", *extra,
+        "-p", f"world_frame={ODOM}", "-p", f"camera_frame={CAMERA}", *extra,
     ]
 
 

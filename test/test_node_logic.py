@@ -85,7 +85,7 @@ def clip(seed: int = 0, frames: int = 12, height: int = 48, width: int = 64):
 
 def make_node(*sequences, backend=None, subscribers: int = 0, **overrides):
     """A started node on a memory transport (replay mode unless overridden)."""
-    base = {"live_mode": False, "odom_frame": ODOM, "camera_frame": CAMERA}
+    base = {"live_mode": False, "world_frame": ODOM, "camera_frame": CAMERA}
     params = NodeParams.load(overrides={**base, **overrides})
     transport = MemoryTransport()
     node = UnihoiNode(params, backend or MultiOracle(*sequences), transport)
@@ -148,11 +148,11 @@ def test_parameter_overrides_files_and_errors(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text(
         "/**:\n  ros__parameters:\n    point_stride: 4\n    diagnostic_updater.period: 2.0\n"
-        "unihoi_node:\n  ros__parameters:\n    point_stride: 3\n    odom_frame: map\n"
+        "unihoi_node:\n  ros__parameters:\n    point_stride: 3\n    world_frame: map\n"
         "other_node:\n  ros__parameters:\n    point_stride: 9\n"
     )
-    p = NodeParams.load([f], {"odom_frame": "world"})
-    assert (p.point_stride, p.odom_frame) == (3, "world")
+    p = NodeParams.load([f], {"world_frame": "world"})
+    assert (p.point_stride, p.world_frame) == (3, "world")
     assert p.reconstructor_config().point_stride == 3
 
 

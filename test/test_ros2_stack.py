@@ -47,7 +47,7 @@ def _tf2_ros_missing() -> bool:
 # --------------------------------------------------------------------------- checks
 def check_outputs(res: dict, *, min_fraction: float, frame_id: str = NODE_FRAME,
                   K: tuple[float, float, float, float] | None = None,
-                  odom_frame: str = "odom") -> list[int]:
+                  world_frame: str = "unihoi_world") -> list[int]:
     """Every output against the input; returns the processed stamps."""
     got, sent, H, W = res["got"], res["sent"], res["height"], res["width"]
     depth = got["depth"]
@@ -75,7 +75,7 @@ def check_outputs(res: dict, *, min_fraction: float, frame_id: str = NODE_FRAME,
         assert m["fields"] == [["x", FLOAT32, 0], ["y", FLOAT32, 4], ["z", FLOAT32, 8],
                                ["rgb", FLOAT32, 12]]
     for i, m in enumerate(got["trajectory"]):  # one pose more per processed frame
-        assert m["frame_id"] == odom_frame and m["poses"] == i + 1
+        assert m["frame_id"] == world_frame and m["poses"] == i + 1
         assert m["last_stamp"] == m["stamp"]
     status = [s for d in got["diagnostics"] for s in d["status"]  # ("Node starting up" has
               if s["name"].endswith("unihoi_node: UniHOI reconstruction")  # no values yet)
@@ -157,14 +157,14 @@ def test_unihoi_node_ros_args_remap_and_parameters(install, tmp_path):
     exe = install / "unihoi_ros" / "lib" / "unihoi_ros" / "unihoi_node"
     node = R.Background(R.sourced(install, [
         str(exe), "--ros-args", "-r", "__ns:=/direct", "-r", "image:=/remapped/image_raw",
-        "-p", "camera_frame:=head_cam_opt", "-p", "odom_frame:=head_world",
+        "-p", "camera_frame:=head_cam_opt", "-p", "world_frame:=head_world",
         "-p", "point_stride:=4"]), tmp_path / "node.log", env)
     try:
         res = R.run_peer(tmp_path, env, node, image_topic="/remapped/image_raw", ns="direct",
                          frames=16, rate=10)
     finally:
         rc = node.stop()
-    check_outputs(res, min_fraction=0.6, frame_id="head_cam_opt", odom_frame="head_world")
+    check_outputs(res, min_fraction=0.6, frame_id="head_cam_opt", world_frame="head_world")
     assert rc == 0, node.output[-3000:]
 
 

@@ -290,14 +290,15 @@ def test_tf_path_and_quaternions_against_scipy():
     fr = make_frame(5)
     tfm = M.tf_from_result(fr, child_frame=M.optical_frame_id("head_cam"))
     (t,) = tfm.transforms
-    assert t.header.frame_id == "odom" and t.child_frame_id == "head_cam_optical_frame"
+    assert t.header.frame_id == "unihoi_world" and t.child_frame_id == "head_cam_optical_frame"
     assert M.stamp_to_ns(t.header.stamp) == fr.stamp_ns
+    # The world frame has REP-103 body axes: optical z -> x, x -> -y, y -> -z.
+    R_body_optical = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)
     q = t.transform.rotation
-    np.testing.assert_allclose(
-        Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), fr.T_world_cam[:3, :3], atol=1e-12
-    )
+    np.testing.assert_allclose(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(),
+                               R_body_optical @ fr.T_world_cam[:3, :3], atol=1e-12)
     tr = t.transform.translation
-    np.testing.assert_allclose([tr.x, tr.y, tr.z], fr.T_world_cam[:3, 3])
+    np.testing.assert_allclose([tr.x, tr.y, tr.z], R_body_optical @ fr.T_world_cam[:3, 3])
 
     poses = [M.pose_stamped_msg(make_frame(i).T_world_cam, i * 10, "odom") for i in range(4)]
     path = M.path_msg(poses, 30, "odom")

@@ -65,6 +65,7 @@ def _stamp(msg) -> int:
 
 def _results_from_messages(inbox: _Inbox, seq) -> list:
     """FrameResults rebuilt from what the subscriber received (one per received stamp)."""
+    from unihoi_ros.geometry.frames import T_BODY_OPTICAL
     from unihoi_ros.pipeline.results import FrameResult
     from unihoi_ros.ros.messages import image_to_array, quaternion_to_rotation
 
@@ -77,6 +78,7 @@ def _results_from_messages(inbox: _Inbox, seq) -> list:
         T[:3, :3] = quaternion_to_rotation([tf.rotation.x, tf.rotation.y, tf.rotation.z,
                                             tf.rotation.w])
         T[:3, 3] = [tf.translation.x, tf.translation.y, tf.translation.z]
+        T = T_BODY_OPTICAL.T @ T  # world with the first camera's optical axes, as the sim's
         info = inbox.msgs["depth/camera_info"][s]
         depth = image_to_array(inbox.msgs["depth/image"][s])
         rgb = seq.rgb[by_stamp[s]]

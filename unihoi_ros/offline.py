@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unihoi_ros.errors import UnihoiError
 from unihoi_ros.io.ground_truth import write_tum_trajectory
 from unihoi_ros.io.ply import write_ply
 from unihoi_ros.io.predictions import Predictions
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/unihoi"
 
 
-class OutputExistsError(FileExistsError):
+class OutputExistsError(UnihoiError, FileExistsError):
     """The output directory exists and ``force`` was not given."""
 
 
@@ -53,16 +54,17 @@ def prepare_output_dir(out_dir: Path, force: bool) -> None:
 class BagOutputs:
     """Writes a FrameResult stream as the node's topics into a rosbag2 MCAP."""
 
-    def __init__(self, bag_dir: Path, camera: str = "camera", odom_frame: str = "odom",
+    def __init__(self, bag_dir: Path, camera: str = "camera", world_frame: str = "unihoi_world",
                  input_topic: str = f"{NAMESPACE}/image", max_path_poses: int = 10000) -> None:
         from unihoi_ros.io.bag_writer import BagRecorder
         from unihoi_ros.ros import messages as m
         from unihoi_ros.ros.qos import qos_profile
 
         self._m = m
-        self.camera, self.odom_frame, self.input_topic = camera, odom_frame, input_topic
+        self.camera, self.world_frame, self.input_topic = camera, world_frame, input_topic
         self.max_path_poses = max_path_poses
         self._poses: list = []
+        self._last_stamp: int | None = None
         self._rec = BagRecorder(bag_dir, m.get_typestore())
         self._topics = {input_topic: m.IMAGE}
         for rel, msgtype in m.DEFAULT_OUTPUT_TOPICS.items():
@@ -76,17 +78,27 @@ class BagOutputs:
         return rel if rel.startswith("/") else f"{NAMESPACE}/{rel}"
 
     def write(self, result: FrameResult) -> None:
+        """One frame's outputs; the pose as a PoseStamped (``pose``), the whole Path once at
+        :meth:`close` (a Path per frame would grow the bag quadratically)."""
+        from unihoi_ros.geometry.frames import body_world_pose
+
         m, stamp = self._m, result.stamp_ns
         frame = m.optical_frame_id(self.camera)
         self._rec.write(self.input_topic, m.rgb_to_image(result.rgb, stamp, frame), stamp)
-        for rel, msg in m.frame_result_messages(result, self.camera, self.odom_frame).items():
+        for rel, msg in m.frame_result_messages(result, self.camera, self.world_frame).items():
             self._rec.write(self._resolve(rel), msg, stamp)
-        self._poses.append(m.pose_stamped_msg(result.T_world_cam, stamp, self.odom_frame))
+        pose = m.pose_stamped_msg(body_world_pose(result.T_world_cam), stamp, self.world_frame)
+        self._rec.write(self._resolve("pose"), pose, stamp)
+        self._poses.append(pose)
         self._poses = self._poses[-self.max_path_poses:]
-        self._rec.write(self._resolve("trajectory"),
-                        m.path_msg(self._poses, stamp, self.odom_frame), stamp)
+        self._last_stamp = stamp
 
     def close(self) -> None:
+        if self._poses and not self._rec.closed:
+            m = self._m
+            self._rec.write(self._resolve("trajectory"),
+                            m.path_msg(self._poses, self._last_stamp, self.world_frame),
+                            self._last_stamp)
         self._rec.close()
 
 

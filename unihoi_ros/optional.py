@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from unihoi_ros.errors import UnihoiError
+
 _HINTS = {
     "rclpy": "rclpy comes with a ROS 2 installation (Humble or Jazzy): source "
     "/opt/ros/<distro>/setup.bash, or use the Cyclone DDS transport "
@@ -24,7 +26,7 @@ _HINTS = {
 }
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(UnihoiError, ImportError):
     """An optional dependency needed for the requested feature is not importable."""
 
 

@@ -15,10 +15,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from unihoi_ros.errors import BackendError
+
 RECORD_VERSION = 1
 
 
-class EngineError(RuntimeError):
+class EngineError(BackendError):
     """An engine file that cannot be used (missing, corrupt, or not matching its record)."""
 
 

@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from unihoi_ros.backends.base import Backend
+from unihoi_ros.errors import ConfigError, ModelError, ModelNotFoundError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but torch sees no CUDA GPU; use cpu")
+        raise ConfigError(f"device {device!r} requested but torch sees no CUDA GPU; use cpu")
     return device
 
 
@@ -56,9 +57,9 @@ def _dtype(precision: str, device: str):
     if precision == "fp32":
         return None
     if precision not in ("fp16", "bf16"):
-        raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
+        raise ConfigError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
     if not device.startswith("cuda"):
-        raise ValueError(f"precision {precision} needs a CUDA device (got {device}); use fp32")
+        raise ConfigError(f"precision {precision} needs a CUDA device (got {device}); use fp32")
     return torch.float16 if precision == "fp16" else torch.bfloat16
 
 
@@ -91,22 +92,35 @@ def load_network(model: str):
     path = Path(spec).expanduser()
     if path.suffix.lower() in _CKPT_SUFFIXES:
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        return _load_authors_checkpoint(path), f"{path} (authors' checkpoint)", False
+            raise ModelNotFoundError(f"checkpoint not found: {path}")
+        return (_read_model_file(path, _load_authors_checkpoint), f"{path} (authors' checkpoint)",
+                False)
     if path.suffix.lower() == ".json":
         path = path.with_suffix(".safetensors")
     looks_like_path = path.suffix != "" or "/" in spec or path.exists()
     if looks_like_path and not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise ModelNotFoundError(f"model file not found: {path}")
     try:
-        net = UniHOI.from_pretrained(path if looks_like_path else spec)
+        net = _read_model_file(path if looks_like_path else spec, UniHOI.from_pretrained)
     except FileNotFoundError as exc:
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"{exc}. Pass --model PATH (our .safetensors or the authors' .ckpt), or "
             f"random:tiny for an untrained network (tests and timing only)."
         ) from None
     kind = "bundled" if not looks_like_path else "weights"
     return net, f"{spec} ({kind}, size {net.config.size})", False
+
+
+def _read_model_file(path, loader):
+    """``loader(path)``; a file that exists but cannot be read (truncated, not a model,
+    wrong layout) raises :class:`ModelError` naming it and what was wrong."""
+    try:
+        return loader(path)
+    except (FileNotFoundError, ModelError):
+        raise
+    except Exception as exc:  # safetensors, torch.load, json: each has its own errors
+        raise ModelError(f"cannot read model {path}: {one_line(exc)} (corrupt or not a "
+                         "unihoi / authors' checkpoint?)") from exc
 
 
 def _load_authors_checkpoint(path: Path):
@@ -165,7 +179,7 @@ def load_backend(
 
     name = (backend or "auto").strip().lower()
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     dev = resolve_device(device)
     _dtype(precision, dev)  # validates the precision for the device
     net, description, untrained = load_network(model)

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unihoi_ros.errors import BackendError, ConfigError
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -120,9 +122,9 @@ def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
             even when it exists.
     """
     if name_or_auto not in BACKENDS:
-        raise ValueError(f"unknown backend {name_or_auto!r}; choose from {BACKENDS}")
+        raise ConfigError(f"unknown backend {name_or_auto!r}; choose from {BACKENDS}")
     if force_engine_update and engine_path and not onnx_path:
-        raise ValueError("force_engine_update needs onnx_file_path to rebuild from")
+        raise ConfigError("force_engine_update needs onnx_file_path to rebuild from")
     cands = candidates(model, onnx_path, engine_path, device, precision, force_engine_update)
     if name_or_auto != "auto":
         cands = [c for c in cands if c[0].split("-")[0] == name_or_auto]
@@ -137,4 +139,4 @@ def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
         log.info("backend: %s (%s)", cname, reason)
         return Selection(backend, cname, reason, skipped)
     detail = "; ".join(f"{k}: {v}" for k, v in skipped.items())
-    raise RuntimeError(f"no usable backend for {name_or_auto!r} ({detail})")
+    raise BackendError(f"no usable backend for {name_or_auto!r} ({detail})")

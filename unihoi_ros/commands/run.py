@@ -127,31 +127,31 @@ def _set_threads(n: int | None) -> None:
     cv2.setNumThreads(int(n))
 
 
+def _fail(exc: BaseException) -> int:
+    """A start-up failure the user can fix: one line on stderr, exit code 2."""
+    from unihoi_ros.errors import one_line
+
+    print(f"unihoi run: error: {one_line(exc)}", file=sys.stderr, flush=True)
+    return 2
+
+
 def _run_dds(args: argparse.Namespace) -> int:
-    from unihoi_ros.optional import MissingDependencyError
+    from unihoi_ros.errors import UnihoiError
 
     try:
         from unihoi_ros.backends.factory import load_backend
         from unihoi_ros.ros.dds_transport import DdsTransport
         from unihoi_ros.ros.node import UnihoiNode
         from unihoi_ros.ros.params import NodeParams
-    except MissingDependencyError as exc:
-        print(f"unihoi run: {exc}", file=sys.stderr)
-        return 1
-    try:
+
         params = NodeParams.load(args.params, overrides_from_args(args),
                                  namespace=args.namespace)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"unihoi run: bad parameters: {exc}", file=sys.stderr)
-        return 2
-    _set_threads(args.threads)
-    try:
+        _set_threads(args.threads)
         backend = load_backend(params.model, params.backend, params.device, params.precision,
                                params.onnx_file_path, params.engine_file_path,
                                params.force_engine_update)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"unihoi run: cannot load model {params.model!r}: {exc}", file=sys.stderr)
-        return 2
+    except (UnihoiError, FileNotFoundError) as exc:  # FileNotFoundError: a --params file
+        return _fail(exc)
     recorder = None
     if args.record is not None:
         from unihoi_ros.io.bag_writer import BagRecorder
@@ -159,8 +159,7 @@ def _run_dds(args: argparse.Namespace) -> int:
         try:
             recorder = BagRecorder(args.record, overwrite=args.overwrite)
         except FileExistsError as exc:
-            print(f"unihoi run: {exc}", file=sys.stderr)
-            return 2
+            return _fail(exc)
     stop = _install_signal_handlers()
     transport = node = None
     t_start = time.monotonic()
@@ -216,15 +215,13 @@ def _run_rclpy(args: argparse.Namespace) -> int:
     from unihoi_ros.optional import MissingDependencyError, require
 
     if args.record is not None:
-        print("unihoi run: --record works with --transport dds; with ROS 2 use "
-              "`ros2 bag record` (or the launch file's record:=true)", file=sys.stderr)
-        return 2
+        return _fail(ValueError("--record works with --transport dds; with ROS 2 use "
+                                 "`ros2 bag record` (or the launch file's record:=true)"))
     try:
         require("rclpy")
         from unihoi_ros.ros.rclpy_node import main as rclpy_main
     except (MissingDependencyError, ImportError) as exc:
-        print(f"unihoi run --transport rclpy: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc)
     if args.domain_id is not None:
         os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     _set_threads(args.threads)

@@ -16,12 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from unihoi_ros.errors import UnihoiError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
-class SourceError(RuntimeError):
+class SourceError(UnihoiError, RuntimeError):
     """Input that cannot be read as a frame stream (the message says why)."""
 
 

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from unihoi_ros.errors import ModelError
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -34,7 +36,7 @@ IGNORED_NETWORK_PREFIXES = ("backbone.camera_token_projector_list.",)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ModelError):
     """A checkpoint does not match the network: the message names the offending keys."""
 
 

@@ -21,6 +21,7 @@ frame (after a reset: the first frame after it).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 
@@ -43,6 +44,25 @@ log = logging.getLogger(__name__)
 _F64 = torch.float64
 
 
+def fit_to_backend(config: ReconstructorConfig, backend: Backend) -> ReconstructorConfig:
+    """``config`` with ``process_size`` set to the backend's fixed input size, if it has one.
+
+    An ONNX graph or a TensorRT engine takes one ``(height, width)`` (its ``input_size``):
+    frames of any camera are resized to it (K and every output then describe the resized
+    image), said once here. Backends without a fixed size leave ``config`` unchanged.
+    """
+    fixed = getattr(backend, "input_size", None)
+    if fixed is None:
+        return config
+    fixed = (int(fixed[0]), int(fixed[1]))
+    if config.process_size is not None and tuple(config.process_size) == fixed:
+        return config
+    log.info("the backend takes %dx%d frames only (width x height): frames are resized to "
+             "it%s", fixed[1], fixed[0], "" if config.process_size is None else
+             f" instead of the configured {config.process_size[1]}x{config.process_size[0]}")
+    return dataclasses.replace(config, process_size=fixed)
+
+
 class Reconstructor:
     """Frames in (``push``), :class:`FrameResult` out.
 
@@ -53,7 +73,8 @@ class Reconstructor:
 
     ``push`` never raises on bad input: empty or non-finite frames and duplicate or
     out-of-order stamps are dropped and counted (see :meth:`stats`); a change of
-    resolution resets the stream with a warning.
+    resolution resets the stream with a warning. A backend with a fixed input size
+    (``input_size``) gets every frame resized to it (:func:`fit_to_backend`).
     """
 
     def __init__(
@@ -61,7 +82,7 @@ class Reconstructor:
     ) -> None:
         self.backend = backend
         self.flow = flow
-        self.config = config or ReconstructorConfig()
+        self.config = fit_to_backend(config or ReconstructorConfig(), backend)
         self._stats = StreamStats(self.config.timing_window)
         self._buffer = RingBuffer(self.config.window)
         self._ready: list[FrameResult] = []

@@ -165,6 +165,13 @@ class DdsTransport(Transport):
         self._subscribe(topic, msgtype, qos, first)
         self._subscribe(info_topic, info_type, qos, [pairer.add_second])
 
+    def input_publisher_count(self, topic: str) -> int | None:
+        resolved = self.resolve(topic)
+        for sub in self._subscribers:
+            if sub.topic_name == resolved:
+                return int(sub.publisher_count)
+        return None
+
     @property
     def input_subscription_matched(self) -> int:
         """Writers matched by the first subscription (0 before any remote publisher)."""

@@ -9,8 +9,10 @@ colour conversion and compressed images) OpenCV.
 Conventions (DESIGN.md §3): every header carries the input frame's stamp (never ``now()``);
 depth is ``32FC1`` metres along the optical z axis with NaN where invalid (REP-118);
 CameraInfo has ``P = [K | 0]``, ``R = I`` and ``plumb_bob`` with five zeros; PointCloud2
-carries x, y, z and ``rgb`` (FLOAT32 holding the bytes B, G, R, 0); TF goes from ``odom``
-to ``<camera>_optical_frame``; quaternions are ordered x, y, z, w.
+carries x, y, z and ``rgb`` (FLOAT32 holding the bytes B, G, R, 0); TF goes from the world
+frame (:data:`WORLD_FRAME` by default; REP-103 body axes, see
+:mod:`unihoi_ros.geometry.frames`) to the camera's optical frame; quaternions are ordered
+x, y, z, w.
 
 Arrays put into messages are not copied when they are already contiguous with the right
 dtype: the message then shares memory with the caller's array.
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from unihoi_ros.errors import UnihoiError
+from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.optional import require
 
 if TYPE_CHECKING:
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 
 #: ROS distribution whose message definitions are used by default.
 DEFAULT_DISTRO = "humble"
+#: Default name of the published world frame (not ``odom``/``map``: a robot has those).
+WORLD_FRAME = "unihoi_world"
 
 # Message type names (rosbags / ROS 2 interface names).
 TIME = "builtin_interfaces/msg/Time"
@@ -85,6 +91,7 @@ DEFAULT_OUTPUT_TOPICS: dict[str, str] = {
     "confidence/image": IMAGE,
     "points": POINT_CLOUD2,
     "trajectory": PATH,
+    "pose": POSE_STAMPED,
     "/tf": TF_MESSAGE,
     "/diagnostics": DIAGNOSTIC_ARRAY,
 }
@@ -99,7 +106,7 @@ _NS_PER_S = 1_000_000_000
 
 
 # --------------------------------------------------------------------------- errors
-class ImageConversionError(ValueError):
+class ImageConversionError(UnihoiError, ValueError):
     """An image message could not be converted (base of the specific errors below)."""
 
 
@@ -728,13 +735,15 @@ def tf_msg(transforms: Sequence[Any], typestore: Any | None = None) -> Any:
 
 def tf_from_result(
     result: FrameResult,
-    parent_frame: str = "odom",
+    parent_frame: str = WORLD_FRAME,
     child_frame: str = "camera_optical_frame",
     typestore: Any | None = None,
 ) -> Any:
-    """TFMessage with the frame's camera pose ``parent_frame -> child_frame``."""
+    """TFMessage with the frame's camera pose ``parent_frame -> child_frame``; the parent
+    has REP-103 body axes (:func:`unihoi_ros.geometry.frames.body_world_pose`)."""
     ts = transform_stamped_msg(
-        result.T_world_cam, result.stamp_ns, parent_frame, child_frame, typestore
+        body_world_pose(result.T_world_cam), result.stamp_ns, parent_frame, child_frame,
+        typestore,
     )
     return tf_msg([ts], typestore)
 
@@ -755,7 +764,8 @@ def pose_stamped_msg(
 
 
 def path_msg(
-    poses: Sequence[Any], stamp_ns: int, frame_id: str = "odom", typestore: Any | None = None
+    poses: Sequence[Any], stamp_ns: int, frame_id: str = WORLD_FRAME,
+    typestore: Any | None = None
 ) -> Any:
     """``nav_msgs/Path`` of the trajectory so far.
 
@@ -809,7 +819,7 @@ def diagnostic_array_msg(
 def frame_result_messages(
     result: FrameResult,
     camera: str = "camera",
-    parent_frame: str = "odom",
+    parent_frame: str = WORLD_FRAME,
     *,
     points: bool = True,
     typestore: Any | None = None,

@@ -13,8 +13,10 @@ publishes, so callbacks never block:
 Per processed frame (DESIGN.md §3), every header stamped with the input frame's stamp:
 ``depth/image`` (32FC1), ``depth/camera_info``, ``confidence/image``, ``points`` (only while
 someone subscribes), ``trajectory`` (nav_msgs/Path, at most ``trajectory_max_poses``; only
-while someone subscribes) and TF ``odom_frame -> camera_frame``; ``/diagnostics``
-periodically.
+while someone subscribes), ``pose`` (geometry_msgs/PoseStamped: what to record) and TF
+``world_frame -> camera frame``; ``/diagnostics`` periodically. Frames: outputs carry the
+input's ``header.frame_id`` unless ``camera_frame`` is set; the world frame has REP-103
+body axes (:mod:`unihoi_ros.geometry.frames`).
 
 Bad input never stops the node: an unsupported encoding, a malformed or corrupt (compressed)
 frame, a duplicate or out-of-order stamp, a NaN image, a failing inference are dropped,
@@ -34,6 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from unihoi_ros.errors import ConfigError
+from unihoi_ros.geometry.frames import body_world_pose
+from unihoi_ros.pipeline.rectify import Rectifier, has_distortion
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.params import NODE_NAME, NodeParams
 from unihoi_ros.ros.transport import DiagnosticReport, Transport
@@ -45,6 +50,8 @@ LOG_PERIOD_S = 10.0
 #: A stamp this much older than the previous one is a jump back in time (bag loop, clock
 #: reset): the stream is reset instead of every later frame being dropped as out of order.
 TIME_JUMP_NS = 1_000_000_000
+#: Output frame id when neither ``camera_frame`` nor the input header names one.
+DEFAULT_CAMERA_FRAME = "camera_optical_frame"
 #: Name of the diagnostic task (published as "unihoi_node: <task>").
 DIAGNOSTIC_TASK = "UniHOI reconstruction"
 
@@ -306,6 +313,12 @@ class PathSerializer:
         return b"".join(parts)
 
 
+def _header_frame_id(msg: Any) -> str:
+    """The input's ``header.frame_id``, or :data:`DEFAULT_CAMERA_FRAME` when empty."""
+    frame_id = str(getattr(getattr(msg, "header", None), "frame_id", "") or "")
+    return frame_id or DEFAULT_CAMERA_FRAME
+
+
 # --------------------------------------------------------------------------- the node
 class UnihoiNode:
     """The node's logic (see module docstring).
@@ -359,6 +372,10 @@ class UnihoiNode:
         self._accepting = False
         self._wants_cdr = bool(getattr(transport, "wants_cdr", False))
         self._tf_enabled = False
+        self._rectifier = Rectifier()
+        self._last_input_mono: float | None = None
+        self._drops_reported: Counter[str] = Counter()  # drops at the previous report
+        self._frame_id = params.camera_frame or DEFAULT_CAMERA_FRAME
         # camera_info state
         self._start_mono = time.monotonic()
         self._last_pair_mono: float | None = None
@@ -379,9 +396,10 @@ class UnihoiNode:
             "confidence": tp.create_publisher("confidence/image", M.IMAGE, out_qos),
             "points": tp.create_publisher("points", M.POINT_CLOUD2, out_qos),
             "trajectory": tp.create_publisher("trajectory", M.PATH, out_qos),
+            "pose": tp.create_publisher("pose", M.POSE_STAMPED, out_qos),
         }
         self._tf_enabled = p.publish_tf and self._start_tf()
-        self._path = PathSerializer(self.typestore, p.odom_frame, p.trajectory_max_poses)
+        self._path = PathSerializer(self.typestore, p.world_frame, p.trajectory_max_poses)
         self._stopping.clear()
         self._worker = threading.Thread(target=self._run, name="unihoi-inference", daemon=True)
         self._worker.start()
@@ -408,7 +426,8 @@ class UnihoiNode:
         except ImportError as exc:  # MissingDependencyError included
             log.warning("TF disabled: %s. Costs: no %s -> %s transform on /tf; depth, "
                         "camera_info, confidence, points, trajectory and diagnostics are "
-                        "still published", exc, self.params.odom_frame, self.params.camera_frame)
+                        "still published", exc, self.params.world_frame,
+                        self.params.camera_frame or "<input frame_id>")
             return False
         return True
 
@@ -416,7 +435,7 @@ class UnihoiNode:
         """Run two throwaway frames at the processing size (when fixed) so the first real
         frame does not pay for allocations and kernel selection (live mode would drop
         the frames arriving meanwhile)."""
-        size = self.params.process_size
+        size = self.reconstructor.config.process_size
         if size is None:
             return
         from unihoi_ros.pipeline import Reconstructor
@@ -435,7 +454,8 @@ class UnihoiNode:
     def startup_summary(self) -> str:
         """One line: model, backend, device, precision, resolution, mode, topics."""
         p, b = self.params, self.backend
-        size = (f"{p.process_height}x{p.process_width} (frames resized)" if p.process_size
+        fixed = self.reconstructor.config.process_size
+        size = (f"{fixed[1]}x{fixed[0]} (width x height; frames resized)" if fixed
                 else "input resolution (no resize)")
         untrained = (" [UNTRAINED: outputs are meaningless]"
                      if getattr(b, "untrained", False) else "")
@@ -482,6 +502,7 @@ class UnihoiNode:
         if not self._accepting:
             return
         recv = time.monotonic_ns()
+        self._last_input_mono = time.monotonic()
         self._period.received(recv)
         try:
             stamp = M.stamp_to_ns(msg.header.stamp)
@@ -602,6 +623,9 @@ class UnihoiNode:
         rgb = self._decode(frame)
         if rgb is None:
             return
+        info = frame.info
+        if info is not None and has_distortion(info.d):
+            rgb, info = self._undistort(rgb, info)
         size = tuple(rgb.shape[:2])
         if self._input_size is not None and size != self._input_size:
             self._count("resolution_changes")
@@ -609,7 +633,8 @@ class UnihoiNode:
                           "resetting the stream (new world frame)", self._input_size, size)
             self._reset_stream()
         self._input_size = size
-        self.backend.K = self._known_K(frame.info, size)
+        self._frame_id = self.params.camera_frame or _header_frame_id(frame.msg)
+        self.backend.K = self._known_K(info, size)
         self.reconstructor.config.build_points = self._pubs["points"].subscription_count > 0
         with self._lock:
             self._recv_ns[frame.stamp_ns] = frame.recv_ns
@@ -644,6 +669,27 @@ class UnihoiNode:
                     self._drops[reason] += new
                     self._rec_drops[reason] = n
 
+    def _undistort(self, rgb: np.ndarray, info: Any) -> tuple[np.ndarray, Any | None]:
+        """Rectify a frame whose camera_info has distortion (OpenCV, to the same K), or
+        keep it and drop the camera's K (predicted K) where the model cannot be undone."""
+        K = np.asarray(info.k, np.float64).reshape(3, 3)
+        info_hw = (int(info.height), int(info.width))
+        if info_hw[0] > 0 and info_hw[1] > 0:
+            K = scale_intrinsics(K, info_hw, tuple(rgb.shape[:2]))
+        try:
+            out = self._rectifier.rectify(rgb, K, np.asarray(info.d), info.distortion_model)
+        except ConfigError as exc:
+            self._count("distortion_refused")
+            self._ratelog(logging.WARNING, "distortion", "camera_info distortion cannot be "
+                          "undone (%s): the camera's K is not used for these frames (predicted "
+                          "K instead; pixels are not labelled as a pinhole camera)", exc)
+            return rgb, None
+        self._count("rectified_frames")
+        self._ratelog(logging.INFO, "rectify", "input has %s distortion: frames are rectified "
+                      "(OpenCV) before inference; outputs describe the rectified image (D = 0)",
+                      info.distortion_model)
+        return out, info
+
     def _reset_stream(self) -> None:
         self.reconstructor.reset()
         if self._path is not None:
@@ -662,7 +708,7 @@ class UnihoiNode:
         info_hw = (int(info.height), int(info.width))
         if info_hw[0] <= 0 or info_hw[1] <= 0:
             info_hw = input_hw
-        out_hw = self.params.process_size or input_hw
+        out_hw = self.reconstructor.config.process_size or input_hw
         return scale_intrinsics(K, info_hw, out_hw)
 
     # ------------------------------------------------------------------ publishing
@@ -673,7 +719,7 @@ class UnihoiNode:
         """Publish every output of ``result``; one output failing (logged, counted under
         ``publish_errors``) does not keep the others from being published."""
         p, ts = self.params, self.typestore
-        frame_id = p.camera_frame
+        frame_id = self._frame_id
 
         def depth() -> None:
             msg = M.depth_image_msg(result, frame_id, ts)
@@ -688,7 +734,7 @@ class UnihoiNode:
             self._pubs["confidence"].publish(msg, self._ser(msg, M.IMAGE))
 
         def tf() -> None:
-            msg = M.tf_from_result(result, p.odom_frame, frame_id, ts)
+            msg = M.tf_from_result(result, p.world_frame, frame_id, ts)
             self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
 
         def points() -> None:
@@ -705,8 +751,14 @@ class UnihoiNode:
                 else:
                     traj.publish(self._path.message(result.stamp_ns))
 
-        self._path.append(result.stamp_ns, result.T_world_cam)
-        outputs = [depth, camera_info, confidence, points, trajectory]
+        T_world_cam = body_world_pose(result.T_world_cam)
+
+        def pose() -> None:
+            msg = M.pose_stamped_msg(T_world_cam, result.stamp_ns, p.world_frame, ts)
+            self._pubs["pose"].publish(msg, self._ser(msg, M.POSE_STAMPED))
+
+        self._path.append(result.stamp_ns, T_world_cam)
+        outputs = [depth, camera_info, confidence, points, trajectory, pose]
         if self._tf_enabled:
             outputs.insert(3, tf)
         for output in outputs:
@@ -748,7 +800,8 @@ class UnihoiNode:
             "drops": drops,
         }
         for key in ("stream_resets", "resolution_changes", "time_jumps",
-                    "camera_info_timeouts", "frames_without_camera_info", "publish_errors"):
+                    "camera_info_timeouts", "frames_without_camera_info", "publish_errors",
+                    "rectified_frames", "distortion_refused"):
             out[key] = counts.get(key, 0)
         out["mean_inference_ms"] = float(np.mean(self._infer_ms)) if self._infer_ms else None
         out["live_mode"] = self.live
@@ -793,6 +846,8 @@ class UnihoiNode:
             values["# of Camera Info Timeouts"] = totals["camera_info_timeouts"]
             values["# of Frames Without Camera Info"] = totals["frames_without_camera_info"]
         new_drops = self._period.new_missed(totals["missed"])
+        period_drops = Counter(drops) - self._drops_reported
+        self._drops_reported = Counter(drops)
         level, message = M.DIAG_OK, (
             f"{period['output_fps']:.1f} fps out of {period['input_fps']:.1f} fps in")
         if self._fallback:
@@ -800,9 +855,27 @@ class UnihoiNode:
         if new_drops:
             level = M.DIAG_WARN
             message = f"missed {new_drops} frame(s) since the last report; " + message
+        stale = self._input_problem()
+        if stale:
+            level, message = M.DIAG_WARN, stale
         if period["input_fps"] > 0 and period["output_fps"] == 0:
-            level, message = M.DIAG_ERROR, "frames arrive but nothing is published"
+            reasons = ", ".join(f"{r} x{n}" for r, n in period_drops.most_common())
+            level, message = M.DIAG_ERROR, ("frames arrive but nothing is published" + (
+                f": every frame dropped ({reasons})" if reasons else ""))
         return DiagnosticReport(level, message, values)
+
+    def _input_problem(self) -> str | None:
+        """Why no input arrives, naming the topic (no publisher / silent), or None."""
+        p = self.params
+        topic = self.transport.resolve(p.image_input_topic)
+        publishers = self.transport.input_publisher_count(p.image_input_topic)
+        if publishers == 0:
+            return f"no publisher on the input topic {topic}"
+        last = self._last_input_mono if self._last_input_mono is not None else self._start_mono
+        idle = time.monotonic() - last
+        if idle > p.input_timeout_s:
+            return f"no input on {topic} for {idle:.0f} s"
+        return None
 
 
 class _PeriodStats:

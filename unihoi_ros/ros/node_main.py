@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import sys
 
+from unihoi_ros.errors import one_line
 from unihoi_ros.optional import MissingDependencyError, require
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start the rclpy node; exit 1 with a clear message when rclpy is missing."""
+    """Start the rclpy node; exit 2 with one clear line when rclpy is missing."""
     try:
         require("rclpy")
         from unihoi_ros.ros.rclpy_node import main as rclpy_main
     except (MissingDependencyError, ImportError) as exc:
-        print(f"unihoi_node: {exc}", file=sys.stderr)
-        return 1
+        print(f"unihoi_node: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     return int(rclpy_main(argv) or 0)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unihoi_ros.errors import ConfigError
 from unihoi_ros.ros.qos import QosProfile, qos_profile
 
 #: ``unihoi_ros.pipeline.config.POSE_SOLVERS``, repeated so that reading parameters (the
@@ -58,6 +59,7 @@ class NodeParams:
     camera_info_slop_s: float
     input_qos: str
     input_qos_depth: int
+    input_timeout_s: float
     # model and inference
     model: str
     backend: str
@@ -79,7 +81,7 @@ class NodeParams:
     # outputs
     output_qos: str
     output_qos_depth: int
-    odom_frame: str
+    world_frame: str
     camera_frame: str
     publish_tf: bool
     point_stride: int
@@ -112,7 +114,7 @@ class NodeParams:
         values = {**{k: v for k, (v, _) in BUILTIN_PARAMS.items()}, **values}
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
         if missing:
-            raise ValueError(f"the parameter file lacks {missing} (it is the source of defaults)")
+            raise ConfigError(f"the parameter file lacks {missing} (it is the source of defaults)")
         for path in params_files:
             file_values, _ = read_params_file(path, node_name, namespace)
             values.update(_checked(file_values, values, f"parameter file {path}"))
@@ -135,29 +137,29 @@ class NodeParams:
         for name in ("input_qos", "output_qos"):
             qos_profile(getattr(self, name))
         if (self.process_height > 0) != (self.process_width > 0):
-            raise ValueError(
+            raise ConfigError(
                 "process_height and process_width must both be > 0 (resize) or both 0 "
                 f"(input size), got {self.process_height} x {self.process_width}"
             )
         if self.process_height < 0 or self.process_width < 0:
-            raise ValueError("process_height/process_width must be >= 0")
+            raise ConfigError("process_height/process_width must be >= 0")
         if not 1 <= self.window_stride <= 3:
-            raise ValueError(f"window_stride must be 1..3, got {self.window_stride}")
+            raise ConfigError(f"window_stride must be 1..3, got {self.window_stride}")
         for name in ("point_stride", "trajectory_max_poses", "replay_queue_size",
                      "num_pose_points"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("camera_info_timeout_s", "camera_info_slop_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.flow_preset not in ("ultrafast", "fast", "medium"):
-            raise ValueError(f"flow_preset must be ultrafast, fast or medium, got "
+            raise ConfigError(f"flow_preset must be ultrafast, fast or medium, got "
                              f"{self.flow_preset!r}")
         if self.pose_solver not in POSE_SOLVERS:
-            raise ValueError(f"pose_solver must be one of {', '.join(POSE_SOLVERS)}, got "
+            raise ConfigError(f"pose_solver must be one of {', '.join(POSE_SOLVERS)}, got "
                              f"{self.pose_solver!r}")
         if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
+            raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
 
     @property
     def process_size(self) -> tuple[int, int] | None:
@@ -246,7 +248,7 @@ def read_params_file(
     text = Path(path).read_text()
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"parameter file {path} is not a mapping")
+        raise ConfigError(f"parameter file {path} is not a mapping")
     ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
     keys = ["/**", node_name, f"/{node_name}", f"{ns}/{node_name}", f"{ns.lstrip('/')}/{node_name}"]
     sections = [v for v in data.values() if isinstance(v, dict) and "ros__parameters" in v]
@@ -309,7 +311,7 @@ def _checked(new: Mapping[str, Any], known: Mapping[str, Any], source: str) -> d
         if name not in types:
             close = difflib.get_close_matches(name, list(types), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown parameter {name!r} in {source}{hint}")
+            raise ConfigError(f"unknown parameter {name!r} in {source}{hint}")
         out[name] = coerce(name, value, types[name])
     return out
 
@@ -321,8 +323,8 @@ def coerce(name: str, value: Any, kind: type) -> Any:
     Raises:
         ValueError: naming the parameter, when the value does not fit the type.
     """
-    def bad() -> ValueError:
-        return ValueError(f"parameter {name!r} must be {kind.__name__}, got {value!r}")
+    def bad() -> ConfigError:
+        return ConfigError(f"parameter {name!r} must be {kind.__name__}, got {value!r}")
 
     if kind is bool:
         if isinstance(value, bool):
@@ -366,4 +368,4 @@ def parse_assignment(text: str) -> tuple[str, str]:
             name, value = text.split(sep, 1)
             if name.strip():
                 return name.strip(), value
-    raise ValueError(f"expected NAME=VALUE, got {text!r}")
+    raise ConfigError(f"expected NAME=VALUE, got {text!r}")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from unihoi_ros.errors import ConfigError, UnihoiError, one_line
 from unihoi_ros.optional import MissingDependencyError, require
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.params import BUILTIN_PARAMS, NODE_NAME, NodeParams, param_descriptions
@@ -213,6 +214,12 @@ class RclpyTransport(Transport):
 
             return resolve_topic_name(topic, self.namespace, self.node.get_name())
 
+    def input_publisher_count(self, topic: str) -> int | None:
+        try:
+            return int(self.node.count_publishers(self.resolve(topic)))
+        except Exception:  # a graph query must never break diagnostics
+            return None
+
     def create_publisher(self, topic: str, msgtype: str, qos: QosProfile) -> _Output:
         cls = rclpy_message_class(msgtype)
         return _Output(self.node.create_publisher(cls, topic, to_rclpy_qos(qos)), cls)
@@ -343,7 +350,24 @@ def declare_parameters(node: Any) -> NodeParams:
         desc = ParameterDescriptor(description=descriptions.get(name, ""), read_only=True)
         values[name] = node.declare_parameter(name, default, desc).value
     values["use_sim_time"] = bool(node.get_parameter("use_sim_time").value)
+    _refuse_unknown_overrides(node, set(values))
     return NodeParams.load(overrides=values)
+
+
+def _refuse_unknown_overrides(node: Any, known: set[str]) -> None:
+    """rclpy ignores ``-p`` / parameter-file values for undeclared names; a misspelt
+    parameter would silently do nothing, so it is an error here."""
+    import difflib
+
+    overrides = set(getattr(node, "_parameter_overrides", {}) or {})
+    unknown = sorted(n for n in overrides - known - set(BUILTIN_PARAMS)
+                     if not n.startswith(("qos_overrides.", "start_type_description_service")))
+    if unknown:
+        hints = [difflib.get_close_matches(n, sorted(known), 1) for n in unknown]
+        said = ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                         for n, h in zip(unknown, hints))
+        raise ConfigError(f"unknown parameter(s) {said}; every parameter is listed in "
+                          "config/egocentric.yaml")
 
 
 class _RosLogHandler(logging.Handler):
@@ -374,8 +398,14 @@ class _RosLogHandler(logging.Handler):
 
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
-    """Run ``unihoi_node`` (``ros2 run unihoi_ros unihoi_node --ros-args ...``)."""
+    """Run ``unihoi_node`` (``ros2 run unihoi_ros unihoi_node --ros-args ...``).
+
+    Returns 0 after a clean shutdown; 2 after a start-up failure the user can fix (a
+    parameter, the model, the backend, a dependency), said in one line on stderr (no
+    traceback).
+    """
     import rclpy
+    from rclpy.exceptions import ParameterException
     from rclpy.executors import ExternalShutdownException
 
     from unihoi_ros.backends.factory import load_backend
@@ -386,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = _RosLogHandler(node)
     pkg_log = logging.getLogger("unihoi_ros")
     pkg_log.addHandler(handler)
-    pkg_log.setLevel(logging.INFO)
+    pkg_log.setLevel(_python_level(node))
     unihoi = None
     try:
         params = declare_parameters(node)
@@ -398,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, FileNotFoundError) as exc:
-        node.get_logger().error(f"cannot start: {exc}")
-        return 1
+    except (UnihoiError, ParameterException) as exc:
+        print(f"{NODE_NAME}: error: {_explain(exc)}", file=sys.stderr, flush=True)
+        return 2
     finally:
         if unihoi is not None:
             unihoi.stop()
@@ -409,3 +439,22 @@ def main(argv: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _python_level(node: Any) -> int:
+    """The node's rcutils level (``--log-level``) as a Python logging level (same numbers)."""
+    try:
+        return max(logging.DEBUG, int(node.get_logger().get_effective_level()))
+    except Exception:  # older rclpy
+        return logging.INFO
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for a start-up failure, with the fix where rclpy's own text lacks it."""
+    from rclpy.exceptions import InvalidParameterTypeException
+
+    text = one_line(exc)
+    if isinstance(exc, InvalidParameterTypeException):
+        text += (" (ROS parameters are typed: write a double with a decimal point, e.g. "
+                 "-p min_confidence:=1.0; see config/egocentric.yaml)")
+    return text

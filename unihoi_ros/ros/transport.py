@@ -111,6 +111,11 @@ class Transport(abc.ABC):
         ``topic`` as it arrives, paired or not (so the node can go on without ``info``).
         """
 
+    def input_publisher_count(self, topic: str) -> int | None:
+        """Publishers matched on the subscribed input ``topic`` (as given to
+        :meth:`subscribe`), or None where the middleware cannot tell."""
+        return None
+
     def start_tf(self) -> None:  # noqa: B027 - optional hook
         """Create the ``/tf`` broadcaster now (else on the first :meth:`publish_tf`), so
         listeners can match before the first frame."""

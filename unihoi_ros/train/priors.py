@@ -38,8 +38,10 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from unihoi_ros.errors import UnihoiError
 
-class PriorError(RuntimeError):
+
+class PriorError(UnihoiError, RuntimeError):
     """A prior cannot be computed for a clip (the message says why)."""
 
 

@@ -1,0 +1,36 @@
+"""The package's exception hierarchy: every error it raises on purpose derives from
+:class:`UnihoiError`, so an entry point can tell a user's problem (one clear line, exit
+code 2) from a bug (a traceback).
+
+Each class also derives from the built-in exception callers caught before the hierarchy
+existed (``ValueError``, ``FileNotFoundError``, ...), so ``except ValueError`` still works.
+"""
+
+from __future__ import annotations
+
+
+class UnihoiError(Exception):
+    """Root of the errors the package raises on purpose (a problem with the input, the
+    configuration or the installation, not a bug)."""
+
+
+class ConfigError(UnihoiError, ValueError):
+    """A parameter, option or parameter file is invalid (names the parameter)."""
+
+
+class ModelError(UnihoiError, RuntimeError):
+    """A model or checkpoint cannot be loaded (missing, corrupt, wrong layout)."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """The model file or bundled model name does not exist."""
+
+
+class BackendError(UnihoiError, RuntimeError):
+    """No usable inference backend, or an engine that does not match its model."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line (multi-line messages joined with ``"; "``)."""
+    text = str(exc).strip() or type(exc).__name__
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
