@@ -11,14 +11,14 @@ import pytest
 pytest.importorskip("rosbags")
 pytest.importorskip("cyclonedds")
 
+from test_node_logic import DT, T0, clip, feed, make_node, stamps_of
+
 from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.pipeline.rectify import Rectifier, has_distortion
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.node import UnihoiNode
 from unihoi_ros.ros.params import NodeParams
 from unihoi_ros.ros.transport import MemoryTransport
-
-from test_node_logic import T0, DT, clip, feed, make_node, stamps_of
 
 
 def _image(rgb, i, frame_id="head_cam_color_optical_frame"):
@@ -246,7 +246,7 @@ def test_diagnostics_warn_naming_the_topic_without_publisher_or_input():
         node.stop()
     assert rep.level == M.DIAG_WARN and rep.message == "no publisher on the input topic " \
         "/cam/image_raw"
-    node, seq = _node(SilentTransport(1), image_topic="/cam/image_raw", input_timeout_s=0.3)
+    node, _ = _node(SilentTransport(1), image_topic="/cam/image_raw", input_timeout_s=0.3)
     try:
         assert node.diagnostics_report().level == M.DIAG_OK  # just started
         time.sleep(0.5)
