@@ -153,15 +153,17 @@ def main(argv: list[str] | None = None) -> int:
         t_next += period
         spin_for(max(0.0, t_next - time.monotonic()))
 
-    # Drain: until the depth count has not grown for 3 s and diagnostics arrived.
+    # Drain: until the depth count is complete or has not grown for 3 s, and a diagnostics
+    # message arrived after the last depth image (its counts then include every frame).
     end = time.monotonic() + args.drain_timeout
-    last_n, last_change = -1, time.monotonic()
+    last_n, last_change, diag_at_change = -1, time.monotonic(), 0
     while time.monotonic() < end:
         spin_for(0.2)
         n = len(got["depth"])
         if n != last_n:
-            last_n, last_change = n, time.monotonic()
-        if (n >= len(sent) or time.monotonic() - last_change > 3.0) and got["diagnostics"]:
+            last_n, last_change, diag_at_change = n, time.monotonic(), len(got["diagnostics"])
+        done = n >= len(sent) or time.monotonic() - last_change > 3.0
+        if done and len(got["diagnostics"]) > diag_at_change + 1:
             break
     spin_for(0.3)
     with open(args.out, "w") as f:

@@ -30,7 +30,7 @@ import ros2_support as R
 
 pytestmark = pytest.mark.slow
 
-NODE_FRAME = "camera_optical_frame"  # the node's default output frame id
+NODE_FRAME = "head_camera_optical"  # the peer's header frame_id: outputs follow the input
 FLOAT32 = 7
 
 
@@ -215,3 +215,127 @@ def test_dds_transport_without_compat_setting_exchanges_nothing(tmp_path):
         node.stop()
     assert res["got"]["depth"] == [] and res["got"]["diagnostics"] == []
     assert '"received": 0' in node.output, node.output[-2000:]
+
+
+# --------------------------------------------------------------------------- launch options
+def test_launch_params_file_and_empty_namespace(install, tmp_path):
+    """A user's YAML over the defaults takes effect (96x128 processing of a 120x160
+    camera: every output describes the 96x128 image); namespace:='' puts topics at /."""
+    params = tmp_path / "lab.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    process_height: 96\n"
+                      "    process_width: 128\n    world_frame: lab_world\n    live_mode: false\n")
+    env = R.ros_env()
+    node = R.Background(R.sourced(install, [
+        sys.executable, str(R.LAUNCH), "namespace:=", f"params_file:={params}",
+        "image_topic:=/root_cam/image", "log_level:=warn"]), tmp_path / "launch.log", env)
+    try:
+        res = R.run_peer(tmp_path, env, node, image_topic="/root_cam/image", ns="",
+                         frames=12, rate=10, height=120, width=160)
+    finally:
+        rc = node.stop()
+    res["height"], res["width"] = 96, 128  # what every output must describe
+    check_outputs(res, min_fraction=0.5, world_frame="lab_world")
+    assert rc == 0 and "unihoi_node ready" not in node.output  # log_level warn: no INFO
+
+
+def _load_launch_module():
+    import importlib.util as iu
+
+    shared = R.upstream_python_dir()
+    for p in (shared / "python", shared / "stubs"):
+        if str(p) not in sys.path:
+            sys.path.insert(0, str(p))
+    spec = iu.spec_from_file_location("egocentric_launch",
+                                      R.REPO_ROOT / "launch" / "egocentric.launch.py")
+    module = iu.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_launch_recording_and_parameter_helpers(tmp_path):
+    R.require_rclpy()
+    L = _load_launch_module()
+    over = L.parameter_overrides({"process_height": "96", "live_mode": "false",
+                                  "world_frame": "lab_world", "model": "", "device": "cpu"})
+    assert over == {"process_height": 96, "live_mode": False, "world_frame": "lab_world",
+                    "device": "cpu"}
+    user = tmp_path / "u.yaml"
+    user.write_text("/**:\n  ros__parameters:\n    use_compressed: true\n"
+                    "    use_camera_info: true\n    image_topic: /cam/image_raw\n")
+    files = L.parameter_files(str(R.REPO_ROOT), str(user))
+    merged = L.effective_parameters(files, {"camera_info_topic": "/cam/info"})
+    topics = L.recorded_topics("lab", merged)
+    assert topics[:2] == ["/cam/image_raw/compressed", "/cam/info"]  # what was really used
+    assert "/lab/pose" in topics and "/lab/trajectory" not in topics  # no Path per frame
+    assert {"/tf", "/tf_static", "/diagnostics", "/lab/depth/image"} <= set(topics)
+    assert L.recorded_topics("", {"image_topic": "image"})[0] == "/image"
+    a, b = L.record_command("", topics, now=0), L.record_command("", topics, now=1)
+    assert a[:5] == ["ros2", "bag", "record", "--storage", "mcap"] and a != b  # unique dirs
+    assert L.record_command("/data/run1", topics)[6] == "/data/run1"
+
+
+# --------------------------------------------------------------------------- start-up failures
+def _blocker(tmp_path: Path, module: str) -> Path:
+    """A directory that makes ``import module`` fail (a missing dependency)."""
+    d = tmp_path / f"block_{module}"
+    (d / module).mkdir(parents=True)
+    (d / module / "__init__.py").write_text(f"raise ImportError('{module} blocked by the test')")
+    return d
+
+
+def _failure_cases(tmp_path: Path) -> dict[str, tuple[list[str], str, Path | None]]:
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00\x01 not a model " * 50)
+    return {  # name: (parameters, text the one line must contain, import blocker)
+        "wrong type": (["min_confidence:=1"], "min_confidence", None),
+        "unknown parameter": (["min_confidenc:=0.5"], "did you mean 'min_confidence'", None),
+        "unknown value": (["pose_solver:=icp"], "pose_solver must be one of", None),
+        "missing model": (["model:=/nonexistent/m.safetensors"], "model file not found", None),
+        "corrupt model": ([f"model:={corrupt}"], "cannot read model", None),
+        "no usable backend": (["backend:=tensorrt"], "no usable backend", None),
+        "missing dependency": (["backend:=onnxruntime", f"onnx_file_path:={tmp_path}/g.onnx"],
+                               "onnxruntime", _blocker(tmp_path, "onnxruntime")),
+    }
+
+
+def _check_one_line(proc: subprocess.CompletedProcess, prefix: str, text: str) -> None:
+    out = proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(prefix)]
+    assert proc.returncode == 2, out[-2000:]
+    assert len(lines) == 1 and text in lines[0], out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
+
+
+def test_unihoi_node_start_up_failures_are_one_line(install, tmp_path):
+    exe = install / "unihoi_ros" / "lib" / "unihoi_ros" / "unihoi_node"
+    for name, (params, text, blocker) in _failure_cases(tmp_path).items():
+        extra = {}
+        if blocker is not None:
+            extra["PYTHONPATH"] = f"{blocker}:{R.ros_env(upstream=False)['PYTHONPATH']}"
+        argv = [str(exe), "--ros-args"] + [a for p in params for a in ("-p", p)]
+        cmd = (f". {install}/setup.bash && " + (f"export PYTHONPATH={blocker}:$PYTHONPATH && "
+               if blocker else "") + "exec " + " ".join(argv))
+        proc = subprocess.run(["bash", "-c", cmd], env=R.ros_env(upstream=False),
+                              capture_output=True, text=True, timeout=120)
+        try:
+            _check_one_line(proc, "unihoi_node: error:", text)
+        except AssertionError as exc:
+            raise AssertionError(f"case {name!r}: {exc}") from None
+
+
+def test_unihoi_run_start_up_failures_are_one_line(tmp_path):
+    """The same failures through ``unihoi run`` (Cyclone DDS transport, no ROS needed)."""
+    R.require_rclpy()
+    for name, (params, text, blocker) in _failure_cases(tmp_path).items():
+        if name == "wrong type":  # `unihoi run` reads 1 as 1.0; a word is still wrong
+            params, text = ["min_confidence:=high"], "'min_confidence' must be float"
+        env = R.ros_env(upstream=False)
+        if blocker is not None:
+            env["PYTHONPATH"] = f"{blocker}:{env['PYTHONPATH']}"
+        argv = [sys.executable, "-m", "unihoi_ros.cli", "run", "--transport", "dds",
+                "--duration", "1"] + [a for p in params for a in ("-p", p.replace(":=", "="))]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        try:
+            _check_one_line(proc, "unihoi run: error:", text)
+        except AssertionError as exc:
+            raise AssertionError(f"case {name!r}: {exc}") from None

@@ -859,9 +859,12 @@ class UnihoiNode:
         if stale:
             level, message = M.DIAG_WARN, stale
         if period["input_fps"] > 0 and period["output_fps"] == 0:
-            reasons = ", ".join(f"{r} x{n}" for r, n in period_drops.most_common())
-            level, message = M.DIAG_ERROR, ("frames arrive but nothing is published" + (
-                f": every frame dropped ({reasons})" if reasons else ""))
+            if period_drops:
+                reasons = ", ".join(f"{r} x{n}" for r, n in period_drops.most_common())
+                level, message = M.DIAG_ERROR, ("frames arrive but nothing is published: "
+                                                f"every frame dropped ({reasons})")
+            else:  # nothing dropped: the first inference (or a slow one) is still running
+                level, message = M.DIAG_WARN, "frames arrive but none published yet"
         return DiagnosticReport(level, message, values)
 
     def _input_problem(self) -> str | None:
