@@ -161,6 +161,9 @@ def test_completion_marker_decides_skip_or_redo(tmp_path):
     assert state() == "redo"  # started, never finished: half-written
     shutil.rmtree(out)
     out.mkdir()
+    (out / f".{STARTED_MARKER}.123.tmp").write_text("{")  # killed in the first write
+    assert state() == "redo"
+    (out / f".{STARTED_MARKER}.123.tmp").unlink()
     (out / "notes.txt").write_text("someone else's")
     assert check_output(out, input_path=src, signature=input_signature(src), model_hash="h1",
                         settings=settings) == ("foreign", "exists and was not written by "
@@ -386,6 +389,7 @@ def test_killed_run_resumes_without_redoing_finished_inputs(reference, corpus, t
     write_json_atomic(out / half / STARTED_MARKER, {"input": str(corpus / f"{half}.avi")})
     (out / half / "cloud.ply").write_bytes(b"partial")
     (out / half / "junk.bin").write_bytes(b"left over")
+    (out / ".unihoi_trash_clip9_0123abcd" / "bag").mkdir(parents=True)  # killed mid-delete
 
     cmd, env = _torchrun(_args(corpus, out))
     proc2 = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
@@ -401,6 +405,7 @@ def test_killed_run_resumes_without_redoing_finished_inputs(reference, corpus, t
     assert summary["skipped_complete"] == len(done_before)
     assert summary["processed_this_run"] == len(VIDEOS) - len(done_before)
     assert_same_outputs(reference, out)  # the half-written one was redone from scratch
+    assert not list(out.glob(".unihoi_trash_*"))
 
     # Run again: everything complete is skipped (the corrupt input is retried, and fails).
     threads = torch.get_num_threads()
@@ -410,3 +415,38 @@ def test_killed_run_resumes_without_redoing_finished_inputs(reference, corpus, t
         torch.set_num_threads(threads)
     summary = json.loads((out / "index.json").read_text())["summary"]
     assert summary["skipped_complete"] == len(VIDEOS) and summary["failed"] == 1
+
+
+@pytest.mark.slow
+def test_bad_inputs_and_foreign_folders_are_recorded(corpus, tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from unihoi_ros.ros import messages as m
+
+    ts = m.get_typestore()
+    with Writer(tmp_path / "noimg", version=8, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/tf", m.TF_MESSAGE, typestore=ts)
+        w.write(conn, 1, ts.serialize_cdr(m.tf_msg([]), m.TF_MESSAGE))
+    out = tmp_path / "out"
+    (out / "clip1").mkdir(parents=True)
+    (out / "clip1" / "notes.txt").write_text("not ours")
+    args = ["process", str(tmp_path / "noimg"), str(tmp_path / "missing.mp4"),
+            str(corpus / "clip1.avi"), "-o", str(out), "--threads", "1", "--no-progress",
+            "--max-frames", "5"]
+    threads = torch.get_num_threads()
+    try:
+        assert cli_main(args) == 0
+        rows = _rows(out)
+        assert rows["noimg"]["status"] == "failed"
+        assert "no sensor_msgs/Image" in rows["noimg"]["error"]
+        assert "does not exist" in rows["missing"]["error"]
+        assert rows["clip1"]["status"] == "failed" and "--force" in rows["clip1"]["error"]
+        assert {p.name for p in (out / "clip1").iterdir()} == {"notes.txt"}  # untouched
+        assert cli_main([*args, "--force"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    rows = _rows(out)
+    assert rows["clip1"]["status"] == "done" and rows["clip1"]["frames"] == "5"
+    assert not (out / "clip1" / "notes.txt").exists()
+    marker = json.loads((out / "clip1" / DONE_MARKER).read_text())
+    assert marker["settings"]["max_frames"] == 5 and marker["frames"] == 5

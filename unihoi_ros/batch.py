@@ -290,11 +290,22 @@ def check_output(out_dir: Path, *, input_path: Path, signature: dict, model_hash
     out_dir = Path(out_dir)
     if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return "absent", ""
-    if not out_dir.is_dir() or not any((out_dir / m).exists() for m in MARKERS):
+    if not out_dir.is_dir():
+        return "foreign", "exists and was not written by `unihoi process`; pass --force"
+    if not any((out_dir / m).exists() for m in MARKERS):
+        # Killed while its first marker was being written: only our temporary file is there.
+        if all(_is_marker_tmp(p.name) for p in out_dir.iterdir()):
+            return "redo", "started, no marker yet"
         return "foreign", "exists and was not written by `unihoi process`; pass --force"
     problem = marker_problem(read_json(out_dir / DONE_MARKER), out_dir, input_path=input_path,
                              signature=signature, model_hash=model_hash, settings=settings)
     return ("complete", "") if problem is None else ("redo", problem)
+
+
+def _is_marker_tmp(name: str) -> bool:
+    """True for the temporary file of :func:`write_json_atomic` writing a marker."""
+    return name.startswith(".") and name.endswith(".tmp") and any(
+        name.startswith(f".{m}.") for m in MARKERS)
 
 
 # ---------------------------------------------------------------------------- index

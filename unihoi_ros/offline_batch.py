@@ -63,6 +63,8 @@ log = logging.getLogger("unihoi.process")
 #: How long a rank waits for the others (plan broadcast, final barrier): a rank with a long
 #: share may finish hours after the others.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(days=7)
+#: Name prefix of output folders being deleted (see :func:`discard`).
+TRASH_PREFIX = ".unihoi_trash_"
 #: The flags that change what is computed; a done marker must match them to be reused
 #: (where the work runs -- backend, device, threads -- does not count).
 SETTING_KEYS = ("model", "stride", "process_size", "max_side", "flow_preset", "pose_solver",
@@ -182,6 +184,8 @@ def make_plan(args, world_size: int) -> Plan:
     """
     items = expand_inputs(args.input)
     names = output_names([b.path for b in items])
+    for trash in Path(args.out).glob(f"{TRASH_PREFIX}*"):  # a kill during a deletion
+        shutil.rmtree(trash, ignore_errors=True)
     model_hash = model_fingerprint(args.model, args.onnx_file, args.engine_file)
     settings = batch_settings(args)
     plan = Plan(Path(args.out), items, names, [0] * len(items), model_hash, settings,
@@ -265,6 +269,14 @@ class _CountingSource:
         return dataclasses.replace(self.source, _iter=frames)
 
 
+def discard(path: Path) -> None:
+    """Delete an output folder so that a kill midway leaves no half-deleted folder behind:
+    it is first renamed to a ``.unihoi_trash_*`` name (removed by the next plan)."""
+    trash = path.parent / f"{TRASH_PREFIX}{path.name}_{uuid.uuid4().hex[:8]}"
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict:
     """Process input ``i`` of ``plan`` into ``OUT/<name>/`` and write its marker.
 
@@ -280,7 +292,7 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
     item, name = plan.items[i], plan.names[i]
     out = plan.out_dir / name
     if out.exists():  # ours (the plan refused foreign folders): unfinished, stale or --force
-        shutil.rmtree(out)
+        discard(out)
     out.mkdir(parents=True)
     common = {"input": str(item.path), "run_id": plan.run_id, "rank": info.rank,
               "host": socket.gethostname()}
@@ -301,7 +313,8 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
             metrics, gt = evaluate_output(out, item, args.fps)
             metrics_error = None
         except Exception as exc:  # metrics are extra; the output stands
-            metrics, gt, metrics_error = None, str(item.ground_truth), f"{exc}"
+            metrics, gt = None, str(item.ground_truth or item.path)
+            metrics_error = f"{type(exc).__name__}: {exc}"
         marker = done_marker(
             input_path=item.path, signature=signature, model_hash=plan.model_hash,
             settings=plan.settings, files=list_files(out), **common,
