@@ -106,7 +106,31 @@ def onnx_112x154(tmp_path_factory):
 
     net, _, _ = load_network("random:tiny")
     path = export_onnx(net, tmp_path_factory.mktemp("onnx") / "tiny_112x154.onnx", 112, 154)
-    return lambda: load_backend("random:tiny", "onnxruntime", "cpu", onnx_path=str(path))
+    loader = lambda: load_backend("random:tiny", "onnxruntime", "cpu", onnx_path=str(path))  # noqa: E731
+    loader.path = path
+    return loader
+
+
+def test_unihoi_process_serves_any_camera_on_a_fixed_size_graph(onnx_112x154, tmp_path):
+    import cv2
+
+    from unihoi_ros.cli import main as cli_main
+    from unihoi_ros.io.predictions import Predictions
+
+    video = tmp_path / "cam.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (160, 120))
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    for i in range(6):
+        vw.write(np.roll(base, 2 * i, axis=1))
+    vw.release()
+    out = tmp_path / "out"
+    assert cli_main(["process", str(video), "-o", str(out), "--model", "random:tiny",
+                     "--backend", "onnxruntime", "--device", "cpu", "--onnx-file",
+                     str(onnx_112x154.path), "--no-progress"]) == 0
+    pred = Predictions.load(out / "predictions.npz")
+    assert pred.depth.shape == (6, 112, 154)
+    assert np.all(pred.K[:, 0, 2] < 154) and np.all(pred.K[:, 1, 2] < 112)
 
 
 @pytest.mark.parametrize("camera_hw", [(120, 160), (480, 640)])

@@ -81,7 +81,7 @@ def check_outputs(res: dict, *, min_fraction: float, frame_id: str = NODE_FRAME,
               if s["name"].endswith("unihoi_node: UniHOI reconstruction")  # no values yet)
               and "# of Frames Published" in s["values"]]
     assert status, "no /diagnostics status of unihoi_node"
-    assert all(s["level"] in (0, 1) for s in status)
+    assert all(s["level"] in (0, 1) for s in status), [(s["level"], s["message"]) for s in status]
     assert max(int(s["values"]["# of Frames Published"]) for s in status) == len(stamps)
     received = max(int(s["values"]["# of Frames Received"]) for s in status)
     assert len(stamps) <= received <= len(sent)  # best-effort input: a sample may be lost
@@ -339,3 +339,36 @@ def test_unihoi_run_start_up_failures_are_one_line(tmp_path):
             _check_one_line(proc, "unihoi run: error:", text)
         except AssertionError as exc:
             raise AssertionError(f"case {name!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- core install
+def test_core_install_runs_unihoi_node_under_rclpy(tmp_path):
+    """``pip install .`` (no extras) in a fresh venv, plus ROS 2 itself (the Kilted wheels
+    stand in for /opt/ros): the node starts and answers a peer."""
+    R.require_rclpy()
+    import shutil
+    import venv
+
+    src = tmp_path / "src"
+    shutil.copytree(R.REPO_ROOT, src, ignore=R._IGNORED)
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q"]
+    torch_version = __import__("torch").__version__.split("+")[0]
+    ros = ["ros-rclpy[fastrtps]", "ros-std-msgs", "ros-sensor-msgs", "ros-geometry-msgs",
+           "ros-nav-msgs", "ros-diagnostic-msgs"]
+    proc = subprocess.run(pip + [f"torch=={torch_version}", str(src), *ros],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = R.ros_env(upstream=False)
+    env["PYTHONPATH"] = ""  # only what the core install brought
+    env["PATH"] = f"{env_dir / 'bin'}:{env['PATH']}"
+    node = R.Background([str(env_dir / "bin" / "unihoi_node"), "--ros-args", "-r",
+                         "__ns:=/core"], tmp_path / "node.log", env)
+    try:
+        res = R.run_peer(tmp_path, R.ros_env(upstream=False), node, image_topic="/core/image",
+                         ns="core", frames=12, rate=10)
+    finally:
+        rc = node.stop()
+    check_outputs(res, min_fraction=0.5)
+    assert rc == 0 and "Traceback" not in node.output, node.output[-3000:]

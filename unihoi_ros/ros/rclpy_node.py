@@ -108,6 +108,8 @@ def _to_rclpy_value(value: Any, ftype: str, default: Any, resolve: ClassResolver
         return [to_rclpy(v, ecls, resolve) for v in value]
     if ftype == "boolean":
         return bool(value)
+    if ftype == "octet":  # rclpy's C conversion reads octets as 1-byte bytes, not ints
+        return bytes([int(value) & 0xFF])
     if ftype in _INTEGERS:
         return int(value)
     if ftype in ("float", "double"):
