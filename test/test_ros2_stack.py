@@ -357,7 +357,7 @@ def test_core_install_runs_unihoi_node_under_rclpy(tmp_path):
     torch_version = __import__("torch").__version__.split("+")[0]
     ros = ["ros-rclpy[fastrtps]", "ros-std-msgs", "ros-sensor-msgs", "ros-geometry-msgs",
            "ros-nav-msgs", "ros-diagnostic-msgs"]
-    proc = subprocess.run(pip + [f"torch=={torch_version}", str(src), *ros],
+    proc = subprocess.run([*pip, f"torch=={torch_version}", str(src), *ros],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env = R.ros_env(upstream=False)
