@@ -102,7 +102,8 @@ def test_colcon_install_space(install):
     share = pkg / "share" / "unihoi_ros"
     assert (share / "package.xml").is_file()
     assert (share / "launch" / "egocentric.launch.py").is_file()
-    assert (share / "config" / "egocentric.yaml").is_file()
+    for name in ("egocentric.yaml", "unihoi.rviz", "unihoi.foxglove.json"):
+        assert (share / "config" / name).is_file(), name
     assert (pkg / "share" / "ament_index" / "resource_index" / "packages" / "unihoi_ros").is_file()
     for exe in ("unihoi_node", "unihoi"):
         assert (pkg / "lib" / "unihoi_ros" / exe).stat().st_mode & 0o111, exe
