@@ -1,0 +1,19 @@
+"""Long-term 3D point tracks of hands, objects and scene from a stream's results.
+
+2D tracking by pyramidal Lucas-Kanade with forward-backward checks, lifted with each
+frame's depth, K and pose into the stream's world frame; static points held at their
+anchor, dynamic ones (low confidence, or seen to move in 3D) followed. Rules in
+:mod:`unihoi_ros.tracks.state`.
+"""
+
+from unihoi_ros.tracks.config import TrackerConfig
+from unihoi_ros.tracks.evaluate import evaluate_tracks, ground_truth_tracks, hold_baseline
+from unihoi_ros.tracks.queries import track_queries
+
+__all__ = [
+    "TrackerConfig",
+    "evaluate_tracks",
+    "ground_truth_tracks",
+    "hold_baseline",
+    "track_queries",
+]

@@ -1,0 +1,71 @@
+"""Settings of the point tracker (streaming :class:`PointTracker` and :func:`track_queries`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrackerConfig:
+    """Point-tracker settings. Pixel values are in pixels of the results' images.
+
+    Attributes:
+        lk_window: side of the Lucas-Kanade window (pixels, odd).
+        lk_levels: pyramid levels above the full image (OpenCV ``maxLevel``).
+        lk_iterations: Lucas-Kanade iterations per level.
+        fb_max_px: forward-backward check: a 2D step is kept only when tracking the new
+            position back lands within this of the old one.
+        border_px: positions closer than this to the image border count as out of view.
+        edge_tolerance: relative depth spread in a 2x2 neighbourhood above which depth is
+            read at the nearest pixel instead of interpolated (occlusion edges).
+        min_confidence: a point whose pixel has a confidence below this when it is seeded
+            starts as dynamic (the pipeline's confidence is low on hands and moving objects).
+        static_tol_m, static_tol_rel: a static point whose fresh lift lies farther than
+            ``static_tol_m + static_tol_rel * z`` from its anchor (z: its depth, m) has moved.
+        motion_frames: after this many consecutive "moved" frames a static point becomes
+            dynamic (for the rest of its life).
+        occlusion_tol_rel: a point is occluded when the depth map at its pixel is nearer
+            than its own depth by more than this fraction.
+        max_step_rel: a dynamic point whose lift jumps by more than this fraction of its
+            depth (plus ``static_tol_m``) in one frame is lost (the 2D track slid across an
+            occlusion edge).
+        reacquire_px: a lost or drifted static point is put back at the projection of its
+            anchor when that projection is in view and unoccluded; its 2D track is reset
+            when it is farther than this from the projection.
+        max_tracks: bound on the streaming tracker's number of tracks.
+        dynamic_share: fraction of ``max_tracks`` kept for dynamic points when seeding.
+        min_distance_px: new seeds keep at least this distance to other tracks.
+        max_lost_frames: the streaming tracker drops a track unseen for this many frames.
+    """
+
+    lk_window: int = 15
+    lk_levels: int = 3
+    lk_iterations: int = 30
+    fb_max_px: float = 1.0
+    border_px: float = 1.0
+    edge_tolerance: float = 0.05
+    min_confidence: float = 0.5
+    static_tol_m: float = 0.02
+    static_tol_rel: float = 0.05
+    motion_frames: int = 2
+    occlusion_tol_rel: float = 0.05
+    max_step_rel: float = 0.25
+    reacquire_px: float = 3.0
+    max_tracks: int = 256
+    dynamic_share: float = 0.5
+    min_distance_px: float = 8.0
+    max_lost_frames: int = 15
+
+    def __post_init__(self) -> None:
+        if self.lk_window < 3 or self.lk_window % 2 == 0:
+            raise ValueError(f"lk_window must be odd and >= 3, got {self.lk_window}")
+        if self.lk_levels < 0 or self.lk_iterations < 1:
+            raise ValueError("lk_levels must be >= 0 and lk_iterations >= 1")
+        if not self.fb_max_px > 0:
+            raise ValueError(f"fb_max_px must be > 0, got {self.fb_max_px}")
+        if self.max_tracks < 1:
+            raise ValueError(f"max_tracks must be >= 1, got {self.max_tracks}")
+        if not 0.0 <= self.dynamic_share <= 1.0:
+            raise ValueError(f"dynamic_share must be in [0, 1], got {self.dynamic_share}")
+        if self.motion_frames < 1 or self.max_lost_frames < 0:
+            raise ValueError("motion_frames must be >= 1 and max_lost_frames >= 0")

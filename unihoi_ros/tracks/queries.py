@@ -1,0 +1,77 @@
+"""Offline entry point: follow query pixels through a whole stream, forwards and backwards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from unihoi_ros.pipeline.results import FrameResult
+from unihoi_ros.tracks.config import TrackerConfig
+from unihoi_ros.tracks.state import Frame, TrackArrays
+
+
+def _check_queries(queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    q = np.asarray(queries, np.float64)
+    if q.ndim != 2 or q.shape[1] != 3:
+        raise ValueError(f"queries must be (P, 3) rows (i, u, v), got shape {q.shape}")
+    if not np.all(np.isfinite(q)):
+        raise ValueError("queries must be finite")
+    frames = q[:, 0].astype(np.int64)
+    if np.any(frames != q[:, 0]) or np.any(frames < 0) or np.any(frames >= n):
+        raise ValueError(f"query frame indices must be integers in [0, {n})")
+    return frames, q[:, 1:3]
+
+
+def track_queries(
+    results: Sequence[FrameResult],
+    queries: np.ndarray,
+    config: TrackerConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """3D tracks of query pixels through one stream's results.
+
+    Args:
+        results: the stream's :class:`FrameResult` s in order (as ``Reconstructor.push`` /
+            ``flush`` return them), all of one image size.
+        queries: ``(P, 3)`` float rows ``(i, u, v)``: an index into ``results`` and a pixel
+            of that frame (column, row; pixel centres at integers, the results' size).
+        config: tracker settings; None for the defaults.
+
+    Returns:
+        ``xyz`` ``(N, P, 3)`` float64 metres in the stream's world frame (the frame of
+        ``FrameResult.T_world_cam``) for every frame before and after each query frame:
+        where a point is not seen, its last estimate (a static point's anchor, a lost
+        dynamic point's last sighting); NaN where it was never lifted (no valid depth yet);
+        ``visible`` ``(N, P)`` bool, the tracker sees the point in that frame.
+
+    Each query is tracked forwards from its frame to the end and backwards to the start,
+    with the rules of :mod:`unihoi_ros.tracks.state`.
+    """
+    cfg = config or TrackerConfig()
+    n = len(results)
+    frames_q, uv_q = _check_queries(queries, n)
+    p = frames_q.shape[0]
+    xyz = np.full((n, p, 3), np.nan)
+    visible = np.zeros((n, p), bool)
+    if n == 0 or p == 0:
+        return xyz, visible
+    sizes = {(r.height, r.width) for r in results}
+    if len(sizes) != 1:
+        raise ValueError(f"results must share one image size, got {sorted(sizes)}")
+    frames = [Frame.of(r, cfg) for r in results]
+    for order in (range(n), range(n - 1, -1, -1)):
+        state = TrackArrays()
+        owner = np.zeros(0, np.int64)  # query index of each track
+        prev = None
+        for t in order:
+            if prev is not None:
+                state.advance(frames[prev], frames[t], cfg)
+            new = np.flatnonzero(frames_q == t)
+            if new.size:
+                state.seed(frames[t], uv_q[new], cfg)
+                owner = np.concatenate([owner, new])
+            if len(state):
+                xyz[t, owner] = state.xyz
+                visible[t, owner] = state.visible
+            prev = t
+    return xyz, visible

@@ -1,0 +1,214 @@
+"""The tracker's core: a set of tracks as arrays, seeded on one frame and advanced from one
+frame to the next (in either direction of time).
+
+Rules (documented once here; :class:`TrackerConfig` holds the numbers):
+
+- **2D**: every locked track moves by pyramidal Lucas-Kanade with a forward-backward check
+  (:func:`unihoi_ros.tracks.klt.lk_step`); a failed check unlocks it (occluded, out of
+  view, or lost).
+- **Lifting**: a position is lifted to the world with the frame's depth (edge-aware
+  sampling), K and ``T_world_cam``.
+- **Static vs dynamic**: a track starts dynamic when the pipeline's confidence at its
+  seed pixel is below ``min_confidence`` (the confidence is low on hands and moving
+  objects), else static. A static track keeps its *anchor* (its lift at the seed) as its
+  position: a static point does not move, and a held anchor cannot drift. It turns
+  dynamic, for good, when its fresh lift is farther than ``static_tol_m +
+  static_tol_rel * z`` from the anchor in ``motion_frames`` consecutive frames while the
+  anchor is not hidden behind something nearer (3D motion consistency in the world frame).
+- **Occlusion**: a static track is visible when its anchor projects into the view and the
+  depth there is not nearer than the anchor's by more than ``occlusion_tol_rel``; a hidden
+  or drifted 2D track is put back at the anchor's projection (re-acquisition after an
+  occlusion). A dynamic track is visible while its 2D track holds and its lift does not
+  jump (``max_step_rel``); when lost it keeps its last position and stays unlocked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from unihoi_ros.pipeline.results import FrameResult
+from unihoi_ros.tracks.config import TrackerConfig
+from unihoi_ros.tracks.klt import grey, lk_step
+from unihoi_ros.tracks.lifting import inside, lift, project, sample_depth, sample_nearest
+
+
+@dataclass
+class Frame:
+    """What the tracker needs of one :class:`FrameResult`, prepared once."""
+
+    grey: np.ndarray
+    depth: np.ndarray
+    K: np.ndarray
+    T_world_cam: np.ndarray
+    confidence: np.ndarray
+    rgb: np.ndarray
+
+    @classmethod
+    def of(cls, result: FrameResult, config: TrackerConfig) -> Frame:
+        return cls(
+            grey=grey(result.rgb),
+            depth=result.depth,
+            K=np.asarray(result.K, np.float64),
+            T_world_cam=np.asarray(result.T_world_cam, np.float64),
+            confidence=result.confidence,
+            rgb=result.rgb,
+        )
+
+    @property
+    def height(self) -> int:
+        return int(self.depth.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.depth.shape[1])
+
+
+def _empty(shape: tuple[int, ...], dtype, fill=0) -> np.ndarray:
+    return np.full(shape, fill, dtype=dtype)
+
+
+class TrackArrays:
+    """M tracks as parallel arrays (world frame of the stream, metres; pixels of the
+    results' images).
+
+    Attributes:
+        uv: ``(M, 2)`` float64 current pixel (NaN when behind the camera).
+        xyz: ``(M, 3)`` float64 current world position (NaN until a valid depth was seen).
+        anchor: ``(M, 3)`` float64 world position at the seed (the static position).
+        dynamic: ``(M,)`` bool.
+        locked: ``(M,)`` bool, the 2D track holds (LK continues from ``uv``).
+        visible: ``(M,)`` bool, seen in the current frame.
+        moved: ``(M,)`` int32 consecutive frames a static track looked moved.
+        lost: ``(M,)`` int32 frames since last seen.
+        rgb: ``(M, 3)`` uint8 colour at the last sighting.
+    """
+
+    def __init__(self) -> None:
+        self.uv = _empty((0, 2), np.float64)
+        self.xyz = _empty((0, 3), np.float64)
+        self.anchor = _empty((0, 3), np.float64)
+        self.dynamic = _empty((0,), bool)
+        self.locked = _empty((0,), bool)
+        self.visible = _empty((0,), bool)
+        self.moved = _empty((0,), np.int32)
+        self.lost = _empty((0,), np.int32)
+        self.rgb = _empty((0, 3), np.uint8)
+
+    _FIELDS = ("uv", "xyz", "anchor", "dynamic", "locked", "visible", "moved", "lost", "rgb")
+
+    def __len__(self) -> int:
+        return int(self.uv.shape[0])
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the tracks where ``mask`` ``(M,)`` is False."""
+        for f in self._FIELDS:
+            setattr(self, f, getattr(self, f)[mask])
+
+    def seed(self, frame: Frame, uv: np.ndarray, config: TrackerConfig) -> np.ndarray:
+        """Add tracks at pixels ``uv`` ``(S, 2)`` of ``frame``; returns their indices ``(S,)``.
+
+        A seed without valid depth gets NaN positions and is dynamic-agnostic (static)
+        until it is lifted; a seed outside the image is unlocked and invisible.
+        """
+        uv = np.asarray(uv, np.float64).reshape(-1, 2)
+        s = uv.shape[0]
+        z = sample_depth(frame.depth, uv, config.edge_tolerance)
+        p = lift(uv, z, frame.K, frame.T_world_cam)
+        conf = sample_nearest(frame.confidence, uv).astype(np.float64)
+        ok = inside(uv, frame.height, frame.width) & np.isfinite(z)
+        new = {
+            "uv": uv, "xyz": p, "anchor": p.copy(),
+            "dynamic": ok & (conf < config.min_confidence),
+            "locked": ok, "visible": ok,
+            "moved": np.zeros(s, np.int32), "lost": np.where(ok, 0, 1).astype(np.int32),
+            "rgb": sample_nearest(frame.rgb, uv).astype(np.uint8),
+        }
+        start = len(self)
+        for f in self._FIELDS:
+            setattr(self, f, np.concatenate([getattr(self, f), new[f]]))
+        return np.arange(start, start + s)
+
+    def advance(self, prev: Frame, curr: Frame, config: TrackerConfig) -> None:
+        """Move every track from ``prev`` to ``curr`` (consecutive frames, either order)."""
+        m = len(self)
+        if m == 0:
+            return
+        c = config
+        h, w = curr.height, curr.width
+        # 2D: LK on the locked tracks.
+        idx = np.flatnonzero(self.locked)
+        uv_lk = np.full((m, 2), np.nan)
+        tracked = np.zeros(m, bool)
+        if idx.size:
+            uv_new, ok = lk_step(prev.grey, curr.grey, self.uv[idx], c.lk_window, c.lk_levels,
+                                 c.lk_iterations, c.fb_max_px)
+            ok &= inside(uv_new, h, w, c.border_px)
+            uv_lk[idx[ok]] = uv_new[ok]
+            tracked[idx[ok]] = True
+        z_lk = sample_depth(curr.depth, uv_lk, c.edge_tolerance)
+        p_lk = lift(uv_lk, z_lk, curr.K, curr.T_world_cam)
+        lifted = tracked & np.isfinite(z_lk)
+
+        # Tracks never lifted (seeded without depth) take their first valid lift as anchor.
+        fresh = lifted & ~np.all(np.isfinite(self.anchor), axis=1)
+        self.anchor[fresh] = p_lk[fresh]
+        self.xyz[fresh] = p_lk[fresh]
+
+        visible = np.zeros(m, bool)
+        new_uv = uv_lk.copy()
+        locked = tracked.copy()
+
+        # Static tracks: the anchor decides visibility; the lift tests for motion.
+        st = np.flatnonzero(~self.dynamic & np.all(np.isfinite(self.anchor), axis=1))
+        if st.size:
+            uv_a, z_a = project(self.anchor[st], curr.K, curr.T_world_cam)
+            in_view = inside(uv_a, h, w, c.border_px)
+            d_at = sample_depth(curr.depth, uv_a, c.edge_tolerance)
+            with np.errstate(invalid="ignore"):
+                hidden = in_view & (d_at < z_a * (1.0 - c.occlusion_tol_rel))
+                there = in_view & ~hidden & np.isfinite(d_at)
+                dist = np.linalg.norm(p_lk[st] - self.anchor[st], axis=1)
+                moved = lifted[st] & ~hidden & (dist > c.static_tol_m + c.static_tol_rel * z_a)
+            self.moved[st] = np.where(moved, self.moved[st] + 1, 0)
+            # Static and seen: the anchor's projection is the pixel, unless LK agrees.
+            drift = np.linalg.norm(uv_lk[st] - uv_a, axis=1)
+            keep_lk = tracked[st] & (drift <= c.reacquire_px)
+            stay = ~moved
+            new_uv[st[stay]] = np.where(keep_lk[stay, None], uv_lk[st[stay]], uv_a[stay])
+            locked[st[stay]] = there[stay]
+            visible[st[stay]] = there[stay]
+            became = st[self.moved[st] >= c.motion_frames]
+            self.dynamic[became] = True
+            self.xyz[became] = p_lk[became]
+            visible[became] = True
+            # Moved but not yet sure: keep the 2D track, report the anchor, not seen.
+            wait = st[moved & (self.moved[st] < c.motion_frames)]
+            locked[wait] = True
+
+        # Dynamic tracks: the lift is the position while the 2D track holds.
+        dy = np.flatnonzero(self.dynamic & lifted)
+        if dy.size:
+            prev_xyz = self.xyz[dy]
+            step = np.linalg.norm(p_lk[dy] - prev_xyz, axis=1)
+            limit = c.static_tol_m + c.max_step_rel * z_lk[dy]
+            with np.errstate(invalid="ignore"):
+                jump = np.isfinite(step) & (step > limit)
+            good = dy[~jump]
+            self.xyz[good] = p_lk[good]
+            visible[good] = True
+            locked[dy[jump]] = False
+        dyn_unlocked = self.dynamic & ~lifted
+        locked[dyn_unlocked] = False
+        # Dynamic tracks whose 2D track failed keep their last pixel and position.
+        keep_uv = ~np.all(np.isfinite(new_uv), axis=1)
+        new_uv[keep_uv] = self.uv[keep_uv]
+
+        self.uv = new_uv
+        self.locked = locked
+        self.visible = visible
+        self.lost = np.where(visible, 0, self.lost + 1).astype(np.int32)
+        seen = np.flatnonzero(visible)
+        if seen.size:
+            self.rgb[seen] = sample_nearest(curr.rgb, self.uv[seen]).astype(np.uint8)
