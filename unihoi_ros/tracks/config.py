@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: 2D tracking methods (see :attr:`TrackerConfig.method`).
+METHODS = ("lk", "dense", "lk+dense")
+
 
 @dataclass
 class TrackerConfig:
     """Point-tracker settings. Pixel values are in pixels of the results' images.
 
     Attributes:
+        method: 2D tracking between consecutive frames: ``"lk"`` (pyramidal Lucas-Kanade),
+            ``"dense"`` (DIS optical flow both ways), ``"lk+dense"`` (Lucas-Kanade, dense
+            flow for the points where it fails).
+        dense_preset: DIS preset of the dense flow (``"ultrafast"``, ``"fast"``,
+            ``"medium"``).
+        dense_finest_scale: pyramid level the dense flow stops at (0: full resolution,
+            the most accurate; None: the preset's).
+        dense_max_side: frames whose longer side exceeds this get their dense flow
+            computed downscaled to it (bounds the cost at high resolution); None: full size.
         lk_window: side of the Lucas-Kanade window (pixels, odd).
         lk_levels: pyramid levels above the full image (OpenCV ``maxLevel``).
         lk_iterations: Lucas-Kanade iterations per level.
@@ -38,6 +50,10 @@ class TrackerConfig:
         max_lost_frames: the streaming tracker drops a track unseen for this many frames.
     """
 
+    method: str = "dense"
+    dense_preset: str = "medium"
+    dense_finest_scale: int | None = 0
+    dense_max_side: int | None = 320
     lk_window: int = 15
     lk_levels: int = 3
     lk_iterations: int = 30
@@ -57,6 +73,8 @@ class TrackerConfig:
     max_lost_frames: int = 15
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.lk_window < 3 or self.lk_window % 2 == 0:
             raise ValueError(f"lk_window must be odd and >= 3, got {self.lk_window}")
         if self.lk_levels < 0 or self.lk_iterations < 1:

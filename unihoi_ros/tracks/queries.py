@@ -8,6 +8,7 @@ import numpy as np
 
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.tracks.config import TrackerConfig
+from unihoi_ros.tracks.dense import dense_flow_for
 from unihoi_ros.tracks.state import Frame, TrackArrays
 
 
@@ -59,13 +60,24 @@ def track_queries(
     if len(sizes) != 1:
         raise ValueError(f"results must share one image size, got {sorted(sizes)}")
     frames = [Frame.of(r, cfg) for r in results]
+    dense = dense_flow_for(cfg)
+    flows: dict[tuple[int, int], np.ndarray] = {}
+
+    def pair(a: int, b: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if dense is None:
+            return None
+        for key in ((a, b), (b, a)):
+            if key not in flows:
+                flows[key] = dense(frames[key[0]].grey, frames[key[1]].grey)
+        return flows[(a, b)], flows[(b, a)]
+
     for order in (range(n), range(n - 1, -1, -1)):
         state = TrackArrays()
         owner = np.zeros(0, np.int64)  # query index of each track
         prev = None
         for t in order:
             if prev is not None:
-                state.advance(frames[prev], frames[t], cfg)
+                state.advance(frames[prev], frames[t], cfg, pair(prev, t))
             new = np.flatnonzero(frames_q == t)
             if new.size:
                 state.seed(frames[t], uv_q[new], cfg)

@@ -30,6 +30,7 @@ import numpy as np
 
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.tracks.config import TrackerConfig
+from unihoi_ros.tracks.dense import flow_step
 from unihoi_ros.tracks.klt import grey, lk_step
 from unihoi_ros.tracks.lifting import inside, lift, project, sample_depth, sample_nearest
 
@@ -67,6 +68,56 @@ class Frame:
 
 def _empty(shape: tuple[int, ...], dtype, fill=0) -> np.ndarray:
     return np.full(shape, fill, dtype=dtype)
+
+
+def step_2d(prev: Frame, curr: Frame, uv: np.ndarray, config: TrackerConfig,
+            flows: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """2D positions in ``curr`` of pixels ``uv`` ``(M, 2)`` of ``prev``, and which passed the
+    forward-backward check ``(M,)``, by ``config.method``: ``"lk"`` (Lucas-Kanade),
+    ``"dense"`` (the dense ``flows``), or ``"lk+dense"`` (Lucas-Kanade, dense flow where it
+    fails)."""
+    c = config
+    if c.method == "dense":
+        if flows is None:
+            raise ValueError("method 'dense' needs the frame pair's dense flows")
+        return flow_step(flows[0], flows[1], uv, c.fb_max_px)
+    out, ok = lk_step(prev.grey, curr.grey, uv, c.lk_window, c.lk_levels, c.lk_iterations,
+                      c.fb_max_px)
+    if c.method == "lk+dense" and not ok.all():
+        if flows is None:
+            raise ValueError("method 'lk+dense' needs the frame pair's dense flows")
+        bad = ~ok
+        out[bad], ok[bad] = flow_step(flows[0], flows[1], uv[bad], c.fb_max_px)
+    return out, ok
+
+
+def sample_depth_guided(depth: np.ndarray, uv: np.ndarray, z_expected: np.ndarray,
+                        edge_tolerance: float, tol_m: float, tol_rel: float) -> np.ndarray:
+    """:func:`sample_depth` at ``uv`` ``(M, 2)``; where it disagrees with a finite
+    ``z_expected`` ``(M,)`` by more than ``tol_m + tol_rel * z_expected``, the depth of the
+    3x3 neighbour pixel closest to ``z_expected`` if that one agrees (a position one pixel
+    off across an occlusion edge keeps its surface). Metres, NaN where invalid."""
+    z = sample_depth(depth, uv, edge_tolerance)
+    with np.errstate(invalid="ignore"):
+        off = np.isfinite(z_expected) & np.all(np.isfinite(uv), axis=1) & ~(
+            np.abs(z - z_expected) <= tol_m + tol_rel * z_expected)
+    idx = np.flatnonzero(off)
+    if idx.size == 0:
+        return z
+    h, w = depth.shape
+    r = np.rint(uv[idx]).astype(np.int64)
+    du, dv = np.meshgrid(np.arange(-1, 2), np.arange(-1, 2))
+    cols = np.clip(r[:, :1] + du.reshape(1, -1), 0, w - 1)
+    rows = np.clip(r[:, 1:] + dv.reshape(1, -1), 0, h - 1)
+    cand = depth[rows, cols].astype(np.float64)  # (K, 9)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(np.isfinite(cand) & (cand > 0), np.abs(cand - z_expected[idx, None]),
+                        np.inf)
+    best = np.argmin(diff, axis=1)
+    bd = diff[np.arange(idx.size), best]
+    agree = bd <= tol_m + tol_rel * z_expected[idx]
+    z[idx[agree]] = cand[np.arange(idx.size), best][agree]
+    return z
 
 
 class TrackArrays:
@@ -130,24 +181,34 @@ class TrackArrays:
             setattr(self, f, np.concatenate([getattr(self, f), new[f]]))
         return np.arange(start, start + s)
 
-    def advance(self, prev: Frame, curr: Frame, config: TrackerConfig) -> None:
-        """Move every track from ``prev`` to ``curr`` (consecutive frames, either order)."""
+    def advance(self, prev: Frame, curr: Frame, config: TrackerConfig,
+                flows: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Move every track from ``prev`` to ``curr`` (consecutive frames, either order).
+
+        ``flows``: dense flows ``(prev -> curr, curr -> prev)`` ``(H, W, 2)``, needed when
+        ``config.method`` uses them (see :func:`step_2d`).
+        """
         m = len(self)
         if m == 0:
             return
         c = config
         h, w = curr.height, curr.width
-        # 2D: LK on the locked tracks.
         idx = np.flatnonzero(self.locked)
         uv_lk = np.full((m, 2), np.nan)
         tracked = np.zeros(m, bool)
         if idx.size:
-            uv_new, ok = lk_step(prev.grey, curr.grey, self.uv[idx], c.lk_window, c.lk_levels,
-                                 c.lk_iterations, c.fb_max_px)
+            uv_new, ok = step_2d(prev, curr, self.uv[idx], c, flows)
             ok &= inside(uv_new, h, w, c.border_px)
             uv_lk[idx[ok]] = uv_new[ok]
             tracked[idx[ok]] = True
-        z_lk = sample_depth(curr.depth, uv_lk, c.edge_tolerance)
+        # Depth: where a dynamic track's pixel sits on an occlusion edge, the neighbour
+        # whose depth continues the track's own (its last position seen from here).
+        z_exp = np.full(m, np.nan)
+        dyn_known = np.flatnonzero(self.dynamic & np.all(np.isfinite(self.xyz), axis=1))
+        if dyn_known.size:
+            z_exp[dyn_known] = project(self.xyz[dyn_known], curr.K, curr.T_world_cam)[1]
+        z_lk = sample_depth_guided(curr.depth, uv_lk, z_exp, c.edge_tolerance,
+                                   c.static_tol_m, c.max_step_rel)
         p_lk = lift(uv_lk, z_lk, curr.K, curr.T_world_cam)
         lifted = tracked & np.isfinite(z_lk)
 
