@@ -9,8 +9,11 @@ anchor, dynamic ones (low confidence, or seen to move in 3D) followed. Rules in
 from unihoi_ros.tracks.config import TrackerConfig
 from unihoi_ros.tracks.evaluate import evaluate_tracks, ground_truth_tracks, hold_baseline
 from unihoi_ros.tracks.queries import track_queries
+from unihoi_ros.tracks.tracker import PointTracker, TrackSet
 
 __all__ = [
+    "PointTracker",
+    "TrackSet",
     "TrackerConfig",
     "evaluate_tracks",
     "ground_truth_tracks",
