@@ -2,7 +2,8 @@
 
 Accuracy: never-trained synthetic clips (seeds >= 20000) streamed through ``Reconstructor``
 with the oracle backend (exact depth and K: the tracker alone, poses from the pipeline's
-DIS + PnP) and with the bundled ``unihoi-tiny`` model; the clip's ground-truth queries are
+DIS + PnP) and with the bundled ``unihoi-tiny`` model (as is, and with the clip's true K in place of
+its own, to tell depth errors from intrinsics errors); the clip's ground-truth queries are
 tracked with :func:`unihoi_ros.tracks.track_queries` and scored with
 :func:`unihoi_ros.tracks.evaluate_tracks`: after one median-ratio scale fit per clip, the
 fraction of visible points within 2 / 5 / 10 cm, dynamic and static apart, next to the
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from unihoi_ros.backends.base import WindowPrediction
 from unihoi_ros.backends.factory import load_backend
 from unihoi_ros.flow import DISFlow
 from unihoi_ros.pipeline import OracleBackend, Reconstructor
@@ -38,6 +40,22 @@ KINDS = ("dynamic", "static")
 KEYS = ("2cm", "5cm", "10cm")
 #: The cheaper setting for a live tracker on a slow CPU (see bench/TRACKS.md).
 FAST = TrackerConfig(method="lk+dense", lk_window=9, dense_max_side=160)
+
+
+class KnownK:
+    """Backend wrapper: the model's depth and confidence with the clip's true K (isolates
+    the depth from the intrinsics, which the bundled model gets wrong)."""
+
+    def __init__(self, inner, K) -> None:
+        self.inner, self.K = inner, np.asarray(K, np.float64)
+        self.name, self.device, self.num_frames = "known-K", "cpu", inner.num_frames
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows):
+        p = self.inner.infer_window(features, rgbs, flows)
+        return WindowPrediction(p.depth, self.K, p.confidence)
 
 
 def stream(backend, seq) -> tuple[list, float]:
@@ -60,6 +78,7 @@ def accuracy(args, model) -> list[dict]:
         backends = [("oracle", OracleBackend(seq))]
         if model is not None:
             backends.append(("unihoi-tiny", model))
+            backends.append(("tiny+true K", KnownK(model, seq.K)))
         for name, backend in backends:
             results, _ = stream(backend, seq)
             t0 = time.perf_counter()

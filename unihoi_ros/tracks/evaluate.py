@@ -45,7 +45,8 @@ def ground_truth_tracks(seq, size: tuple[int, int] | None = None) -> dict[str, n
     t0_inv = np.linalg.inv(seq.T_world_cam[0])
     xyz = world @ t0_inv[:3, :3].T + t0_inv[:3, 3]
     qf = tr.query_frame.astype(np.int64)
-    uv = tr.uv[qf, np.arange(p)].astype(np.float64)
+    # Sampled at pixel centres; the stored float32 projections are off by rounding only.
+    uv = np.rint(tr.uv[qf, np.arange(p)].astype(np.float64))
     if size is not None and tuple(size) != (seq.height, seq.width):
         # Pixel centres at integers: scale about the image's outer corner (-0.5, -0.5).
         sx, sy = size[1] / seq.width, size[0] / seq.height
@@ -84,7 +85,8 @@ def scale_fit(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
 def within_fractions(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray,
                      thresholds: Sequence[float] = THRESHOLDS_M) -> dict[str, float]:
     """Fraction of ``mask`` ``(N, P)`` entries with ``|pred - gt| < threshold`` (NaN: miss),
-    keyed ``"2cm"`` and so on, plus ``"count"``; NaN fractions when the mask is empty."""
+    keyed ``"2cm"`` and so on, plus ``"count"`` and ``"median_m"`` (median error, metres;
+    NaN predictions as infinite); NaN fractions when the mask is empty."""
     err = np.linalg.norm(pred - gt, axis=-1)[mask]
     out: dict[str, float] = {}
     for thr in thresholds:
@@ -92,6 +94,8 @@ def within_fractions(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray,
         with np.errstate(invalid="ignore"):
             out[key] = float(np.mean(err < thr)) if err.size else float("nan")
     out["count"] = int(err.size)
+    out["median_m"] = float(np.median(np.nan_to_num(err, nan=np.inf))) if err.size else float(
+        "nan")
     return out
 
 

@@ -1,0 +1,231 @@
+"""Long-term 3D point tracks (unihoi_ros.tracks) against the sim's exact tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.flow import GroundTruthFlow
+from unihoi_ros.pipeline import OracleBackend, Reconstructor
+from unihoi_ros.sim import make_sequence
+from unihoi_ros.tracks import (
+    PointTracker,
+    TrackerConfig,
+    evaluate_tracks,
+    ground_truth_tracks,
+    hold_baseline,
+    track_queries,
+)
+from unihoi_ros.tracks.evaluate import scale_fit, score_tracks
+from unihoi_ros.tracks.lifting import lift, project, sample_depth
+
+
+def run_stream(seq, backend):
+    rec = Reconstructor(backend, GroundTruthFlow(seq))
+    for stamp, rgb in zip(seq.stamps_ns, seq.rgb):
+        rec.push(int(stamp), rgb)
+    return rec.flush()
+
+
+class UniformConfidence:
+    """Backend wrapper: confidence 1 everywhere (no hint of what moves)."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.device, self.num_frames = inner, "uniform", "cpu", 4
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows):
+        p = self.inner.infer_window(features, rgbs, flows)
+        return WindowPrediction(p.depth, p.K, np.ones_like(p.confidence))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    seq = make_sequence(seed=21, num_frames=24, height=120, width=160, num_tracks=192)
+    return seq, run_stream(seq, OracleBackend(seq))
+
+
+# ---------------------------------------------------------------------------- maths
+def test_lift_project_round_trip_with_skew_and_pose():
+    rng = np.random.default_rng(0)
+    K = np.array([[120.0, 0.7, 80.0], [0.0, 118.0, 61.0], [0.0, 0.0, 1.0]])
+    a = 0.3
+    T = np.eye(4)
+    T[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    T[:3, 3] = [0.2, -0.1, 0.5]
+    uv = rng.uniform(0, 150, size=(50, 2))
+    z = rng.uniform(0.3, 3.0, size=50)
+    xyz = lift(uv, z, K, T)
+    uv2, z2 = project(xyz, K, T)
+    np.testing.assert_allclose(uv2, uv, atol=1e-9)
+    np.testing.assert_allclose(z2, z, atol=1e-12)
+    # Principal point: straight down the optical axis of the camera.
+    c = lift(np.array([[80.0, 61.0]]), np.array([2.0]), K, np.eye(4))
+    np.testing.assert_allclose(c, [[0.0, 0.0, 2.0]], atol=1e-12)
+
+
+def test_depth_is_not_blended_across_an_occlusion_edge():
+    depth = np.full((10, 10), 2.0, np.float32)
+    depth[:, :5] = 0.5  # a hand in front of a wall, edge between columns 4 and 5
+    z = sample_depth(depth, np.array([[4.4, 3.0], [4.6, 3.0], [2.5, 2.5], [-1.0, 0.0]]))
+    assert z[0] == pytest.approx(0.5) and z[1] == pytest.approx(2.0)  # nearest, not 1.2
+    assert z[2] == pytest.approx(0.5)
+    assert np.isnan(z[3])
+    smooth = np.add.outer(np.arange(10.0), np.arange(10.0)).astype(np.float32) * 0.01 + 1
+    assert sample_depth(smooth, np.array([[3.5, 2.25]]))[0] == pytest.approx(1.0575)
+
+
+def test_scale_fit_recovers_a_global_scale():
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(5, 7, 3)) + np.array([0.0, 0.0, 3.0])
+    mask = rng.random((5, 7)) < 0.8
+    assert scale_fit(gt / 2.5, gt, mask) == pytest.approx(2.5)
+    pred = gt / 2.5
+    pred[0, 0] = np.nan  # a NaN prediction is a miss, not an error
+    gtd = {"xyz": gt, "visible": np.ones((5, 7), bool), "dynamic": np.arange(7) < 3}
+    s = score_tracks(pred, gtd)
+    assert s["dynamic"]["2cm"] == pytest.approx(14 / 15)
+    assert s["static"]["2cm"] == 1.0 and s["static"]["count"] == 20
+
+
+# ---------------------------------------------------------------------------- offline
+def test_ground_truth_queries_hit_the_sim_points(clip):
+    seq, _ = clip
+    gt = ground_truth_tracks(seq)
+    qf = gt["queries"][:, 0].astype(int)
+    p = np.arange(qf.size)
+    # The query pixel lifted with the exact depth is the exact point (first-camera frame).
+    z = sample_depth(seq.depth[0], gt["queries"][:, 1:])  # shape check only
+    assert z.shape == (qf.size,)
+    for t in np.unique(qf):
+        sel = qf == t
+        zt = sample_depth(seq.depth[t], gt["queries"][sel, 1:])
+        x = lift(gt["queries"][sel, 1:], zt, seq.K,
+                 np.linalg.inv(seq.T_world_cam[0]) @ seq.T_world_cam[t])
+        np.testing.assert_allclose(x, gt["xyz"][t, p[sel]], atol=1e-4)
+    assert gt["visible"][qf, p].all()
+    assert gt["dynamic"].any() and (~gt["dynamic"]).any()
+
+
+def test_track_queries_contract(clip):
+    seq, results = clip
+    gt = ground_truth_tracks(seq)
+    q = gt["queries"][:40]
+    xyz, vis = track_queries(results, q)
+    n = len(results)
+    assert xyz.shape == (n, 40, 3) and xyz.dtype == np.float64
+    assert vis.shape == (n, 40) and vis.dtype == bool
+    qf = q[:, 0].astype(int)
+    # In its query frame a point is seen where the query pixel lifts (exact oracle depth).
+    np.testing.assert_allclose(xyz[qf, np.arange(40)], gt["xyz"][qf, np.arange(40)], atol=1e-3)
+    assert vis[qf, np.arange(40)].all()
+    with pytest.raises(ValueError):
+        track_queries(results, np.array([[n, 3.0, 3.0]]))
+    with pytest.raises(ValueError):
+        track_queries(results, np.array([[0.5, 3.0, 3.0]]))
+    with pytest.raises(ValueError):
+        track_queries(results, np.zeros((3, 2)))
+    e_xyz, e_vis = track_queries(results, np.zeros((0, 3)))
+    assert e_xyz.shape == (n, 0, 3) and e_vis.shape == (n, 0)
+
+
+def test_oracle_tracks_beat_holding_points_still(clip):
+    """The acceptance lines of issue 17 on a small clip: dynamic within 2 cm >= 0.8 and
+    >= 1.5x the no-tracking baseline; static within 5 cm >= 0.9x the baseline."""
+    seq, results = clip
+    ev = evaluate_tracks(results, seq)
+    tr, hold = ev["tracker"], ev["hold"]
+    assert tr["dynamic"]["count"] > 500 and tr["static"]["count"] > 500
+    assert tr["dynamic"]["2cm"] >= 0.8
+    assert tr["dynamic"]["2cm"] >= 1.5 * hold["dynamic"]["2cm"]
+    assert tr["static"]["5cm"] >= 0.9 * hold["static"]["5cm"]
+    assert abs(tr["scale"] - 1.0) < 0.01  # oracle depth is metric
+    assert tr["occlusion_accuracy"] > 0.85
+    # With exact depth and poses, holding a static point is exact.
+    assert hold["static"]["2cm"] > 0.99
+
+
+def test_lucas_kanade_setting_also_tracks(clip):
+    seq, results = clip
+    ev = evaluate_tracks(results, seq, TrackerConfig(method="lk+dense", lk_window=9))
+    assert ev["tracker"]["dynamic"]["5cm"] >= 1.3 * ev["hold"]["dynamic"]["5cm"]
+
+
+def test_motion_alone_finds_the_dynamic_points(clip):
+    """With no confidence hint every point starts static: 3D motion consistency in the world
+    frame must still find the moving ones (else they would stay where first seen)."""
+    seq, _ = clip
+    results = run_stream(seq, UniformConfidence(OracleBackend(seq)))
+    ev = evaluate_tracks(results, seq)
+    # Measured 0.61 vs 0.50 (with the confidence hint: 0.91); without the motion rule the
+    # tracker would equal the baseline.
+    assert ev["tracker"]["dynamic"]["2cm"] >= 1.15 * ev["hold"]["dynamic"]["2cm"]
+    assert ev["tracker"]["static"]["5cm"] >= 0.9 * ev["hold"]["static"]["5cm"]
+
+
+def test_hold_baseline_holds(clip):
+    seq, results = clip
+    gt = ground_truth_tracks(seq)
+    held = hold_baseline(results, gt["queries"])
+    assert np.all(held == held[:1])
+    qf = gt["queries"][:, 0].astype(int)
+    p = np.arange(qf.size)
+    np.testing.assert_allclose(held[0], gt["xyz"][qf, p], atol=1e-3)
+
+
+def test_queries_follow_a_resized_stream():
+    seq = make_sequence(seed=22, num_frames=8, height=48, width=64, num_tracks=32)
+    gt_small = ground_truth_tracks(seq, (96, 128))
+    gt = ground_truth_tracks(seq)
+    np.testing.assert_allclose((gt["queries"][:, 1:] + 0.5) * 2 - 0.5, gt_small["queries"][:, 1:])
+
+
+# ---------------------------------------------------------------------------- streaming
+def test_point_tracker_streams_bounded_stable_tracks(clip):
+    seq, results = clip
+    cfg = TrackerConfig(max_tracks=64, min_distance_px=8)
+    tracker = PointTracker(cfg)
+    t0_inv = np.linalg.inv(seq.T_world_cam[0])
+    seen: dict[int, np.ndarray] = {}
+    dyn_agree, dyn_total, depth_err = 0, 0, []
+    for i, r in enumerate(results):
+        ts = tracker.update(r)
+        assert len(ts) <= 64 and len(np.unique(ts.ids)) == len(ts)
+        assert ts.ids.dtype == np.uint32 and ts.xyz.shape == (len(ts), 3)
+        assert ts.rgb.dtype == np.uint8 and ts.uv.shape == (len(ts), 2)
+        assert np.all(np.isfinite(ts.xyz))
+        # A static track keeps its position for life.
+        for j, tid in enumerate(ts.ids):
+            if not ts.dynamic[j]:
+                if int(tid) in seen:
+                    np.testing.assert_allclose(ts.xyz[j], seen[int(tid)])
+                seen[int(tid)] = ts.xyz[j]
+        # Visible tracks sit on the surface seen at their pixel, in the right class.
+        v = ts.visible
+        uvr = np.clip(np.rint(ts.uv[v]).astype(int), 0, [seq.width - 1, seq.height - 1])
+        truth_dyn = seq.dynamic[i, uvr[:, 1], uvr[:, 0]]
+        dyn_agree += int(np.sum(truth_dyn == ts.dynamic[v]))
+        dyn_total += int(v.sum())
+        T = t0_inv @ seq.T_world_cam[i]
+        _, z = project(ts.xyz[v], seq.K, T)
+        depth_err.append(np.abs(z - seq.depth[i, uvr[:, 1], uvr[:, 0]]) / z)
+        if i == 0:
+            assert len(ts) == 64 and ts.dynamic.sum() >= 16  # dynamic cells first
+    assert dyn_agree / dyn_total > 0.9
+    assert np.median(np.concatenate(depth_err)) < 0.02
+    # ids: some tracks live through the clip, new ones get fresh ids.
+    assert np.max(ts.age) == len(results) - 1
+    assert int(ts.ids.max()) >= 64
+
+
+def test_point_tracker_new_stream_on_size_change(clip):
+    _, results = clip
+    tracker = PointTracker(TrackerConfig(max_tracks=32))
+    a = tracker.update(results[0])
+    small = make_sequence(seed=23, num_frames=2, height=48, width=64)
+    b = tracker.update(run_stream(small, OracleBackend(small))[0])
+    assert len(b) > 0 and np.all(b.age == 0)
+    assert int(b.ids.min()) > int(a.ids.max())  # ids are never reused
