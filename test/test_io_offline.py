@@ -163,8 +163,9 @@ def test_process_bag_reproduces_streaming_results(tmp_path, clip):
                   for c, _, raw in reader.messages(connections=depth_conn)]
     n = len(clip.rgb)
     for topic in ("/unihoi/image", "/unihoi/depth/image", "/unihoi/depth/camera_info",
-                  "/unihoi/confidence/image", "/unihoi/points", "/unihoi/trajectory", "/tf"):
+                  "/unihoi/confidence/image", "/unihoi/points", "/unihoi/pose", "/tf"):
         assert counts[topic] == n, topic
+    assert counts["/unihoi/trajectory"] == 1  # the whole Path once, at the end
     assert [s.sec * 10**9 + s.nanosec for s in stamps] == [int(s) for s in clip.stamps_ns]
     mcap_file = next((out / "bag").glob("*.mcap"))
     with open(mcap_file, "rb") as f:

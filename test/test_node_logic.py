@@ -19,15 +19,14 @@ pytest.importorskip("cyclonedds")  # topic-name rules live in unihoi_ros.ros.dds
 
 from unihoi_ros.pipeline import OracleBackend
 from unihoi_ros.ros import messages as M
-from unihoi_ros.ros.node import (
-    BUSY,
-    FrameQueue,
-    PathSerializer,
-    RateLimitedLog,
-    UnihoiNode,
-    _Frame,
-    scale_intrinsics,
-)
+from unihoi_ros.geometry.camera import scale_intrinsics
+from unihoi_ros.pipeline.outcome import DropReason
+from unihoi_ros.ros.frame_queue import FrameQueue, InputFrame
+from unihoi_ros.ros.node import UnihoiNode
+from unihoi_ros.ros.path_serializer import PathSerializer
+from unihoi_ros.ros.ratelog import RateLimitedLog
+
+BUSY = DropReason.BUSY.value
 from unihoi_ros.ros.params import (
     NodeParams,
     default_params_file,
@@ -159,16 +158,16 @@ def test_parameter_overrides_files_and_errors(tmp_path):
 # --------------------------------------------------------------------------- building blocks
 def test_frame_queue_live_replaces_pending_and_replay_keeps_order():
     live = FrameQueue(live=True, capacity=100)
-    assert live.put(_Frame(None, 1, 0)) is None
-    displaced = live.put(_Frame(None, 2, 0, reset=True))
+    assert live.put(InputFrame(None, 1, 0)) is None
+    displaced = live.put(InputFrame(None, 2, 0))
     assert displaced.stamp_ns == 1
-    displaced = live.put(_Frame(None, 3, 0))
+    displaced = live.put(InputFrame(None, 3, 0))
     assert displaced.stamp_ns == 2
     frame = live.get(0.1)
-    assert frame.stamp_ns == 3 and frame.reset, "a pending reset request survives replacement"
+    assert frame.stamp_ns == 3
     assert live.get(0.01) is None
     replay = FrameQueue(live=False, capacity=3)
-    dropped = [replay.put(_Frame(None, s, 0)) for s in range(5)]
+    dropped = [replay.put(InputFrame(None, s, 0)) for s in range(5)]
     assert [d.stamp_ns for d in dropped if d] == [0, 1]
     assert [replay.get(0.1).stamp_ns for _ in range(3)] == [2, 3, 4]
 
@@ -268,7 +267,7 @@ def test_points_and_trajectory_only_while_subscribed_and_path_capped():
     try:
         feed(node, tp, [image(rgb, i) for i, rgb in enumerate(seq.rgb[:6])])
         assert tp.messages("points") == [] and tp.messages("trajectory") == []
-        assert node.reconstructor.config.build_points is False  # not even built
+        assert "points" not in node.reconstructor.stats()["stages_ms"]  # not even built
         for name in ("points", "trajectory"):
             tp.publishers[tp.resolve(name)].subscribers = 1
         feed(node, tp, [image(rgb, i + 6) for i, rgb in enumerate(seq.rgb[6:])])

@@ -30,10 +30,12 @@ import torch
 
 from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow.base import FlowProvider
+from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
 from unihoi_ros.geometry.pnp import relative_pose_pnp
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
 from unihoi_ros.pipeline.config import ReconstructorConfig
+from unihoi_ros.pipeline.outcome import TIME_JUMP_NS, DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
@@ -89,23 +91,85 @@ class Reconstructor:
         self._size: tuple[int, int] | None = None
         self._since_window = 0
         self._grid: torch.Tensor | None = None
+        self._admission = FeedOutcome()
 
     # ------------------------------------------------------------------ public API
-    def push(self, stamp_ns: int, rgb: np.ndarray) -> FrameResult | None:
+    def feed(
+        self,
+        stamp_ns: int,
+        rgb: np.ndarray,
+        *,
+        K: np.ndarray | None = None,
+        build_points: bool = True,
+    ) -> FeedOutcome:
+        """One frame of a live stream in, its outcome out: the single entry of the node.
+
+        Owns the stream rules: a stamp that jumps back by more than
+        :data:`~unihoi_ros.pipeline.outcome.TIME_JUMP_NS` or a new resolution resets the
+        stream; a duplicate, older, empty or non-finite frame is dropped; a failing
+        backend resets the stream and drops the frame. Never raises for a frame.
+
+        Args:
+            stamp_ns: the frame's stamp, nanoseconds.
+            rgb: ``(H, W, 3)`` uint8 RGB (or float in [0, 1]) at the camera's size.
+            K: ``(3, 3)`` intrinsics of ``rgb`` (pixels), e.g. from camera_info, or None to
+                use the network's; it is rescaled with the frame to the processing size.
+            build_points: build this frame's point cloud (the node: only while subscribed).
+
+        Returns:
+            the :class:`FeedOutcome`: results completed by this frame (also those of older
+            frames of a window stride), or the drop reason; the reset reason, if any.
+        """
+        self._ready.clear()  # feed's results are returned, not queued for drain()
+        reset = None
+        last = self._buffer.last
+        if last is not None and int(stamp_ns) < last.stamp_ns - TIME_JUMP_NS:
+            reset = ResetReason.TIME_JUMP
+            message = (f"input stamps jumped back {(last.stamp_ns - int(stamp_ns)) / 1e9:.3f} s "
+                       "(bag loop or clock reset): resetting the stream")
+            self.reset()
+        try:
+            self.push(stamp_ns, rgb, K=K, build_points=build_points)
+        except Exception as exc:  # a failed window must not stop the stream
+            self.reset()
+            self._stats.drop(DropReason.INFERENCE_ERROR)
+            return FeedOutcome([], DropReason.INFERENCE_ERROR, ResetReason.INFERENCE_ERROR,
+                               f"inference failed ({exc!r}): resetting the stream")
+        admission = self._admission
+        if reset is None and admission.reset is not None:
+            reset, message = admission.reset, admission.message
+        elif reset is None:
+            message = admission.message
+        return FeedOutcome(self.drain(), admission.dropped, reset, message)
+
+    def push(
+        self,
+        stamp_ns: int,
+        rgb: np.ndarray,
+        *,
+        K: np.ndarray | None = None,
+        build_points: bool = True,
+    ) -> FrameResult | None:
         """Add a frame; return the newest frame's result when a window ran, else None.
 
         Args:
             stamp_ns: the frame's stamp, nanoseconds; must increase.
             rgb: ``(H, W, 3)`` uint8 RGB, or float in [0, 1].
+            K: ``(3, 3)`` known intrinsics of ``rgb`` (rescaled with it), or None.
+            build_points: build this frame's coloured point cloud.
 
         Every result (also those of the older new frames of a window when ``stride`` > 1)
-        is also queued for :meth:`drain`.
+        is also queued for :meth:`drain`. Bad frames are dropped and counted (see
+        :meth:`stats`); a failing backend raises (:meth:`feed` turns that into a reset).
         """
         self._stats.counts["frames_in"] += 1
         with self._stats.time("preprocess"):
             frame = self._admit(int(stamp_ns), rgb)
         if frame is None:
             return None
+        known_K = None
+        if K is not None:
+            known_K = scale_intrinsics(K, np.asarray(rgb).shape[:2], frame.shape[:2])
         with self._stats.time("encoder"):
             features = self.backend.encode(frame)
         self._stats.counts["encoder_passes"] += 1
@@ -115,7 +179,8 @@ class Reconstructor:
                 flow = np.zeros((*frame.shape[:2], 2), np.float32)
             else:
                 flow = self.flow.backward(frame, prev.rgb, int(stamp_ns), prev.stamp_ns)
-        self._buffer.append(FrameSlot(int(stamp_ns), frame, features, flow))
+        self._buffer.append(FrameSlot(int(stamp_ns), frame, features, flow, known_K,
+                                      bool(build_points)))
         self._since_window += 1
         if self._since_window < self.config.stride:
             return None
@@ -147,26 +212,34 @@ class Reconstructor:
 
     # ------------------------------------------------------------------ input checks
     def _admit(self, stamp_ns: int, rgb) -> np.ndarray | None:
-        """Validated, preprocessed ``(H, W, 3)`` uint8 frame, or None (dropped, counted)."""
+        """Validated, preprocessed ``(H, W, 3)`` uint8 frame, or None (dropped, counted).
+
+        The decision (drop reason, reset) is kept in ``self._admission`` for :meth:`feed`.
+        """
+        self._admission = FeedOutcome()
         arr = np.asarray(rgb) if rgb is not None else None
         if arr is None or arr.size == 0:
-            return self._drop("empty", "empty frame")
+            return self._drop(DropReason.EMPTY, "empty frame")
         if arr.ndim != 3 or arr.shape[2] != 3:
-            return self._drop("bad_shape", f"expected (H, W, 3) RGB, got shape {arr.shape}")
+            return self._drop(DropReason.BAD_SHAPE, f"expected (H, W, 3) RGB, got shape "
+                                                    f"{arr.shape}")
         if arr.dtype != np.uint8:
             if not np.isfinite(arr).all():
-                return self._drop("non_finite", "frame holds NaN or inf values")
+                return self._drop(DropReason.NON_FINITE, "frame holds NaN or inf values")
             arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         last = self._buffer.last
         if last is not None and stamp_ns == last.stamp_ns:
-            return self._drop("duplicate_stamp", f"duplicate stamp {stamp_ns}")
+            return self._drop(DropReason.DUPLICATE_STAMP, f"duplicate stamp {stamp_ns}")
         if last is not None and stamp_ns < last.stamp_ns:
-            return self._drop("out_of_order", f"stamp {stamp_ns} older than {last.stamp_ns}")
+            return self._drop(DropReason.OUT_OF_ORDER,
+                              f"stamp {stamp_ns} older than {last.stamp_ns}")
         arr = self._resize(arr)
         size = arr.shape[:2]
         if self._size is not None and size != self._size:
-            log.warning("input resolution changed %s -> %s: resetting the stream", self._size, size)
+            message = f"input resolution changed {self._size} -> {size}: resetting the stream"
+            log.warning("%s", message)
             self.reset()
+            self._admission = FeedOutcome(reset=ResetReason.RESOLUTION_CHANGE, message=message)
         self._size = size
         return np.ascontiguousarray(arr)
 
@@ -182,7 +255,8 @@ class Reconstructor:
 
         return cv2.resize(arr, (target[1], target[0]), interpolation=cv2.INTER_AREA)
 
-    def _drop(self, reason: str, message: str) -> None:
+    def _drop(self, reason: DropReason, message: str) -> None:
+        self._admission = FeedOutcome(dropped=reason, message=message)
         self._stats.drop(reason)
         if self._stats.drops[reason] == 1 or self._stats.drops[reason] % 100 == 0:
             log.warning("dropped frame (%s, %d so far): %s", reason, self._stats.drops[reason],
@@ -204,6 +278,8 @@ class Reconstructor:
         with self._stats.time("network"):
             pred = self.backend.infer_window([s.features for s in slots],
                                              [s.rgb for s in slots], flows)
+        if slots[-1].known_K is not None:  # a calibrated camera: its K, not the network's
+            pred.K = np.array(slots[-1].known_K, dtype=np.float64)
         with self._stats.time("poses"):
             T_win, rel_ok = self._window_poses(pred, flows, repeated)
             T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
@@ -297,13 +373,13 @@ class Reconstructor:
 
     def _result(self, slot: FrameSlot, pose_ok: bool, flags: tuple[str, ...]) -> FrameResult:
         cfg = self.config
-        with self._stats.time("points"):
-            if cfg.build_points:
+        if cfg.build_points and slot.build_points:
+            with self._stats.time("points"):
                 points, colors = colored_points(slot.depth, slot.K, slot.rgb, slot.confidence,
                                                 cfg.point_stride, cfg.min_point_confidence)
-            else:
-                points = np.zeros((0, 3), np.float32)
-                colors = np.zeros((0, 3), np.uint8)
+        else:
+            points = np.zeros((0, 3), np.float32)
+            colors = np.zeros((0, 3), np.uint8)
         depth = np.where(np.isfinite(slot.depth) & (slot.depth > 0), slot.depth, np.nan)
         return FrameResult(
             stamp_ns=slot.stamp_ns, rgb=slot.rgb, depth=depth.astype(np.float32),

@@ -19,15 +19,20 @@ class FrameSlot:
         features: cached encoder output (backend-specific, computed once).
         flow_bwd: ``(H, W, 2)`` float32 pixels to the previous frame in the stream (zeros
             for the first frame of a stream).
+        known_K: ``(3, 3)`` intrinsics of the preprocessed frame given by the caller (a
+            calibrated camera), or None to use the network's.
+        build_points: whether this frame's result gets its coloured point cloud.
         depth, K, T_world_cam, confidence: the emitted reconstruction, once the frame was
-            the newest of a window (``None`` before); depth is already rescaled to world
-            scale.
+            the newest of a window (``None`` before); depth is the network's metric depth
+            as predicted (never rescaled).
     """
 
     stamp_ns: int
     rgb: np.ndarray
     features: Any
     flow_bwd: np.ndarray
+    known_K: np.ndarray | None = None
+    build_points: bool = True
     depth: np.ndarray | None = None
     K: np.ndarray | None = None
     T_world_cam: np.ndarray | None = None

@@ -30,7 +30,7 @@ class StreamStats:
         self._timings.setdefault(stage, deque(maxlen=self._window)).append(seconds)
 
     def drop(self, reason: str) -> None:
-        self.drops[reason] += 1
+        self.drops[str(reason)] += 1  # plain strings (enum members print as their value)
 
     def summary(self) -> dict:
         """Counts, drops and per-stage ``{count, mean_ms, median_ms, p95_ms}``."""
