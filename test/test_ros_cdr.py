@@ -17,6 +17,7 @@ pytest.importorskip("rosbags")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from unihoi_ros.geometry.quaternions import matrix_from_quaternion
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.ros import idl
 from unihoi_ros.ros import messages as M
@@ -29,7 +30,7 @@ def _frame(seed: int = 0, h: int = 6, w: int = 8, m: int = 5) -> FrameResult:
     rng = np.random.default_rng(seed)
     q = rng.normal(size=4)
     T = np.eye(4)
-    T[:3, :3] = M.quaternion_to_rotation(q / np.linalg.norm(q))
+    T[:3, :3] = matrix_from_quaternion(q / np.linalg.norm(q))
     T[:3, 3] = rng.normal(size=3)
     return FrameResult(
         stamp_ns=1_700_000_000_123_456_789 + seed,

@@ -7,6 +7,8 @@ decoding of the raw bytes; CameraInfo/TF with the FrameResult they came from.
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
+from unihoi_ros.geometry.quaternions import matrix_from_quaternion, quaternion_from_matrix
 from unihoi_ros.pipeline.results import FrameResult
 
 pytest.importorskip("rosbags")
@@ -315,16 +318,21 @@ def test_tf_path_and_quaternions_against_scipy():
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**31))
-def test_rotation_to_quaternion_matches_scipy(seed):
+def test_quaternion_from_matrix_matches_scipy(seed):
     rot = Rotation.random(random_state=seed)
     if seed % 4 == 0:  # exercise near-180-degree rotations
         v = rot.as_rotvec()
         rot = Rotation.from_rotvec(v / np.linalg.norm(v) * (np.pi - 1e-9 * (seed % 3)))
-    q = M.rotation_to_quaternion(rot.as_matrix())
+    q = quaternion_from_matrix(rot.as_matrix())
     assert q[3] >= 0 and abs(np.linalg.norm(q) - 1) < 1e-12
     ref = rot.as_quat()
     assert min(np.abs(q - ref).max(), np.abs(q + ref).max()) < 1e-9
-    np.testing.assert_allclose(M.quaternion_to_rotation(q), rot.as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(matrix_from_quaternion(q), rot.as_matrix(), atol=1e-12)
+
+
+def test_old_quaternion_names_are_aliases_of_the_geometry_functions():
+    assert M.rotation_to_quaternion is quaternion_from_matrix
+    assert M.quaternion_to_rotation is matrix_from_quaternion
 
 
 def test_diagnostics():
@@ -376,3 +384,62 @@ def test_messages_module_needs_no_cyclonedds():
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=root)
+
+
+# --------------------------------------------------------------------------- module layout
+_ROOT = Path(__file__).resolve().parents[1]
+_FAMILIES = ("types", "image", "camera_info", "cloud", "tf", "diagnostics", "bundle")
+
+
+def test_facade_re_exports_every_family_name():
+    import importlib
+
+    from unihoi_ros.ros.msg import types
+
+    defined = {}
+    for fam in _FAMILIES[1:]:
+        mod = importlib.import_module(f"unihoi_ros.ros.msg.{fam}")
+        for name in mod.__all__:
+            assert name not in defined, f"{name} defined in {defined.get(name)} and {fam}"
+            defined[name] = fam
+            assert getattr(M, name) is getattr(mod, name), name
+    aliases = {"rotation_to_quaternion", "quaternion_to_rotation"}
+    rest = set(M.__all__) - set(defined) - aliases
+    assert {"IMAGE", "get_typestore", "MalformedImageError", "WORLD_FRAME"} <= rest
+    for name in rest:  # everything else lives in msg.types
+        assert getattr(M, name) is getattr(types, name), name
+    assert all(hasattr(M, name) for name in M.__all__)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            out.add(node.module or "")
+    return out
+
+
+def test_quaternions_module_is_numpy_only():
+    path = _ROOT / "unihoi_ros" / "geometry" / "quaternions.py"
+    assert _imports(path) <= {"__future__", "collections.abc", "numpy"}
+    code = (  # loaded by path: runs without torch and without the package __init__
+        "import importlib.util, sys; sys.modules['torch'] = None\n"
+        f"spec = importlib.util.spec_from_file_location('q', {str(path)!r})\n"
+        "q = importlib.util.module_from_spec(spec); spec.loader.exec_module(q)\n"
+        "import numpy as np\n"
+        "assert np.allclose(q.matrix_from_quaternion(q.quaternion_from_matrix(np.eye(3))),"
+        " np.eye(3))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=_ROOT)
+
+
+def test_message_modules_pack_values_and_leave_the_maths_to_geometry():
+    for fam in _FAMILIES:
+        path = _ROOT / "unihoi_ros" / "ros" / "msg" / f"{fam}.py"
+        text = path.read_text()
+        assert not re.search(r"\blinalg\b|\beigh\b", text), fam
+        assert "docs/conventions.md" in text and "DESIGN.md" not in text, fam
+        assert not {m for m in _imports(path) if "torch" in m}, fam

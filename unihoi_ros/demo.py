@@ -66,8 +66,9 @@ def _stamp(msg) -> int:
 def _results_from_messages(inbox: _Inbox, seq) -> list:
     """FrameResults rebuilt from what the subscriber received (one per received stamp)."""
     from unihoi_ros.geometry.frames import T_BODY_OPTICAL
+    from unihoi_ros.geometry.quaternions import matrix_from_quaternion
     from unihoi_ros.pipeline.results import FrameResult
-    from unihoi_ros.ros.messages import image_to_array, quaternion_to_rotation
+    from unihoi_ros.ros.messages import image_to_array
 
     by_stamp = {int(s): i for i, s in enumerate(seq.stamps_ns)}
     stamps = sorted(set.intersection(*(set(inbox.msgs.get(t, {})) for t in RECEIVED_TOPICS)))
@@ -75,7 +76,7 @@ def _results_from_messages(inbox: _Inbox, seq) -> list:
     for s in stamps:
         tf = inbox.msgs["/tf"][s].transforms[0].transform
         T = np.eye(4)
-        T[:3, :3] = quaternion_to_rotation([tf.rotation.x, tf.rotation.y, tf.rotation.z,
+        T[:3, :3] = matrix_from_quaternion([tf.rotation.x, tf.rotation.y, tf.rotation.z,
                                             tf.rotation.w])
         T[:3, 3] = [tf.translation.x, tf.translation.y, tf.translation.z]
         T = T_BODY_OPTICAL.T @ T  # world with the first camera's optical axes, as the sim's
