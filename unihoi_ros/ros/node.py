@@ -35,17 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from unihoi_ros.errors import ConfigError
-from unihoi_ros.geometry.camera import scale_intrinsics
-from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
-from unihoi_ros.pipeline.rectify import Rectifier, has_distortion
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.camera_info_pairing import CameraInfoPairing
+from unihoi_ros.ros.camera_input import CameraInput
 from unihoi_ros.ros.frame_queue import FrameQueue, InputFrame
 from unihoi_ros.ros.node_diagnostics import build_report
+from unihoi_ros.ros.outputs import FrameOutputs
 from unihoi_ros.ros.params import NODE_NAME, NodeParams
-from unihoi_ros.ros.path_serializer import PathSerializer
 from unihoi_ros.ros.period_stats import PeriodStats
 from unihoi_ros.ros.ratelog import RateLimitedLog
 from unihoi_ros.ros.transport import DiagnosticReport, Transport
@@ -105,15 +102,12 @@ class UnihoiNode:
         self._recv_ns: OrderedDict[int, int] = OrderedDict()  # stamp -> receive time
         self._period = PeriodStats()
         self._infer_ms: deque[float] = deque(maxlen=200)
-        self._path = PathSerializer(self.typestore, params.world_frame,
-                                    params.trajectory_max_poses)
-        self._pubs: dict[str, Any] = {}
+        self._outputs = FrameOutputs(params, transport, self.typestore, self._count,
+                                     self._ratelog)
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
         self._accepting = False
-        self._wants_cdr = bool(getattr(transport, "wants_cdr", False))
-        self._tf_enabled = False
-        self._rectifier = Rectifier()
+        self._camera = CameraInput(self._count, self._ratelog)
         self._frame_id = params.camera_frame or DEFAULT_CAMERA_FRAME
         self._start_mono = time.monotonic()
         self._last_input_mono: float | None = None
@@ -126,17 +120,8 @@ class UnihoiNode:
     def start(self) -> None:
         """Warm the backend up, create publishers, start the worker, subscribe."""
         p, tp = self.params, self.transport
-        out_qos = p.output_qos_profile
         self._warm_up()  # before any endpoint exists: matched endpoints mean "ready"
-        self._pubs = {name: tp.create_publisher(topic, msgtype, out_qos)
-                      for name, topic, msgtype in (
-                          ("depth", "depth/image", M.IMAGE),
-                          ("camera_info", "depth/camera_info", M.CAMERA_INFO),
-                          ("confidence", "confidence/image", M.IMAGE),
-                          ("points", "points", M.POINT_CLOUD2),
-                          ("trajectory", "trajectory", M.PATH),
-                          ("pose", "pose", M.POSE_STAMPED))}
-        self._tf_enabled = p.publish_tf and self._start_tf()
+        self._outputs.create(tf_enabled=p.publish_tf and self._start_tf())
         self._stopping.clear()
         self._worker = threading.Thread(target=self._run, name="unihoi-inference", daemon=True)
         self._worker.start()
@@ -268,18 +253,15 @@ class UnihoiNode:
         rgb = self._decode(frame)
         if rgb is None:
             return
-        info = frame.info
-        if info is not None and has_distortion(info.d):
-            rgb, info = self._undistort(rgb, info)
+        rgb, K = self._camera.prepare(rgb, frame.info)
         self._frame_id = self.params.camera_frame or _header_frame_id(frame.msg)
         with self._lock:
             self._recv_ns[frame.stamp_ns] = frame.recv_ns
             while len(self._recv_ns) > 16:
                 self._recv_ns.popitem(last=False)
         t0 = time.perf_counter()
-        points = self._pubs["points"].subscription_count > 0  # build clouds only for someone
-        outcome = self.reconstructor.feed(frame.stamp_ns, rgb, build_points=points,
-                                          K=self._camera_K(info, rgb.shape[:2]))
+        points = self._outputs.points_wanted  # build clouds only for someone
+        outcome = self.reconstructor.feed(frame.stamp_ns, rgb, K=K, build_points=points)
         self._account(outcome, frame.stamp_ns)
         if outcome.results:
             self._infer_ms.append((time.perf_counter() - t0) * 1e3)
@@ -292,8 +274,7 @@ class UnihoiNode:
             self._count("stream_resets")
             if outcome.reset in _RESET_EVENTS:
                 self._count(_RESET_EVENTS[outcome.reset])
-            if self._path is not None:
-                self._path.clear()
+            self._outputs.path.clear()
             failed = outcome.reset is ResetReason.INFERENCE_ERROR
             self._ratelog(logging.ERROR if failed else logging.WARNING, str(outcome.reset),
                           "frame %d: %s", stamp_ns, outcome.message)
@@ -317,91 +298,9 @@ class UnihoiNode:
                       reason.value.replace("_", " "), text)
         return None
 
-    def _undistort(self, rgb: np.ndarray, info: Any) -> tuple[np.ndarray, Any | None]:
-        """Rectify a frame whose camera_info has distortion (OpenCV, to the same K), or
-        keep it and drop the camera's K (predicted K) where the model cannot be undone."""
-        K = self._camera_K(info, rgb.shape[:2], warn=False)
-        try:
-            out = self._rectifier.rectify(rgb, K, np.asarray(info.d), info.distortion_model)
-        except ConfigError as exc:
-            self._count("distortion_refused")
-            self._ratelog(logging.WARNING, "distortion", "camera_info distortion cannot be "
-                          "undone (%s): the camera's K is not used for these frames (predicted "
-                          "K instead; pixels are not labelled as a pinhole camera)", exc)
-            return rgb, None
-        self._count("rectified_frames")
-        self._ratelog(logging.INFO, "rectify", "input has %s distortion: frames are rectified "
-                      "(OpenCV) before inference; outputs describe the rectified image (D = 0)",
-                      info.distortion_model)
-        return out, info
-
-    def _camera_K(self, info: Any | None, image_hw: tuple[int, int],
-                  warn: bool = True) -> np.ndarray | None:
-        """The camera_info K at the decoded image's size, or None (use the predicted K)."""
-        if info is None:
-            return None
-        K = np.asarray(info.k, np.float64).reshape(3, 3)
-        if not (np.isfinite(K).all() and K[0, 0] > 0 and K[1, 1] > 0):
-            if warn:
-                self._ratelog(logging.WARNING, "bad_camera_info", "camera_info has no valid K "
-                              "(%s): using the predicted intrinsics", K.ravel().tolist())
-            return None
-        info_hw = (int(info.height), int(info.width))
-        if info_hw[0] <= 0 or info_hw[1] <= 0:
-            return K
-        return scale_intrinsics(K, info_hw, tuple(image_hw))
-
     # ------------------------------------------------------------------ publishing
-    def _ser(self, msg: Any, msgtype: str) -> memoryview | None:
-        return self.typestore.serialize_cdr(msg, msgtype) if self._wants_cdr else None
-
     def _publish(self, result: Any, points_built: bool) -> None:
-        """Publish every output of ``result``; one output failing (logged, counted under
-        ``publish_errors``) does not keep the others from being published."""
-        p, ts, frame_id = self.params, self.typestore, self._frame_id
-        T_world_cam = body_world_pose(result.T_world_cam)
-        self._path.append(result.stamp_ns, T_world_cam)
-
-        def send(name: str, msg: Any, msgtype: str) -> None:
-            self._pubs[name].publish(msg, self._ser(msg, msgtype))
-
-        def trajectory() -> None:
-            traj = self._pubs["trajectory"]
-            if traj.subscription_count > 0:
-                if self._wants_cdr:  # bytes only: no message objects for a long path
-                    traj.publish(None, self._path.cdr(result.stamp_ns))
-                else:
-                    traj.publish(self._path.message(result.stamp_ns))
-
-        def points() -> None:
-            if points_built and self._pubs["points"].subscription_count > 0:
-                send("points", M.point_cloud_msg(result, frame_id, ts), M.POINT_CLOUD2)
-
-        def tf() -> None:
-            msg = M.tf_from_result(result, p.world_frame, frame_id, ts)
-            self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
-
-        outputs = {
-            "depth": lambda: send("depth", M.depth_image_msg(result, frame_id, ts), M.IMAGE),
-            "camera_info": lambda: send("camera_info", M.camera_info_from_result(
-                result, frame_id, ts), M.CAMERA_INFO),
-            "confidence": lambda: send("confidence", M.confidence_image_msg(
-                result, frame_id, ts), M.IMAGE),
-            "tf": tf if self._tf_enabled else None,
-            "points": points,
-            "trajectory": trajectory,
-            "pose": lambda: send("pose", M.pose_stamped_msg(
-                T_world_cam, result.stamp_ns, p.world_frame, ts), M.POSE_STAMPED),
-        }
-        for name, output in outputs.items():
-            if output is None:
-                continue
-            try:
-                output()
-            except Exception as exc:  # one output's failure must not skip the others
-                self._count("publish_errors")
-                self._ratelog(logging.ERROR, f"publish_{name}", "publishing %s of frame %d "
-                              "failed: %r", name, result.stamp_ns, exc)
+        self._outputs.publish(result, self._frame_id, points_built)
         now = time.monotonic_ns()
         with self._lock:
             self._counts["published"] += 1
@@ -430,7 +329,7 @@ class UnihoiNode:
         out.update({key: counts.get(key, 0) for key in EVENTS})
         out["mean_inference_ms"] = float(np.mean(self._infer_ms)) if self._infer_ms else None
         out["live_mode"] = self.live
-        out["tf"] = self._tf_enabled
+        out["tf"] = self._outputs.tf_enabled
         return out
 
     def diagnostics_report(self) -> DiagnosticReport:

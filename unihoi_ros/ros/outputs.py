@@ -1,0 +1,111 @@
+"""The node's per-frame outputs: publishers, and one FrameResult turned into messages.
+
+Topics (relative to the node's namespace): ``depth/image``, ``depth/camera_info``,
+``confidence/image``, ``points``, ``trajectory``, ``pose``, and TF on ``/tf``. Each output
+is published on its own: one failing (logged, counted) does not keep the others back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from unihoi_ros.geometry.frames import body_world_pose
+from unihoi_ros.ros import messages as M
+from unihoi_ros.ros.params import NodeParams
+from unihoi_ros.ros.path_serializer import PathSerializer
+from unihoi_ros.ros.ratelog import RateLimitedLog
+from unihoi_ros.ros.transport import Transport
+
+#: Output name -> (topic relative to the namespace, message type).
+OUTPUT_TOPICS = {
+    "depth": ("depth/image", M.IMAGE),
+    "camera_info": ("depth/camera_info", M.CAMERA_INFO),
+    "confidence": ("confidence/image", M.IMAGE),
+    "points": ("points", M.POINT_CLOUD2),
+    "trajectory": ("trajectory", M.PATH),
+    "pose": ("pose", M.POSE_STAMPED),
+}
+
+
+class FrameOutputs:
+    """Publishers of the per-frame outputs on ``transport``.
+
+    Args:
+        params: the node's parameters (frames, QoS, trajectory length).
+        transport: the middleware.
+        typestore: rosbags typestore.
+        count: ``count(key, n)`` for ``publish_errors``.
+        ratelog: rate-limited logger.
+    """
+
+    def __init__(self, params: NodeParams, transport: Transport, typestore: Any,
+                 count: Callable[[str, int], None], ratelog: RateLimitedLog) -> None:
+        self.params, self.transport, self.typestore = params, transport, typestore
+        self._count, self._ratelog = count, ratelog
+        self._wants_cdr = bool(getattr(transport, "wants_cdr", False))
+        self.path = PathSerializer(typestore, params.world_frame, params.trajectory_max_poses)
+        self.pubs: dict[str, Any] = {}
+        self.tf_enabled = False
+
+    def create(self, tf_enabled: bool) -> None:
+        """Create the publishers (``tf_enabled``: TF broadcaster available and wanted)."""
+        qos = self.params.output_qos_profile
+        self.pubs = {name: self.transport.create_publisher(topic, msgtype, qos)
+                     for name, (topic, msgtype) in OUTPUT_TOPICS.items()}
+        self.tf_enabled = tf_enabled
+
+    @property
+    def points_wanted(self) -> bool:
+        """Someone subscribes to ``points`` (clouds are built only then)."""
+        return self.pubs["points"].subscription_count > 0
+
+    def _ser(self, msg: Any, msgtype: str) -> memoryview | None:
+        return self.typestore.serialize_cdr(msg, msgtype) if self._wants_cdr else None
+
+    def publish(self, result: Any, frame_id: str, points_built: bool) -> None:
+        """Publish every output of ``result`` (a FrameResult) with ``frame_id``."""
+        p, ts, stamp = self.params, self.typestore, result.stamp_ns
+        T_world_cam = body_world_pose(result.T_world_cam)
+        self.path.append(stamp, T_world_cam)
+
+        def send(name: str, msg: Any) -> None:
+            self.pubs[name].publish(msg, self._ser(msg, OUTPUT_TOPICS[name][1]))
+
+        def trajectory() -> None:
+            traj = self.pubs["trajectory"]
+            if traj.subscription_count > 0:
+                if self._wants_cdr:  # bytes only: no message objects for a long path
+                    traj.publish(None, self.path.cdr(stamp))
+                else:
+                    traj.publish(self.path.message(stamp))
+
+        def points() -> None:
+            if points_built and self.points_wanted:
+                send("points", M.point_cloud_msg(result, frame_id, ts))
+
+        def tf() -> None:
+            msg = M.tf_from_result(result, p.world_frame, frame_id, ts)
+            self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
+
+        outputs = {
+            "depth": lambda: send("depth", M.depth_image_msg(result, frame_id, ts)),
+            "camera_info": lambda: send("camera_info",
+                                        M.camera_info_from_result(result, frame_id, ts)),
+            "confidence": lambda: send("confidence", M.confidence_image_msg(result, frame_id, ts)),
+            "tf": tf if self.tf_enabled else None,
+            "points": points,
+            "trajectory": trajectory,
+            "pose": lambda: send("pose", M.pose_stamped_msg(T_world_cam, stamp, p.world_frame,
+                                                            ts)),
+        }
+        for name, output in outputs.items():
+            if output is None:
+                continue
+            try:
+                output()
+            except Exception as exc:  # one output's failure must not skip the others
+                self._count("publish_errors", 1)
+                self._ratelog(logging.ERROR, f"publish_{name}", "publishing %s of frame %d "
+                              "failed: %r", name, stamp, exc)
