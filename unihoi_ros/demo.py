@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from unihoi_ros.ros.params import DEFAULT_NAMESPACE
+
 log = logging.getLogger(__name__)
 
-NAMESPACE = "/unihoi"
+NAMESPACE = DEFAULT_NAMESPACE
 RECEIVED_TOPICS = ("depth/image", "depth/camera_info", "confidence/image", "/tf")
 
 

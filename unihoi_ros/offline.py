@@ -31,10 +31,11 @@ from unihoi_ros.io.sources import FrameSource, SourceError
 from unihoi_ros.pipeline.fusion import CloudFuser
 from unihoi_ros.pipeline.reconstructor import Reconstructor
 from unihoi_ros.pipeline.results import FrameResult
+from unihoi_ros.ros.params import DEFAULT_NAMESPACE
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "/unihoi"
+NAMESPACE = DEFAULT_NAMESPACE
 
 
 class OutputExistsError(UnihoiError, FileExistsError):

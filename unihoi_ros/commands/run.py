@@ -31,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 
+from unihoi_ros.ros.params import DEFAULT_NAMESPACE
+
 log = logging.getLogger("unihoi_ros.run")
 
 SUMMARY_PREFIX = "unihoi run summary: "
@@ -51,7 +53,8 @@ def register(sub) -> None:
                         "the namespace)")
     p.add_argument("--compressed", action="store_true",
                    help="subscribe to <input-topic>/compressed (sensor_msgs/CompressedImage)")
-    p.add_argument("--namespace", default="/unihoi", help="node namespace (default /unihoi)")
+    p.add_argument("--namespace", default=DEFAULT_NAMESPACE,
+                   help=f"node namespace (default {DEFAULT_NAMESPACE})")
     p.add_argument("--model", default=None,
                    help="model: path (.safetensors / authors' .ckpt), bundled name, or "
                         "random:<size> (untrained, tests only); default: parameter model")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from unihoi_ros.optional import require
 from unihoi_ros.ros import idl
 from unihoi_ros.ros.messages import get_typestore
+from unihoi_ros.ros.params import DEFAULT_NAMESPACE as PARAMS_DEFAULT_NAMESPACE
 from unihoi_ros.ros.qos import DEFAULT, SENSOR_DATA, QosProfile, qos_profile, to_cyclone_qos
 
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ duration = require("cyclonedds.util").duration
 
 log = logging.getLogger(__name__)
 
-#: Namespace relative names resolve under by default.
-DEFAULT_NAMESPACE = "/unihoi"
+#: Namespace relative names resolve under by default (the node's).
+DEFAULT_NAMESPACE = PARAMS_DEFAULT_NAMESPACE
 #: Prefix ROS 2 puts in front of topic names on DDS ("ROS topic").
 ROS_TOPIC_PREFIX = "rt"
 #: Largest valid ROS_DOMAIN_ID with the default port mapping.

@@ -33,6 +33,8 @@ POSE_SOLVERS = ("pnp", "procrustes")
 
 #: Node name (rclpy) and the name diagnostics are reported under.
 NODE_NAME = "unihoi_node"
+#: Namespace of the node and its topics unless told otherwise (launch, ``unihoi run``).
+DEFAULT_NAMESPACE = "/unihoi"
 #: ROS 2 built-in parameters the node reads but does not declare itself (rclpy does).
 BUILTIN_PARAMS: dict[str, tuple[Any, str]] = {
     "use_sim_time": (False, "use /clock (bag replay); forces live_mode false"),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from unihoi_ros.ros.messages import stamp_to_ns
+from unihoi_ros.ros.params import DEFAULT_NAMESPACE
 from unihoi_ros.ros.qos import QosProfile
 
 Callback = Callable[[Any], None]
@@ -214,7 +215,8 @@ class MemoryTransport(Transport):
 
     name = "memory"
 
-    def __init__(self, namespace: str = "/unihoi", clock_ns: Callable[[], int] = time.time_ns):
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE,
+                 clock_ns: Callable[[], int] = time.time_ns):
         from unihoi_ros.ros.dds import normalize_namespace  # name rules live there
 
         self.namespace = normalize_namespace(namespace)
