@@ -1,7 +1,7 @@
 """Helpers for tests that use Cyclone DDS: loopback only, unique domains, a peer process.
 
 Importing this module sets ``CYCLONEDDS_URI`` to the loopback-only configuration
-(DESIGN.md §3) in this process, so import it before anything creates a participant.
+(docs/conventions.md) in this process, so import it before anything creates a participant.
 :func:`spawn_image_publisher` starts a second Python process with the same configuration
 that publishes deterministic Image messages (:func:`expected_image`) on a ROS topic.
 """

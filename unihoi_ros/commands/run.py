@@ -8,7 +8,7 @@ Examples::
 
 Parameters are the node's (``config/egocentric.yaml``): defaults from that file, then each
 ``--params`` file, then the flags, then ``-p NAME=VALUE``. Topic names are the ROS names of
-DESIGN.md §3 under ``--namespace`` (default ``/unihoi``). Cyclone DDS uses its defaults or
+docs/conventions.md under ``--namespace`` (default ``/unihoi``). Cyclone DDS uses its defaults or
 the user's ``CYCLONEDDS_URI``, plus one compatibility setting so that ROS 2 Kilted's Fast
 DDS 3 peers exchange data (``--no-fastdds-compat`` leaves it out); the network settings
 are never changed.

@@ -18,7 +18,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-#: The exact configuration of DESIGN.md §3 (one line, as it is passed in the environment).
+#: The loopback configuration (docs/conventions.md; one line, as it is passed in the environment).
 LOOPBACK_CYCLONEDDS_URI = (
     '<CycloneDDS><Domain Id="any"><General><Interfaces><NetworkInterface name="lo"/>'
     "</Interfaces><AllowMulticast>false</AllowMulticast></General><Discovery>"

@@ -1,7 +1,7 @@
 """ROS-style QoS profiles as string parameters, mapped to Cyclone DDS and rosbag2.
 
 Parameters name a profile (``SENSOR_DATA``, ``DEFAULT``, ``SYSTEM_DEFAULT``) plus an optional
-depth, as Isaac ROS does (DESIGN.md §3). Subscriptions default to ``SENSOR_DATA`` (best
+depth, as Isaac ROS does (docs/conventions.md). Subscriptions default to ``SENSOR_DATA`` (best
 effort matches reliable and best-effort publishers, ``ros2 bag play`` included); publishers
 default to ``DEFAULT`` (reliable) so ``ros2 bag record`` and RViz match.
 
