@@ -147,11 +147,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-model", action="store_true", help="skip the bundled model")
+    ap.add_argument("--cost-only", action="store_true", help="measure the cost only")
     ap.add_argument("--json", type=Path, default=Path("bench/results/tracks.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     model = None if args.no_model else load_backend("unihoi-tiny", "torch", "cpu")
+    if args.cost_only:
+        out = {"threads": args.threads, "machine": platform.machine(), "cost": cost(args, model)}
+        path = args.json.with_name(args.json.stem + "_cost.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2))
+        print(f"wrote {path}")
+        return
     acc = accuracy(args, model)
     summ = summary(acc)
     print("\nmean over clips: fraction of visible points within d (tracker / no tracking)")
