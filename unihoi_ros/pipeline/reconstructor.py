@@ -37,7 +37,7 @@ from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigi
 from unihoi_ros.pipeline.config import ReconstructorConfig
 from unihoi_ros.pipeline.outcome import TIME_JUMP_NS, DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
-from unihoi_ros.pipeline.results import FrameResult
+from unihoi_ros.pipeline.results import FrameResult, ResultFlag
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
 from unihoi_ros.pipeline.stats import StreamStats
 
@@ -283,13 +283,13 @@ class Reconstructor:
         with self._stats.time("poses"):
             T_win, rel_ok = self._window_poses(pred, flows, repeated)
             T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
-        flags_common = ("warmup",) if len(self._buffer) < cfg.window else ()
+        flags_common = (ResultFlag.WARMUP,) if len(self._buffer) < cfg.window else ()
         results = []
         for j in range(cfg.window - new_count, cfg.window):
             slot = slots[j]
             T_world = T_align @ T_win[j]
             pose_ok = bool(rel_ok[: j + 1].all()) and align_ok
-            flags = flags_common + (() if pose_ok else ("pose_degenerate",))
+            flags = flags_common + (() if pose_ok else (ResultFlag.POSE_DEGENERATE,))
             if not pose_ok:
                 self._stats.counts["pose_degenerate"] += 1
             slot.depth = pred.depth[j]

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+class ResultFlag(str, enum.Enum):
+    """Notes on a :class:`FrameResult` (compare equal to their string values)."""
+
+    #: reconstructed from a window still padded with the stream's first frame
+    WARMUP = "warmup"
+    #: the pose solve failed; the previous pose was kept
+    POSE_DEGENERATE = "pose_degenerate"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -23,7 +36,7 @@ class FrameResult:
             confidence-filtered; may be empty).
         colors: ``(M, 3)`` uint8 RGB of ``points``.
         pose_ok: False when the pose solve was degenerate and the last pose was kept.
-        flags: free-form notes for diagnostics (e.g. ``"warmup"``, ``"pose_degenerate"``).
+        flags: :class:`ResultFlag` notes for diagnostics (``"warmup"``, ``"pose_degenerate"``).
     """
 
     stamp_ns: int
@@ -35,7 +48,7 @@ class FrameResult:
     points: np.ndarray
     colors: np.ndarray
     pose_ok: bool = True
-    flags: tuple[str, ...] = field(default_factory=tuple)
+    flags: tuple[ResultFlag, ...] = field(default_factory=tuple)
 
     @property
     def height(self) -> int:
