@@ -10,7 +10,9 @@ from unihoi_ros.geometry.camera import (
     denormalize_intrinsics,
     normalize_intrinsics,
     pixel_grid,
+    pixel_to_grid,
     project,
+    scale_intrinsics,
     transform_points,
     unproject,
     unproject_pixels,
@@ -121,3 +123,36 @@ def test_unproject_project_are_differentiable():
     uv, z = project(unproject(depth, K) * 1.1, K)
     (uv.sum() + z.sum()).backward()
     assert np.isfinite(depth.grad.numpy()).all() and np.isfinite(K.grad.numpy()).all()
+
+
+def test_pixel_to_grid_samples_pixel_centres_with_align_corners_false():
+    h, w = 5, 7
+    img = torch.arange(h * w, dtype=F64).reshape(1, 1, h, w)
+    uv = pixel_grid(h, w, dtype=F64)
+    grid = torch.stack((pixel_to_grid(uv[..., 0], w), pixel_to_grid(uv[..., 1], h)), dim=-1)
+    out = torch.nn.functional.grid_sample(img, grid[None], mode="bilinear",
+                                          align_corners=False)
+    torch.testing.assert_close(out, img)  # every pixel centre samples itself
+    assert pixel_to_grid(torch.tensor(-0.5), w).item() == -1.0  # outer edges are +-1
+    assert pixel_to_grid(torch.tensor(w - 0.5), w).item() == pytest.approx(1.0)
+    shift = torch.full((h, w), 0.25, dtype=F64)
+    expected = (uv[..., 0] + 0.5 + shift) * (2.0 / w) - 1.0
+    assert torch.equal(pixel_to_grid(uv[..., 0], w, shift), expected)
+
+
+def test_scale_intrinsics_keeps_pixel_centres_and_matches_normalisation():
+    K = np.array([[300.0, 0.5, 160.5], [0.0, 310.0, 119.0], [0.0, 0.0, 1.0]])
+    half = scale_intrinsics(K, (240, 320), (120, 160))
+    assert half[0, 2] == (160.5 + 0.5) / 2 - 0.5 and half[1, 2] == (119.0 + 0.5) / 2 - 0.5
+    assert half[0, 0] == 150.0 and half[1, 1] == 155.0 and half[0, 1] == 0.25
+    np.testing.assert_array_equal(half[2], [0.0, 0.0, 1.0])
+    # Pixel centre -> pixel centre: the centre of the 2x2 block (0..1) is the new pixel 0.
+    np.testing.assert_allclose(scale_intrinsics(half, (120, 160), (240, 320)), K, atol=1e-12)
+    same = scale_intrinsics(K, (240, 320), (240, 320))
+    np.testing.assert_array_equal(same, K)
+    assert same is not K and same.dtype == np.float64
+    for to_hw in ((120, 160), (97, 131), (480, 640)):
+        via_torch = denormalize_intrinsics(
+            normalize_intrinsics(torch.from_numpy(K), 240, 320, pixel_offset=0.5),
+            *to_hw, pixel_offset=0.5).numpy()
+        np.testing.assert_array_equal(scale_intrinsics(K, (240, 320), to_hw), via_torch)

@@ -13,6 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from unihoi_ros.geometry.poses import (
     chain_relative,
+    chain_relative_np,
     compose,
     invert_se3,
     matrix_from_quaternion,
@@ -78,6 +79,20 @@ def test_chain_relative_rebuilds_trajectory_from_frame_zero():
     torch.testing.assert_close(chained, relative_pose(T[:, :1], T))
     single = chain_relative(rel[:, :0])
     assert single.shape == (2, 1, 4, 4)
+
+
+def test_chain_relative_np_is_the_numpy_twin():
+    T = _poses(6, 2, 7)
+    rel = relative_pose(T[:, :-1], T[:, 1:])
+    chained = chain_relative_np(rel.numpy())
+    assert isinstance(chained, np.ndarray) and chained.shape == (2, 7, 4, 4)
+    np.testing.assert_allclose(chained, chain_relative(rel).numpy(), rtol=0, atol=1e-12)
+    # The loop the streaming reconstructor writes: T_0 = I, T_{k+1} = T_k @ rel_k.
+    loop = [np.eye(4)]
+    for r in rel[0].numpy():
+        loop.append(loop[-1] @ r)
+    np.testing.assert_array_equal(chain_relative_np(rel[0].numpy()), np.stack(loop))
+    assert chain_relative_np(np.zeros((0, 4, 4))).shape == (1, 4, 4)
 
 
 def test_sim3_matrix():

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from unihoi_ros.geometry import metrics
+from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.io.ground_truth import GroundTruth
 from unihoi_ros.io.predictions import Predictions
 from unihoi_ros.pipeline.points import unproject_pixels
@@ -41,11 +42,6 @@ def _resize_depth(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if depth.shape == shape:
         return depth
     return cv2.resize(depth, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-
-
-def _scale_K(K: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
-    S = np.diag([dst[1] / src[1], dst[0] / src[0], 1.0])
-    return S @ K
 
 
 def _strided_K(K: np.ndarray, stride: int) -> np.ndarray:
@@ -133,7 +129,7 @@ def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: in
         out["baseline_constant_depth"] = metrics.depth_metrics(const, gd)
         if gt_T is not None and gt.K is not None:
             # Pixel columns are compared, so rows/cols index the stride grid consistently.
-            pK = np.stack([_scale_K(pred.K[i], pred.depth.shape[1:], shape) for i in ip])
+            pK = np.stack([scale_intrinsics(pred.K[i], pred.depth.shape[1:], shape) for i in ip])
             gK = np.repeat(gt.K[None], len(ig), axis=0)
             P, G = corresponding_clouds(pd, _strided_K(pK, cloud_stride), est,
                                         gd, _strided_K(gK, cloud_stride), gt_T, cloud_stride)

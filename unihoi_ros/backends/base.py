@@ -13,6 +13,27 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from unihoi_ros.errors import ConfigError
+from unihoi_ros.options import Precision, parse, values
+
+
+def torch_dtype(precision: str):
+    """Torch compute dtype of a precision name: ``None`` for ``fp32`` (the network's own
+    float32), ``torch.float16`` for ``fp16``, ``torch.bfloat16`` for ``bf16``.
+
+    Raises:
+        ConfigError: not one of :class:`unihoi_ros.options.Precision`'s values.
+    """
+    member = parse(Precision, precision)
+    if member is None:
+        raise ConfigError(f"precision must be {', '.join(values(Precision)[:-1])} or "
+                          f"{values(Precision)[-1]}, got {precision!r}")
+    if member is Precision.FP32:
+        return None
+    import torch
+
+    return torch.float16 if member is Precision.FP16 else torch.bfloat16
+
 
 @dataclass
 class WindowPrediction:

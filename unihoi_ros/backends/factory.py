@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from unihoi_ros.backends.base import Backend
+from unihoi_ros.backends.base import Backend, torch_dtype
 from unihoi_ros.errors import ConfigError, ModelError, ModelNotFoundError, one_line
+from unihoi_ros.options import BackendName, parse
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,13 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def _dtype(precision: str, device: str):
-    import torch
-
+    """:func:`~unihoi_ros.backends.base.torch_dtype` of ``precision`` (None for fp32),
+    checked against ``device`` (reduced precision needs CUDA)."""
     precision = (precision or "fp32").lower()
-    if precision == "fp32":
-        return None
-    if precision not in ("fp16", "bf16"):
-        raise ConfigError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
-    if not device.startswith("cuda"):
+    dtype = torch_dtype(precision)
+    if dtype is not None and not device.startswith("cuda"):
         raise ConfigError(f"precision {precision} needs a CUDA device (got {device}); use fp32")
-    return torch.float16 if precision == "fp16" else torch.bfloat16
+    return dtype
 
 
 def load_network(model: str):
@@ -178,7 +176,7 @@ def load_backend(
     from unihoi_ros.backends.select import BACKENDS, select_backend
 
     name = (backend or "auto").strip().lower()
-    if name not in BACKENDS:
+    if parse(BackendName, name) is None:
         raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     dev = resolve_device(device)
     _dtype(precision, dev)  # validates the precision for the device

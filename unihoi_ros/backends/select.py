@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unihoi_ros.backends.base import torch_dtype
 from unihoi_ros.errors import BackendError, ConfigError
+from unihoi_ros.options import BackendName, parse, values
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+#: Accepted backend names: the values of :class:`unihoi_ros.options.BackendName`.
+BACKENDS = values(BackendName)
 
 
 @dataclass
@@ -42,12 +45,6 @@ def _ort_providers() -> set[str]:
     except ImportError:
         return set()
     return set(onnxruntime.get_available_providers())
-
-
-def _torch_dtype(precision: str):
-    import torch
-
-    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 def candidates(model, onnx_path, engine_path, device: str, precision: str,
@@ -82,7 +79,7 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
     def torch_on(dev):
         from unihoi_ros.backends.torch_backend import TorchBackend
 
-        return lambda: TorchBackend(model, dev, _torch_dtype(precision) if dev != "cpu" else None)
+        return lambda: TorchBackend(model, dev, torch_dtype(precision) if dev != "cpu" else None)
 
     engine_ok = engine_path is not None and (Path(engine_path).exists() or onnx_ok)
     return [
@@ -121,7 +118,7 @@ def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
         force_engine_update: if TensorRT is chosen, rebuild its engine from ``onnx_path``
             even when it exists.
     """
-    if name_or_auto not in BACKENDS:
+    if parse(BackendName, name_or_auto) is None:
         raise ConfigError(f"unknown backend {name_or_auto!r}; choose from {BACKENDS}")
     if force_engine_update and engine_path and not onnx_path:
         raise ConfigError("force_engine_update needs onnx_file_path to rebuild from")

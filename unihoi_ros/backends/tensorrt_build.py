@@ -19,10 +19,12 @@ from unihoi_ros.backends.engine_record import (
     record_path,
 )
 from unihoi_ros.optional import require
+from unihoi_ros.options import Precision, parse, values
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: Engine precisions: the values of :class:`unihoi_ros.options.Precision`.
+PRECISIONS = values(Precision)
 
 
 def onnx_metadata(onnx_path: Path) -> tuple[dict, list[int]]:
@@ -41,7 +43,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
     """Build (or reuse) ``engine_path`` from ``onnx_path``; return its record."""
     from unihoi_ros.backends.tensorrt_backend import runtime_info
 
-    if precision not in PRECISIONS:
+    if parse(Precision, precision) is None:
         raise ValueError(f"precision must be one of {PRECISIONS}")
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     config, size = onnx_metadata(onnx_path)

@@ -1,6 +1,7 @@
 """Pure geometry on torch tensors: camera model, Procrustes fits, poses and metrics.
 
-Imports nothing else of the package. Conventions: OpenCV optical axes (x right, y down,
+Imports nothing else of the package but the torch-free option enums
+(:mod:`unihoi_ros.options`). Conventions: OpenCV optical axes (x right, y down,
 z forward), z-depth in metres, pixel centres at integer ``(u, v) = (column, row)``,
 camera-to-world poses as ``(..., 4, 4)`` matrices, quaternions ``(x, y, z, w)``.
 """
@@ -11,7 +12,9 @@ from .camera import (
     denormalize_intrinsics,
     normalize_intrinsics,
     pixel_grid,
+    pixel_to_grid,
     project,
+    scale_intrinsics,
     transform_points,
     unproject,
     unproject_pixels,
@@ -34,6 +37,7 @@ from .metrics import (
 )
 from .poses import (
     chain_relative,
+    chain_relative_np,
     compose,
     invert_se3,
     matrix_from_quaternion,
@@ -51,6 +55,7 @@ __all__ = [
     "align_trajectory",
     "ate",
     "chain_relative",
+    "chain_relative_np",
     "chamfer_distance",
     "compose",
     "delta1",
@@ -62,6 +67,7 @@ __all__ = [
     "nearest_distances",
     "normalize_intrinsics",
     "pixel_grid",
+    "pixel_to_grid",
     "pointcloud_metrics",
     "project",
     "quaternion_from_matrix",
@@ -69,6 +75,7 @@ __all__ = [
     "rmse",
     "rotation_angle",
     "rpe",
+    "scale_intrinsics",
     "se3_from_rt",
     "sim3_matrix",
     "trajectory_metrics",

@@ -9,12 +9,18 @@ Conventions (shared by the whole package):
 - ``K`` is the 3x3 pinhole matrix in pixels ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
   (skew ``s`` is honoured, usually 0).
 
-All functions are pure, differentiable, batched over leading dimensions ``...`` (torch
-broadcasting rules) and keep the input dtype (float32 or float64).
+- ``grid_sample`` coordinates: :func:`pixel_to_grid` maps pixel coordinates to the
+  ``[-1, 1]`` units of ``F.grid_sample(..., align_corners=False)``, where -1 and 1 are the
+  outer *edges* of the image, so pixel centre ``c`` sits at ``(2c + 1) / size - 1``.
+
+All torch functions are pure, differentiable, batched over leading dimensions ``...``
+(torch broadcasting rules) and keep the input dtype (float32 or float64).
+:func:`scale_intrinsics` is plain numpy.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,7 +28,9 @@ __all__ = [
     "denormalize_intrinsics",
     "normalize_intrinsics",
     "pixel_grid",
+    "pixel_to_grid",
     "project",
+    "scale_intrinsics",
     "transform_points",
     "unproject",
     "unproject_pixels",
@@ -52,6 +60,59 @@ def pixel_grid(
     u = torch.arange(width, dtype=dtype, device=device)
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     return torch.stack([uu, vv], dim=-1)
+
+
+def pixel_to_grid(coord: Tensor, size: int, offset: Tensor | None = None) -> Tensor:
+    """Pixel coordinates along one image axis to ``grid_sample`` units.
+
+    For ``F.grid_sample(..., align_corners=False)``: -1 and 1 are the outer edges of the
+    ``size`` pixels, so the centre of pixel ``c`` (at integer ``c`` in the package's
+    convention) maps to ``(c + 0.5) * 2 / size - 1``. With ``align_corners=True`` the
+    corners would be the outer pixel *centres* instead; that convention is not used here.
+
+    Args:
+        coord: ``(...)`` pixel coordinates (u along the width, v along the height), pixels.
+        size: the image's extent along that axis (W for u, H for v), pixels.
+        offset: optional ``(...)`` displacement added to the pixel centre before the
+            mapping (e.g. a flow component), pixels; computed as ``(coord + 0.5) +
+            offset`` so that the rounding matches adding it to the shifted centre.
+
+    Returns:
+        ``(...)`` normalised coordinates (broadcast of ``coord`` and ``offset``), unitless.
+    """
+    centre = coord + 0.5
+    if offset is not None:
+        centre = centre + offset
+    return centre * (2.0 / size) - 1.0
+
+
+def scale_intrinsics(
+    K: np.ndarray, from_hw: tuple[int, int], to_hw: tuple[int, int]
+) -> np.ndarray:
+    """``(3, 3)`` intrinsics of an image of size ``from_hw`` resized to ``to_hw`` (numpy).
+
+    Pixel centres stay pixel centres, as when the image is resized with OpenCV's area /
+    bilinear interpolation: ``c' = (c + 0.5) * s - 0.5`` for the principal point and
+    ``f' = f * s`` for the focal lengths (skew scales with the width), where
+    ``s = to / from`` per axis. Equal to ``denormalize_intrinsics(normalize_intrinsics(K,
+    *from_hw, pixel_offset=0.5), *to_hw, pixel_offset=0.5)`` to the bit.
+
+    Args:
+        K: ``(3, 3)`` intrinsics in pixels of the ``from_hw`` image.
+        from_hw: ``(height, width)`` of the image ``K`` belongs to, pixels.
+        to_hw: ``(height, width)`` of the resized image, pixels.
+
+    Returns:
+        ``(3, 3)`` float64 intrinsics in pixels of the ``to_hw`` image (a copy of ``K`` when
+        the sizes are equal).
+    """
+    k = np.array(K, dtype=np.float64)
+    if tuple(from_hw) == tuple(to_hw):
+        return k
+    row2 = k[2]
+    row0 = (k[0] + 0.5 * row2) / float(from_hw[1]) * float(to_hw[1]) - 0.5 * row2
+    row1 = (k[1] + 0.5 * row2) / float(from_hw[0]) * float(to_hw[0]) - 0.5 * row2
+    return np.stack([row0, row1, row2])
 
 
 def _k_entries(K: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

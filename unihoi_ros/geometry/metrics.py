@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from unihoi_ros.options import Alignment, parse
+
 from .poses import invert_se3, rotation_angle, se3_from_rt
 from .procrustes import weighted_rigid, weighted_sim3
 
@@ -201,11 +203,12 @@ def _align(est: Tensor, gt: Tensor, mode: str) -> tuple[Tensor, float, bool]:
     """Aligned copy of ``est``, the scale and the fit's ok flag."""
     if est.shape != gt.shape:
         raise ValueError(f"est {tuple(est.shape)} and gt {tuple(gt.shape)} differ in shape")
-    if mode == "none":
-        return est.clone(), 1.0, True
-    if mode not in ("sim3", "se3"):
+    align = parse(Alignment, mode)
+    if align is None:
         raise ValueError(f"align must be 'sim3', 'se3' or 'none', got {mode!r}")
-    R, t, s, ok = umeyama(est[:, :3, 3], gt[:, :3, 3], with_scale=mode == "sim3")
+    if align is Alignment.NONE:
+        return est.clone(), 1.0, True
+    R, t, s, ok = umeyama(est[:, :3, 3], gt[:, :3, 3], with_scale=align is Alignment.SIM3)
     if not ok:
         # All estimated positions coincide (e.g. an identity-pose baseline): rotation and
         # scale change nothing, so the least-squares alignment is the centroid shift.

@@ -13,18 +13,22 @@ Conventions:
 - A Sim(3) transform is stored as an SE(3) ``T`` plus a scale ``s``: ``p' = s R p + t``
   (see :func:`sim3_matrix` for the single 4x4 form ``[[s R, t], [0, 1]]``).
 
-All functions are pure, differentiable, batched over ``...`` and keep the input dtype.
+All functions are pure, differentiable, batched over ``...`` and keep the input dtype
+(:func:`chain_relative_np`, the numpy twin of :func:`chain_relative`, is not
+differentiable).
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
     "chain_relative",
+    "chain_relative_np",
     "compose",
     "invert_se3",
     "matrix_from_quaternion",
@@ -123,6 +127,22 @@ def chain_relative(rel: Tensor) -> Tensor:
     for k in range(rel.shape[-3]):
         poses.append(poses[-1] @ rel[..., k, :, :])
     return torch.stack(poses, dim=-3)
+
+
+def chain_relative_np(rel: np.ndarray) -> np.ndarray:
+    """Numpy twin of :func:`chain_relative` (same products, same order).
+
+    Args:
+        rel: ``(..., N-1, 4, 4)`` array; ``rel[..., k]`` is frame k+1's pose in frame k.
+
+    Returns:
+        ``(..., N, 4, 4)`` float64 poses in frame 0: ``T_0 = I``, ``T_{k+1} = T_k @ rel_k``.
+    """
+    rel = np.asarray(rel)
+    poses = [np.broadcast_to(np.eye(4), (*rel.shape[:-3], 4, 4))]
+    for k in range(rel.shape[-3]):
+        poses.append(poses[-1] @ rel[..., k, :, :])
+    return np.stack(poses, axis=-3)
 
 
 def matrix_from_quaternion(q: Tensor) -> Tensor:

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .camera import unproject
+from .camera import pixel_to_grid, unproject
+from .poses import chain_relative
 from .procrustes import weighted_rigid
 
 
@@ -35,12 +36,8 @@ def sample_indices(height: int, width: int, num_points: int | None, device=None)
 
 
 def relative_poses(
-    depth: Tensor,
-    K: Tensor,
-    flows_bwd: Tensor,
-    confidence: Tensor,
-    num_points: int | None = 1000,
-    threshold: float | None = None,
+    depth: Tensor, K: Tensor, flows_bwd: Tensor, confidence: Tensor,
+    num_points: int | None = 1000, threshold: float | None = None,
 ) -> Tensor:
     """Transforms ``(B, F-1, 4, 4)`` mapping frame t's camera points into frame t-1's.
 
@@ -62,10 +59,9 @@ def relative_poses(
     flow = flows_bwd.permute(0, 1, 3, 4, 2).reshape(b, f - 1, h * w, 2)[:, :, idx]
     u = (idx % w).to(depth.dtype)
     v = torch.div(idx, w, rounding_mode="floor").to(depth.dtype)
-    # Pixel coordinates -> grid_sample units (align_corners=False: centre of pixel c at
-    # (2c + 1) / W - 1).
-    gx = (u + 0.5 + flow[..., 0]) * (2.0 / w) - 1.0
-    gy = (v + 0.5 + flow[..., 1]) * (2.0 / h) - 1.0
+    # Pixel coordinates -> grid_sample units (align_corners=False).
+    gx = pixel_to_grid(u, w, flow[..., 0])
+    gy = pixel_to_grid(v, h, flow[..., 1])
     grid = torch.stack((gx, gy), dim=-1).reshape(b * (f - 1), -1, 1, 2)
     earlier_maps = points[:, :-1].permute(0, 1, 4, 2, 3).reshape(b * (f - 1), 3, h, w)
     earlier = F.grid_sample(earlier_maps, grid, mode="bilinear", padding_mode="border",
@@ -78,28 +74,14 @@ def relative_poses(
     return weighted_rigid(later, earlier, weights)
 
 
-def chain_poses(relative: Tensor) -> Tensor:
-    """Camera-to-world poses ``(B, F, 4, 4)`` from ``relative (B, F-1, 4, 4)`` (t -> t-1),
-    frame 0 = identity: ``P_t = P_{t-1} @ relative_t``."""
-    b, n = relative.shape[:2]
-    pose = torch.eye(4, dtype=relative.dtype, device=relative.device).expand(b, 4, 4)
-    out = [pose]
-    for i in range(n):
-        pose = pose @ relative[:, i]
-        out.append(pose)
-    return torch.stack(out, dim=1)
-
-
 def poses_from_window(
-    depth: Tensor,
-    K: Tensor,
-    flows_bwd: Tensor,
-    confidence: Tensor,
-    num_points: int | None = 1000,
-    threshold: float | None = None,
+    depth: Tensor, K: Tensor, flows_bwd: Tensor, confidence: Tensor,
+    num_points: int | None = 1000, threshold: float | None = None,
 ) -> Tensor:
     """Camera-to-world poses ``(B, F, 4, 4)`` of a window, frame 0 = identity.
 
+    The relative poses of :func:`relative_poses` (t -> t-1) chained by
+    :func:`~unihoi_ros.geometry.poses.chain_relative` (``P_t = P_{t-1} @ relative_t``).
     Arguments as in :func:`relative_poses`; units metres and pixels.
     """
-    return chain_poses(relative_poses(depth, K, flows_bwd, confidence, num_points, threshold))
+    return chain_relative(relative_poses(depth, K, flows_bwd, confidence, num_points, threshold))

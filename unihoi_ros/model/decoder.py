@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .layers import LayerScale
 from .linear import Linear
 from .resample import resize2d
 
@@ -47,17 +48,6 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj2(self.act(self.proj1(self.norm(x))))
-
-
-class LayerScale(nn.Module):
-    """Per-channel scale ``gamma``."""
-
-    def __init__(self, dim: int, init: float = 1.0) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), init))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gamma
 
 
 class AttentionBlock(nn.Module):

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unihoi_ros.geometry.camera import pixel_to_grid
+
 from .confidence import dense_confidence, make_confidence_mlp
 from .config import ModelConfig, get_config
 from .decoder import PixelDecoder
@@ -262,10 +264,11 @@ class UniHOI(nn.Module):
 
 def flow_grid(flows_bwd: Tensor) -> Tensor:
     """``grid_sample`` grid ``(B, F-1, H, W, 2)`` of where each pixel of frame t lands in
-    frame t-1: pixel centre ``(u + 0.5, v + 0.5)`` plus the flow, mapped to [-1, 1]."""
+    frame t-1: pixel ``(u, v)`` plus the flow, mapped to [-1, 1] by
+    :func:`unihoi_ros.geometry.camera.pixel_to_grid` (``align_corners=False``)."""
     _, _, _, hgt, wid = flows_bwd.shape
-    u = torch.arange(wid, dtype=flows_bwd.dtype, device=flows_bwd.device) + 0.5
-    v = torch.arange(hgt, dtype=flows_bwd.dtype, device=flows_bwd.device) + 0.5
-    gx = (u.view(1, 1, 1, wid) + flows_bwd[:, :, 0]) * (2.0 / wid) - 1.0
-    gy = (v.view(1, 1, hgt, 1) + flows_bwd[:, :, 1]) * (2.0 / hgt) - 1.0
+    u = torch.arange(wid, dtype=flows_bwd.dtype, device=flows_bwd.device)
+    v = torch.arange(hgt, dtype=flows_bwd.dtype, device=flows_bwd.device)
+    gx = pixel_to_grid(u.view(1, 1, 1, wid), wid, flows_bwd[:, :, 0])
+    gy = pixel_to_grid(v.view(1, 1, hgt, 1), hgt, flows_bwd[:, :, 1])
     return torch.stack((gx, gy), dim=-1)

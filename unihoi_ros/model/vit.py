@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .layers import LayerScale
 from .linear import Linear
 
 
@@ -66,17 +67,6 @@ class Mlp(nn.Module):
         # Inference: GELU in place on the (tokens, 4D) hidden layer, the largest activation
         # of the encoder, instead of allocating a second one (same numbers).
         return self.fc2(torch.ops.aten.gelu_(h))
-
-
-class LayerScale(nn.Module):
-    """Per-channel scale ``gamma`` (DINOv2 LayerScale)."""
-
-    def __init__(self, dim: int, init: float = 1.0) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), init))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gamma
 
 
 class Block(nn.Module):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Relative-pose solvers of the streaming pipeline (see :attr:`ReconstructorConfig.pose_solver`).
-POSE_SOLVERS = ("pnp", "procrustes")
+from unihoi_ros.options import PoseSolver, parse, values
+
+#: Relative-pose solvers of the streaming pipeline (see :attr:`ReconstructorConfig.pose_solver`),
+#: the values of :class:`unihoi_ros.options.PoseSolver`.
+POSE_SOLVERS = values(PoseSolver)
 
 
 @dataclass
@@ -49,7 +52,7 @@ class ReconstructorConfig:
     min_confidence: float = 0.5
     confidence_erosion_px: int = 6
     edge_tolerance: float = 0.05
-    pose_solver: str = "pnp"
+    pose_solver: str = PoseSolver.PNP.value
     pnp_inlier_px: float = 1.0
     robust_iterations: int = 1
     process_size: tuple[int, int] | None = None
@@ -64,7 +67,7 @@ class ReconstructorConfig:
             raise ValueError(f"window must be >= 2 frames, got {self.window}")
         if not 1 <= self.stride <= self.window - 1:
             raise ValueError(f"stride must be in 1..{self.window - 1}, got {self.stride}")
-        if self.pose_solver not in POSE_SOLVERS:
+        if parse(PoseSolver, self.pose_solver) is None:
             raise ValueError(f"pose_solver must be one of {POSE_SOLVERS}, got "
                              f"{self.pose_solver!r}")
         if not self.pnp_inlier_px > 0:

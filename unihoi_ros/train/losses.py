@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unihoi_ros.geometry.camera import pixel_grid
+from unihoi_ros.geometry.camera import pixel_grid, pixel_to_grid
 from unihoi_ros.geometry.poses import invert_se3
 from unihoi_ros.geometry.procrustes import weighted_sim3
 
@@ -57,8 +57,8 @@ def sample_at(maps: Tensor, uv: Tensor, padding_mode: str = "border") -> Tensor:
     Pixel centres at integer coordinates (``align_corners=False`` with a half-pixel shift).
     """
     h, w = maps.shape[-2:]
-    gx = (uv[..., 0] + 0.5) * (2.0 / w) - 1.0
-    gy = (uv[..., 1] + 0.5) * (2.0 / h) - 1.0
+    gx = pixel_to_grid(uv[..., 0], w)
+    gy = pixel_to_grid(uv[..., 1], h)
     grid = torch.stack((gx, gy), dim=-1)[:, :, None]  # (N, P, 1, 2)
     out = F.grid_sample(maps, grid.to(maps.dtype), mode="bilinear", padding_mode=padding_mode,
                         align_corners=False)

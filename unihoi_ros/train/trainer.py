@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unihoi_ros.geometry import metrics
+
 from . import ddp
 from .config import dump_config, load_config
 from .dataset import (
@@ -125,7 +127,11 @@ def build_model(cfg: dict, dtype: torch.dtype, device: torch.device) -> torch.nn
 def evaluate_cache(model, cache: ClipCache, weights: dict, dtype, device, num_pose_points: int,
                    max_samples: int) -> dict[str, float]:
     """Mean losses and (with ground truth) metric depth abs_rel / delta1 of held-out
-    samples, one sample at a time."""
+    samples, one sample at a time.
+
+    The depth metrics are :func:`unihoi_ros.geometry.metrics.depth_metrics` (float64, over
+    pixels with finite positive ground truth and a finite prediction; NaN when none).
+    """
     from .objective import _clips
 
     was_training = model.training
@@ -139,12 +145,9 @@ def evaluate_cache(model, cache: ClipCache, weights: dict, dtype, device, num_po
             sums[k] = sums.get(k, 0.0) + float(v.mean())
         if "gt_depth" in batch:
             out = model(_clips(batch["rgb"]), _clips(batch["flow_bwd"]).permute(0, 1, 4, 2, 3))
-            gt = _clips(batch["gt_depth"])
-            ok = torch.isfinite(gt) & (gt > 0)
-            p, g = out.depth[ok], gt[ok]
-            sums["abs_rel"] = sums.get("abs_rel", 0.0) + float(((p - g).abs() / g).mean())
-            ratio = torch.maximum(p / g, g / p)
-            sums["delta1"] = sums.get("delta1", 0.0) + float((ratio < 1.25).to(p).mean())
+            depth = metrics.depth_metrics(out.depth, _clips(batch["gt_depth"]))
+            for name in ("abs_rel", "delta1"):
+                sums[name] = sums.get(name, 0.0) + depth[name]
     model.train(was_training)
     return {k: v / max(n, 1) for k, v in sums.items()}
 
