@@ -73,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
                 "fields": [[f.name, int(f.datatype), int(f.offset)] for f in m.fields],
                 "points": int(m.width) * int(m.height), "point_step": m.point_step}
 
+    def tracks_rec(m):
+        rec = cloud_rec(m)
+        fields = {f.name: (int(f.offset), int(f.datatype)) for f in m.fields}
+        data = np.frombuffer(bytes(m.data), np.uint8).reshape(-1, int(m.point_step))
+        off = fields["id"][0]
+        rec["ids"] = data[:, off:off + 4].copy().view("<u4").ravel().tolist()
+        rec["dynamic"] = int(data[:, fields["dynamic"][0]].sum())
+        return rec
+
     def path_rec(m):
         return {"stamp": stamp(m), "frame_id": m.header.frame_id, "poses": len(m.poses),
                 "last_stamp": stamp(m.poses[-1]) if m.poses else None}
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "camera_info": (CameraInfo, f"{ns}/depth/camera_info", info_rec),
         "confidence": (Image, f"{ns}/confidence/image", image_rec),
         "points": (PointCloud2, f"{ns}/points", cloud_rec),
+        "tracks": (PointCloud2, f"{ns}/tracks", tracks_rec),
         "trajectory": (Path, f"{ns}/trajectory", path_rec),
         "diagnostics": (DiagnosticArray, "/diagnostics", diag_rec),
     }

@@ -3,6 +3,7 @@ frames that fit the robot's TF tree, distorted cameras, and diagnostics that not
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -295,3 +296,29 @@ def test_diagnostics_error_with_the_reason_when_everything_is_dropped():
     assert rep.level == M.DIAG_ERROR
     assert rep.message == ("frames arrive but nothing is published: every frame dropped "
                            f"(unsupported_encoding x{len(bad)})"), rep.message
+
+
+# --------------------------------------------------------------------------- tracks
+def test_tracks_published_only_while_subscribed_with_stable_ids():
+    seq = clip(frames=10, height=60, width=80)
+    node, tp = make_node(seq, subscribers=0)
+    tracks_pub = tp.publishers[tp.resolve("tracks")]
+    try:
+        feed(node, tp, [_image(rgb, i) for i, rgb in enumerate(seq.rgb[:3])])
+        assert tp.messages("tracks") == []  # nobody listens: not even built
+        tracks_pub.subscribers = 1
+        feed(node, tp, [_image(rgb, i + 3) for i, rgb in enumerate(seq.rgb[3:])])
+    finally:
+        node.stop()
+    msgs = tp.messages("tracks")
+    assert len(msgs) == len(seq.rgb) - 3
+    assert {m.header.frame_id for m in msgs} == {node.params.world_frame}
+    names = [f.name for f in msgs[0].fields]
+    assert names == ["x", "y", "z", "id", "dynamic", "rgb"] and msgs[0].point_step == 24
+    data = [np.frombuffer(np.asarray(m.data, np.uint8).tobytes(), M.TRACKS_DTYPE) for m in msgs]
+    assert all(len(d) > 0 and np.isfinite(d["x"]).all() for d in data)
+    ids = [set(d["id"].tolist()) for d in data]
+    assert all(len(a & b) >= 0.5 * len(a) for a, b in itertools.pairwise(ids))  # persist
+    # Static points are published in the body-axes world: the scene lies in front (+x).
+    static = data[-1][data[-1]["dynamic"] == 0]
+    assert np.median(static["x"]) > 0.1

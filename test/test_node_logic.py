@@ -17,24 +17,24 @@ import pytest
 pytest.importorskip("rosbags")
 pytest.importorskip("cyclonedds")  # topic-name rules live in unihoi_ros.ros.dds
 
-from unihoi_ros.pipeline import OracleBackend
-from unihoi_ros.ros import messages as M
 from unihoi_ros.geometry.camera import scale_intrinsics
+from unihoi_ros.pipeline import OracleBackend
 from unihoi_ros.pipeline.outcome import DropReason
+from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.frame_queue import FrameQueue, InputFrame
 from unihoi_ros.ros.node import UnihoiNode
-from unihoi_ros.ros.path_serializer import PathSerializer
-from unihoi_ros.ros.ratelog import RateLimitedLog
-
-BUSY = DropReason.BUSY.value
 from unihoi_ros.ros.params import (
     NodeParams,
     default_params_file,
     param_descriptions,
     read_params_file,
 )
+from unihoi_ros.ros.path_serializer import PathSerializer
+from unihoi_ros.ros.ratelog import RateLimitedLog
 from unihoi_ros.ros.transport import ApproximatePairer, MemoryTransport
 from unihoi_ros.sim import make_sequence
+
+BUSY = DropReason.BUSY.value
 
 T0 = 1_000_000_000
 DT = 33_333_333

@@ -20,6 +20,7 @@ launch, where ``../shared/ros2-python`` (upstream launch packages) is absent.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,16 @@ def check_outputs(res: dict, *, min_fraction: float, frame_id: str = NODE_FRAME,
         assert m["frame_id"] == frame_id and m["points"] > 0 and m["point_step"] == 16
         assert m["fields"] == [["x", FLOAT32, 0], ["y", FLOAT32, 4], ["z", FLOAT32, 8],
                                ["rgb", FLOAT32, 12]]
+    tracks = got["tracks"]  # world frame; id uint32 (6), dynamic uint8 (2); ids persist
+    assert [m["stamp"] for m in tracks] == stamps
+    for m in tracks:
+        assert m["frame_id"] == world_frame and m["point_step"] == 24
+        assert m["fields"] == [["x", FLOAT32, 0], ["y", FLOAT32, 4], ["z", FLOAT32, 8],
+                               ["id", 6, 12], ["dynamic", 2, 16], ["rgb", FLOAT32, 20]]
+        assert m["points"] > 0 and len(set(m["ids"])) == len(m["ids"])
+    kept = [len(set(a["ids"]) & set(b["ids"])) / max(1, len(a["ids"]))
+            for a, b in itertools.pairwise(tracks)]
+    assert np.median(kept) > 0.5, kept  # most tracks live on to the next frame
     for i, m in enumerate(got["trajectory"]):  # one pose more per processed frame
         assert m["frame_id"] == world_frame and m["poses"] == i + 1
         assert m["last_stamp"] == m["stamp"]
@@ -239,40 +250,40 @@ def test_launch_params_file_and_empty_namespace(install, tmp_path):
     assert rc == 0 and "unihoi_node ready" not in node.output  # log_level warn: no INFO
 
 
-def _load_launch_module():
-    import importlib.util as iu
-
-    shared = R.upstream_python_dir()
-    for p in (shared / "python", shared / "stubs"):
-        if str(p) not in sys.path:
-            sys.path.insert(0, str(p))
-    spec = iu.spec_from_file_location("egocentric_launch",
-                                      R.REPO_ROOT / "launch" / "egocentric.launch.py")
-    module = iu.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_LAUNCH_HELPERS_CHECK = """
+import importlib.util as iu, sys
+spec = iu.spec_from_file_location("egocentric_launch", sys.argv[1] + "/launch/egocentric.launch.py")
+L = iu.module_from_spec(spec)
+spec.loader.exec_module(L)
+over = L.parameter_overrides({"process_height": "96", "live_mode": "false",
+                              "world_frame": "lab_world", "model": "", "device": "cpu"})
+assert over == {"process_height": 96, "live_mode": False, "world_frame": "lab_world",
+                "device": "cpu"}, over
+files = L.parameter_files(sys.argv[1], sys.argv[2])
+merged = L.effective_parameters(files, {"camera_info_topic": "/cam/info"})
+topics = L.recorded_topics("lab", merged)
+assert topics[:2] == ["/cam/image_raw/compressed", "/cam/info"], topics  # really used
+assert "/lab/pose" in topics and "/lab/trajectory" not in topics  # no Path per frame
+assert {"/tf", "/tf_static", "/diagnostics", "/lab/depth/image"} <= set(topics)
+assert L.recorded_topics("", {"image_topic": "image"})[0] == "/image"
+a, b = L.record_command("", topics, now=0), L.record_command("", topics, now=1)
+assert a[:5] == ["ros2", "bag", "record", "--storage", "mcap"] and a != b  # unique dirs
+assert L.record_command("/data/run1", topics)[6] == "/data/run1"
+print("launch helpers ok")
+"""
 
 
 def test_launch_recording_and_parameter_helpers(tmp_path):
+    """The launch file's pure helpers (in a child: importing ``launch`` reconfigures the
+    logging of the process that imports it)."""
     R.require_rclpy()
-    L = _load_launch_module()
-    over = L.parameter_overrides({"process_height": "96", "live_mode": "false",
-                                  "world_frame": "lab_world", "model": "", "device": "cpu"})
-    assert over == {"process_height": 96, "live_mode": False, "world_frame": "lab_world",
-                    "device": "cpu"}
     user = tmp_path / "u.yaml"
     user.write_text("/**:\n  ros__parameters:\n    use_compressed: true\n"
                     "    use_camera_info: true\n    image_topic: /cam/image_raw\n")
-    files = L.parameter_files(str(R.REPO_ROOT), str(user))
-    merged = L.effective_parameters(files, {"camera_info_topic": "/cam/info"})
-    topics = L.recorded_topics("lab", merged)
-    assert topics[:2] == ["/cam/image_raw/compressed", "/cam/info"]  # what was really used
-    assert "/lab/pose" in topics and "/lab/trajectory" not in topics  # no Path per frame
-    assert {"/tf", "/tf_static", "/diagnostics", "/lab/depth/image"} <= set(topics)
-    assert L.recorded_topics("", {"image_topic": "image"})[0] == "/image"
-    a, b = L.record_command("", topics, now=0), L.record_command("", topics, now=1)
-    assert a[:5] == ["ros2", "bag", "record", "--storage", "mcap"] and a != b  # unique dirs
-    assert L.record_command("/data/run1", topics)[6] == "/data/run1"
+    proc = subprocess.run([sys.executable, "-c", _LAUNCH_HELPERS_CHECK, str(R.REPO_ROOT),
+                           str(user)], env=R.ros_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "launch helpers ok" in proc.stdout, proc.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------- start-up failures

@@ -20,6 +20,11 @@ T_BODY_OPTICAL = np.eye(4)
 T_BODY_OPTICAL[:3, :3] = R_BODY_OPTICAL
 
 
+def body_world_points(xyz: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` world points (optical-axes world) in the body-axes world, metres."""
+    return np.asarray(xyz, dtype=np.float64) @ R_BODY_OPTICAL.T
+
+
 def body_world_pose(T_world_cam: np.ndarray) -> np.ndarray:
     """Camera pose in the body-axes world frame.
 

@@ -50,9 +50,12 @@ from unihoi_ros.ros.msg.camera_info import camera_info_from_result, camera_info_
 from unihoi_ros.ros.msg.cloud import (
     CLOUD_DTYPE,
     POINTFIELD_FLOAT32,
+    TRACKS_DTYPE,
+    cloud_fields,
     cloud_to_points,
     point_cloud_msg,
     points_to_cloud,
+    tracks_to_cloud,
 )
 from unihoi_ros.ros.msg.diagnostics import (
     DIAG_ERROR,
@@ -151,6 +154,7 @@ __all__ = [
     "RGB_ENCODINGS",
     "TF_MESSAGE",
     "TIME",
+    "TRACKS_DTYPE",
     "TRANSFORM",
     "TRANSFORM_STAMPED",
     "VECTOR3",
@@ -161,6 +165,7 @@ __all__ = [
     "array_to_image",
     "camera_info_from_result",
     "camera_info_msg",
+    "cloud_fields",
     "cloud_to_points",
     "compressed_to_rgb",
     "confidence_image_msg",
@@ -186,5 +191,6 @@ __all__ = [
     "stamp_to_ns",
     "tf_from_result",
     "tf_msg",
+    "tracks_to_cloud",
     "transform_stamped_msg",
 ]

@@ -274,7 +274,7 @@ class UnihoiNode:
             self._count("stream_resets")
             if outcome.reset in _RESET_EVENTS:
                 self._count(_RESET_EVENTS[outcome.reset])
-            self._outputs.path.clear()
+            self._outputs.reset()
             failed = outcome.reset is ResetReason.INFERENCE_ERROR
             self._ratelog(logging.ERROR if failed else logging.WARNING, str(outcome.reset),
                           "frame %d: %s", stamp_ns, outcome.message)

@@ -23,8 +23,8 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
         input_problem: why no input arrives (no publisher, silent topic), or None.
 
     Levels: OK; WARN for missed frames, no camera_info, an input problem, or frames that
-    arrive while none is published yet; ERROR when every frame of the period was dropped
-    (the message lists the reasons).
+    arrive while none is published yet (inference busy); ERROR when frames of the period
+    were rejected and none published (the message lists the reasons).
     """
     params, backend = node.params, node.backend
     values: dict[str, Any] = {
@@ -69,10 +69,11 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
     if input_problem:
         level, message = M.DIAG_WARN, input_problem
     if period["input_fps"] > 0 and period["output_fps"] == 0:
-        if period_drops:
+        rejected = Counter({r: n for r, n in period_drops.items() if r != "busy"})
+        if rejected:
             reasons = ", ".join(f"{r} x{n}" for r, n in period_drops.most_common())
             level, message = M.DIAG_ERROR, ("frames arrive but nothing is published: "
                                             f"every frame dropped ({reasons})")
-        else:  # nothing dropped: the first inference (or a slow one) is still running
+        else:  # only replaced while busy: the first (or a slow) inference is running
             level, message = M.DIAG_WARN, "frames arrive but none published yet"
     return DiagnosticReport(level, message, values)

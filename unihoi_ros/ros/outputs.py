@@ -1,8 +1,14 @@
 """The node's per-frame outputs: publishers, and one FrameResult turned into messages.
 
 Topics (relative to the node's namespace): ``depth/image``, ``depth/camera_info``,
-``confidence/image``, ``points``, ``trajectory``, ``pose``, and TF on ``/tf``. Each output
-is published on its own: one failing (logged, counted) does not keep the others back.
+``confidence/image``, ``points``, ``tracks``, ``trajectory``, ``pose``, and TF on ``/tf``.
+Each output is published on its own: one failing (logged, counted) does not keep the
+others back. ``points`` and ``tracks`` are built only while someone subscribes.
+
+``tracks``: the long-term 3D point tracks (:class:`unihoi_ros.tracks.PointTracker`) as a
+PointCloud2 in the world frame: x, y, z (metres), ``id`` (uint32, stable for a track's
+life), ``dynamic`` (uint8: hands, moving objects) and ``rgb``; only tracks seen in the
+frame or static ones (held at their anchor) are included.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from unihoi_ros.geometry.frames import body_world_pose
+from unihoi_ros.geometry.frames import body_world_points, body_world_pose
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.params import NodeParams
 from unihoi_ros.ros.path_serializer import PathSerializer
@@ -24,6 +30,7 @@ OUTPUT_TOPICS = {
     "camera_info": ("depth/camera_info", M.CAMERA_INFO),
     "confidence": ("confidence/image", M.IMAGE),
     "points": ("points", M.POINT_CLOUD2),
+    "tracks": ("tracks", M.POINT_CLOUD2),
     "trajectory": ("trajectory", M.PATH),
     "pose": ("pose", M.POSE_STAMPED),
 }
@@ -48,6 +55,7 @@ class FrameOutputs:
         self.path = PathSerializer(typestore, params.world_frame, params.trajectory_max_poses)
         self.pubs: dict[str, Any] = {}
         self.tf_enabled = False
+        self._tracker: Any | None = None  # created when someone subscribes to tracks
 
     def create(self, tf_enabled: bool) -> None:
         """Create the publishers (``tf_enabled``: TF broadcaster available and wanted)."""
@@ -60,6 +68,26 @@ class FrameOutputs:
     def points_wanted(self) -> bool:
         """Someone subscribes to ``points`` (clouds are built only then)."""
         return self.pubs["points"].subscription_count > 0
+
+    def reset(self) -> None:
+        """A new stream (world frame): forget the trajectory and the tracks."""
+        self.path.clear()
+        if self._tracker is not None:
+            self._tracker.reset()
+
+    def _tracks(self, result: Any, stamp: int) -> Any | None:
+        """The ``tracks`` message of ``result``, or None while nobody subscribes."""
+        if self.pubs["tracks"].subscription_count == 0:
+            return None
+        if self._tracker is None:
+            from unihoi_ros.tracks import PointTracker
+
+            self._tracker = PointTracker()
+        tracks = self._tracker.update(result)
+        keep = tracks.visible | ~tracks.dynamic  # static points stay at their anchor
+        return M.tracks_to_cloud(body_world_points(tracks.xyz[keep]), tracks.ids[keep],
+                                 tracks.dynamic[keep], tracks.rgb[keep], stamp,
+                                 self.params.world_frame, self.typestore)
 
     def _ser(self, msg: Any, msgtype: str) -> memoryview | None:
         return self.typestore.serialize_cdr(msg, msgtype) if self._wants_cdr else None
@@ -85,6 +113,11 @@ class FrameOutputs:
             if points_built and self.points_wanted:
                 send("points", M.point_cloud_msg(result, frame_id, ts))
 
+        def tracks() -> None:
+            msg = self._tracks(result, stamp)
+            if msg is not None:
+                send("tracks", msg)
+
         def tf() -> None:
             msg = M.tf_from_result(result, p.world_frame, frame_id, ts)
             self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
@@ -96,6 +129,7 @@ class FrameOutputs:
             "confidence": lambda: send("confidence", M.confidence_image_msg(result, frame_id, ts)),
             "tf": tf if self.tf_enabled else None,
             "points": points,
+            "tracks": tracks,
             "trajectory": trajectory,
             "pose": lambda: send("pose", M.pose_stamped_msg(T_world_cam, stamp, p.world_frame,
                                                             ts)),

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOUD_DTYPE",
     "POINTFIELD_FLOAT32",
+    "TRACKS_DTYPE",
+    "cloud_fields",
     "cloud_to_points",
     "point_cloud_msg",
     "points_to_cloud",
+    "tracks_to_cloud",
 ]
 
 # sensor_msgs/PointField datatypes.
@@ -91,6 +94,62 @@ def points_to_cloud(
         row_step=CLOUD_DTYPE.itemsize * m,
         data=cloud.view(np.uint8).reshape(-1),
         is_dense=True,
+    )
+
+
+POINTFIELD_UINT8 = 2
+POINTFIELD_UINT32 = 6
+
+#: Point layout of the ``tracks`` PointCloud2: x, y, z float32 (world, metres), ``id``
+#: uint32, ``dynamic`` uint8 (1 on hands / moving objects), ``rgb`` like ``points``.
+TRACKS_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "z", "id", "dynamic", "rgb"],
+        "formats": ["<f4", "<f4", "<f4", "<u4", "u1", "<u4"],
+        "offsets": [0, 4, 8, 12, 16, 20],
+        "itemsize": 24,
+    }
+)
+_FIELD_TYPES = {"id": POINTFIELD_UINT32, "dynamic": POINTFIELD_UINT8}
+
+
+def cloud_fields(dtype: np.dtype, typestore: Any | None = None) -> list[Any]:
+    """PointFields of a structured point ``dtype`` (``rgb`` and floats as FLOAT32)."""
+    field_cls = msg_class(POINT_FIELD, typestore)
+    return [field_cls(name=n, offset=int(dtype.fields[n][1]),
+                      datatype=_FIELD_TYPES.get(n, POINTFIELD_FLOAT32), count=1)
+            for n in dtype.names]
+
+
+def _packed_rgb(colors: np.ndarray) -> np.ndarray:
+    c32 = np.asarray(colors, dtype=np.uint8).reshape(-1, 3).astype(np.uint32)
+    return (c32[:, 0] << 16) | (c32[:, 1] << 8) | c32[:, 2]
+
+
+def tracks_to_cloud(xyz: np.ndarray, ids: np.ndarray, dynamic: np.ndarray,
+                    colors: np.ndarray, stamp_ns: int, frame_id: str,
+                    typestore: Any | None = None) -> Any:
+    """The ``tracks`` PointCloud2 (layout :data:`TRACKS_DTYPE`, ``point_step`` 24).
+
+    Args:
+        xyz: ``(M, 3)`` metres in ``frame_id`` (the world frame), finite.
+        ids: ``(M,)`` track ids (stable for a track's life).
+        dynamic: ``(M,)`` bool.
+        colors: ``(M, 3)`` uint8 RGB.
+    """
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    m = xyz.shape[0]
+    cloud = np.zeros(m, dtype=TRACKS_DTYPE)
+    for k, name in enumerate("xyz"):
+        cloud[name] = xyz[:, k]
+    cloud["id"] = np.asarray(ids, dtype=np.uint32).reshape(-1)
+    cloud["dynamic"] = np.asarray(dynamic, dtype=bool).reshape(-1)
+    cloud["rgb"] = _packed_rgb(colors)
+    return msg_class(POINT_CLOUD2, typestore)(
+        header=make_header(stamp_ns, frame_id, typestore), height=1, width=m,
+        fields=cloud_fields(TRACKS_DTYPE, typestore), is_bigendian=False,
+        point_step=TRACKS_DTYPE.itemsize, row_step=TRACKS_DTYPE.itemsize * m,
+        data=cloud.view(np.uint8).reshape(-1), is_dense=True,
     )
 
 

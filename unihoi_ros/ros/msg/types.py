@@ -75,6 +75,7 @@ DEFAULT_OUTPUT_TOPICS: dict[str, str] = {
     "depth/camera_info": CAMERA_INFO,
     "confidence/image": IMAGE,
     "points": POINT_CLOUD2,
+    "tracks": POINT_CLOUD2,
     "trajectory": PATH,
     "pose": POSE_STAMPED,
     "/tf": TF_MESSAGE,
