@@ -80,3 +80,63 @@ class Backend(Protocol):
             flows_bwd: ``(F-1, H, W, 2)`` float32 pixels, frame t → t-1 for t = 1..F-1.
         """
         ...
+
+
+@dataclass
+class LoadedBackend:
+    """What :func:`~unihoi_ros.backends.factory.load_backend` returns: the backend and what
+    was loaded into it. It is a :class:`Backend` itself (by delegation), so the
+    reconstructor takes it as it is.
+
+    Attributes:
+        backend: the inference backend (torch, ONNX Runtime, TensorRT).
+        model_source: what was loaded, for the start-up line (path, bundled name, size).
+        untrained: True for ``random:<size>`` networks (outputs are meaningless).
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        selection: the choice among the backends and why the others were skipped
+            (:class:`unihoi_ros.backends.select.Selection`).
+    """
+
+    backend: Backend
+    model_source: str
+    untrained: bool
+    precision: str
+    selection: Any
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    @property
+    def num_frames(self) -> int:
+        return self.backend.num_frames
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """``(height, width)`` the backend is fixed to (ONNX graph, engine), or None."""
+        size = getattr(self.backend, "input_size", None)
+        return None if size is None else (int(size[0]), int(size[1]))
+
+    @property
+    def model(self) -> Any:
+        """The torch network where the backend has one (torch backend), else None."""
+        return getattr(self.backend, "model", None)
+
+    def encode(self, rgb: np.ndarray) -> Any:
+        return self.backend.encode(rgb)
+
+    def infer_window(self, features: Sequence[Any], rgbs: Sequence[np.ndarray],
+                     flows_bwd: np.ndarray) -> WindowPrediction:
+        return self.backend.infer_window(features, rgbs, flows_bwd)
+
+
+def as_loaded(backend: Backend | LoadedBackend) -> LoadedBackend:
+    """``backend`` as a :class:`LoadedBackend` (a bare backend, e.g. a test's oracle, is
+    described by its name, fp32, trained)."""
+    if isinstance(backend, LoadedBackend):
+        return backend
+    return LoadedBackend(backend, f"{backend.name} backend", False, "fp32", None)

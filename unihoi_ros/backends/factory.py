@@ -11,8 +11,9 @@
 - ``random:<size>`` (``random:tiny``, ``random:vits14``): an untrained network with a fixed
   seed, for tests and benchmarks. Its outputs are meaningless; a warning says so.
 
-The returned backend carries ``model_source`` (what was loaded, for the start-up line) and
-``untrained`` (True for ``random:``).
+:func:`load_backend` returns a typed :class:`~unihoi_ros.backends.base.LoadedBackend`: the
+backend plus ``model_source`` (what was loaded, for the start-up line), ``untrained``
+(True for ``random:``), ``precision`` and ``selection``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from unihoi_ros.backends.base import Backend, torch_dtype
+from unihoi_ros.backends.base import LoadedBackend, torch_dtype
 from unihoi_ros.errors import ConfigError, ModelError, ModelNotFoundError, one_line
 from unihoi_ros.options import BackendName, parse
 
@@ -147,7 +148,7 @@ def load_backend(
     model: str, backend: str = "auto", device: str = "auto", precision: str = "fp32",
     onnx_path: str | None = None, engine_path: str | None = None,
     force_engine_update: bool = False,
-) -> Backend:
+) -> LoadedBackend:
     """Build the inference backend for ``model`` (see module docstring).
 
     Args:
@@ -164,9 +165,8 @@ def load_backend(
         force_engine_update: rebuild the engine from ``onnx_path`` even if it exists.
 
     Returns:
-        a :class:`~unihoi_ros.backends.base.Backend` with extra attributes
-        ``model_source`` (str), ``untrained`` (bool), ``precision`` (str) and
-        ``selection`` (the choice and the reasons).
+        a :class:`~unihoi_ros.backends.base.LoadedBackend`: the backend and what was
+        loaded (``model_source``, ``untrained``, ``precision``, ``selection``).
 
     Raises:
         ValueError: an unknown backend, device or precision.
@@ -185,9 +185,5 @@ def load_backend(
                                engine_path=engine_path or None, device=dev,
                                precision=(precision or "fp32").lower(),
                                force_engine_update=force_engine_update)
-    out = selection.backend
-    out.model_source = description
-    out.untrained = untrained
-    out.precision = (precision or "fp32").lower()
-    out.selection = selection
-    return out
+    return LoadedBackend(selection.backend, description, untrained,
+                         (precision or "fp32").lower(), selection)

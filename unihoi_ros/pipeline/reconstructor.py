@@ -33,6 +33,7 @@ from unihoi_ros.flow.base import FlowProvider
 from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
 from unihoi_ros.geometry.pnp import relative_pose_pnp
+from unihoi_ros.geometry.poses import chain_relative_np
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
 from unihoi_ros.pipeline.config import ReconstructorConfig
 from unihoi_ros.pipeline.outcome import TIME_JUMP_NS, DropReason, FeedOutcome, ResetReason
@@ -341,10 +342,7 @@ class Reconstructor:
             T_rel = torch.where(ok[:, None, None], T_rel, torch.eye(4, dtype=_F64)).numpy()
             ok = ok.numpy()
             T_rel[repeated], ok[repeated] = np.eye(4), True
-        T_win = [np.eye(4)]
-        for i in range(f - 1):
-            T_win.append(T_win[-1] @ T_rel[i])
-        return np.stack(T_win), np.concatenate([[True], ok])
+        return chain_relative_np(T_rel), np.concatenate([[True], ok])
 
     def _align_to_world(self, slots: list[FrameSlot], T_win, rel_ok):
         """Rigid ``(T (4, 4), ok)`` taking window coordinates to the world.

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from unihoi_ros.backends.base import as_loaded
 from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.camera_info_pairing import CameraInfoPairing
@@ -90,9 +91,9 @@ class UnihoiNode:
             flow = DISFlow(params.flow_preset)
         self.params = params
         self.transport = transport
-        self.backend = backend
+        self.backend = as_loaded(backend)  # the backend and what was loaded
         self.typestore = typestore if typestore is not None else M.get_typestore()
-        self.reconstructor = Reconstructor(backend, flow, params.reconstructor_config())
+        self.reconstructor = Reconstructor(self.backend, flow, params.reconstructor_config())
         self.live = params.effective_live_mode
         self._queue = FrameQueue(self.live, params.replay_queue_size)
         self._ratelog = RateLimitedLog(log)
@@ -125,7 +126,7 @@ class UnihoiNode:
         self._stopping.clear()
         self._worker = threading.Thread(target=self._run, name="unihoi-inference", daemon=True)
         self._worker.start()
-        tp.start_diagnostics(DIAGNOSTIC_TASK, str(getattr(self.backend, "device", "")),
+        tp.start_diagnostics(DIAGNOSTIC_TASK, self.backend.device,
                              p.diagnostics_period_s, self.diagnostics_report)
         self._accepting = True
         self._start_mono = time.monotonic()
@@ -174,14 +175,12 @@ class UnihoiNode:
         fixed = self.reconstructor.config.process_size
         size = (f"{fixed[1]}x{fixed[0]} (width x height; frames resized)" if fixed
                 else "input resolution (no resize)")
-        untrained = (" [UNTRAINED: outputs are meaningless]"
-                     if getattr(b, "untrained", False) else "")
+        untrained = " [UNTRAINED: outputs are meaningless]" if b.untrained else ""
         cam = (f", K from {self.transport.resolve(p.camera_info_topic)}" if p.use_camera_info
                else ", K predicted")
         return (
-            f"{NODE_NAME} ready: model {getattr(b, 'model_source', '?')}{untrained}; backend "
-            f"{getattr(b, 'name', '?')} on {getattr(b, 'device', '?')} "
-            f"({getattr(b, 'precision', 'fp32')}); processing at {size}; window stride "
+            f"{NODE_NAME} ready: model {b.model_source}{untrained}; backend {b.name} on "
+            f"{b.device} ({b.precision}); processing at {size}; window stride "
             f"{p.window_stride}; {'live (drop when busy)' if self.live else 'replay (every frame)'}"
             f" mode; input {self.transport.resolve(p.image_input_topic)}"
             f" ({'CompressedImage' if p.use_compressed else 'Image'}){cam}; outputs under "

@@ -50,8 +50,8 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
                "off (publish_tf false)" if not params.publish_tf else
                "disabled: TF broadcaster unavailable (see start-up log)"),
         "Mode": "live" if node.live else "replay",
-        "Model": getattr(backend, "model_source", "?"),
-        "Backend": f"{getattr(backend, 'name', '?')} on {getattr(backend, 'device', '?')}",
+        "Model": backend.model_source,
+        "Backend": f"{backend.name} on {backend.device}",
     })
     fallback = node.camera_info_fallback
     if params.use_camera_info:

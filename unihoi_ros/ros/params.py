@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from unihoi_ros.errors import ConfigError
+from unihoi_ros.options import BackendName, FlowPreset, PoseSolver, Precision, values
 from unihoi_ros.ros.qos import QosProfile, qos_profile
 
-#: ``unihoi_ros.pipeline.config.POSE_SOLVERS``, repeated so that reading parameters (the
-#: launch file does) imports no torch; test_node_logic checks they agree.
-POSE_SOLVERS = ("pnp", "procrustes")
+#: Accepted ``pose_solver`` values (the option enum's; importable without torch).
+POSE_SOLVERS = values(PoseSolver)
 
 #: Node name (rclpy) and the name diagnostics are reported under.
 NODE_NAME = "unihoi_node"
@@ -154,14 +154,11 @@ class NodeParams:
         for name in ("camera_info_timeout_s", "camera_info_slop_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.flow_preset not in ("ultrafast", "fast", "medium"):
-            raise ConfigError(f"flow_preset must be ultrafast, fast or medium, got "
-                             f"{self.flow_preset!r}")
-        if self.pose_solver not in POSE_SOLVERS:
-            raise ConfigError(f"pose_solver must be one of {', '.join(POSE_SOLVERS)}, got "
-                             f"{self.pose_solver!r}")
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ConfigError(f"precision must be fp32, fp16 or bf16, got {self.precision!r}")
+        for name, options in (("flow_preset", FlowPreset), ("pose_solver", PoseSolver),
+                              ("precision", Precision), ("backend", BackendName)):
+            if getattr(self, name) not in values(options):
+                raise ConfigError(f"{name} must be one of {', '.join(values(options))}, got "
+                                  f"{getattr(self, name)!r}")
 
     @property
     def process_size(self) -> tuple[int, int] | None:
