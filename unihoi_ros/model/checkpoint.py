@@ -10,7 +10,7 @@
 - :func:`save_pretrained` / :func:`load_pretrained`: safetensors weights plus a JSON config
   (size, input size, version, provenance), also stored in the safetensors metadata.
 - :func:`rule_weights`: the deterministic weights of the conformance fixtures
-  (``reference/egomono4d/README.md``), vectorised per tensor.
+  (``../shared/reference/egomono4d/README.md``), vectorised per tensor.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _SMALL_SUFFIXES = ("cls_token", "pos_embed", "register_tokens", "mask_token", "l
 
 
 def rule_tensor(name: str, shape: Iterable[int], dtype: str = "float32") -> np.ndarray:
-    """One tensor of the conformance weight rule (``reference/egomono4d/README.md``).
+    """One tensor of the conformance weight rule (``../shared/reference/egomono4d/README.md``).
 
     Integer buffers (``num_batches_tracked``) are zeros, as constructed.
     """

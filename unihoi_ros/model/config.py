@@ -4,7 +4,7 @@
 ``vits14`` the same design on UniDepth's ViT-S/14; ``tiny`` our small CPU-trainable network
 built from the same blocks. Numbers for the two reference sizes come from the authors'
 ``config/model/backbone/nvds_unidepth.yaml`` and UniDepth's ``configs/config_v2_vit*14.json``
-(see ``reference/egomono4d/*-layout.json``) and, for the encoder levels, UniDepth's
+(see ``../shared/reference/egomono4d/*-layout.json``) and, for the encoder levels, UniDepth's
 ``configs/config_v2old_vit{s,l14}.json`` (``output_idx`` [9, 10, 11, 12] / [21, 22, 23, 24]:
 the last four blocks, unlike today's V2 which taps evenly spaced blocks).
 """
@@ -24,7 +24,7 @@ class ModelConfig:
     ``num_heads``; ``output_idx`` are the 1-based blocks whose outputs feed the decoder;
     ``pos_grid`` the side of the stored positional-embedding grid; ``final_norm_eps`` the
     eps of the final LayerNorm (1e-6 in the UniDepth the authors pin, 1e-5 in UniDepth V2
-    today: the first trap of ``reference/egomono4d/README.md``).
+    today: the first trap of ``../shared/reference/egomono4d/README.md``).
     Input sizing: frames are resized so their patch count falls in ``token_bounds``
     (UniDepth's ``pixels_bounds`` after ``_check_resolution``: [1200, 1200] for the
     authors' model), keeping the aspect ratio.

@@ -6,9 +6,9 @@ Key names follow ``pixel_decoder.*`` of the authors' checkpoint: ``input_adapter
 ``depth_layer`` (latents, Nystrom blocks, three ConvNeXt up-samplers, per-stage MLPs and the
 7x7 depth / confidence convolutions), ``level_embeds`` and ``level_embed_layer``.
 This design is the one in UniDepth's ``unidepth/models/unidepthv2/decoder_old.py`` (it
-differs from today's V2 decoder, see ``reference/unidepth_v2/SUMMARY.md``).
+differs from today's V2 decoder, see ``../shared/reference/unidepth_v2/SUMMARY.md``).
 
-Second trap of ``reference/egomono4d/README.md``: the depth head's ``NystromBlock`` calls
+Second trap of ``../shared/reference/egomono4d/README.md``: the depth head's ``NystromBlock`` calls
 xformers' ``NystromAttention`` on ``(B, N, heads, head_dim)`` tensors; xformers treats the
 second-to-last axis as the sequence, so attention runs across the heads of each token (a
 softmax over ``heads`` entries, exact since heads < 128 landmarks). The released weights
