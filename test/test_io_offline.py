@@ -150,8 +150,21 @@ def test_process_bag_reproduces_streaming_results(tmp_path, clip):
         np.testing.assert_array_equal(a.depth, b.depth)
         np.testing.assert_array_equal(a.T_world_cam, b.T_world_cam)
     for name in ("cloud.ply", "trajectory_tum.txt", "predictions.npz", "summary.png",
-                 "report.json"):
+                 "report.json", "tracks.npz", "tracks.csv", "tracks.png"):
         assert (out / name).is_file(), name
+    # Tracks: the CSV a planner reads holds what the npz holds; ids persist over frames.
+    from unihoi_ros.io.tracks_io import CSV_HEADER, load_tracks
+
+    tracks = load_tracks(out / "tracks.npz")
+    lines = (out / "tracks.csv").read_text().splitlines()
+    assert lines[0] == CSV_HEADER and len(lines) - 1 == len(tracks["id"]) > 0
+    row = lines[1].split(",")
+    assert int(row[2]) == tracks["id"][0] and float(row[3]) == pytest.approx(
+        tracks["xyz"][0, 0], abs=1e-6)
+    assert set(tracks["frame"].tolist()) == set(range(len(clip.rgb)))
+    first, last = (set(tracks["id"][tracks["frame"] == f].tolist())
+                   for f in (0, len(clip.rgb) - 1))
+    assert len(first & last) >= 0.3 * len(first), (len(first), len(first & last))
     # The output bag opens with rosbags and with the mcap reader and holds every frame.
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
@@ -163,7 +176,8 @@ def test_process_bag_reproduces_streaming_results(tmp_path, clip):
                   for c, _, raw in reader.messages(connections=depth_conn)]
     n = len(clip.rgb)
     for topic in ("/unihoi/image", "/unihoi/depth/image", "/unihoi/depth/camera_info",
-                  "/unihoi/confidence/image", "/unihoi/points", "/unihoi/pose", "/tf"):
+                  "/unihoi/confidence/image", "/unihoi/points", "/unihoi/pose",
+                  "/unihoi/tracks", "/tf"):
         assert counts[topic] == n, topic
     assert counts["/unihoi/trajectory"] == 1  # the whole Path once, at the end
     assert [s.sec * 10**9 + s.nanosec for s in stamps] == [int(s) for s in clip.stamps_ns]

@@ -9,6 +9,8 @@ input applies back-pressure by construction) and writes, into ``out_dir``:
 - ``trajectory_tum.txt``: camera-to-world poses in TUM format;
 - ``predictions.npz``: stacked depth, K, poses, confidence (what ``unihoi eval`` reads);
 - ``summary.png``: RGB / depth / confidence strip and a top view of trajectory and cloud;
+- ``tracks.npz``, ``tracks.csv``, ``tracks.png``: long-term 3D point tracks (hands,
+  objects, scene; :mod:`unihoi_ros.tracks`) in the world frame, and their picture;
 - ``report.json``: counts, per-stage timings, input description, model and settings.
 """
 
@@ -78,9 +80,10 @@ class BagOutputs:
     def _resolve(rel: str) -> str:
         return rel if rel.startswith("/") else f"{NAMESPACE}/{rel}"
 
-    def write(self, result: FrameResult) -> None:
-        """One frame's outputs; the pose as a PoseStamped (``pose``), the whole Path once at
-        :meth:`close` (a Path per frame would grow the bag quadratically)."""
+    def write(self, result: FrameResult, tracks=None) -> None:
+        """One frame's outputs (and its :class:`~unihoi_ros.tracks.TrackSet`, if given);
+        the pose as a PoseStamped (``pose``), the whole Path once at :meth:`close` (a Path
+        per frame would grow the bag quadratically)."""
         from unihoi_ros.geometry.frames import body_world_pose
 
         m, stamp = self._m, result.stamp_ns
@@ -90,6 +93,9 @@ class BagOutputs:
             self._rec.write(self._resolve(rel), msg, stamp)
         pose = m.pose_stamped_msg(body_world_pose(result.T_world_cam), stamp, self.world_frame)
         self._rec.write(self._resolve("pose"), pose, stamp)
+        if tracks is not None:
+            self._rec.write(self._resolve("tracks"), m.tracks_msg(tracks, self.world_frame),
+                            stamp)
         self._poses.append(pose)
         self._poses = self._poses[-self.max_path_poses:]
         self._last_stamp = stamp
@@ -142,16 +148,22 @@ def process_source(
     t_start = time.perf_counter()
     total = source.num_frames if max_frames is None else min(max_frames,
                                                               source.num_frames or max_frames)
+    from unihoi_ros.io.tracks_io import TracksRecorder
+    from unihoi_ros.tracks import PointTracker
+
     results: list[FrameResult] = []
     fuser = CloudFuser()
     bag = BagOutputs(out_dir / "bag") if write_bag else None
+    tracker, tracks = PointTracker(), TracksRecorder()
 
     def emit(batch):
         for r in batch:
             results.append(r)
             fuser.add(r)
+            track_set = tracker.update(r)
+            tracks.add(track_set)
             if bag is not None:
-                bag.write(r)
+                bag.write(r, track_set)
 
     try:
         bar = tqdm(total=total, desc=f"process {source.path.name}", unit="frame",
@@ -177,6 +189,11 @@ def process_source(
 
     summary_png(out_dir / "summary.png", results, cloud, colors,
                 title=f"{source.path.name}: {len(results)} frames")
+    track_arrays = tracks.save(out_dir)
+    from unihoi_ros.io.pictures import tracks_png
+
+    tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors, preds.T_world_cam[:, :3, 3],
+               title=f"{source.path.name}: dynamic tracks (hands, objects), top view")
     report = {
         "input": {"path": str(source.path), "kind": source.kind,
                   "description": source.description},

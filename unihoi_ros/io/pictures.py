@@ -75,6 +75,44 @@ def summary_png(path: str | Path, results, cloud=None, cloud_colors=None,
     plt.close(fig)
 
 
+def tracks_png(path: str | Path, tracks: dict[str, np.ndarray], cloud=None, cloud_colors=None,
+               camera_positions: np.ndarray | None = None, title: str = "") -> None:
+    """Top view of the dynamic tracks' 3D paths (one colour per track) over the fused
+    scene, beside the static tracks.
+
+    Args:
+        tracks: :meth:`unihoi_ros.io.tracks_io.TracksRecorder.arrays` (world frame, metres).
+        cloud, cloud_colors: fused world cloud ``(M, 3)`` and ``(M, 3)`` uint8.
+        camera_positions: ``(N, 3)`` camera centres, drawn for orientation.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
+    if camera_positions is not None and len(camera_positions):
+        _top_view(ax, camera_positions, cloud, cloud_colors)
+    elif cloud is not None and len(cloud):
+        ax.scatter(cloud[:, 0], cloud[:, 2], s=0.5, c=np.asarray(cloud_colors) / 255.0,
+                   alpha=0.6, linewidths=0)
+    static = ~tracks["dynamic"] & tracks["visible"]
+    ax.scatter(tracks["xyz"][static, 0], tracks["xyz"][static, 2], s=2, c="0.4",
+               label="static tracks")
+    cmap = plt.get_cmap("tab20")
+    dynamic_ids = np.unique(tracks["id"][tracks["dynamic"]])
+    for k, tid in enumerate(dynamic_ids):
+        sel = (tracks["id"] == tid) & tracks["visible"]
+        if sel.sum() >= 2:
+            p = tracks["xyz"][sel]
+            ax.plot(p[:, 0], p[:, 2], "-", lw=1.2, color=cmap(k % 20))
+            ax.plot(p[-1:, 0], p[-1:, 2], ".", color=cmap(k % 20))
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("z [m]")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title or f"{len(dynamic_ids)} dynamic tracks (hands, objects), top view")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def evaluation_png(path: str | Path, est_aligned: np.ndarray, gt: np.ndarray,
                    per_frame_trans: list[float], per_frame_abs_rel: list[float] | None,
                    title: str = "") -> None:

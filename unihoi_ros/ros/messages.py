@@ -55,6 +55,7 @@ from unihoi_ros.ros.msg.cloud import (
     cloud_to_points,
     point_cloud_msg,
     points_to_cloud,
+    tracks_msg,
     tracks_to_cloud,
 )
 from unihoi_ros.ros.msg.diagnostics import (
@@ -191,6 +192,7 @@ __all__ = [
     "stamp_to_ns",
     "tf_from_result",
     "tf_msg",
+    "tracks_msg",
     "tracks_to_cloud",
     "transform_stamped_msg",
 ]

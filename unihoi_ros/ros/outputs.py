@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from unihoi_ros.geometry.frames import body_world_points, body_world_pose
+from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.params import NodeParams
 from unihoi_ros.ros.path_serializer import PathSerializer
@@ -83,11 +83,8 @@ class FrameOutputs:
             from unihoi_ros.tracks import PointTracker
 
             self._tracker = PointTracker()
-        tracks = self._tracker.update(result)
-        keep = tracks.visible | ~tracks.dynamic  # static points stay at their anchor
-        return M.tracks_to_cloud(body_world_points(tracks.xyz[keep]), tracks.ids[keep],
-                                 tracks.dynamic[keep], tracks.rgb[keep], stamp,
-                                 self.params.world_frame, self.typestore)
+        return M.tracks_msg(self._tracker.update(result), self.params.world_frame,
+                            self.typestore)
 
     def _ser(self, msg: Any, msgtype: str) -> memoryview | None:
         return self.typestore.serialize_cdr(msg, msgtype) if self._wants_cdr else None

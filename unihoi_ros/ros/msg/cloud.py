@@ -31,6 +31,7 @@ __all__ = [
     "cloud_to_points",
     "point_cloud_msg",
     "points_to_cloud",
+    "tracks_msg",
     "tracks_to_cloud",
 ]
 
@@ -151,6 +152,18 @@ def tracks_to_cloud(xyz: np.ndarray, ids: np.ndarray, dynamic: np.ndarray,
         point_step=TRACKS_DTYPE.itemsize, row_step=TRACKS_DTYPE.itemsize * m,
         data=cloud.view(np.uint8).reshape(-1), is_dense=True,
     )
+
+
+def tracks_msg(tracks: Any, world_frame: str, typestore: Any | None = None) -> Any:
+    """The ``tracks`` PointCloud2 of a :class:`~unihoi_ros.tracks.TrackSet`: tracks seen
+    in the frame, and static ones (held at their anchor), in the body-axes world frame
+    (:func:`unihoi_ros.geometry.frames.body_world_points`)."""
+    from unihoi_ros.geometry.frames import body_world_points
+
+    keep = np.asarray(tracks.visible, bool) | ~np.asarray(tracks.dynamic, bool)
+    return tracks_to_cloud(body_world_points(tracks.xyz[keep]), tracks.ids[keep],
+                           tracks.dynamic[keep], tracks.rgb[keep], tracks.stamp_ns,
+                           world_frame, typestore)
 
 
 def point_cloud_msg(result: FrameResult, frame_id: str, typestore: Any | None = None) -> Any:
