@@ -109,8 +109,8 @@ def test_ddp_two_processes_match_single_process(workdir):
     over = {"model": {"dtype": "float64", "overrides": {"token_bounds": [24, 48]}},
             "threads": 1,
             "optim": {"steps": 3, "batch_size": 2, "warmup": 0, "min_lr_ratio": 1.0},
-            "log": {"every": 1, "eval_every": 0, "ckpt_every": 0, "progress": False},
-            "val": {"seeds": []}}
+            # evaluation on (rank 0 only): it must leave the frozen BatchNorm frozen
+            "log": {"every": 1, "eval_every": 2, "ckpt_every": 0, "progress": False}}
     single = _config(workdir, output_dir=str(workdir / "single"), **over)
     train(single)
     multi = _config(workdir, output_dir=str(workdir / "ddp"), **over)

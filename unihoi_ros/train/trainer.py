@@ -134,7 +134,10 @@ def evaluate_cache(model, cache: ClipCache, weights: dict, dtype, device, num_po
     """
     from .objective import _clips
 
-    was_training = model.training
+    # Each module's own mode is restored afterwards: model.train(True) would also put the
+    # frozen BatchNorms back into training mode (and, since only rank 0 evaluates, make
+    # the DDP ranks diverge).
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     sums: dict[str, float] = {}
     n = min(len(cache), int(max_samples))
@@ -148,7 +151,8 @@ def evaluate_cache(model, cache: ClipCache, weights: dict, dtype, device, num_po
             depth = metrics.depth_metrics(out.depth, _clips(batch["gt_depth"]))
             for name in ("abs_rel", "delta1"):
                 sums[name] = sums.get(name, 0.0) + depth[name]
-    model.train(was_training)
+    for m, mode in modes.items():
+        m.training = mode
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
