@@ -44,3 +44,19 @@ def test_ground_truth_flow_lookup(seq):
         gt.backward(seq.rgb[3], seq.rgb[1], s[3], s[1])
     with pytest.raises(ValueError, match="preset"):
         DISFlow("slowest")
+
+
+def test_dis_auto_preset_is_medium_when_small_and_fast_when_large(seq):
+    from unihoi_ros.flow.dis import auto_preset
+
+    assert auto_preset(120, 160) == auto_preset(240, 320) == "medium"
+    assert auto_preset(480, 640) == "fast"
+    auto, medium = DISFlow("auto"), DISFlow("medium")
+    assert "medium up to 320x240" in auto.describe()
+    np.testing.assert_array_equal(auto.backward(seq.rgb[1], seq.rgb[0]),
+                                  medium.backward(seq.rgb[1], seq.rgb[0]))
+    assert auto.describe() == "auto (medium)"
+    big = np.repeat(np.repeat(seq.rgb[:2], 4, axis=1), 4, axis=2)  # 480x640
+    np.testing.assert_array_equal(auto.backward(big[1], big[0]),
+                                  DISFlow("fast").backward(big[1], big[0]))
+    assert auto.describe() == "auto (fast)"

@@ -22,7 +22,7 @@ def test_values_and_parse():
     assert values(PoseSolver) == ("pnp", "procrustes")
     assert values(Alignment) == ("sim3", "se3", "none")
     assert values(BackendName) == ("auto", "tensorrt", "onnxruntime", "torch")
-    assert values(FlowPreset) == ("ultrafast", "fast", "medium")
+    assert values(FlowPreset) == ("ultrafast", "fast", "medium", "auto")
     assert values(Precision) == ("fp32", "fp16", "bf16")
     assert PoseSolver.PNP == "pnp" and isinstance(PoseSolver.PNP, str)
     assert parse(Precision, "bf16") is Precision.BF16

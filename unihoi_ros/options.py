@@ -45,11 +45,13 @@ class BackendName(str, enum.Enum):
 
 
 class FlowPreset(str, enum.Enum):
-    """OpenCV DIS optical-flow speed/quality preset."""
+    """OpenCV DIS optical-flow speed/quality preset; ``auto`` picks by frame size
+    (:func:`unihoi_ros.flow.dis.auto_preset`)."""
 
     ULTRAFAST = "ultrafast"
     FAST = "fast"
     MEDIUM = "medium"
+    AUTO = "auto"
 
 
 class Precision(str, enum.Enum):

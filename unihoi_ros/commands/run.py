@@ -78,7 +78,8 @@ def register(sub) -> None:
                    help="record inputs and outputs to this rosbag2 MCAP bag (dds only)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --record DIR")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch and OpenCV (default: their own choice)")
+                   help="inference threads (parameter inference_threads; default: auto, "
+                        "the cores minus one for the transport)")
     p.add_argument("--no-fastdds-compat", dest="fastdds_compat", action="store_false",
                    default=None,
                    help="dds: do not add Cyclone's IgnoreTypeInformation setting for Fast DDS 3 "
@@ -104,6 +105,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, object]:
         value = getattr(args, attr)
         if value is not None:
             out[name] = value
+    if args.threads:
+        out["inference_threads"] = args.threads
     if args.compressed:
         out["use_compressed"] = True
     if args.replay:
@@ -118,16 +121,6 @@ def run(args: argparse.Namespace) -> int:
     if args.transport == "rclpy":
         return _run_rclpy(args)
     return _run_dds(args)
-
-
-def _set_threads(n: int | None) -> None:
-    if not n:
-        return
-    import cv2
-    import torch
-
-    torch.set_num_threads(int(n))
-    cv2.setNumThreads(int(n))
 
 
 def _fail(exc: BaseException) -> int:
@@ -149,7 +142,6 @@ def _run_dds(args: argparse.Namespace) -> int:
 
         params = NodeParams.load(args.params, overrides_from_args(args),
                                  namespace=args.namespace)
-        _set_threads(args.threads)
         backend = load_backend(params.model, params.backend, params.device, params.precision,
                                params.onnx_file_path, params.engine_file_path,
                                params.force_engine_update)
@@ -227,7 +219,6 @@ def _run_rclpy(args: argparse.Namespace) -> int:
         return _fail(exc)
     if args.domain_id is not None:
         os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    _set_threads(args.threads)
     ros_args = ["--ros-args", "-r", f"__ns:=/{args.namespace.strip('/')}"]
     for path in args.params:
         ros_args += ["--params-file", str(path)]

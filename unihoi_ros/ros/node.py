@@ -47,6 +47,7 @@ from unihoi_ros.ros.params import NODE_NAME, NodeParams
 from unihoi_ros.ros.period_stats import PeriodStats
 from unihoi_ros.ros.ratelog import RateLimitedLog
 from unihoi_ros.ros.transport import DiagnosticReport, Transport
+from unihoi_ros.threads import apply_thread_policy, choose_thread_policy
 
 log = logging.getLogger("unihoi_ros.node")
 
@@ -95,6 +96,7 @@ class UnihoiNode:
         self.typestore = typestore if typestore is not None else M.get_typestore()
         self.reconstructor = Reconstructor(self.backend, flow, params.reconstructor_config())
         self.live = params.effective_live_mode
+        self.threads = choose_thread_policy(params.inference_threads)
         self._queue = FrameQueue(self.live, params.replay_queue_size)
         self._ratelog = RateLimitedLog(log)
         self._lock = threading.Lock()
@@ -121,6 +123,7 @@ class UnihoiNode:
     def start(self) -> None:
         """Warm the backend up, create publishers, start the worker, subscribe."""
         p, tp = self.params, self.transport
+        apply_thread_policy(self.threads)
         self._warm_up()  # before any endpoint exists: matched endpoints mean "ready"
         self._outputs.create(tf_enabled=p.publish_tf and self._start_tf())
         self._stopping.clear()
@@ -180,12 +183,17 @@ class UnihoiNode:
                else ", K predicted")
         return (
             f"{NODE_NAME} ready: model {b.model_source}{untrained}; backend {b.name} on "
-            f"{b.device} ({b.precision}); processing at {size}; window stride "
+            f"{b.device} ({b.precision}), {self.threads.describe()}; processing at {size}; "
+            f"flow DIS {self._flow_name()}; window stride "
             f"{p.window_stride}; {'live (drop when busy)' if self.live else 'replay (every frame)'}"
             f" mode; input {self.transport.resolve(p.image_input_topic)}"
             f" ({'CompressedImage' if p.use_compressed else 'Image'}){cam}; outputs under "
             f"{self.transport.namespace} via {self.transport.name}"
         )
+
+    def _flow_name(self) -> str:
+        flow = self.reconstructor.flow
+        return flow.describe() if hasattr(flow, "describe") else type(flow).__name__
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking input, let the worker finish its frame (published), join it.

@@ -50,6 +50,8 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
                "off (publish_tf false)" if not params.publish_tf else
                "disabled: TF broadcaster unavailable (see start-up log)"),
         "Mode": "live" if node.live else "replay",
+        "Threads": node.threads.describe(),
+        "Flow": f"DIS {node._flow_name()}",
         "Model": backend.model_source,
         "Backend": f"{backend.name} on {backend.device}",
     })

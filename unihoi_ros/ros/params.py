@@ -70,6 +70,7 @@ class NodeParams:
     engine_file_path: str
     onnx_file_path: str
     force_engine_update: bool
+    inference_threads: int
     process_height: int
     process_width: int
     # streaming
@@ -151,6 +152,9 @@ class NodeParams:
                      "num_pose_points"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.inference_threads < 0:
+            raise ConfigError(f"inference_threads must be >= 0 (0: auto), got "
+                              f"{self.inference_threads}")
         for name in ("camera_info_timeout_s", "camera_info_slop_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")

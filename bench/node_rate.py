@@ -1,0 +1,186 @@
+"""Live node throughput over Cyclone DDS: how many frames come back at a camera rate.
+
+A client (this process) publishes ``--frames`` synthetic 120x160 frames at ``--rate`` Hz
+(stamp = publish wall time) to ``unihoi run --transport dds`` (a subprocess, bundled model,
+default settings unless ``--node-args``), and counts the ``depth/image`` messages that come
+back; latency = receive wall time - stamp. In the same run the reconstructor alone
+(``Reconstructor.feed`` on the same frames, this process, same thread settings) gives the
+baseline per-frame time, so the table shows node / alone as a ratio.
+
+Each variant runs ``--repeats`` times; the table shows medians. All DDS traffic stays on
+loopback (``unihoi_ros.ros.loopback``), on a domain of its own. Writes
+``bench/results/node_rate.json``.
+
+Usage::
+
+    python bench/node_rate.py                                   # default settings
+    python bench/node_rate.py --variant threads1="--threads 1"  # more variants
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+from unihoi_ros.ros.loopback import unique_domain_id, use_loopback  # noqa: E402
+
+use_loopback()
+
+
+def frames(n: int, h: int, w: int) -> np.ndarray:
+    from unihoi_ros.sim import make_sequence
+
+    return make_sequence(7, n, h, w).rgb
+
+
+def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: int,
+                  log_path: Path) -> dict:
+    """One node run: frames in at ``rate``, depth images back; counts and latencies."""
+    from unihoi_ros.ros import dds
+    from unihoi_ros.ros import messages as M
+
+    cmd = [sys.executable, "-m", "unihoi_ros.cli", "run", "--transport", "dds",
+           "--domain-id", str(domain), "--namespace", "/bench", "--input-topic",
+           "/bench/image", *node_args]
+    log = open(log_path, "w")
+    node = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    received: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def on_depth(msg) -> None:
+        with lock:
+            received.append((M.stamp_to_ns(msg.header.stamp), time.time_ns()))
+
+    participant = dds.create_participant(domain)
+    sub = dds.Subscriber(participant, "/bench/depth/image", M.IMAGE, callback=on_depth,
+                         qos="DEFAULT")
+    pub = dds.Publisher(participant, "/bench/image", M.IMAGE, qos="SENSOR_DATA")
+    try:
+        if not (pub.wait_for_subscribers(1, timeout=120) and
+                sub.wait_for_publishers(1, timeout=60)):
+            raise RuntimeError(f"node did not come up: {log_path.read_text()[-2000:]}")
+        time.sleep(0.5)
+        period = 1.0 / rate
+        t_next = time.monotonic()
+        sent = []
+        for f in rgb:
+            stamp = time.time_ns()
+            pub.publish(M.rgb_to_image(f, stamp, "bench_camera_optical"))
+            sent.append(stamp)
+            t_next += period
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with lock:
+                if len(received) >= len(sent):
+                    break
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        node.send_signal(2)
+        try:
+            node.wait(30)
+        except subprocess.TimeoutExpired:
+            node.kill()
+        log.close()
+        sub.close()
+        pub.close()
+    summary = {}
+    for line in log_path.read_text().splitlines():
+        if line.startswith("unihoi run summary: "):
+            summary = json.loads(line[len("unihoi run summary: "):])
+    with lock:
+        got = [(s, r) for s, r in received if s in set(sent)]
+    lat = np.array([(r - s) / 1e6 for s, r in got]) if got else np.zeros(0)
+    return {"sent": len(sent), "published": len(got),
+            "p50_latency_ms": float(np.median(lat)) if lat.size else None,
+            "p95_latency_ms": float(np.percentile(lat, 95)) if lat.size else None,
+            "node_inference_ms": summary.get("mean_inference_ms"),
+            "drops": summary.get("drops", {})}
+
+
+def reconstructor_alone(rgb: np.ndarray, threads: int | None) -> float:
+    """Median ms per frame of ``Reconstructor.feed`` with the node's default settings."""
+    import torch
+
+    from unihoi_ros.backends.factory import load_backend
+    from unihoi_ros.flow import DISFlow
+    from unihoi_ros.pipeline import Reconstructor
+    from unihoi_ros.ros.params import NodeParams
+
+    if threads:
+        torch.set_num_threads(threads)
+    params = NodeParams.load()
+    rec = Reconstructor(load_backend(params.model, "torch", "cpu"),
+                        DISFlow(params.flow_preset), params.reconstructor_config())
+    times = []
+    for i, f in enumerate(rgb):
+        t0 = time.perf_counter()
+        rec.feed(1_000_000_000 + i * 66_666_667, f)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times[4:]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--rate", type=float, default=15.0)
+    ap.add_argument("--height", type=int, default=120)
+    ap.add_argument("--width", type=int, default=160)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
+                    help="extra node variant: a name and `unihoi run` flags")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "node_rate.json")
+    args = ap.parse_args(argv)
+    variants = {"default": []}
+    for v in args.variant:
+        name, _, flags = v.partition("=")
+        variants[name] = shlex.split(flags)
+    rgb = frames(args.frames, args.height, args.width)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    alone = reconstructor_alone(rgb, None)
+    rows = {}
+    for name, flags in variants.items():
+        runs = [run_node_once(flags, rgb, args.rate, unique_domain_id(17 + k),
+                              args.out.with_suffix(f".{name}.{k}.log"))
+                for k in range(args.repeats)]
+        pub = [r["published"] for r in runs]
+        p50 = [r["p50_latency_ms"] for r in runs if r["p50_latency_ms"] is not None]
+        inf = [r["node_inference_ms"] for r in runs if r["node_inference_ms"]]
+        rows[name] = {"flags": flags, "runs": runs,
+                      "published_median": float(np.median(pub)), "published_min": min(pub),
+                      "p50_latency_ms": float(np.median(p50)) if p50 else None,
+                      "node_inference_ms": float(np.median(inf)) if inf else None}
+        if rows[name]["node_inference_ms"]:
+            rows[name]["ratio_to_alone"] = rows[name]["node_inference_ms"] / alone
+    result = {"frames": args.frames, "rate_hz": args.rate, "size": [args.height, args.width],
+              "reconstructor_alone_ms": alone, "variants": rows}
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"{args.frames} frames of {args.width}x{args.height} at {args.rate:g} Hz over "
+          f"Cyclone DDS; reconstructor alone: {alone:.1f} ms/frame (median)")
+    print(f"{'variant':<14}{'published (median, min)':>26}{'p50 latency':>14}"
+          f"{'node ms/frame':>15}{'x alone':>9}")
+    for name, r in rows.items():
+        lat = "-" if r["p50_latency_ms"] is None else f"{r['p50_latency_ms']:.0f} ms"
+        inf = "-" if r["node_inference_ms"] is None else f"{r['node_inference_ms']:.1f}"
+        ratio = f"{r['ratio_to_alone']:.2f}" if "ratio_to_alone" in r else "-"
+        print(f"{name:<14}{r['published_median']:>18.0f} / {args.frames} ({r['published_min']})"
+              f"{lat:>14}{inf:>15}{ratio:>9}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
