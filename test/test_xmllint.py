@@ -11,10 +11,13 @@ import pytest
 
 from conftest import REPO_ROOT
 
+# What the node imports from a ROS installation, what rosdep can bring from apt, and the
+# MCAP storage plugin `record:=true` needs (cv_bridge and sensor_msgs_py are not used).
 REQUIRED_EXEC = {
     "rclpy", "sensor_msgs", "geometry_msgs", "std_msgs", "nav_msgs", "tf2_ros", "tf2_msgs",
-    "message_filters", "sensor_msgs_py", "cv_bridge", "diagnostic_updater", "python3-numpy",
-    "python3-opencv",
+    "message_filters", "diagnostic_updater", "diagnostic_msgs", "python3-numpy",
+    "python3-opencv", "python3-yaml", "python3-scipy", "python3-tqdm", "ros2bag",
+    "rosbag2_storage_mcap",
 }
 REQUIRED_TEST = {"ament_copyright", "ament_flake8", "ament_pep257", "ament_xmllint",
                  "python3-pytest"}

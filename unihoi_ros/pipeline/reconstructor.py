@@ -93,6 +93,8 @@ class Reconstructor:
         self._since_window = 0
         self._grid: torch.Tensor | None = None
         self._admission = FeedOutcome()
+        self._last_seen: int | None = None  # newest stamp offered to feed / check_stamp
+        self._checked: int | None = None  # stamp passed by check_stamp, not yet pushed
 
     # ------------------------------------------------------------------ public API
     def feed(
@@ -122,13 +124,6 @@ class Reconstructor:
             frames of a window stride), or the drop reason; the reset reason, if any.
         """
         self._ready.clear()  # feed's results are returned, not queued for drain()
-        reset = None
-        last = self._buffer.last
-        if last is not None and int(stamp_ns) < last.stamp_ns - TIME_JUMP_NS:
-            reset = ResetReason.TIME_JUMP
-            message = (f"input stamps jumped back {(last.stamp_ns - int(stamp_ns)) / 1e9:.3f} s "
-                       "(bag loop or clock reset): resetting the stream")
-            self.reset()
         try:
             self.push(stamp_ns, rgb, K=K, build_points=build_points)
         except Exception as exc:  # a failed window must not stop the stream
@@ -136,12 +131,40 @@ class Reconstructor:
             self._stats.drop(DropReason.INFERENCE_ERROR)
             return FeedOutcome([], DropReason.INFERENCE_ERROR, ResetReason.INFERENCE_ERROR,
                                f"inference failed ({exc!r}): resetting the stream")
-        admission = self._admission
-        if reset is None and admission.reset is not None:
-            reset, message = admission.reset, admission.message
-        elif reset is None:
-            message = admission.message
-        return FeedOutcome(self.drain(), admission.dropped, reset, message)
+        a = self._admission
+        return FeedOutcome(self.drain(), a.dropped, a.reset, a.message)
+
+    def check_stamp(self, stamp_ns: int, record: bool = True) -> FeedOutcome:
+        """The stream's stamp rules for a frame about to be fed (before it is decoded, so
+        a frame that cannot be decoded still counts as seen):
+
+        - the same stamp as the last frame seen: dropped (``duplicate_stamp``);
+        - older by up to :data:`~unihoi_ros.pipeline.outcome.TIME_JUMP_NS`: dropped
+          (``out_of_order``);
+        - older by more: a jump back in time (bag loop, clock reset): the stream is reset.
+
+        With ``record`` the stamp counts as seen now, whatever happens to the frame (the
+        node: a frame that cannot be decoded still takes its stamp). :meth:`push` (and so
+        :meth:`feed`) applies the rules itself to a stamp not checked yet, recording it
+        once the frame is admitted.
+        """
+        stamp, last = int(stamp_ns), self._last_seen
+        if last is not None and stamp == last:
+            self._stats.drop(DropReason.DUPLICATE_STAMP)
+            return FeedOutcome(dropped=DropReason.DUPLICATE_STAMP,
+                               message=f"stamp {stamp} after {last}")
+        if last is not None and last - TIME_JUMP_NS <= stamp < last:
+            self._stats.drop(DropReason.OUT_OF_ORDER)
+            return FeedOutcome(dropped=DropReason.OUT_OF_ORDER,
+                               message=f"stamp {stamp} after {last}")
+        if record:
+            self._last_seen = self._checked = stamp
+        if last is not None and stamp < last:
+            self.reset()
+            return FeedOutcome(reset=ResetReason.TIME_JUMP, message=(
+                f"input stamps jumped back {(last - stamp) / 1e9:.3f} s (bag loop or clock "
+                "reset): resetting the stream"))
+        return FeedOutcome()
 
     def push(
         self,
@@ -164,8 +187,21 @@ class Reconstructor:
         :meth:`stats`); a failing backend raises (:meth:`feed` turns that into a reset).
         """
         self._stats.counts["frames_in"] += 1
+        checked = FeedOutcome()
+        if self._checked != int(stamp_ns):  # not just checked by check_stamp
+            # The stamp counts as seen only once the frame is admitted (a NaN frame does
+            # not take its stamp from a good one that follows).
+            checked = self.check_stamp(stamp_ns, record=False)
+            if checked.dropped is not None:
+                self._admission = checked
+                return None
         with self._stats.time("preprocess"):
-            frame = self._admit(int(stamp_ns), rgb)
+            frame = self._admit(rgb)
+        self._checked = None
+        if frame is not None:
+            self._last_seen = int(stamp_ns)
+        if checked.reset is not None and self._admission.reset is None:
+            self._admission.reset, self._admission.message = checked.reset, checked.message
         if frame is None:
             return None
         known_K = None
@@ -212,7 +248,7 @@ class Reconstructor:
         return self._stats.summary()
 
     # ------------------------------------------------------------------ input checks
-    def _admit(self, stamp_ns: int, rgb) -> np.ndarray | None:
+    def _admit(self, rgb) -> np.ndarray | None:
         """Validated, preprocessed ``(H, W, 3)`` uint8 frame, or None (dropped, counted).
 
         The decision (drop reason, reset) is kept in ``self._admission`` for :meth:`feed`.
@@ -228,21 +264,14 @@ class Reconstructor:
             if not np.isfinite(arr).all():
                 return self._drop(DropReason.NON_FINITE, "frame holds NaN or inf values")
             arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        last = self._buffer.last
-        if last is not None and stamp_ns == last.stamp_ns:
-            return self._drop(DropReason.DUPLICATE_STAMP, f"duplicate stamp {stamp_ns}")
-        if last is not None and stamp_ns < last.stamp_ns:
-            return self._drop(DropReason.OUT_OF_ORDER,
-                              f"stamp {stamp_ns} older than {last.stamp_ns}")
-        arr = self._resize(arr)
-        size = arr.shape[:2]
+        size = arr.shape[:2]  # the camera's: a new camera resets even at a fixed process size
         if self._size is not None and size != self._size:
             message = f"input resolution changed {self._size} -> {size}: resetting the stream"
             log.warning("%s", message)
             self.reset()
             self._admission = FeedOutcome(reset=ResetReason.RESOLUTION_CHANGE, message=message)
         self._size = size
-        return np.ascontiguousarray(arr)
+        return np.ascontiguousarray(self._resize(arr))
 
     def _resize(self, arr: np.ndarray) -> np.ndarray:
         target = self.config.process_size

@@ -257,6 +257,11 @@ class UnihoiNode:
                 self._queue.done()
 
     def _process(self, frame: InputFrame) -> None:
+        checked = self.reconstructor.check_stamp(frame.stamp_ns)  # seen even if undecodable
+        if checked.dropped is not None or checked.reset is not None:
+            self._account(checked, frame.stamp_ns)
+        if checked.dropped is not None:
+            return
         rgb = self._decode(frame)
         if rgb is None:
             return
