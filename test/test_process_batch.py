@@ -291,7 +291,7 @@ def _strip_timings(obj):
 
 
 def assert_same_outputs(a: Path, b: Path) -> None:
-    """Every output file of every input equal: bytes, except ``predictions.npz`` (arrays
+    """Every output file of every input equal: bytes, except the ``.npz`` files (arrays
     equal: a zip stores its write time), ``report.json`` (measured timings left out) and
     the markers (times, rank, run id)."""
     for name in VIDEOS:
@@ -301,7 +301,7 @@ def assert_same_outputs(a: Path, b: Path) -> None:
                 "predictions.npz", "report.json"} <= set(fa)
         for rel in fa:
             pa, pb = a / name / rel, b / name / rel
-            if rel == "predictions.npz":
+            if rel.endswith(".npz"):  # predictions, tracks
                 with np.load(pa) as za, np.load(pb) as zb:
                     assert sorted(za) == sorted(zb)
                     for k in za:
@@ -333,7 +333,8 @@ def test_single_input_keeps_todays_layout(corpus, tmp_path):
     assert cli_main(["process", str(corpus / "clip0.avi"), "-o", str(out), "--threads", "1",
                      "--no-progress"]) == 0
     assert {p.name for p in out.iterdir()} == {"bag", "cloud.ply", "trajectory_tum.txt",
-                                               "predictions.npz", "summary.png", "report.json"}
+                                               "predictions.npz", "summary.png", "report.json",
+                                               "tracks.npz", "tracks.csv", "tracks.png"}
 
 
 @pytest.mark.slow
