@@ -115,15 +115,14 @@ def record_command(bag_path, topics, now=None):
     return ["ros2", "bag", "record", "--storage", "mcap", "--output", bag_path, *topics]
 
 
-def effective_parameters(files, overrides):
-    """Merge the parameter files' ``/**`` and ``unihoi_node`` sections, then overrides."""
+def effective_parameters(files, overrides, namespace=""):
+    """The node's parameters from ``files`` (the node's own sections, as it reads them),
+    then ``overrides``."""
+    from unihoi_ros.ros.params import read_params_file  # torch-free
+
     merged = {}
     for path in files:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-        for key, section in data.items():
-            if key.split("/")[-1] in ("**", "unihoi_node") and isinstance(section, dict):
-                merged.update(section.get("ros__parameters", {}))
+        merged.update(read_params_file(path, namespace=namespace)[0])
     merged.update(overrides)
     return merged
 
@@ -145,7 +144,7 @@ def _launch_setup(context):
         emulate_tty=True,
     )]
     if values.get("record", "false").lower() in ("true", "1", "yes"):
-        topics = recorded_topics(namespace, effective_parameters(files, overrides))
+        topics = recorded_topics(namespace, effective_parameters(files, overrides, namespace))
         actions.append(ExecuteProcess(cmd=record_command(values.get("bag_path", ""), topics),
                                       output="screen"))
     return actions

@@ -196,10 +196,8 @@ class DdsTransport(Transport):
         def loop() -> None:
             while not self._stop.wait(period_s):
                 try:
-                    rep = report()
-                    status = M.diagnostic_status_msg(name, rep.level, rep.message, rep.values,
-                                                     hardware_id, self.typestore)
-                    pub.publish(M.diagnostic_array_msg(time.time_ns(), [status], self.typestore))
+                    pub.publish(M.report_array_msg(name, report(), hardware_id, time.time_ns(),
+                                                   self.typestore))
                 except Exception:  # diagnostics must never take the node down
                     log.exception("diagnostics update failed")
 

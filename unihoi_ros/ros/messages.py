@@ -65,6 +65,7 @@ from unihoi_ros.ros.msg.diagnostics import (
     DIAG_WARN,
     diagnostic_array_msg,
     diagnostic_status_msg,
+    report_array_msg,
 )
 from unihoi_ros.ros.msg.image import (
     ARRAY_ENCODINGS,
@@ -186,6 +187,7 @@ __all__ = [
     "points_to_cloud",
     "pose_stamped_msg",
     "quaternion_to_rotation",
+    "report_array_msg",
     "rgb_to_compressed",
     "rgb_to_image",
     "rotation_to_quaternion",

@@ -305,18 +305,31 @@ def _field_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(NodeParams)}
 
 
-def _checked(new: Mapping[str, Any], known: Mapping[str, Any], source: str) -> dict[str, Any]:
+def check_names(names: typing.Iterable[str], source: str) -> None:
+    """Refuse parameter names the node does not have, with the closest one as a hint.
+
+    Dotted names belong to other components (``diagnostic_updater.period``,
+    ``qos_overrides.*``) and pass.
+
+    Raises:
+        ConfigError: naming every unknown parameter and ``source``.
+    """
     types = _field_types()
-    out = {}
-    for name, value in new.items():
-        if "." in name and name not in types:
-            continue  # another component's parameter (diagnostic_updater.period, qos_overrides.*)
-        if name not in types:
+    unknown = sorted(n for n in names if n not in types and "." not in n)
+    if unknown:
+        said = []
+        for name in unknown:
             close = difflib.get_close_matches(name, list(types), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown parameter {name!r} in {source}{hint}")
-        out[name] = coerce(name, value, types[name])
-    return out
+            said.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"unknown parameter {', '.join(said)} in {source}; every "
+                          "parameter is listed in config/egocentric.yaml")
+
+
+def _checked(new: Mapping[str, Any], known: Mapping[str, Any], source: str) -> dict[str, Any]:
+    check_names(new, source)
+    types = _field_types()
+    return {name: coerce(name, value, types[name]) for name, value in new.items()
+            if name in types}
 
 
 def coerce(name: str, value: Any, kind: type) -> Any:

@@ -27,10 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from unihoi_ros.errors import ConfigError, UnihoiError, one_line
+from unihoi_ros.errors import UnihoiError, one_line
 from unihoi_ros.optional import MissingDependencyError, require
 from unihoi_ros.ros import messages as M
-from unihoi_ros.ros.params import BUILTIN_PARAMS, NODE_NAME, NodeParams, param_descriptions
+from unihoi_ros.ros.params import (
+    BUILTIN_PARAMS,
+    NODE_NAME,
+    NodeParams,
+    check_names,
+    param_descriptions,
+)
 from unihoi_ros.ros.qos import QosProfile
 from unihoi_ros.ros.transport import (
     DIAGNOSTICS_QOS,
@@ -324,10 +330,8 @@ class RclpyTransport(Transport):
 
         def tick() -> None:
             try:
-                rep = report()
-                status = M.diagnostic_status_msg(name, rep.level, rep.message, rep.values,
-                                                 hardware_id or "none", self.typestore)
-                pub.publish(M.diagnostic_array_msg(self.now_ns(), [status], self.typestore))
+                pub.publish(M.report_array_msg(name, report(), hardware_id, self.now_ns(),
+                                               self.typestore))
             except Exception:  # diagnostics must never take the node down
                 log.exception("diagnostics update failed")
 
@@ -352,24 +356,15 @@ def declare_parameters(node: Any) -> NodeParams:
         desc = ParameterDescriptor(description=descriptions.get(name, ""), read_only=True)
         values[name] = node.declare_parameter(name, default, desc).value
     values["use_sim_time"] = bool(node.get_parameter("use_sim_time").value)
-    _refuse_unknown_overrides(node, set(values))
+    _refuse_unknown_overrides(node)
     return NodeParams.load(overrides=values)
 
 
-def _refuse_unknown_overrides(node: Any, known: set[str]) -> None:
+def _refuse_unknown_overrides(node: Any) -> None:
     """rclpy ignores ``-p`` / parameter-file values for undeclared names; a misspelt
     parameter would silently do nothing, so it is an error here."""
-    import difflib
-
     overrides = set(getattr(node, "_parameter_overrides", {}) or {})
-    unknown = sorted(n for n in overrides - known - set(BUILTIN_PARAMS)
-                     if not n.startswith(("qos_overrides.", "start_type_description_service")))
-    if unknown:
-        hints = [difflib.get_close_matches(n, sorted(known), 1) for n in unknown]
-        said = ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
-                         for n, h in zip(unknown, hints))
-        raise ConfigError(f"unknown parameter(s) {said}; every parameter is listed in "
-                          "config/egocentric.yaml")
+    check_names(overrides - {"start_type_description_service"}, "the node's --ros-args")
 
 
 class _RosLogHandler(logging.Handler):

@@ -25,6 +25,7 @@ __all__ = [
     "DIAG_WARN",
     "diagnostic_array_msg",
     "diagnostic_status_msg",
+    "report_array_msg",
 ]
 
 # diagnostic_msgs/DiagnosticStatus levels.
@@ -64,3 +65,13 @@ def diagnostic_array_msg(
     return msg_class(DIAGNOSTIC_ARRAY, typestore)(
         header=make_header(stamp_ns, "", typestore), status=list(statuses)
     )
+
+
+def report_array_msg(name: str, report: Any, hardware_id: str, stamp_ns: int,
+                     typestore: Any | None = None) -> Any:
+    """The DiagnosticArray of one status ``name`` from a report (``level``, ``message``,
+    ``values``; :class:`unihoi_ros.ros.transport.DiagnosticReport`), as the transports
+    publish it without diagnostic_updater."""
+    status = diagnostic_status_msg(name, report.level, report.message, report.values,
+                                   hardware_id or "none", typestore)
+    return diagnostic_array_msg(stamp_ns, [status], typestore)
