@@ -14,9 +14,12 @@ from unihoi_ros.geometry.metrics import (
     align_trajectory,
     ate,
     chamfer_distance,
+    constant_velocity_path,
     delta1,
     depth_metrics,
     fscore,
+    intrinsics_errors,
+    path_length,
     pointcloud_metrics,
     rmse,
     rpe,
@@ -232,3 +235,71 @@ def test_constant_trajectory_aligns_to_the_centroid():
     spread = np.sqrt(np.mean(np.sum((gt[:, :3, 3] - gt[:, :3, 3].mean(0)) ** 2, axis=1)))
     for mode in ("sim3", "se3"):
         assert ate(est, gt, align=mode) == pytest.approx(spread, rel=1e-12)
+
+
+# ------------------------------------------------------------------------ intrinsics
+
+
+def test_intrinsics_errors_by_hand():
+    """Predictions at half the ground truth's size: rescaled first (f * 2, (c + 0.5) * 2 - 0.5)."""
+    gt = np.array([[110.0, 0, 80.0], [0, 100.0, 58.0], [0, 0, 1]])
+    pred = np.array([[[50.0, 0, 41.0], [0, 45.0, 28.0], [0, 0, 1]],
+                     [[60.0, 0, 41.0], [0, 45.0, 28.0], [0, 0, 1]]])
+    # Rescaled to 120x160: fx 100 and 120, fy 90, cx 82.5, cy 56.5.
+    out = intrinsics_errors(pred, gt, (60, 80), (120, 160))
+    assert out["fx_ratio"] == pytest.approx((100 / 110 + 120 / 110) / 2, abs=1e-12)
+    assert out["fx_rel_err"] == pytest.approx(10 / 110, abs=1e-12)  # both frames 10 px off
+    assert out["fy_ratio"] == pytest.approx(0.9, abs=1e-12)
+    assert out["fy_rel_err"] == pytest.approx(0.1, abs=1e-12)
+    assert out["cx_err_px"] == pytest.approx(2.5, abs=1e-12)
+    assert out["cy_err_px"] == pytest.approx(1.5, abs=1e-12)
+    assert out["pp_err_frac"] == pytest.approx(max(2.5 / 160, 1.5 / 120), abs=1e-12)
+    assert out["num_frames"] == 2
+    # Per-frame truth and equal sizes: no rescaling.
+    same = intrinsics_errors(np.repeat(gt[None], 3, 0), np.repeat(gt[None], 3, 0),
+                             (120, 160), (120, 160))
+    assert same["fx_rel_err"] == same["cx_err_px"] == same["pp_err_frac"] == 0.0
+    with pytest.raises(ValueError):
+        intrinsics_errors(gt, gt, (120, 160), (120, 160))
+
+
+# ------------------------------------------------------------- constant-velocity path
+
+
+def _pose(rotvec, t):
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
+    T[:3, 3] = t
+    return T
+
+
+def test_constant_velocity_path_repeats_the_first_step():
+    T0 = _pose([0.1, -0.2, 0.3], [0.5, 0.1, -0.2])
+    D = _pose([0.02, 0.05, -0.01], [0.01, -0.004, 0.02])
+    gt = np.stack([T0 @ np.linalg.matrix_power(D, k) for k in range(10)])
+    cv = constant_velocity_path(gt)
+    assert np.allclose(cv, gt, atol=1e-10)
+    assert trajectory_metrics(cv, gt)["ate"] < 1e-9
+    # Uneven stamps: frame k sits (t_k - t_0) / (t_1 - t_0) steps out (last: 4.5 steps).
+    stamps = np.array([0, 10, 30, 40, 45]) * 1_000_000
+    uneven = constant_velocity_path(gt[[0, 1, 3, 4, 4]], stamps)
+    assert np.allclose(uneven[:4], gt[[0, 1, 3, 4]], atol=1e-10)
+    H = np.linalg.inv(gt[4]) @ uneven[4]  # half a step
+    assert np.allclose(H @ H, D, atol=1e-10) and not np.allclose(H, D, atol=1e-3)
+    # A pure translation (zero rotation) stays a straight line at constant speed.
+    line = constant_velocity_path(np.stack([np.eye(4), _pose([0, 0, 0], [0.1, 0, 0])] * 2))
+    assert np.allclose(line[:, :3, 3], [[0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [0.3, 0, 0]])
+
+
+def test_constant_velocity_baseline_misses_a_curved_path():
+    # Accelerating, turning path: the first step repeated drifts away from it.
+    gt = np.stack([_pose([0, 0.05 * k**1.5, 0], [0.01 * k**2, 0.02 * np.sin(k), 0.0])
+                   for k in range(12)])
+    cv = constant_velocity_path(gt)
+    assert np.allclose(cv[:2], gt[:2], atol=1e-12)
+    assert trajectory_metrics(cv, gt)["ate"] > 0.05
+    assert path_length(gt) == pytest.approx(
+        np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum(), abs=1e-12)
+    assert path_length(gt[:1]) == 0.0
+    with pytest.raises(ValueError):
+        constant_velocity_path(gt[:1])

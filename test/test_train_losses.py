@@ -7,6 +7,7 @@ exactly -1 pixel per frame.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,6 +139,19 @@ def test_scale_zero_at_teacher_scale():
     assert torch.allclose(L.scale_loss(1.2 * depth, depth, valid),
                           torch.full((B,), float(torch.log(torch.tensor(1.2))), dtype=DTYPE))
     _finite_grad(lambda d: L.scale_loss(d, depth, valid), 1.2 * depth)
+
+
+def test_intrinsics_zero_at_teacher_and_measures_log_focal_and_centre():
+    K = _K()
+    assert (L.intrinsics_loss(K, K.clone(), H, W) == 0).all()
+    K2 = K.clone()
+    K2[:, 0, 0] *= 0.5  # focal halved: |log 0.5|
+    K2[:, 1, 2] += 0.1 * H  # principal point 10 % of the height down
+    expected = torch.full((B,), float(np.log(2.0)) + 0.1, dtype=DTYPE)
+    assert torch.allclose(L.intrinsics_loss(K2, K, H, W), expected)
+    per_frame = L.intrinsics_loss(K2[:, None].expand(B, F, 3, 3), K, H, W)
+    assert torch.allclose(per_frame, expected)
+    _finite_grad(lambda k: L.intrinsics_loss(k, K, H, W), K2)
 
 
 def test_weighted_total_uses_paper_weights():

@@ -1,15 +1,27 @@
 """Evaluation of predictions against ground truth, as the UniHOI authors compute it.
 
-Trajectory: Sim(3)-aligned ATE and RPE (evo definitions, RMSE). Depth: abs_rel, rmse and
-delta1 of the metric prediction (no rescaling) and, for reference, after per-frame median
-scaling. Point clouds: the clip's predicted world cloud (depth unprojected with the
-predicted K and poses) is Sim(3)-aligned to the ground-truth cloud by a fit on per-pixel
+Trajectory: Sim(3)-aligned ATE and RPE (evo definitions, RMSE), and the ATE as a per cent
+of the ground-truth path length (``ate_pct_path``). Depth: abs_rel, rmse and delta1 of the
+metric prediction (no rescaling: ``depth.abs_rel`` is what a metric-depth claim is judged
+on) and, for reference, after per-frame median scaling (``depth.median_scaled``).
+Intrinsics (``intrinsics``, when both sides have K): each frame's predicted K rescaled to
+the ground truth's image size, then relative focal-length errors and ratios, and
+principal-point errors in pixels and as a fraction of the image size
+(:func:`unihoi_ros.geometry.metrics.intrinsics_errors`).
+
+Point clouds: the clip's predicted world cloud (depth unprojected with the predicted K and
+poses) is Sim(3)-aligned to the ground-truth cloud by a fit on per-pixel
 correspondences (the same pixels in both), then Chamfer distance and F-score at
 1/2.5/5/10 cm. Aligning on the points rather than on the trajectory keeps the scale
 meaningful when the camera barely translates.
 
-Baseline, on the same frames: constant depth at the ground truth's median (so its scale is
-an oracle's) with identity poses; its cloud is aligned the same way.
+Baselines, on the same frames: constant depth at the ground truth's median (so its scale is
+an oracle's) with identity poses (``baseline_constant_depth``, ``baseline_identity_pose``);
+its cloud is aligned the same way. For poses also ``baseline_constant_velocity``: the first
+two ground-truth poses' motion repeated for the whole clip (an oracle's start, then no
+information), Sim(3)-aligned like the estimate — a pose estimate worth having beats it
+clearly. For intrinsics ``baseline_centred_principal_point``: the principal point guessed
+at the image centre (principal-point errors only; no focal-length guess is meaningful).
 """
 
 from __future__ import annotations
@@ -103,8 +115,27 @@ def _depth_block(pred_depth, gt_depth) -> dict:
     return out
 
 
+def _trajectory_block(est: np.ndarray, gt_T: np.ndarray, length_m: float) -> dict:
+    """``trajectory_metrics`` (Sim(3)) plus ``ate_pct_path`` (ATE over the path length, %;
+    NaN for a path of (nearly) zero length)."""
+    out = metrics.trajectory_metrics(est, gt_T, align="sim3")
+    out["ate_pct_path"] = 100.0 * out["ate"] / length_m if length_m > 1e-9 else float("nan")
+    return out
+
+
+def _centred_K(K: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``K`` with the principal point moved to the centre of an ``hw`` image."""
+    k = np.array(K, dtype=np.float64)
+    k[0, 2], k[1, 2] = 0.5 * (hw[1] - 1), 0.5 * (hw[0] - 1)
+    return k
+
+
 def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: int = 0) -> dict:
-    """All metrics of ``pred`` against ``gt`` on the frames they share (see module doc)."""
+    """All metrics of ``pred`` against ``gt`` on the frames they share (see module doc).
+
+    The ground truth's K is taken to belong to its depth maps' size (to the prediction's
+    size when it has no depth: then ``intrinsics.gt_size_assumed`` is True).
+    """
     ip, ig = associate(pred.stamps_ns, gt.stamps_ns)
     if len(ip) == 0:
         raise ValueError("no predicted stamp matches a ground-truth stamp")
@@ -114,12 +145,24 @@ def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: in
     gt_T = None if gt.T_world_cam is None else gt.T_world_cam[ig]
     aligned = None
     if gt_T is not None and len(ip) >= 3:
-        out["trajectory"] = metrics.trajectory_metrics(est, gt_T, align="sim3")
+        length = metrics.path_length(gt_T)
+        out["trajectory"] = _trajectory_block(est, gt_T, length)
+        out["gt_path_length_m"] = length
         aligned = metrics.align_trajectory(est, gt_T, mode="sim3")
         out["per_frame_translation_error_m"] = [
             float(x) for x in np.linalg.norm(aligned[:, :3, 3] - gt_T[:, :3, 3], axis=1)]
         identity = np.tile(np.eye(4), (len(ip), 1, 1))
-        out["baseline_identity_pose"] = metrics.trajectory_metrics(identity, gt_T, align="sim3")
+        out["baseline_identity_pose"] = _trajectory_block(identity, gt_T, length)
+        cv = metrics.constant_velocity_path(gt_T, gt.stamps_ns[ig])
+        out["baseline_constant_velocity"] = _trajectory_block(cv, gt_T, length)
+    if gt.K is not None:
+        pred_hw = tuple(pred.depth.shape[1:])
+        gt_hw = pred_hw if gt.depth is None else tuple(gt.depth.shape[1:])
+        out["intrinsics"] = metrics.intrinsics_errors(pred.K[ip], gt.K, pred_hw, gt_hw)
+        out["intrinsics"]["gt_size_assumed"] = gt.depth is None
+        centre = metrics.intrinsics_errors(_centred_K(gt.K, gt_hw)[None], gt.K, gt_hw, gt_hw)
+        out["baseline_centred_principal_point"] = {
+            k: centre[k] for k in ("cx_err_px", "cy_err_px", "pp_err_frac")}
     if gt.depth is not None:
         shape = gt.depth.shape[1:]
         pd = np.stack([_resize_depth(pred.depth[i], shape) for i in ip])

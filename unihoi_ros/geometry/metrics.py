@@ -25,6 +25,16 @@ Definitions:
   F-score at threshold t: precision = share of pred points with ``d(pred, GT) <= t``,
   recall = share of GT points with ``d(gt, Pred) <= t``, ``F = 2PR / (P + R)`` (0 when
   both are 0).
+- Intrinsics (:func:`intrinsics_errors`): each predicted ``K`` is first rescaled to the
+  ground truth's image size (:func:`unihoi_ros.geometry.camera.scale_intrinsics`), then per
+  frame ``fx_pred / fx_true`` (``fx_ratio``, its mean; below 1 = too short a focal length,
+  too wide a field of view), ``|fx_pred / fx_true - 1|`` (``fx_rel_err``), likewise for fy,
+  and ``|cx_pred - cx_true|`` (``cx_err_px``, ground-truth pixels), likewise for cy, each
+  averaged over frames; ``pp_err_frac = max(cx_err_px / W, cy_err_px / H)``.
+- Constant-velocity path (:func:`constant_velocity_path`): the first two poses' relative
+  motion ``D = inv(T_0) T_1`` repeated, ``T_k = T_0 D^k`` (a constant twist, the usual
+  visual-odometry motion model; fractional powers when the stamps are uneven). Path length
+  (:func:`path_length`): sum of the distances between consecutive positions, metres.
 
 Empty inputs (no valid pixel, no pose pair, an empty cloud) give NaN.
 """
@@ -40,6 +50,7 @@ from torch import Tensor
 
 from unihoi_ros.options import Alignment, parse
 
+from .camera import scale_intrinsics
 from .poses import invert_se3, rotation_angle, se3_from_rt
 from .procrustes import weighted_rigid, weighted_sim3
 
@@ -49,10 +60,13 @@ __all__ = [
     "align_trajectory",
     "ate",
     "chamfer_distance",
+    "constant_velocity_path",
     "delta1",
     "depth_metrics",
     "fscore",
+    "intrinsics_errors",
     "nearest_distances",
+    "path_length",
     "pointcloud_metrics",
     "rmse",
     "rpe",
@@ -339,6 +353,106 @@ def trajectory_metrics(
         "scale": scale,
         "align_ok": ok,
         "num_poses": gt.shape[0],
+    }
+
+
+def path_length(T: ArrayLike) -> float:
+    """Length of the path through the positions of ``T`` ``(N, 4, 4)``, metres (0 if N < 2)."""
+    t = _numpy64(T)[:, :3, 3]
+    return float(np.linalg.norm(np.diff(t, axis=0), axis=1).sum())
+
+
+def _skew(w: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
+
+
+def _so3_V(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``exp([w]x)`` and the SE(3) left Jacobian ``V(w)`` (``t = V u``), Taylor near 0."""
+    th = float(np.linalg.norm(w))
+    W = _skew(w)
+    W2 = W @ W
+    if th < 1e-6:  # series; keeps the ratios finite for (near) pure translation
+        a, b, c = 1.0 - th**2 / 6, 0.5 - th**2 / 24, 1.0 / 6 - th**2 / 120
+    else:
+        a, b, c = math.sin(th) / th, (1 - math.cos(th)) / th**2, (th - math.sin(th)) / th**3
+    R = np.eye(3) + a * W + b * W2
+    V = np.eye(3) + b * W + c * W2
+    return R, V
+
+
+def constant_velocity_path(T: ArrayLike, stamps_ns: ArrayLike | None = None) -> np.ndarray:
+    """The first two poses' motion extrapolated at constant velocity (constant twist).
+
+    Args:
+        T: ``(N, 4, 4)`` camera-to-world poses (only ``T[0]`` and ``T[1]`` are used), N >= 2.
+        stamps_ns: optional ``(N,)`` stamps; frame k is then ``(t_k - t_0) / (t_1 - t_0)``
+            steps from the start (frame indices when None or when ``t_1 == t_0``).
+
+    Returns:
+        ``(N, 4, 4)`` float64 ``T_0 D^a_k`` with ``D = inv(T_0) T_1`` (so rows 0 and 1
+        equal ``T[0]`` and ``T[1]``; ``D^a`` through SE(3) log / exp).
+    """
+    T = _numpy64(T)
+    n = T.shape[0]
+    if n < 2:
+        raise ValueError(f"a constant-velocity path needs >= 2 poses, got {n}")
+    steps = np.arange(n, dtype=np.float64)
+    if stamps_ns is not None:
+        t = np.asarray(stamps_ns, dtype=np.float64)
+        if t[1] != t[0]:
+            steps = (t - t[0]) / (t[1] - t[0])
+    D = np.linalg.inv(T[0]) @ T[1]
+    from scipy.spatial.transform import Rotation  # lazy, as nearest_distances
+
+    w = Rotation.from_matrix(D[:3, :3]).as_rotvec()
+    u = np.linalg.solve(_so3_V(w)[1], D[:3, 3])  # twist (w, u): D = exp([w, u])
+    out = np.empty((n, 4, 4))
+    for k, a in enumerate(steps):
+        R, V = _so3_V(a * w)
+        step = np.eye(4)
+        step[:3, :3], step[:3, 3] = R, V @ (a * u)
+        out[k] = T[0] @ step
+    return out
+
+
+# ------------------------------------------------------------------------ intrinsics
+
+
+def intrinsics_errors(
+    pred_K: ArrayLike, gt_K: ArrayLike, pred_hw: tuple[int, int], gt_hw: tuple[int, int]
+) -> dict[str, float]:
+    """Errors of predicted intrinsics against the truth, in the ground truth's pixels.
+
+    Args:
+        pred_K: ``(N, 3, 3)`` predicted intrinsics, pixels of a ``pred_hw`` image.
+        gt_K: ``(3, 3)`` or ``(N, 3, 3)`` true intrinsics, pixels of a ``gt_hw`` image.
+        pred_hw: ``(height, width)`` the prediction's K belongs to.
+        gt_hw: ``(height, width)`` the truth's K belongs to (the errors' pixels).
+
+    Returns:
+        ``{"fx_rel_err", "fy_rel_err"`` (mean over frames of ``|pred / true - 1|``),
+        ``"fx_ratio", "fy_ratio"`` (mean ``pred / true``), ``"cx_err_px", "cy_err_px"``
+        (mean ``|pred - true|``, pixels), ``"pp_err_frac"`` (``max(cx_err_px / W,
+        cy_err_px / H)``), ``"num_frames"}``; see the module doc.
+    """
+    pk = _numpy64(pred_K)
+    if pk.ndim != 3 or pk.shape[-2:] != (3, 3):
+        raise ValueError(f"pred_K must be (N, 3, 3), got {pk.shape}")
+    pk = np.stack([scale_intrinsics(k, pred_hw, gt_hw) for k in pk])
+    gk = np.broadcast_to(_numpy64(gt_K), pk.shape)
+    fx, fy = pk[:, 0, 0] / gk[:, 0, 0], pk[:, 1, 1] / gk[:, 1, 1]
+    cx = np.abs(pk[:, 0, 2] - gk[:, 0, 2])
+    cy = np.abs(pk[:, 1, 2] - gk[:, 1, 2])
+    h, w = gt_hw
+    return {
+        "fx_rel_err": float(np.mean(np.abs(fx - 1.0))),
+        "fy_rel_err": float(np.mean(np.abs(fy - 1.0))),
+        "fx_ratio": float(np.mean(fx)),
+        "fy_ratio": float(np.mean(fy)),
+        "cx_err_px": float(np.mean(cx)),
+        "cy_err_px": float(np.mean(cy)),
+        "pp_err_frac": float(max(np.mean(cx) / w, np.mean(cy) / h)),
+        "num_frames": int(pk.shape[0]),
     }
 
 

@@ -4,7 +4,22 @@ Each clip (``unihoi_ros.sim.make_sequence(seed, ...)``) is streamed frame by fra
 ``Reconstructor(TorchBackend(model), DISFlow())`` exactly as the demo runs it, the results
 are collected with ``Predictions.from_results`` and scored by
 :func:`unihoi_ros.evaluation.evaluate` against the clip's exact ground truth. Everything is
-deterministic (fixed seeds; DIS is deterministic), so numbers reproduce.
+deterministic (fixed seeds; DIS is deterministic), so numbers reproduce. With
+``tracks=True`` (the default) the clip's exact query points are also tracked through the
+results (:func:`unihoi_ros.tracks.evaluate_tracks`).
+
+Rows (:data:`HEADLINE`): depth as predicted (``abs_rel``, no rescaling) and after
+per-frame median scaling (``abs_rel_scaled``); intrinsics errors (``fx_rel``, ``fy_rel``,
+``cx_px``, ``cy_px``, ``pp_frac``); poses (``ate_m``, ``ate_pct`` = ATE in per cent of
+the path, RPE); clouds; long-term tracking (``dyn_*``, ``static_*``).
+
+There is one baseline column, but its reference differs by row (:data:`BASELINE`,
+printed as a legend under :func:`format_table`): constant depth at the true median for
+depth; the image-centre principal point for cx / cy / pp (none, NaN, for fx / fy);
+identity poses for ``ate_m`` and RPE, but the constant-velocity path (the first two true
+poses' motion repeated) for ``ate_pct``, the line the acceptance compares ATE with;
+constant depth + identity poses for the cloud; no tracking (each point held where first
+seen) for the tracking rows.
 """
 
 from __future__ import annotations
@@ -17,34 +32,79 @@ import numpy as np
 HELD_OUT_SEEDS = tuple(range(10_000, 10_005))
 
 #: The headline numbers: (name, path in the evaluate() result, higher is better).
+#: ``abs_rel`` is the metric depth as predicted (no rescaling), ``abs_rel_scaled`` the same
+#: after per-frame median scaling; ``fx_rel`` / ``fy_rel`` are mean ``|pred / true - 1|``,
+#: ``cx_px`` / ``cy_px`` mean principal-point errors (pixels of the clip) and ``pp_frac``
+#: the larger of them over the image's width / height; ``ate_pct`` is the ATE in per cent
+#: of the true path length. ``dyn_*`` / ``static_*`` (with ``tracks=True``) are the
+#: fractions of visible points on moving bodies / the static scene that the 3D tracker
+#: puts within 2 / 5 / 10 cm after one metric-scale fit per clip
+#: (:func:`unihoi_ros.tracks.evaluate_tracks`).
 HEADLINE = (
     ("abs_rel", ("depth", "abs_rel"), False),
+    ("abs_rel_scaled", ("depth", "median_scaled", "abs_rel"), False),
     ("rmse_m", ("depth", "rmse"), False),
     ("delta1", ("depth", "delta1"), True),
+    ("fx_rel", ("intrinsics", "fx_rel_err"), False),
+    ("fy_rel", ("intrinsics", "fy_rel_err"), False),
+    ("cx_px", ("intrinsics", "cx_err_px"), False),
+    ("cy_px", ("intrinsics", "cy_err_px"), False),
+    ("pp_frac", ("intrinsics", "pp_err_frac"), False),
     ("ate_m", ("trajectory", "ate"), False),
+    ("ate_pct", ("trajectory", "ate_pct_path"), False),
     ("rpe_trans_m", ("trajectory", "rpe_trans"), False),
     ("rpe_rot_deg", ("trajectory", "rpe_rot_deg"), False),
     ("chamfer_m", ("pointcloud", "chamfer"), False),
     ("fscore_2.5cm", ("pointcloud", "fscore@0.025"), True),
     ("fscore_5cm", ("pointcloud", "fscore@0.05"), True),
     ("fscore_10cm", ("pointcloud", "fscore@0.1"), True),
+    *((f"{short}_{d}", ("tracks", "tracker", kind, d), True)
+      for short, kind in (("dyn", "dynamic"), ("static", "static"))
+      for d in ("2cm", "5cm", "10cm")),
 )
-#: The same numbers for the constant-depth + identity-pose baseline.
+#: Each row's baseline (a path in the evaluate() result; None: no baseline, NaN):
+#:
+#: - depth rows and ``abs_rel_scaled``: constant depth at the clip's true median (an
+#:   oracle's scale, so it is a fair reference for the scaled row too);
+#: - ``cx_px`` / ``cy_px`` / ``pp_frac``: the principal point guessed at the image centre;
+#:   ``fx_rel`` / ``fy_rel``: none (no focal-length guess is meaningful);
+#: - ``ate_m`` and RPE: identity poses; ``ate_pct``: the constant-velocity path (the first
+#:   two true poses' motion repeated), the line a pose estimate has to beat;
+#: - cloud rows: the constant-depth + identity-pose cloud;
+#: - tracking rows: holding each query point where it was first seen (no tracking).
 BASELINE = {
     "abs_rel": ("baseline_constant_depth", "abs_rel"),
+    "abs_rel_scaled": ("baseline_constant_depth", "abs_rel"),
     "rmse_m": ("baseline_constant_depth", "rmse"),
     "delta1": ("baseline_constant_depth", "delta1"),
+    "fx_rel": None,
+    "fy_rel": None,
+    "cx_px": ("baseline_centred_principal_point", "cx_err_px"),
+    "cy_px": ("baseline_centred_principal_point", "cy_err_px"),
+    "pp_frac": ("baseline_centred_principal_point", "pp_err_frac"),
     "ate_m": ("baseline_identity_pose", "ate"),
+    "ate_pct": ("baseline_constant_velocity", "ate_pct_path"),
     "rpe_trans_m": ("baseline_identity_pose", "rpe_trans"),
     "rpe_rot_deg": ("baseline_identity_pose", "rpe_rot_deg"),
     "chamfer_m": ("baseline_pointcloud", "chamfer"),
     "fscore_2.5cm": ("baseline_pointcloud", "fscore@0.025"),
     "fscore_5cm": ("baseline_pointcloud", "fscore@0.05"),
     "fscore_10cm": ("baseline_pointcloud", "fscore@0.1"),
+    **{f"{short}_{d}": ("tracks", "hold", kind, d)
+       for short, kind in (("dyn", "dynamic"), ("static", "static"))
+       for d in ("2cm", "5cm", "10cm")},
 }
+#: One line per baseline, printed under :func:`format_table`'s table.
+BASELINE_LEGEND = (
+    "baseline column: depth rows = constant depth at the true median; cx/cy/pp = principal "
+    "point at the image centre; fx/fy = none; ate_m, rpe = identity poses; ate_pct = "
+    "constant velocity from the first two true poses; cloud rows = constant depth + "
+    "identity poses; dyn/static = no tracking (each point held where first seen)")
 
 
-def _get(d: dict, path: tuple[str, ...]) -> float:
+def _get(d: dict, path: tuple[str, ...] | None) -> float:
+    if path is None:
+        return float("nan")
     for key in path:
         if not isinstance(d, dict) or key not in d:
             return float("nan")
@@ -61,9 +121,16 @@ def headline(result: dict) -> tuple[dict[str, float], dict[str, float]]:
     return model, base
 
 
+def _nanmean(values) -> float:
+    """Mean of the finite values; NaN (without numpy's warning) when there is none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def evaluate_on_synthetic(
     backend_or_model, seeds: Iterable[int] = HELD_OUT_SEEDS, num_frames: int = 32,
-    height: int = 120, width: int = 160, reconstructor_config=None,
+    height: int = 120, width: int = 160, reconstructor_config=None, tracks: bool = True,
 ) -> dict:
     """Stream held-out synthetic clips through the pipeline and score them.
 
@@ -73,11 +140,17 @@ def evaluate_on_synthetic(
         seeds: ``make_sequence`` seeds (keep them outside the training seeds).
         num_frames, height, width: clip length and image size, pixels.
         reconstructor_config: a ``ReconstructorConfig`` (None: defaults).
+        tracks: also track the clip's exact query points through the results with the
+            default tracker and score them and the no-tracking baseline
+            (:func:`unihoi_ros.tracks.evaluate_tracks`; cheap: 0.8 s on top of 7 s for a
+            32-frame 120x160 clip with the tiny model on 2 CPU cores, and ``unihoi eval
+            --synthetic`` took 1.04x as long). False leaves the tracking rows NaN.
 
     Returns:
-        ``{"clips": [{"seed", "metrics" (headline), "baseline" (constant depth +
-        identity pose), "full" (the whole evaluate() result)}, ...], "mean": {...},
-        "baseline_mean": {...}, "settings": {...}}``.
+        ``{"clips": [{"seed", "metrics" (headline), "baseline" (each row's baseline, see
+        :data:`BASELINE`), "tracks" (the evaluate_tracks result, with ``tracks``), "full"
+        (the whole evaluate() result, with "tracks" added)}, ...], "mean": {...},
+        "baseline_mean": {...}, "settings": {...}}``; means skip NaN clips.
     """
     from unihoi_ros.evaluation import evaluate
     from unihoi_ros.flow import DISFlow
@@ -102,23 +175,40 @@ def evaluate_on_synthetic(
         gt = GroundTruth(seq.stamps_ns, seq.T_world_cam, seq.depth, seq.K,
                          f"synthetic seed {seed}")
         full = evaluate(pred, gt)
-        m, b = headline(full)
-        clips.append({"seed": int(seed), "metrics": m, "baseline": b, "full": full})
+        clip = {"seed": int(seed)}
+        if tracks:
+            from unihoi_ros.tracks import evaluate_tracks
+
+            full["tracks"] = clip["tracks"] = evaluate_tracks(results, seq)
+        clip["metrics"], clip["baseline"] = headline(full)
+        clips.append({**clip, "full": full})
     names = [n for n, _, _ in HEADLINE]
-    mean = {n: float(np.nanmean([c["metrics"][n] for c in clips])) for n in names}
-    base = {n: float(np.nanmean([c["baseline"][n] for c in clips])) for n in names}
+    mean = {n: _nanmean([c["metrics"][n] for c in clips]) for n in names}
+    base = {n: _nanmean([c["baseline"][n] for c in clips]) for n in names}
     return {"clips": clips, "mean": mean, "baseline_mean": base,
             "settings": {"seeds": [int(s) for s in seeds], "num_frames": num_frames,
-                         "height": height, "width": width, "flow": "dis"}}
+                         "height": height, "width": width, "flow": "dis",
+                         "tracks": bool(tracks)}}
 
 
-def format_table(columns: dict[str, dict[str, float]]) -> str:
-    """Markdown table: one row per headline metric, one column per named result."""
+def _cell(value: float) -> str:
+    """A table cell: 4 decimals, "–" for NaN (no number: no baseline, or not measured)."""
+    return "–" if not np.isfinite(value) else f"{value:.4f}"
+
+
+def format_table(columns: dict[str, dict[str, float]], legend: bool = True) -> str:
+    """Markdown table: one row per headline metric, one column per named result.
+
+    NaN cells print as "–"; with ``legend`` a line under the table says what each row's
+    baseline is (for a column holding ``baseline_mean``).
+    """
     names = list(columns)
     lines = ["| metric | " + " | ".join(names) + " |",
              "|---|" + "---|" * len(names)]
     for metric, _, higher in HEADLINE:
         arrow = "↑" if higher else "↓"
-        cells = " | ".join(f"{columns[n].get(metric, float('nan')):.4f}" for n in names)
+        cells = " | ".join(_cell(columns[n].get(metric, float("nan"))) for n in names)
         lines.append(f"| {metric} {arrow} | {cells} |")
+    if legend:
+        lines += ["", BASELINE_LEGEND + "."]
     return "\n".join(lines)

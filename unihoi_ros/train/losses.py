@@ -21,6 +21,12 @@ run that averages gradients over ranks then computes exactly the single-process 
   depth - log mean teacher depth|`` per frame. The paper's network inherits metric scale
   from its UniDepth initialisation and every loss above is scale-invariant; a network
   trained from scratch needs this anchor to the teacher's metric scale.
+- :func:`intrinsics_loss` (ours, not in the paper; 0 in the paper's weights): L1 between the
+  predicted and the teacher's intrinsics (``log fx``, ``log fy``, ``cx/W``, ``cy/H``). The
+  paper's camera head starts from UniDepth's, which was trained with camera supervision, and
+  ``cc`` only keeps two clips consistent; from scratch nothing else pins K (``shape`` fits a
+  Sim(3), whose rotation absorbs a principal-point shift), and without it the bundled model's
+  K collapsed to one wrong constant (issue #16).
 
 Conventions: points ``(B, F, H, W, 3)`` metres in each frame's camera (OpenCV axes), poses
 ``(B, F, 4, 4)`` camera-to-world, pixels ``(u, v)`` with centres at integers, flows in
@@ -45,6 +51,7 @@ PAPER_WEIGHTS: dict[str, float] = {
     "dynamic_area": 0.005,
     "cc": 1.0,
     "scale": 0.0,
+    "intrinsics": 0.0,
 }
 #: Static-mask threshold of the 3D consistency losses (the authors' ``conf_threshold``).
 STATIC_THRESHOLD = 0.9
@@ -255,6 +262,25 @@ def scale_loss(depth: Tensor, teacher_depth: Tensor, valid: Tensor) -> Tensor:
     pred = (depth * m).sum(dim=(-2, -1)) / n
     ref = (torch.where(valid.bool(), teacher_depth, 0.0) * m).sum(dim=(-2, -1)) / n
     return (pred.clamp_min(1e-6).log() - ref.clamp_min(1e-6).log()).abs().mean(dim=1)
+
+
+def intrinsics_loss(K: Tensor, teacher_K: Tensor, height: int, width: int) -> Tensor:
+    """Camera anchor: L1 of ``(log fx, log fy, cx/W, cy/H)`` to the teacher's, per sample
+    ``(B,)`` (unitless: focal errors as log ratios, principal point in image fractions).
+
+    Args:
+        K: ``(B, 3, 3)`` or per-frame ``(B, F, 3, 3)`` predicted intrinsics, pixels.
+        teacher_K: ``(B, 3, 3)`` the teacher's intrinsics, pixels.
+        height, width: image size, pixels.
+    """
+    if K.ndim == 4:
+        teacher_K = teacher_K[:, None].expand_as(K)
+    focal = (K[..., [0, 1], [0, 1]].clamp_min(1e-6).log()
+             - teacher_K[..., [0, 1], [0, 1]].clamp_min(1e-6).log()).abs().sum(dim=-1)
+    size = torch.tensor([width, height], dtype=K.dtype, device=K.device)
+    centre = ((K[..., :2, 2] - teacher_K[..., :2, 2]) / size).abs().sum(dim=-1)
+    diff = focal + centre
+    return diff.flatten(1).mean(dim=1) if diff.ndim > 1 else diff
 
 
 def weighted_total(terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:

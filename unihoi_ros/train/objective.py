@@ -19,6 +19,7 @@ from .losses import (
     cc_loss,
     dynamic_area_loss,
     flow_3d_loss,
+    intrinsics_loss,
     scale_loss,
     shape_loss,
     tracking_3d_loss,
@@ -95,5 +96,9 @@ def compute_losses(
             torch.zeros(b, dtype=points.dtype, device=points.device))
     if weights.get("scale", 0.0):
         terms["scale"] = per_sample(scale_loss(out.depth, t_depth, t_valid))
+    if weights.get("intrinsics", 0.0):
+        K_all = out.K_frames if out.K_frames is not None else out.K
+        terms["intrinsics"] = per_sample(intrinsics_loss(
+            K_all, _clips(batch["teacher_K"]).to(K_all.dtype), h, w))
     terms["total"] = weighted_total(terms, weights)
     return terms
