@@ -47,11 +47,20 @@ CORE = [
 ]
 if os.environ.get("UNIHOI_PIP_OPENCV") == "1" or not _importable_outside_build_env("cv2"):
     CORE.append("opencv-python-headless>=4.8")
+# The default CPU backend of the bundled model: its fused ONNX graph, exported on first use
+# (onnx writes the graph's metadata) and run by ONNX Runtime, 1.3-1.7x torch on the CPU
+# (unihoi_ros.backends.cached_onnx). Like OpenCV, ONNX Runtime comes from pip only where no
+# onnxruntime module is installed yet: onnxruntime-gpu or JetPack's build provide the same
+# module, and a second one beside it would shadow it. Without it, auto runs torch.
+CORE.append("onnx>=1.15")
+if not _importable_outside_build_env("onnxruntime"):
+    CORE.append("onnxruntime>=1.17")
 
 EXTRAS = {
     # Cyclone DDS transport (11: Fast DDS 3 compatibility setting), rosbag2 MCAP recording.
     "dds": ["cyclonedds>=11.0", "mcap>=1.1"],
-    # ONNX export and ONNX Runtime backend.
+    # ONNX export and ONNX Runtime backend (in the core install too, unless another
+    # onnxruntime build is present; kept for `pip install 'unihoi_ros[onnx]'`).
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     # Pictures (summary PNGs, loss curves, soak plots).
     "viz": ["matplotlib>=3.7"],

@@ -4,8 +4,14 @@ A client (this process) publishes ``--frames`` synthetic 120x160 frames at ``--r
 (stamp = publish wall time) to ``unihoi run --transport dds`` (a subprocess, bundled model,
 default settings unless ``--node-args``), and counts the ``depth/image`` messages that come
 back; latency = receive wall time - stamp. In the same run the reconstructor alone
-(``Reconstructor.feed`` on the same frames, this process, same thread settings) gives the
-baseline per-frame time, so the table shows node / alone as a ratio.
+(``Reconstructor.feed`` on the same frames, this process, with the node's default backend
+and thread policy; and with the torch backend for reference) gives the baseline per-frame
+time, so the table shows node / alone as a ratio (a variant with ``--backend torch`` is
+compared with torch alone).
+
+The default backend on the CPU is the bundled model's fused ONNX graph, exported on first
+use and cached (``unihoi_ros.backends.onnx_cache``): it is exported (or found) here first,
+its time reported as ``first_export_s``, so every node run starts as a second start does.
 
 Each variant runs ``--repeats`` times; the table shows medians. All DDS traffic stays on
 loopback (``unihoi_ros.ros.loopback``), on a domain of its own. Writes
@@ -108,29 +114,45 @@ def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: in
             "p50_latency_ms": float(np.median(lat)) if lat.size else None,
             "p95_latency_ms": float(np.percentile(lat, 95)) if lat.size else None,
             "node_inference_ms": summary.get("mean_inference_ms"),
+            "stages_ms": summary.get("stages_ms", {}),
             "drops": summary.get("drops", {})}
 
 
-def reconstructor_alone(rgb: np.ndarray, threads: int | None) -> float:
-    """Median ms per frame of ``Reconstructor.feed`` with the node's default settings."""
-    import torch
-
+def reconstructor_alone(rgb: np.ndarray, backend: str = "auto") -> tuple[float, str, float]:
+    """Median ms per frame of ``Reconstructor.feed`` with the node's default settings and
+    thread policy on ``backend``, the backend's description, and the seconds it took to
+    get ready for the frames' size (a cached ONNX graph: exported if missing, so the node
+    runs find it in the cache)."""
     from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.pipeline import Reconstructor
     from unihoi_ros.ros.params import NodeParams
+    from unihoi_ros.threads import apply_thread_policy, choose_thread_policy
 
-    if threads:
-        torch.set_num_threads(threads)
     params = NodeParams.load()
-    rec = Reconstructor(load_backend(params.model, "torch", "cpu"),
-                        DISFlow(params.flow_preset), params.reconstructor_config())
+    policy = choose_thread_policy(params.inference_threads)
+    apply_thread_policy(policy)
+    loaded = load_backend(params.model, backend, "cpu", threads=policy.inference)
+    t0 = time.perf_counter()
+    loaded.prepare(rgb.shape[1:3])
+    prepare_s = time.perf_counter() - t0
+    rec = Reconstructor(loaded, DISFlow(params.flow_preset), params.reconstructor_config())
     times = []
     for i, f in enumerate(rgb):
         t0 = time.perf_counter()
         rec.feed(1_000_000_000 + i * 66_666_667, f)
         times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times[4:]))
+    return float(np.median(times[4:])), loaded.describe(), prepare_s
+
+
+def _backend_flag(flags: list[str]) -> str:
+    """The ``--backend`` value among ``unihoi run`` flags (``auto`` when absent)."""
+    for i, flag in enumerate(flags):
+        if flag == "--backend" and i + 1 < len(flags):
+            return flags[i + 1]
+        if flag.startswith("--backend="):
+            return flag.split("=", 1)[1]
+    return "auto"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         variants[name] = shlex.split(flags)
     rgb = frames(args.frames, args.height, args.width)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    alone = reconstructor_alone(rgb, None)
+    from unihoi_ros.backends import onnx_cache
+
+    before = set(onnx_cache.onnx_cache_dir().glob("*.onnx"))
+    alone, alone_backend, prepare_s = reconstructor_alone(rgb)  # exports the graph if new
+    new = set(onnx_cache.onnx_cache_dir().glob("*.onnx")) - before
+    first_export_s = prepare_s if new else None
+    alone_torch, _, _ = reconstructor_alone(rgb, "torch")
     rows = {}
     for name, flags in variants.items():
         runs = [run_node_once(flags, rgb, args.rate, unique_domain_id(17 + k),
@@ -159,17 +187,26 @@ def main(argv: list[str] | None = None) -> int:
         pub = [r["published"] for r in runs]
         p50 = [r["p50_latency_ms"] for r in runs if r["p50_latency_ms"] is not None]
         inf = [r["node_inference_ms"] for r in runs if r["node_inference_ms"]]
-        rows[name] = {"flags": flags, "runs": runs,
+        stage_names = sorted({k for r in runs for k in r["stages_ms"]})
+        stages = {k: float(np.median([r["stages_ms"][k] for r in runs if k in r["stages_ms"]]))
+                  for k in stage_names}
+        rows[name] = {"flags": flags, "runs": runs, "stages_ms": stages,
                       "published_median": float(np.median(pub)), "published_min": min(pub),
                       "p50_latency_ms": float(np.median(p50)) if p50 else None,
                       "node_inference_ms": float(np.median(inf)) if inf else None}
+        base = alone_torch if _backend_flag(flags) == "torch" else alone
         if rows[name]["node_inference_ms"]:
-            rows[name]["ratio_to_alone"] = rows[name]["node_inference_ms"] / alone
+            rows[name]["ratio_to_alone"] = rows[name]["node_inference_ms"] / base
     result = {"frames": args.frames, "rate_hz": args.rate, "size": [args.height, args.width],
-              "reconstructor_alone_ms": alone, "variants": rows}
+              "reconstructor_alone_ms": alone, "reconstructor_alone_backend": alone_backend,
+              "reconstructor_alone_torch_ms": alone_torch,
+              "first_export_s": first_export_s, "variants": rows}
     args.out.write_text(json.dumps(result, indent=2))
     print(f"{args.frames} frames of {args.width}x{args.height} at {args.rate:g} Hz over "
-          f"Cyclone DDS; reconstructor alone: {alone:.1f} ms/frame (median)")
+          f"Cyclone DDS; reconstructor alone: {alone:.1f} ms/frame (median; {alone_backend}); "
+          f"torch alone: {alone_torch:.1f} ms/frame")
+    if first_export_s is not None:
+        print(f"(the cached ONNX graph was exported first: ready in {first_export_s:.1f} s)")
     print(f"{'variant':<14}{'published (median, min)':>26}{'p50 latency':>14}"
           f"{'node ms/frame':>15}{'x alone':>9}")
     for name, r in rows.items():
@@ -178,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{r['ratio_to_alone']:.2f}" if "ratio_to_alone" in r else "-"
         print(f"{name:<14}{r['published_median']:>18.0f} / {args.frames} ({r['published_min']})"
               f"{lat:>14}{inf:>15}{ratio:>9}")
+    print("median ms per frame of each stage in the node (node_*: the node's own work; the "
+          "rest: Reconstructor.feed's stages):")
+    for name, r in rows.items():
+        print(f"  {name:<12}" + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_ms"].items()))
     print(f"wrote {args.out}")
     return 0
 

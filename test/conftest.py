@@ -7,7 +7,10 @@ tests that need it take the ``shared_dir`` fixture and skip cleanly when it is a
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Cyclone DDS alike), stays on 127.0.0.1, on a domain of the test run's own.
 use_loopback()
 os.environ["ROS_DOMAIN_ID"] = str(unique_domain_id(os.getpid() % 97))
+
+# The automatic ONNX export (backend auto on the CPU: unihoi_ros.backends.cached_onnx) is
+# off for the suite, here and in the processes tests start: a test's backend stays the one
+# it asked for instead of switching to ONNX Runtime when a background export finishes, and
+# nothing is written to the user's cache. test/test_onnx_cache.py turns it on, in a folder
+# of the test run's own (as is this one, in case a test turns it on without a folder).
+os.environ["UNIHOI_ONNX_CACHE"] = "0"
+_CACHE_ROOT = tempfile.mkdtemp(prefix="unihoi_test_cache_")
+os.environ["UNIHOI_CACHE_DIR"] = _CACHE_ROOT
+atexit.register(shutil.rmtree, _CACHE_ROOT, ignore_errors=True)
 
 
 def _find_shared() -> Path | None:

@@ -6,7 +6,9 @@ torch with 2 threads beside the DDS transport took 85-102 ms per 120x160 frame i
 against 44 ms alone. The policy keeps one core for the transport and the OS on machines
 with up to 4 cores, two beyond; OpenCV (DIS flow, resizing, rectification runs between the
 network's calls, in the same worker) gets one thread. ``inference_threads`` (node
-parameter; ``unihoi run --threads``) overrides it.
+parameter; ``unihoi run --threads``) overrides it. The inference threads are torch's
+intra-op threads and ONNX Runtime's (``load_backend(threads=...)``; the cached ONNX backend
+takes torch's count when it makes a session).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class ThreadPolicy:
 
     Attributes:
         cores: CPU cores this process may run on.
-        inference: torch intra-op threads.
+        inference: torch (and ONNX Runtime) intra-op threads.
         opencv: OpenCV threads.
         reason: how the numbers were chosen (for the start-up line and diagnostics).
     """

@@ -121,6 +121,39 @@ class LoadedBackend:
         size = getattr(self.backend, "input_size", None)
         return None if size is None else (int(size[0]), int(size[1]))
 
+    def describe(self) -> str:
+        """What runs and why, for the start-up line and diagnostics: name, device,
+        precision, the selection's choice and reason, and the backend's own state where it
+        has one (the cached ONNX backend: which input size runs on what)."""
+        text = f"{self.name} on {self.device} ({self.precision})"
+        sel = self.selection
+        if sel is not None:
+            text += f", chosen: {sel.choice} ({sel.reason})"
+            why_not = sel.skipped.get("onnxruntime-cpu-cached")
+            if sel.choice == "torch-cpu" and why_not:  # the default CPU backend was passed
+                text += f"; not the cached ONNX graph: {why_not}"
+        state = getattr(self.backend, "describe", None)
+        return f"{text}; {state()}" if callable(state) else text
+
+    def prepare(self, size: tuple[int, int]) -> bool:
+        """Get ready for ``(H, W)`` frames now where the backend prepares per size (the
+        cached ONNX backend exports or loads its graph); True if it is or needs nothing."""
+        prepare = getattr(self.backend, "prepare", None)
+        return bool(prepare(size)) if callable(prepare) else True
+
+    def prepare_in_background(self, enabled: bool = True) -> None:
+        """Where the backend prepares per input size (the cached ONNX backend), do it for a
+        new size in a background thread while it serves with torch (a live stream never
+        waits), instead of in the first frame's call (deterministic offline runs)."""
+        if hasattr(self.backend, "background"):
+            self.backend.background = bool(enabled)
+
+    def recent_sizes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` sizes the backend has prepared before (the cached ONNX backend: graphs
+        in the cache for this model, most recently used first); empty for the others."""
+        recent = getattr(self.backend, "recent_sizes", None)
+        return list(recent()) if callable(recent) else []
+
     @property
     def model(self) -> Any:
         """The torch network where the backend has one (torch backend), else None."""

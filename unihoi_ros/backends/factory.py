@@ -147,7 +147,7 @@ def _load_authors_checkpoint(path: Path):
 def load_backend(
     model: str, backend: str = "auto", device: str = "auto", precision: str = "fp32",
     onnx_path: str | None = None, engine_path: str | None = None,
-    force_engine_update: bool = False,
+    force_engine_update: bool = False, threads: int = 0,
 ) -> LoadedBackend:
     """Build the inference backend for ``model`` (see module docstring).
 
@@ -155,14 +155,17 @@ def load_backend(
         model: path, bundled name or ``random:<size>`` (the torch network; also the model
             configuration a TensorRT engine's record must match).
         backend: ``auto`` (TensorRT > ONNX Runtime CUDA > torch CUDA > ONNX Runtime CPU >
-            torch CPU, by what is given and present: :func:`~unihoi_ros.backends.select.
-            select_backend` logs the choice and why), ``tensorrt``, ``onnxruntime`` or
-            ``torch``.
+            ONNX Runtime CPU on the model's cached export (small model) > torch CPU, by what
+            is given and present: :func:`~unihoi_ros.backends.select.select_backend` logs
+            the choice and why), ``tensorrt``, ``onnxruntime`` or ``torch``.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``fp32``, or ``fp16``/``bf16`` on CUDA.
         onnx_path: graph from ``unihoi export`` (ONNX Runtime; TensorRT builds from it).
         engine_path: TensorRT engine (built from ``onnx_path`` when missing).
         force_engine_update: rebuild the engine from ``onnx_path`` even if it exists.
+        threads: ONNX Runtime intra-op threads on the CPU (the node passes its thread
+            policy's; 0: ONNX Runtime's default for a given graph, torch's thread count for
+            the cached export).
 
     Returns:
         a :class:`~unihoi_ros.backends.base.LoadedBackend`: the backend and what was
@@ -184,6 +187,6 @@ def load_backend(
     selection = select_backend(name, model=net, onnx_path=onnx_path or None,
                                engine_path=engine_path or None, device=dev,
                                precision=(precision or "fp32").lower(),
-                               force_engine_update=force_engine_update)
+                               force_engine_update=force_engine_update, threads=threads)
     return LoadedBackend(selection.backend, description, untrained,
                          (precision or "fp32").lower(), selection)

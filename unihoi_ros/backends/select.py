@@ -1,8 +1,12 @@
 """Choosing an inference backend: explicitly, or ``auto`` by what the machine has.
 
-``auto`` prefers TensorRT > ONNX Runtime CUDA > torch CUDA > ONNX Runtime CPU > torch CPU,
-skipping each candidate whose requirements are missing (no engine/ONNX file, no CUDA, no
-TensorRT, ...), and logs the choice with the reason for every skipped candidate.
+``auto`` prefers TensorRT > ONNX Runtime CUDA > torch CUDA > ONNX Runtime CPU (a given
+graph) > ONNX Runtime CPU on a cached export of the model (``onnxruntime-cpu-cached``, the
+small model only: :mod:`~unihoi_ros.backends.cached_onnx`) > torch CPU, skipping each
+candidate whose requirements are missing (no engine/ONNX file, no CUDA, no TensorRT,
+``UNIHOI_ONNX_CACHE=0``, ...), and logs the choice with the reason for every skipped
+candidate. ``onnxruntime-cpu-cached`` is ``auto``'s only: ``backend: onnxruntime`` means
+a graph given by ``onnx_path``.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ def _ort_providers() -> set[str]:
 
 
 def candidates(model, onnx_path, engine_path, device: str, precision: str,
-               force_engine_update: bool = False):
+               force_engine_update: bool = False, threads: int = 0):
     """``(name, available, reason, factory)`` in ``auto``'s order of preference."""
+    from unihoi_ros.backends.cached_onnx import auto_status
     from unihoi_ros.backends.tensorrt_backend import tensorrt_status
 
     cuda = _cuda_available() and (device in ("auto", "cuda") or device.startswith("cuda:"))
@@ -74,7 +79,12 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
     def ort(provs):
         from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return lambda: OnnxRuntimeBackend(onnx_path, provs)
+        return lambda: OnnxRuntimeBackend(onnx_path, provs, threads)
+
+    def cached_ort():
+        from unihoi_ros.backends.cached_onnx import CachedOnnxBackend
+
+        return CachedOnnxBackend(model, threads)
 
     def torch_on(dev):
         from unihoi_ros.backends.torch_backend import TorchBackend
@@ -82,6 +92,7 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
         return lambda: TorchBackend(model, dev, torch_dtype(precision) if dev != "cpu" else None)
 
     engine_ok = engine_path is not None and (Path(engine_path).exists() or onnx_ok)
+    cached_ok = (False, "an ONNX file is given") if onnx_ok else auto_status(model, device)
     return [
         ("tensorrt", trt_ok and engine_ok,
          trt_reason if not trt_ok else ("engine (or ONNX to build it) given" if engine_ok
@@ -97,6 +108,7 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
         ("onnxruntime-cpu", onnx_ok and "CPUExecutionProvider" in providers,
          "no ONNX file" if not onnx_ok else "ONNX file on the CPU",
          ort(("CPUExecutionProvider",))),
+        ("onnxruntime-cpu-cached", *cached_ok, cached_ort),
         ("torch-cpu", model is not None and device in ("auto", "cpu"),
          "no torch model" if model is None else "torch model on the CPU", torch_on("cpu")),
     ]
@@ -104,7 +116,7 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
 
 def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
                    engine_path=None, device: str = "auto", precision: str = "fp32",
-                   force_engine_update: bool = False) -> Selection:
+                   force_engine_update: bool = False, threads: int = 0) -> Selection:
     """Build the requested backend (or the best available one for ``"auto"``).
 
     Args:
@@ -117,14 +129,19 @@ def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
         precision: ``fp32``, ``fp16`` or ``bf16`` (reduced precision on CUDA only).
         force_engine_update: if TensorRT is chosen, rebuild its engine from ``onnx_path``
             even when it exists.
+        threads: ONNX Runtime intra-op threads on the CPU (0: for a given graph, ONNX
+            Runtime's default; for the cached export, torch's thread count when its session
+            is made, i.e. the node's thread policy).
     """
     if parse(BackendName, name_or_auto) is None:
         raise ConfigError(f"unknown backend {name_or_auto!r}; choose from {BACKENDS}")
     if force_engine_update and engine_path and not onnx_path:
         raise ConfigError("force_engine_update needs onnx_file_path to rebuild from")
-    cands = candidates(model, onnx_path, engine_path, device, precision, force_engine_update)
+    cands = candidates(model, onnx_path, engine_path, device, precision, force_engine_update,
+                       threads)
     if name_or_auto != "auto":
-        cands = [c for c in cands if c[0].split("-")[0] == name_or_auto]
+        cands = [c for c in cands
+                 if c[0].split("-")[0] == name_or_auto and c[0] != "onnxruntime-cpu-cached"]
     skipped = {}
     for cname, ok, reason, factory in cands:
         if not ok:

@@ -139,12 +139,14 @@ def _run_dds(args: argparse.Namespace) -> int:
         from unihoi_ros.ros.dds_transport import DdsTransport
         from unihoi_ros.ros.node import UnihoiNode
         from unihoi_ros.ros.params import NodeParams
+        from unihoi_ros.threads import choose_thread_policy
 
         params = NodeParams.load(args.params, overrides_from_args(args),
                                  namespace=args.namespace)
         backend = load_backend(params.model, params.backend, params.device, params.precision,
                                params.onnx_file_path, params.engine_file_path,
-                               params.force_engine_update)
+                               params.force_engine_update,
+                               threads=choose_thread_policy(params.inference_threads).inference)
     except (UnihoiError, FileNotFoundError) as exc:  # FileNotFoundError: a --params file
         return _fail(exc)
     recorder = None
@@ -196,6 +198,7 @@ def _shutdown(node, transport, recorder) -> dict:
     if node is not None:
         node.stop()
         summary.update(node.stats())
+        summary["stages_ms"] = node.stage_times()  # medians; the worker has stopped
     if transport is not None:
         transport.close()
     if recorder is not None:

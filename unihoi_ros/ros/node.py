@@ -37,6 +37,7 @@ import numpy as np
 
 from unihoi_ros.backends.base import as_loaded
 from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
+from unihoi_ros.pipeline.stats import StreamStats
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.camera_info_pairing import CameraInfoPairing
 from unihoi_ros.ros.camera_input import CameraInput
@@ -96,6 +97,7 @@ class UnihoiNode:
         self.typestore = typestore if typestore is not None else M.get_typestore()
         self.reconstructor = Reconstructor(self.backend, flow, params.reconstructor_config())
         self.live = params.effective_live_mode
+        self.backend.prepare_in_background(self.live)  # a new input size never stalls live
         self.threads = choose_thread_policy(params.inference_threads)
         self._queue = FrameQueue(self.live, params.replay_queue_size)
         self._ratelog = RateLimitedLog(log)
@@ -105,6 +107,7 @@ class UnihoiNode:
         self._recv_ns: OrderedDict[int, int] = OrderedDict()  # stamp -> receive time
         self._period = PeriodStats()
         self._infer_ms: deque[float] = deque(maxlen=200)
+        self._times = StreamStats(200)  # the node's own per-frame stages (decode, publish)
         self._outputs = FrameOutputs(params, transport, self.typestore, self._count,
                                      self._ratelog)
         self._worker: threading.Thread | None = None
@@ -157,12 +160,25 @@ class UnihoiNode:
         return True
 
     def _warm_up(self) -> None:
-        """Two throwaway frames at a fixed processing size, so the first real frame does
-        not pay for allocations and kernel selection (live mode would drop meanwhile)."""
+        """Get the backend ready before the first frame (live mode would drop meanwhile).
+
+        At a fixed processing size: the backend's per-size preparation (the cached ONNX
+        graph: exported or loaded) and two throwaway frames, so the first real frame does
+        not pay for allocations and kernel selection. At the input's size (not known yet):
+        the size this model ran at most recently, if the backend keeps one (a camera
+        seldom changes), so a second start serves its first frame from the cached graph.
+        """
         size = self.reconstructor.config.process_size
         if size is None:
+            for recent in self.backend.recent_sizes()[:1]:
+                t0 = time.perf_counter()
+                self.backend.prepare(recent)
+                log.info("backend prepared for %dx%d frames (the most recent size): %.0f ms",
+                         recent[1], recent[0], (time.perf_counter() - t0) * 1e3)
             return
         from unihoi_ros.pipeline import Reconstructor
+
+        self.backend.prepare(size)  # the cached ONNX graph: exported or loaded before "ready"
 
         rng = np.random.default_rng(0)
         rec = Reconstructor(self.backend, self.reconstructor.flow,
@@ -182,8 +198,8 @@ class UnihoiNode:
         cam = (f", K from {self.transport.resolve(p.camera_info_topic)}" if p.use_camera_info
                else ", K predicted")
         return (
-            f"{NODE_NAME} ready: model {b.model_source}{untrained}; backend {b.name} on "
-            f"{b.device} ({b.precision}), {self.threads.describe()}; processing at {size}; "
+            f"{NODE_NAME} ready: model {b.model_source}{untrained}; backend {b.describe()}; "
+            f"{self.threads.describe()}; processing at {size}; "
             f"flow DIS {self._flow_name()}; window stride "
             f"{p.window_stride}; {'live (drop when busy)' if self.live else 'replay (every frame)'}"
             f" mode; input {self.transport.resolve(p.image_input_topic)}"
@@ -262,7 +278,8 @@ class UnihoiNode:
             self._account(checked, frame.stamp_ns)
         if checked.dropped is not None:
             return
-        rgb = self._decode(frame)
+        with self._times.time("decode"):
+            rgb = self._decode(frame)
         if rgb is None:
             return
         rgb, K = self._camera.prepare(rgb, frame.info)
@@ -312,7 +329,8 @@ class UnihoiNode:
 
     # ------------------------------------------------------------------ publishing
     def _publish(self, result: Any, points_built: bool) -> None:
-        self._outputs.publish(result, self._frame_id, points_built)
+        with self._times.time("publish"):
+            self._outputs.publish(result, self._frame_id, points_built)
         now = time.monotonic_ns()
         with self._lock:
             self._counts["published"] += 1
@@ -343,6 +361,16 @@ class UnihoiNode:
         out["live_mode"] = self.live
         out["tf"] = self._outputs.tf_enabled
         return out
+
+    def stage_times(self) -> dict[str, float]:
+        """Median milliseconds per frame of each stage over the last 200 or so frames: the
+        node's ``decode`` and ``publish`` (building and sending every output) and the
+        reconstructor's (``preprocess``, ``encoder``, ``flow``, ``network``, ``poses``,
+        ``points``). Read it after :meth:`stop` (the worker writes these timings)."""
+        out = {f"node_{k}": v["median_ms"] for k, v in self._times.summary()["stages_ms"].items()}
+        stages = self.reconstructor.stats()["stages_ms"]
+        out.update({k: v["median_ms"] for k, v in stages.items()})
+        return {k: round(float(v), 3) for k, v in out.items()}
 
     def diagnostics_report(self) -> DiagnosticReport:
         """The periodic status (ros2_benchmark metric names), since the previous report."""

@@ -53,7 +53,7 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
         "Threads": node.threads.describe(),
         "Flow": f"DIS {node._flow_name()}",
         "Model": backend.model_source,
-        "Backend": f"{backend.name} on {backend.device}",
+        "Backend": backend.describe(),
     })
     fallback = node.camera_info_fallback
     if params.use_camera_info:

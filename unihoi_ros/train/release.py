@@ -9,8 +9,11 @@
    the baselines (see :data:`unihoi_ros.train.benchmark.BASELINE`) on the held-out
    synthetic clips with :func:`unihoi_ros.train.benchmark.evaluate_on_synthetic`, long-term
    3D tracking included;
-3. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
-   a 12-frame ``quick_check`` clip that the test suite re-runs) and prints a Markdown table.
+3. evaluates the bundled model alone on never-trained clips (:data:`UNSEEN_SEEDS`, 48
+   frames) at 120x160 and 240x320, the sizes of the acceptance lines on intrinsics, unscaled
+   depth, ATE against the constant-velocity line and tracking;
+4. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
+   a 12-frame ``quick_check`` clip that the test suite re-runs) and prints Markdown tables.
 
 ``python -m unihoi_ros.train.release --reevaluate [--name unihoi-tiny]`` repeats steps 2-3
 for the model already bundled (after a change to the pipeline; training provenance kept).
@@ -26,6 +29,12 @@ import torch
 
 from .benchmark import HELD_OUT_SEEDS, evaluate_on_synthetic, format_table
 
+#: Clips no training config uses (training seeds < 10000, held-out 10000+).
+UNSEEN_SEEDS = tuple(range(20_000, 20_010))
+#: (height, width) of the never-trained evaluation.
+UNSEEN_SIZES = ((120, 160), (240, 320))
+UNSEEN_FRAMES = 48
+
 
 def _slim(result: dict) -> dict:
     """The benchmark result without the bulky full ``evaluate()`` dictionaries."""
@@ -35,7 +44,8 @@ def _slim(result: dict) -> dict:
 
 
 def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
-            width: int = 160, seeds=HELD_OUT_SEEDS) -> dict:
+            width: int = 160, seeds=HELD_OUT_SEEDS,
+            config_path: str = "unihoi_ros/train/configs/unihoi_tiny.yaml") -> dict:
     """Bundle ``run_dir``'s model as ``name`` and evaluate it (see the module docstring)."""
     from unihoi_ros.model import UniHOI, save_pretrained
     from unihoi_ros.model.bundled import WEIGHTS_DIR
@@ -46,9 +56,11 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
     model = UniHOI.from_pretrained(run_dir / "model.safetensors").float()
     summary = json.loads((run_dir / "summary.json").read_text())
     cfg = load_config(run_dir / "config.yaml")
-    provenance = (f"unihoi_ros.train, config unihoi_ros/train/configs/unihoi_tiny.yaml; "
+    init = cfg["model"].get("init")
+    provenance = (f"unihoi_ros.train, config {config_path}; "
                   f"{summary['steps']} steps, {summary['wall_time_s'] / 60:.1f} min; synthetic "
-                  f"seeds {cfg['data']['seeds'][0]}..{cfg['data']['seeds'][1] - 1}")
+                  f"seeds {cfg['data']['seeds'][0]}..{cfg['data']['seeds'][1] - 1}"
+                  + (f"; started from {init}" if init else ""))
     weights = save_pretrained(model, WEIGHTS_DIR / name, provenance=provenance)
 
     report = {"name": name, "weights_bytes": weights.stat().st_size,
@@ -83,12 +95,18 @@ def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: 
     # A short clip the test suite re-runs to check the shipped numbers reproduce.
     check = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds[:1], 12, height,
                                   width)
+    unseen = {f"{h}x{w}": _slim(evaluate_on_synthetic(
+        UniHOI.from_pretrained(weights), UNSEEN_SEEDS, UNSEEN_FRAMES, h, w, tracks=True))
+        for h, w in UNSEEN_SIZES}
     report.update({"bundled": _slim(bundled), "untrained": _slim(untrained),
-                   "quick_check": _slim(check)})
+                   "quick_check": _slim(check), "unseen": unseen})
     (WEIGHTS_DIR / f"{name}.eval.json").write_text(json.dumps(report, indent=1) + "\n")
     # One baseline column; format_table's legend says which baseline each row uses.
     report["table"] = format_table({name: bundled["mean"], "untrained": untrained["mean"],
                                     "baseline": bundled["baseline_mean"]})
+    report["unseen_table"] = format_table(
+        {**{f"{name} {size}": r["mean"] for size, r in unseen.items()},
+         **{f"baseline {size}": r["baseline_mean"] for size, r in unseen.items()}})
     return report
 
 
@@ -98,13 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reevaluate", action="store_true",
                    help="evaluate the bundled model again (no run directory)")
     p.add_argument("--name", default="unihoi-tiny")
+    p.add_argument("--config", default="unihoi_ros/train/configs/unihoi_tiny.yaml",
+                   help="the training config, as the provenance names it")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.reevaluate == (args.run_dir is not None):
         p.error("give either RUN_DIR or --reevaluate")
-    report = reevaluate(args.name) if args.reevaluate else release(args.run_dir, args.name)
+    report = reevaluate(args.name) if args.reevaluate else release(args.run_dir, args.name,
+                                                                     config_path=args.config)
     print(report["table"])
+    print(f"\nnever-trained clips {UNSEEN_SEEDS[0]}-{UNSEEN_SEEDS[-1]}, {UNSEEN_FRAMES} frames:")
+    print(report["unseen_table"])
     return 0
 
 

@@ -1,0 +1,272 @@
+"""The default CPU backend of the small model: ONNX Runtime on the fused window graph,
+exported on first use per input size and cached (:mod:`~unihoi_ros.backends.onnx_cache`),
+with the torch backend serving meanwhile and as the fallback.
+
+Why: for unihoi-tiny the fused graph (one ONNX Runtime call per window, the encoder inside)
+is 1.3-1.7x faster than torch eager on the CPU (``bench/backends.py``), and one call that
+releases the GIL leaves a live node's transport threads more room than torch's many small
+operators. For the ViT sizes the encoder dominates and the fused graph runs it F times
+per window, so ``auto`` keeps torch there (:data:`FUSED_GRAPH_SIZES`).
+
+Per input size (the frames the backend gets, after any resize):
+
+- the first frame of a size prepares its graph (export if it is not cached, ONNX Runtime
+  session, one warm-up run): by default right there, so every window of an offline run
+  comes from the same backend and the results do not depend on timing; with
+  ``background`` (the live node) in a background thread while torch serves, so a live
+  stream never waits for an export. :meth:`CachedOnnxBackend.prepare` does it ahead (the
+  node, at start-up, for a fixed processing size or the most recently used one);
+- once ready, every window runs on ONNX Runtime and ``encode`` only converts the frame;
+- a graph that cannot be exported or loaded leaves that size to torch for good, said
+  once (WARNING) with the reason, and in :meth:`~CachedOnnxBackend.describe`;
+- an ONNX Runtime error at run time: the window is recomputed with torch (logged) and
+  torch serves that size from then on.
+
+Switching is seamless because every cached frame keeps its float tensor (what the fused
+graph takes) and torch's encoder features are computed when torch needs them (at most
+once per frame).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unihoi_ros.backends import onnx_cache
+from unihoi_ros.backends import window_graph as wg
+from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.errors import one_line
+
+log = logging.getLogger(__name__)
+
+#: Model sizes whose fused graph is faster than torch on the CPU (measured: tiny 1.3-1.7x;
+#: the ViT sizes would pay F encoder passes per window instead of one).
+FUSED_GRAPH_SIZES = ("tiny",)
+
+_PREPARING, _READY, _FAILED = "preparing", "ready", "failed"
+
+
+def auto_status(model: Any, device: str) -> tuple[bool, str]:
+    """Whether ``auto`` may use :class:`CachedOnnxBackend` for ``model`` on ``device``,
+    and why (or why not). Checks what can be checked without exporting."""
+    if model is None:
+        return False, "no torch model to export"
+    if device not in ("auto", "cpu"):
+        return False, f"device {device} (the cached graph runs on the CPU)"
+    off = onnx_cache.disabled_reason()
+    if off:
+        return False, off
+    size = model.config.size
+    if size not in FUSED_GRAPH_SIZES:
+        return False, (f"the fused graph runs the encoder {model.config.frames}x per window: "
+                       f"slower than torch for {size}")
+    for module in ("onnxruntime", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            return False, f"{module} is not installed (pip install 'unihoi_ros[onnx]')"
+    import onnxruntime
+
+    if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
+        return False, "ONNX Runtime has no CPU provider"
+    return True, (f"{size} model on the CPU: fused ONNX graph, exported on first use per input "
+                  f"size and cached in {onnx_cache.onnx_cache_dir()}")
+
+
+@dataclass
+class CachedFrame:
+    """What ``encode`` returns (the reconstructor caches it per frame).
+
+    Attributes:
+        tensor: ``(3, H, W)`` float32 in [0, 1], the fused graph's per-frame input.
+        torch_features: torch's encoder features, once torch has needed them (else None).
+    """
+
+    tensor: np.ndarray
+    torch_features: Any = None
+
+
+@dataclass
+class _Graph:
+    """The state of one input size's graph."""
+
+    status: str = _PREPARING
+    backend: Any = None  # OnnxRuntimeBackend once ready
+    reason: str = ""  # why it failed
+    thread: threading.Thread | None = None
+    info: Any = None  # onnx_cache.CachedGraph
+    threads: int = 0  # ONNX Runtime intra-op threads
+    ready_s: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class CachedOnnxBackend:
+    """ONNX Runtime on ``model``'s cached fused graph, per input size; torch meanwhile and
+    as the fallback (see module docstring).
+
+    Args:
+        model: a ``UniHOI`` network (the torch backend runs it; its weights key the cache).
+        threads: ONNX Runtime intra-op threads; 0 takes torch's thread count when a size's
+            session is made (the node's thread policy sets it before the first frame).
+        cache_dir: folder of cached graphs (default :func:`onnx_cache.onnx_cache_dir`).
+        background: prepare a new size's graph in a background thread while torch serves
+            (the live node sets it); False: in the first ``encode`` call of that size.
+
+    Attributes:
+        name: ``"onnxruntime"`` while the graph of the latest frame's size runs, else
+            ``"torch"``.
+        device: ``"cpu"``.
+        model: the torch network.
+    """
+
+    device = "cpu"
+
+    def __init__(self, model: Any, threads: int = 0, cache_dir: str | Path | None = None,
+                 background: bool = False) -> None:
+        from unihoi_ros.backends.torch_backend import TorchBackend
+
+        self._torch = TorchBackend(model, "cpu")
+        self.model = self._torch.model
+        self.num_frames = self._torch.num_frames
+        self.threads = int(threads)
+        self.cache_dir = cache_dir
+        self.background = background
+        self._lock = threading.Lock()
+        self._graphs: dict[tuple[int, int], _Graph] = {}
+        self._size: tuple[int, int] | None = None  # latest frame's
+
+    # ------------------------------------------------------------------ state
+    @property
+    def name(self) -> str:
+        if self._size is None:  # no frame yet: a size prepared ahead (the node's warm-up)
+            ready = any(g.status == _READY for g in list(self._graphs.values()))
+            return "onnxruntime" if ready else "torch"
+        return "onnxruntime" if self._ready(self._size) is not None else "torch"
+
+    def status(self, size: tuple[int, int]) -> str:
+        """``"preparing"``, ``"ready"``, ``"failed"`` or ``"new"`` for ``(H, W)``."""
+        graph = self._graphs.get(tuple(size))
+        return "new" if graph is None else graph.status
+
+    def describe(self) -> str:
+        """One line for the start-up log and diagnostics: what serves which size."""
+        with self._lock:
+            graphs = sorted(self._graphs.items())
+        if not graphs:
+            return ("fused ONNX graph (cached), exported or loaded at the first frame of "
+                    f"each size{' (torch serves meanwhile)' if self.background else ''}")
+        parts = []
+        for (h, w), g in graphs:
+            if g.status == _READY:
+                parts.append(f"{w}x{h}: ONNX Runtime, fused graph "
+                             f"{'exported' if g.info.exported else 'from the cache'} "
+                             f"({g.threads} intra-op thread(s))")
+            elif g.status == _PREPARING:
+                parts.append(f"{w}x{h}: torch while the ONNX graph is prepared")
+            else:
+                parts.append(f"{w}x{h}: torch (ONNX Runtime unavailable: {g.reason})")
+        return "; ".join(parts)
+
+    def recent_sizes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` sizes this model's graph is cached for, most recently used first."""
+        return onnx_cache.cached_sizes(self.model, self.cache_dir)
+
+    def _ready(self, size: tuple[int, int] | None):
+        graph = self._graphs.get(size) if size is not None else None
+        return graph.backend if graph is not None and graph.status == _READY else None
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self, size: tuple[int, int], wait: bool = True,
+                timeout: float | None = None) -> bool:
+        """Make ``size``'s ``(H, W)`` graph ready (export if not cached, load, warm up).
+
+        Args:
+            wait: block until it is ready or has failed (else start it in the background,
+                or in this thread when ``background`` is False).
+            timeout: seconds to wait at most (None: as long as it takes).
+
+        Returns:
+            True when ONNX Runtime now serves ``size``.
+        """
+        size = (int(size[0]), int(size[1]))
+        with self._lock:
+            graph = self._graphs.get(size)
+            new = graph is None
+            if new:
+                graph = self._graphs[size] = _Graph()
+        if new:
+            if wait or not self.background:
+                self._build(size, graph)
+            else:
+                graph.thread = threading.Thread(target=self._build, args=(size, graph),
+                                                name="unihoi-onnx-prepare", daemon=True)
+                graph.thread.start()
+        if wait:
+            graph.done.wait(timeout)
+        return graph.status == _READY
+
+    def _build(self, size: tuple[int, int], graph: _Graph) -> None:
+        """Export/load ``size``'s graph and warm it up; never raises (the stream goes on)."""
+        h, w = size
+        t0 = time.perf_counter()
+        try:
+            import torch
+
+            threads = self.threads or torch.get_num_threads()
+            backend, info = onnx_cache.open_cached(self.model, h, w, threads, self.cache_dir)
+            f = self.num_frames
+            backend.infer_window([np.zeros((3, h, w), np.float32)] * f, None,
+                                 np.zeros((f - 1, h, w, 2), np.float32))  # first-run costs
+            graph.backend, graph.info, graph.threads = backend, info, threads
+            graph.ready_s = time.perf_counter() - t0
+            graph.status = _READY
+            log.info("ONNX Runtime serves %dx%d frames from now on (fused graph %s, %d intra-op "
+                     "thread(s), ready in %.1f s)", w, h,
+                     "exported" if info.exported else "from the cache", threads, graph.ready_s)
+        except Exception as exc:  # export, load or run: torch keeps serving this size
+            graph.reason = one_line(exc)
+            graph.status = _FAILED
+            log.warning("ONNX Runtime cannot serve %dx%d frames (%s): the torch backend "
+                        "serves them", w, h, graph.reason)
+        finally:
+            graph.done.set()
+
+    # ------------------------------------------------------------------ Backend
+    def encode(self, rgb: np.ndarray) -> CachedFrame:
+        """The frame's float tensor, plus torch's encoder features while torch serves its
+        size. The first frame of a new size starts preparing that size's graph."""
+        size = (int(rgb.shape[0]), int(rgb.shape[1]))
+        self._size = size
+        if size not in self._graphs:
+            self.prepare(size, wait=False)
+        frame = CachedFrame(wg.frame_tensor(rgb))
+        if self._ready(size) is None:
+            frame.torch_features = self._torch.encode(rgb)
+        return frame
+
+    def infer_window(self, features: Sequence[CachedFrame], rgbs: Sequence[np.ndarray],
+                     flows_bwd: np.ndarray) -> WindowPrediction:
+        """Depth ``(F, H, W)``, K ``(3, 3)``, confidence ``(F-1, H, W)`` of the window, from
+        ONNX Runtime when ``(H, W)``'s graph is ready, else from torch."""
+        size = (int(flows_bwd.shape[1]), int(flows_bwd.shape[2]))
+        ort = self._ready(size)
+        if ort is not None:
+            try:
+                return ort.infer_window([f.tensor for f in features], rgbs, flows_bwd)
+            except Exception as exc:
+                graph = self._graphs[size]
+                graph.reason, graph.status = f"run failed: {one_line(exc)}", _FAILED
+                log.error("ONNX Runtime failed on a %dx%d window (%s): torch serves this size "
+                          "from now on", size[1], size[0], graph.reason)
+        feats = []
+        for frame, rgb in zip(features, rgbs):
+            if frame.torch_features is None:  # encoded while ONNX Runtime served
+                frame.torch_features = self._torch.encode(rgb)
+            feats.append(frame.torch_features)
+        return self._torch.infer_window(feats, rgbs, flows_bwd)
