@@ -45,7 +45,8 @@ def _slim(result: dict) -> dict:
 
 def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
             width: int = 160, seeds=HELD_OUT_SEEDS,
-            config_path: str = "unihoi_ros/train/configs/unihoi_tiny.yaml") -> dict:
+            config_path: str = "unihoi_ros/train/configs/unihoi_tiny.yaml",
+            earlier: tuple[Path, ...] = ()) -> dict:
     """Bundle ``run_dir``'s model as ``name`` and evaluate it (see the module docstring)."""
     from unihoi_ros.model import UniHOI, save_pretrained
     from unihoi_ros.model.bundled import WEIGHTS_DIR
@@ -64,8 +65,22 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
     weights = save_pretrained(model, WEIGHTS_DIR / name, provenance=provenance)
 
     report = {"name": name, "weights_bytes": weights.stat().st_size,
-              "training": {**summary, "config": cfg}}
+              "training": {**summary, "config": cfg,
+                           "earlier_legs": [earlier_leg(p) for p in earlier]}}
     return _evaluate(weights, report, num_frames, height, width, seeds)
+
+
+def earlier_leg(path: Path) -> dict:
+    """The record of an earlier training leg the released run started from: a run directory
+    (``summary.json`` + ``config.yaml``) or a previous release's ``.eval.json``."""
+    from .config import load_config
+
+    path = Path(path)
+    if path.is_dir():
+        return {**json.loads((path / "summary.json").read_text()),
+                "config": load_config(path / "config.yaml")}
+    previous = json.loads(path.read_text())["training"]
+    return {k: v for k, v in previous.items() if k != "earlier_legs"}
 
 
 def reevaluate(name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
@@ -118,13 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="unihoi-tiny")
     p.add_argument("--config", default="unihoi_ros/train/configs/unihoi_tiny.yaml",
                    help="the training config, as the provenance names it")
+    p.add_argument("--earlier", type=Path, nargs="*", default=[],
+                   help="earlier training legs, oldest first (run directories or a previous "
+                   "release's .eval.json), recorded in the new .eval.json")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.reevaluate == (args.run_dir is not None):
         p.error("give either RUN_DIR or --reevaluate")
     report = reevaluate(args.name) if args.reevaluate else release(args.run_dir, args.name,
-                                                                     config_path=args.config)
+                                                                     config_path=args.config,
+                                                                     earlier=tuple(args.earlier))
     print(report["table"])
     print(f"\nnever-trained clips {UNSEEN_SEEDS[0]}-{UNSEEN_SEEDS[-1]}, {UNSEEN_FRAMES} frames:")
     print(report["unseen_table"])
