@@ -132,7 +132,7 @@ def reconstructor_alone(rgb: np.ndarray, backend: str = "auto") -> tuple[float, 
     params = NodeParams.load()
     policy = choose_thread_policy(params.inference_threads)
     apply_thread_policy(policy)
-    loaded = load_backend(params.model, backend, "cpu", threads=policy.inference)
+    loaded = load_backend(params.model, backend, "cpu", threads=policy.onnxruntime_threads)
     t0 = time.perf_counter()
     loaded.prepare(rgb.shape[1:3])
     prepare_s = time.perf_counter() - t0

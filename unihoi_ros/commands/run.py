@@ -146,7 +146,7 @@ def _run_dds(args: argparse.Namespace) -> int:
         backend = load_backend(params.model, params.backend, params.device, params.precision,
                                params.onnx_file_path, params.engine_file_path,
                                params.force_engine_update,
-                               threads=choose_thread_policy(params.inference_threads).inference)
+                               threads=choose_thread_policy(params.inference_threads).onnxruntime_threads)
     except (UnihoiError, FileNotFoundError) as exc:  # FileNotFoundError: a --params file
         return _fail(exc)
     recorder = None

@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         backend = load_backend(params.model, params.backend, params.device, params.precision,
                                params.onnx_file_path, params.engine_file_path,
                                params.force_engine_update,
-                               threads=choose_thread_policy(params.inference_threads).inference)
+                               threads=choose_thread_policy(params.inference_threads).onnxruntime_threads)
         unihoi = UnihoiNode(params, backend, RclpyTransport(node))
         unihoi.start()
         rclpy.spin(node)
