@@ -97,6 +97,11 @@ def cloud_scale(points: Tensor) -> Tensor:
     return torch.linalg.eigvalsh(cov)[..., -1].clamp_min(1e-12).sqrt()
 
 
+def _mean_per_sample(values: Tensor) -> Tensor:
+    """``(B,)`` mean of ``(B, ...)`` values (``(B,)`` as it is)."""
+    return values.flatten(1).mean(dim=1) if values.ndim > 1 else values
+
+
 def _masked_mean(values: Tensor, mask: Tensor, dims: tuple[int, ...]) -> Tensor:
     mask = mask.to(values.dtype)
     return (values * mask).sum(dim=dims) / mask.sum(dim=dims).clamp_min(1.0)
@@ -251,7 +256,7 @@ def cc_loss(K_a: Tensor, K_b: Tensor, height: int, width: int) -> Tensor:
     """
     diff = (normalized_intrinsics(K_a, height, width)
             - normalized_intrinsics(K_b, height, width)).abs().sum(dim=-1)
-    return diff.flatten(1).mean(dim=1) if diff.ndim > 1 else diff
+    return _mean_per_sample(diff)
 
 
 def scale_loss(depth: Tensor, teacher_depth: Tensor, valid: Tensor) -> Tensor:
@@ -280,7 +285,7 @@ def intrinsics_loss(K: Tensor, teacher_K: Tensor, height: int, width: int) -> Te
     size = torch.tensor([width, height], dtype=K.dtype, device=K.device)
     centre = ((K[..., :2, 2] - teacher_K[..., :2, 2]) / size).abs().sum(dim=-1)
     diff = focal + centre
-    return diff.flatten(1).mean(dim=1) if diff.ndim > 1 else diff
+    return _mean_per_sample(diff)
 
 
 def weighted_total(terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:

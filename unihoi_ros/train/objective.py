@@ -89,15 +89,14 @@ def compute_losses(
     if weights.get("dynamic_area", 0.0):
         terms["dynamic_area"] = per_sample(dynamic_area_loss(
             out.confidence, static, flow_bwd.to(points.dtype)))
+    K_all = out.K_frames if out.K_frames is not None else out.K  # per frame where given
     if weights.get("cc", 0.0):
-        K_all = out.K_frames if out.K_frames is not None else out.K
-        K_all = K_all.reshape(b, c, *K_all.shape[1:])
-        terms["cc"] = cc_loss(K_all[:, 0], K_all[:, 1], h, w) if c >= 2 else (
+        K_pairs = K_all.reshape(b, c, *K_all.shape[1:])
+        terms["cc"] = cc_loss(K_pairs[:, 0], K_pairs[:, 1], h, w) if c >= 2 else (
             torch.zeros(b, dtype=points.dtype, device=points.device))
     if weights.get("scale", 0.0):
         terms["scale"] = per_sample(scale_loss(out.depth, t_depth, t_valid))
     if weights.get("intrinsics", 0.0):
-        K_all = out.K_frames if out.K_frames is not None else out.K
         terms["intrinsics"] = per_sample(intrinsics_loss(
             K_all, _clips(batch["teacher_K"]).to(K_all.dtype), h, w))
     terms["total"] = weighted_total(terms, weights)

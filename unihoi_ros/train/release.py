@@ -102,16 +102,15 @@ def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: 
     from unihoi_ros.model.bundled import WEIGHTS_DIR
 
     name, cfg = report["name"], report["training"]["config"]
-    bundled = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds, num_frames, height,
-                                    width, tracks=True)
+    model = UniHOI.from_pretrained(weights)  # read once: every evaluation below is eval-mode
+    bundled = evaluate_on_synthetic(model, seeds, num_frames, height, width, tracks=True)
     torch.manual_seed(int(cfg["seed"]))
     untrained = evaluate_on_synthetic(UniHOI.from_size(cfg["model"]["size"]), seeds,
                                       num_frames, height, width, tracks=True)
     # A short clip the test suite re-runs to check the shipped numbers reproduce.
-    check = evaluate_on_synthetic(UniHOI.from_pretrained(weights), seeds[:1], 12, height,
-                                  width)
+    check = evaluate_on_synthetic(model, seeds[:1], 12, height, width)
     unseen = {f"{h}x{w}": _slim(evaluate_on_synthetic(
-        UniHOI.from_pretrained(weights), UNSEEN_SEEDS, UNSEEN_FRAMES, h, w, tracks=True))
+        model, UNSEEN_SEEDS, UNSEEN_FRAMES, h, w, tracks=True))
         for h, w in UNSEEN_SIZES}
     report.update({"bundled": _slim(bundled), "untrained": _slim(untrained),
                    "quick_check": _slim(check), "unseen": unseen})
