@@ -115,6 +115,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from unihoi_ros.ros.params import NodeParams
     from unihoi_ros.ros.qos import qos_profile
     from unihoi_ros.sim import make_sequence
+    from unihoi_ros.threads import choose_thread_policy
 
     t0 = time.perf_counter()
     use_loopback(os.environ)  # the demo's DDS traffic never leaves this machine
@@ -122,9 +123,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     prepare_output_dir(cfg.out, cfg.force)
     seq = make_sequence(cfg.seed, cfg.frames, cfg.height, cfg.width)
     write_sequence_npz(seq, cfg.out / "ground_truth.npz")
-    backend = load_backend(cfg.model)
     params = NodeParams.load([], {"live_mode": False, "image_topic": "image"},
                              namespace=NAMESPACE)
+    # The node's thread policy, as `unihoi run` gives it (ONNX Runtime: every core).
+    backend = load_backend(cfg.model, threads=choose_thread_policy(
+        params.inference_threads).onnxruntime_threads)
     recorder = BagRecorder(cfg.out / "bag")
     transport = DdsTransport(domain, NAMESPACE, recorder=recorder)
     node = UnihoiNode(params, backend, transport)
