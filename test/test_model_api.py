@@ -50,6 +50,25 @@ def test_encoder_cache_path_equals_full_forward(tiny):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_decoding_the_last_frames_equals_the_tail_of_a_full_decode(tiny, n):
+    """A stream needs only the new frames and their anchor: decoding those alone gives
+    their depth and pair confidences exactly as a full decode does, and the same K (the
+    camera head still sees all four frames)."""
+    frames, flows = _window(seed=4)
+    frames = torch.cat([frames, frames.flip(1)])  # batch of two: rows b * F + t
+    flows = torch.cat([flows, -flows])
+    with torch.inference_mode():
+        full = tiny(frames, flows)
+        tail = tiny(frames, flows, decode_last=n)
+    assert tail.depth.shape == (2, n, 120, 160) and tail.confidence.shape == (2, n - 1, 120, 160)
+    assert torch.allclose(tail.depth, full.depth[:, 4 - n:], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(tail.confidence, full.confidence[:, 4 - n:], rtol=1e-5, atol=1e-6)
+    assert torch.equal(tail.K, full.K)
+    with pytest.raises(ValueError, match="decode_last"):
+        tiny(frames, flows, decode_last=1)
+
+
 def test_batch_of_two_matches_single_windows(tiny):
     f1, fl1 = _window(seed=2)
     f2, fl2 = _window(seed=3)

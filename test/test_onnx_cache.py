@@ -69,8 +69,8 @@ def rel_err(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
 
 
-def stream(backend, rgb):
-    rec = Reconstructor(backend, DISFlow("medium"), ReconstructorConfig())
+def stream(backend, rgb, **config):
+    rec = Reconstructor(backend, DISFlow("medium"), ReconstructorConfig(**config))
     out = []
     for i, frame in enumerate(rgb):
         outcome = rec.feed(1_000_000_000 + i * DT, frame)
@@ -98,6 +98,25 @@ def test_cached_graph_matches_torch_through_the_reconstructor(tiny, cache_dir, e
     assert_same_results(ours, ref)
     for x, y in zip(ours, ref):  # poses follow from depth and flow
         assert np.abs(x.T_world_cam - y.T_world_cam).max() < 1e-3
+
+
+def test_the_last_frames_graph_serves_a_stride_one_stream(tiny, cache_dir, exported, clip):
+    """Both graphs of a size are prepared together; after the first window the stream asks
+    for its last two frames only, and that graph's outputs equal torch's full decode."""
+    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    assert cached.prepare((H, W)) and cached.status((H, W), 2) == "ready"
+    assert "last 2 frames" in cached.describe()
+    calls = []
+    tail = cached._graphs[(H, W, 2)].backend
+    run = tail.infer_window
+    tail.infer_window = lambda *a, **k: calls.append(1) or run(*a, **k)
+    ours = stream(cached, clip.rgb)
+    assert len(calls) == len(clip.rgb) - 1  # every window but the stream's first
+    full_decode = stream(TorchBackend(tiny, "cpu"), clip.rgb, decode_full_window=True)
+    assert_same_results(ours, full_decode)
+    path = onnx_cache.ensure_graph(tiny, H, W, cache_dir, decode_last=2).path
+    assert path.name.endswith(".last2.onnx") and path != exported.path
+    assert onnx_cache.cached_sizes(tiny, cache_dir) == [(H, W)]  # full-window graphs only
 
 
 def test_torch_serves_until_the_graph_is_ready_then_onnxruntime(tiny, cache_dir, exported,
@@ -210,15 +229,16 @@ def test_a_runtime_failure_falls_back_to_torch_for_that_size(tiny, cache_dir, ex
                                                              caplog):
     cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.prepare((H, W))
-    ort = cached._graphs[(H, W)].backend
 
     def boom(*args, **kwargs):
         raise RuntimeError("injected ONNX Runtime failure")
 
-    ort.infer_window = boom
+    for graph in cached._graphs.values():  # the full window's and the last-2-frames graph
+        graph.backend.infer_window = boom
     with caplog.at_level(logging.ERROR):
         ours = stream(cached, clip.rgb[:5])  # frames encoded for ONNX Runtime: torch encodes
-    assert cached.status((H, W)) == "failed" and "injected" in caplog.text
+    assert cached.status((H, W)) == "failed" and cached.status((H, W), 2) == "failed"
+    assert "injected" in caplog.text
     assert_same_results(ours, stream(TorchBackend(tiny, "cpu"), clip.rgb[:5]))
 
 

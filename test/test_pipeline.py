@@ -162,6 +162,44 @@ def test_one_encoder_pass_per_new_frame_with_stride():
         assert ate(est, gt, align="none") < 1e-4, stride
 
 
+class CountingDecodes:
+    """Records how many frames each window decodes (``decodes_last`` like the network)."""
+
+    def __init__(self, inner):
+        self.inner, self.decoded = inner, []
+        self.name, self.device, self.num_frames = "count", "cpu", inner.num_frames
+        self.decodes_last = True
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows, decode_last=None):
+        p = self.inner.infer_window(features, rgbs, flows, decode_last=decode_last)
+        self.decoded.append(len(p.depth))
+        return p
+
+
+def test_windows_decode_only_new_frames_and_their_anchor():
+    """Once the older frames have results, a window decodes the new frames and the one they
+    chain from; results equal a full decode's (poses exact with oracle depth)."""
+    seq = make_sequence(seed=5, num_frames=12, height=48, width=64)
+    gt = relative_to_first(seq.T_world_cam)
+    for stride, decoded in ((1, 2), (2, 3), (3, 4)):
+        backend = CountingDecodes(OracleBackend(seq))
+        _, results = run_stream(seq, backend, GroundTruthFlow(seq),
+                                ReconstructorConfig(stride=stride))
+        assert backend.decoded[0] == 4 and set(backend.decoded[1:-1]) == {decoded}, stride
+        full = CountingDecodes(OracleBackend(seq))
+        _, ref = run_stream(seq, full, GroundTruthFlow(seq),
+                            ReconstructorConfig(stride=stride, decode_full_window=True))
+        assert set(full.decoded) == {4}
+        for a, b in zip(results, ref):
+            np.testing.assert_array_equal(a.depth, b.depth)
+            np.testing.assert_array_equal(a.confidence, b.confidence)
+            assert a.pose_ok and b.pose_ok
+        assert ate(trajectory(results), gt, align="none") < 1e-4, stride
+
+
 def test_first_frames_are_warmup_and_world_is_first_camera():
     seq = make_sequence(seed=6, num_frames=6, height=48, width=64)
     rec = Reconstructor(OracleBackend(seq), GroundTruthFlow(seq))

@@ -40,15 +40,19 @@ class WindowPrediction:
     """Network output for one window of F frames, at the processed image size.
 
     Attributes:
-        depth: ``(F, H, W)`` float32 metres (z-depth).
-        K: ``(3, 3)`` float64 pixels, one per window.
-        confidence: ``(F-1, H, W)`` float32 in [0, 1], for frames 1..F-1 (the pose weight
-            of the pair (t-1, t)).
+        depth: ``(n, H, W)`` float32 metres (z-depth) of the window's frames
+            ``first_frame..F-1`` (n = F - first_frame; all F unless the backend was asked
+            to decode only the last frames).
+        K: ``(3, 3)`` float64 pixels, one per window (from all F frames).
+        confidence: ``(n-1, H, W)`` float32 in [0, 1], for frames ``first_frame+1..F-1``
+            (the pose weight of the pair (t-1, t)).
+        first_frame: window index of ``depth[0]``.
     """
 
     depth: np.ndarray
     K: np.ndarray
     confidence: np.ndarray
+    first_frame: int = 0
 
 
 @runtime_checkable
@@ -59,6 +63,10 @@ class Backend(Protocol):
         name: short identifier (``"torch"``, ``"onnxruntime"``, ``"tensorrt"``, ``"oracle"``).
         device: where it runs, for the start-up log (``"cpu"``, ``"cuda:0"``, ...).
         num_frames: window length F the network expects (4 for UniHOI).
+
+    A backend that can decode only a window's last frames (the torch network, the cached
+    ONNX graphs) also has ``decodes_last = True`` and takes ``infer_window(...,
+    decode_last=n)``; the reconstructor asks for it when the older frames' results exist.
     """
 
     name: str
@@ -162,9 +170,17 @@ class LoadedBackend:
     def encode(self, rgb: np.ndarray) -> Any:
         return self.backend.encode(rgb)
 
+    @property
+    def decodes_last(self) -> bool:
+        """Whether ``infer_window`` takes ``decode_last`` (see :class:`Backend`)."""
+        return bool(getattr(self.backend, "decodes_last", False))
+
     def infer_window(self, features: Sequence[Any], rgbs: Sequence[np.ndarray],
-                     flows_bwd: np.ndarray) -> WindowPrediction:
-        return self.backend.infer_window(features, rgbs, flows_bwd)
+                     flows_bwd: np.ndarray, decode_last: int | None = None
+                     ) -> WindowPrediction:
+        if decode_last is None:
+            return self.backend.infer_window(features, rgbs, flows_bwd)
+        return self.backend.infer_window(features, rgbs, flows_bwd, decode_last=decode_last)
 
 
 def as_loaded(backend: Backend | LoadedBackend) -> LoadedBackend:

@@ -8,9 +8,11 @@ releases the GIL leaves a live node's transport threads more room than torch's m
 operators. For the ViT sizes the encoder dominates and the fused graph runs it F times
 per window, so ``auto`` keeps torch there (:data:`FUSED_GRAPH_SIZES`).
 
-Per input size (the frames the backend gets, after any resize):
+Per input size (the frames the backend gets, after any resize) there are two graphs: the
+full window's, and one that decodes only the window's last :data:`TAIL_FRAMES` frames (what
+a stride-1 stream needs once its older frames have results; about 40 % cheaper). Both:
 
-- the first frame of a size prepares its graph (export if it is not cached, ONNX Runtime
+- the first frame of a size prepares its graphs (export if it is not cached, ONNX Runtime
   session, one warm-up run): by default right there, so every window of an offline run
   comes from the same backend and the results do not depend on timing; with
   ``background`` (the live node) in a background thread while torch serves, so a live
@@ -52,6 +54,10 @@ log = logging.getLogger(__name__)
 FUSED_GRAPH_SIZES = ("tiny",)
 
 _PREPARING, _READY, _FAILED = "preparing", "ready", "failed"
+
+#: Frames decoded by each size's second graph: a stride-1 stream's new frame and the one
+#: before it (the anchor its pose chains from).
+TAIL_FRAMES = 2
 
 
 def auto_status(model: Any, device: str) -> tuple[bool, str]:
@@ -107,25 +113,32 @@ class _Graph:
 
 
 class CachedOnnxBackend:
-    """ONNX Runtime on ``model``'s cached fused graph, per input size; torch meanwhile and
+    """ONNX Runtime on ``model``'s cached fused graphs, per input size; torch meanwhile and
     as the fallback (see module docstring).
+
+    Each input size has two graphs: one that decodes every frame of the window, and one
+    that decodes only the last :data:`TAIL_FRAMES` (a stream with stride 1 asks for that
+    in every window after its first: see ``UniHOI.forward_window``). They are prepared
+    together, in one thread; a request for another number of frames prepares its graph
+    on first use.
 
     Args:
         model: a ``UniHOI`` network (the torch backend runs it; its weights key the cache).
         threads: ONNX Runtime intra-op threads; 0 takes torch's thread count when a size's
             session is made (the node's thread policy sets it before the first frame).
         cache_dir: folder of cached graphs (default :func:`onnx_cache.onnx_cache_dir`).
-        background: prepare a new size's graph in a background thread while torch serves
+        background: prepare a new size's graphs in a background thread while torch serves
             (the live node sets it); False: in the first ``encode`` call of that size.
 
     Attributes:
-        name: ``"onnxruntime"`` while the graph of the latest frame's size runs, else
+        name: ``"onnxruntime"`` while a graph of the latest frame's size runs, else
             ``"torch"``.
         device: ``"cpu"``.
         model: the torch network.
     """
 
     device = "cpu"
+    decodes_last = True
 
     def __init__(self, model: Any, threads: int = 0, cache_dir: str | Path | None = None,
                  background: bool = False) -> None:
@@ -138,7 +151,7 @@ class CachedOnnxBackend:
         self.cache_dir = cache_dir
         self.background = background
         self._lock = threading.Lock()
-        self._graphs: dict[tuple[int, int], _Graph] = {}
+        self._graphs: dict[tuple[int, int, int], _Graph] = {}  # (H, W, decoded frames)
         self._size: tuple[int, int] | None = None  # latest frame's
 
     # ------------------------------------------------------------------ state
@@ -149,9 +162,19 @@ class CachedOnnxBackend:
             return "onnxruntime" if ready else "torch"
         return "onnxruntime" if self._ready(self._size) is not None else "torch"
 
-    def status(self, size: tuple[int, int]) -> str:
-        """``"preparing"``, ``"ready"``, ``"failed"`` or ``"new"`` for ``(H, W)``."""
-        graph = self._graphs.get(tuple(size))
+    def _key(self, size: tuple[int, int], decode_last: int | None) -> tuple[int, int, int]:
+        n = self.num_frames if decode_last is None else int(decode_last)
+        return int(size[0]), int(size[1]), n
+
+    def _variants(self) -> list[int]:
+        """Decoded-frame counts prepared together for a size: the full window first."""
+        f = self.num_frames
+        return [f] + ([TAIL_FRAMES] if TAIL_FRAMES < f else [])
+
+    def status(self, size: tuple[int, int], decode_last: int | None = None) -> str:
+        """``"preparing"``, ``"ready"``, ``"failed"`` or ``"new"`` for ``(H, W)``'s graph
+        decoding the last ``decode_last`` frames (None: all)."""
+        graph = self._graphs.get(self._key(size, decode_last))
         return "new" if graph is None else graph.status
 
     def describe(self) -> str:
@@ -162,111 +185,143 @@ class CachedOnnxBackend:
             return ("fused ONNX graph (cached), exported or loaded at the first frame of "
                     f"each size{' (torch serves meanwhile)' if self.background else ''}")
         parts = []
-        for (h, w), g in graphs:
+        for (h, w, n), g in graphs:
+            what = "all frames" if n == self.num_frames else f"last {n} frames"
             if g.status == _READY:
-                parts.append(f"{w}x{h}: ONNX Runtime, fused graph "
+                parts.append(f"{w}x{h} ({what}): ONNX Runtime, fused graph "
                              f"{'exported' if g.info.exported else 'from the cache'} "
                              f"({g.threads} intra-op thread(s))")
             elif g.status == _PREPARING:
-                parts.append(f"{w}x{h}: torch while the ONNX graph is prepared")
+                parts.append(f"{w}x{h} ({what}): torch while the ONNX graph is prepared")
             else:
-                parts.append(f"{w}x{h}: torch (ONNX Runtime unavailable: {g.reason})")
+                parts.append(f"{w}x{h} ({what}): torch (ONNX Runtime unavailable: "
+                             f"{g.reason})")
         return "; ".join(parts)
 
     def recent_sizes(self) -> list[tuple[int, int]]:
         """``(H, W)`` sizes this model's graph is cached for, most recently used first."""
         return onnx_cache.cached_sizes(self.model, self.cache_dir)
 
-    def _ready(self, size: tuple[int, int] | None):
-        graph = self._graphs.get(size) if size is not None else None
+    def _ready(self, size: tuple[int, int] | None, decode_last: int | None = None):
+        """The ready ONNX Runtime backend of ``size`` for ``decode_last`` (None: the full
+        graph), or None."""
+        if size is None:
+            return None
+        graph = self._graphs.get(self._key(size, decode_last))
         return graph.backend if graph is not None and graph.status == _READY else None
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, size: tuple[int, int], wait: bool = True,
-                timeout: float | None = None) -> bool:
-        """Make ``size``'s ``(H, W)`` graph ready (export if not cached, load, warm up).
+                timeout: float | None = None, decode_last: int | None = None) -> bool:
+        """Make ``size``'s ``(H, W)`` graphs ready (export if not cached, load, warm up):
+        the full window's and the last-:data:`TAIL_FRAMES` one, or only the one decoding
+        ``decode_last`` frames when given.
 
         Args:
-            wait: block until it is ready or has failed (else start it in the background,
-                or in this thread when ``background`` is False).
+            wait: block until they are ready or have failed (else start them in the
+                background, or in this thread when ``background`` is False).
             timeout: seconds to wait at most (None: as long as it takes).
 
         Returns:
-            True when ONNX Runtime now serves ``size``.
+            True when ONNX Runtime now serves ``size`` (the graph asked for, or the full
+            window's).
         """
         size = (int(size[0]), int(size[1]))
+        wanted = self._variants() if decode_last is None else [self._key(size, decode_last)[2]]
+        todo = []
         with self._lock:
-            graph = self._graphs.get(size)
-            new = graph is None
-            if new:
-                graph = self._graphs[size] = _Graph()
-        if new:
+            for n in wanted:
+                if (*size, n) not in self._graphs:
+                    self._graphs[(*size, n)] = _Graph()
+                    todo.append(n)
+            graphs = [self._graphs[(*size, n)] for n in wanted]
+        if todo:
             if wait or not self.background:
-                self._build(size, graph)
+                self._build_all(size, todo)
             else:
-                graph.thread = threading.Thread(target=self._build, args=(size, graph),
-                                                name="unihoi-onnx-prepare", daemon=True)
-                graph.thread.start()
+                thread = threading.Thread(target=self._build_all, args=(size, todo),
+                                          name="unihoi-onnx-prepare", daemon=True)
+                for n in todo:
+                    self._graphs[(*size, n)].thread = thread
+                thread.start()
         if wait:
-            graph.done.wait(timeout)
-        return graph.status == _READY
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for graph in graphs:
+                graph.done.wait(None if deadline is None
+                                else max(0.0, deadline - time.monotonic()))
+        return graphs[0].status == _READY
 
-    def _build(self, size: tuple[int, int], graph: _Graph) -> None:
-        """Export/load ``size``'s graph and warm it up; never raises (the stream goes on)."""
+    def _build_all(self, size: tuple[int, int], counts: list[int]) -> None:
+        for n in counts:
+            self._build(size, n, self._graphs[(*size, n)])
+
+    def _build(self, size: tuple[int, int], n: int, graph: _Graph) -> None:
+        """Export/load ``size``'s graph decoding the last ``n`` frames and warm it up;
+        never raises (the stream goes on)."""
         h, w = size
+        f = self.num_frames
+        what = "all frames" if n == f else f"last {n} frames"
         t0 = time.perf_counter()
         try:
             import torch
 
             threads = self.threads or torch.get_num_threads()
-            backend, info = onnx_cache.open_cached(self.model, h, w, threads, self.cache_dir)
-            f = self.num_frames
+            backend, info = onnx_cache.open_cached(self.model, h, w, threads, self.cache_dir,
+                                                   None if n == f else n)
             backend.infer_window([np.zeros((3, h, w), np.float32)] * f, None,
                                  np.zeros((f - 1, h, w, 2), np.float32))  # first-run costs
             graph.backend, graph.info, graph.threads = backend, info, threads
             graph.ready_s = time.perf_counter() - t0
             graph.status = _READY
-            log.info("ONNX Runtime serves %dx%d frames from now on (fused graph %s, %d intra-op "
-                     "thread(s), ready in %.1f s)", w, h,
+            log.info("ONNX Runtime serves %dx%d frames (%s) from now on (fused graph %s, %d "
+                     "intra-op thread(s), ready in %.1f s)", w, h, what,
                      "exported" if info.exported else "from the cache", threads, graph.ready_s)
         except Exception as exc:  # export, load or run: torch keeps serving this size
             graph.reason = one_line(exc)
             graph.status = _FAILED
-            log.warning("ONNX Runtime cannot serve %dx%d frames (%s): the torch backend "
-                        "serves them", w, h, graph.reason)
+            log.warning("ONNX Runtime cannot serve %dx%d frames (%s: %s): the torch backend "
+                        "serves them", w, h, what, graph.reason)
         finally:
             graph.done.set()
 
     # ------------------------------------------------------------------ Backend
     def encode(self, rgb: np.ndarray) -> CachedFrame:
         """The frame's float tensor, plus torch's encoder features while torch serves its
-        size. The first frame of a new size starts preparing that size's graph."""
+        size. The first frame of a new size starts preparing that size's graphs."""
         size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self._size = size
-        if size not in self._graphs:
+        if self._key(size, None) not in self._graphs:
             self.prepare(size, wait=False)
         frame = CachedFrame(wg.frame_tensor(rgb))
-        if self._ready(size) is None:
+        if self._ready(size) is None and self._ready(size, TAIL_FRAMES) is None:
             frame.torch_features = self._torch.encode(rgb)
         return frame
 
     def infer_window(self, features: Sequence[CachedFrame], rgbs: Sequence[np.ndarray],
-                     flows_bwd: np.ndarray) -> WindowPrediction:
-        """Depth ``(F, H, W)``, K ``(3, 3)``, confidence ``(F-1, H, W)`` of the window, from
-        ONNX Runtime when ``(H, W)``'s graph is ready, else from torch."""
+                     flows_bwd: np.ndarray, decode_last: int | None = None
+                     ) -> WindowPrediction:
+        """Depth ``(F, H, W)``, K ``(3, 3)``, confidence ``(F-1, H, W)`` of the window
+        (``decode_last = n``: of its last n frames), from ONNX Runtime when ``(H, W)``'s
+        graph is ready, else from torch. While the graph for ``decode_last`` is not ready,
+        the full window's serves when it is (the prediction says which frames it holds)."""
         size = (int(flows_bwd.shape[1]), int(flows_bwd.shape[2]))
-        ort = self._ready(size)
-        if ort is not None:
+        key = self._key(size, decode_last)
+        if key not in self._graphs:  # a decoded-frame count not prepared with the size
+            self.prepare(size, wait=False, decode_last=key[2])
+        for n in dict.fromkeys((key[2], self.num_frames)):  # the one asked for, then full
+            ort = self._ready(size, n)
+            if ort is None:
+                continue
             try:
                 return ort.infer_window([f.tensor for f in features], rgbs, flows_bwd)
             except Exception as exc:
-                graph = self._graphs[size]
+                graph = self._graphs[(*size, n)]
                 graph.reason, graph.status = f"run failed: {one_line(exc)}", _FAILED
-                log.error("ONNX Runtime failed on a %dx%d window (%s): torch serves this size "
-                          "from now on", size[1], size[0], graph.reason)
+                log.error("ONNX Runtime failed on a %dx%d window (%s): torch serves it from "
+                          "now on", size[1], size[0], graph.reason)
         feats = []
         for frame, rgb in zip(features, rgbs):
             if frame.torch_features is None:  # encoded while ONNX Runtime served
                 frame.torch_features = self._torch.encode(rgb)
             feats.append(frame.torch_features)
-        return self._torch.infer_window(feats, rgbs, flows_bwd)
+        return self._torch.infer_window(feats, rgbs, flows_bwd, decode_last)

@@ -6,11 +6,14 @@ Where: ``$UNIHOI_CACHE_DIR/onnx``, else ``$XDG_CACHE_HOME/unihoi_ros/onnx``, els
 the next start exports again. ``UNIHOI_ONNX_CACHE=0`` turns the automatic use off
 (:func:`disabled_reason`); ``backend: torch`` does too.
 
-One file per graph, ``<size>_<H>x<W>_<key>.onnx``. The key (:func:`cache_key`) is a
-sha256 over everything the graph is a function of: the weights and buffers and the
-configuration (:func:`model_fingerprint`), the network's code (:func:`code_fingerprint`:
-an edited ``unihoi_ros/model`` module is a new key), the input size, the opset, torch's
-version (its exporter writes the graph) and :data:`CACHE_VERSION`. The key is also
+One file per graph, ``<size>_<H>x<W>_<key>.onnx`` (the graph that decodes every frame of
+the window) or ``<size>_<H>x<W>_<key>.last<n>.onnx`` (one that decodes only the last n
+frames: what a stream with stride n-1 needs, see ``UniHOI.forward_window``). The key
+(:func:`cache_key`) is a sha256 over everything the graph is a function of: the weights and
+buffers and the configuration (:func:`model_fingerprint`), the network's code
+(:func:`code_fingerprint`: an edited ``unihoi_ros/model`` module is a new key), the input
+size, the decoded frames, the opset, torch's version (its exporter writes the graph) and
+:data:`CACHE_VERSION`. The key is also
 written into the graph's metadata and checked on load, so a renamed file is not taken
 for another model's.
 
@@ -106,9 +109,10 @@ def model_fingerprint(model: Any) -> str:
 
 
 def cache_key(model: Any, height: int, width: int, opset: int | None = None,
-              fingerprint: str | None = None) -> str:
+              fingerprint: str | None = None, decode_last: int | None = None) -> str:
     """The hex key of ``model``'s graph for ``height`` x ``width`` frames (see module
-    docstring). ``fingerprint``: :func:`model_fingerprint` when already computed."""
+    docstring). ``fingerprint``: :func:`model_fingerprint` when already computed;
+    ``decode_last``: the graph decodes only the window's last n frames (None: all)."""
     import torch
 
     from unihoi_ros.model.export import DEFAULT_OPSET
@@ -121,6 +125,8 @@ def cache_key(model: Any, height: int, width: int, opset: int | None = None,
         "opset": int(opset or DEFAULT_OPSET),
         "torch": torch.__version__.split("+")[0],
     }
+    if decode_last is not None:
+        parts["decode_last"] = int(decode_last)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -142,17 +148,20 @@ class CachedGraph:
 
 
 def graph_path(model: Any, height: int, width: int, directory: str | Path | None = None,
-               key: str | None = None) -> Path:
+               key: str | None = None, decode_last: int | None = None) -> Path:
     """Where ``model``'s graph for ``height`` x ``width`` lives in the cache."""
-    key = key or cache_key(model, height, width)
+    key = key or cache_key(model, height, width, decode_last=decode_last)
     folder = Path(directory) if directory is not None else onnx_cache_dir()
-    return folder / f"{model.config.size}_{int(height)}x{int(width)}_{key[:24]}.onnx"
+    part = "" if decode_last is None else f".last{int(decode_last)}"
+    return folder / f"{model.config.size}_{int(height)}x{int(width)}_{key[:24]}{part}.onnx"
 
 
 def ensure_graph(model: Any, height: int, width: int,
-                 directory: str | Path | None = None) -> CachedGraph:
+                 directory: str | Path | None = None,
+                 decode_last: int | None = None) -> CachedGraph:
     """The cached graph of ``model`` for ``height`` x ``width`` frames, exported now if
-    missing (a few seconds for unihoi-tiny).
+    missing (a few seconds for unihoi-tiny). ``decode_last``: the graph that decodes only
+    the window's last n frames (None: all of them).
 
     A copy of ``model`` is exported (the exporter changes module state while tracing), so
     another thread may run ``model`` meanwhile.
@@ -161,15 +170,15 @@ def ensure_graph(model: Any, height: int, width: int,
         BackendError: the export failed (exporter missing, unsupported operator, the folder
             not writable); the message says why.
     """
-    key = cache_key(model, height, width)
-    path = graph_path(model, height, width, directory, key)
+    key = cache_key(model, height, width, decode_last=decode_last)
+    path = graph_path(model, height, width, directory, key, decode_last)
     if path.is_file():
         _touch(path)
         log.info("ONNX graph for %dx%d (width x height) from the cache: %s", width, height,
                  path)
         return CachedGraph(path, key, False, 0.0)
     t0 = time.perf_counter()
-    _export_atomically(model, path, height, width, key)
+    _export_atomically(model, path, height, width, key, decode_last)
     seconds = time.perf_counter() - t0
     log.info("exported the ONNX graph for %dx%d (width x height) in %.1f s: %s", width, height,
              seconds, path)
@@ -178,8 +187,8 @@ def ensure_graph(model: Any, height: int, width: int,
 
 
 def cached_sizes(model: Any, directory: str | Path | None = None) -> list[tuple[int, int]]:
-    """``(H, W)`` sizes whose graph of ``model`` (this weights and code) is in the cache,
-    most recently used first."""
+    """``(H, W)`` sizes whose full-window graph of ``model`` (this weights and code) is in
+    the cache, most recently used first."""
     folder = Path(directory) if directory is not None else onnx_cache_dir()
     prefix = f"{model.config.size}_"
     found = []
@@ -201,7 +210,8 @@ def cached_sizes(model: Any, directory: str | Path | None = None) -> list[tuple[
     return found
 
 
-def _export_atomically(model: Any, path: Path, height: int, width: int, key: str) -> None:
+def _export_atomically(model: Any, path: Path, height: int, width: int, key: str,
+                       decode_last: int | None = None) -> None:
     require("onnx")  # export_onnx writes the metadata with it
     from unihoi_ros.model.export import export_onnx
 
@@ -218,7 +228,7 @@ def _export_atomically(model: Any, path: Path, height: int, width: int, key: str
         with warnings.catch_warnings():  # the tracer's notes on Python branches: expected
             warnings.simplefilter("ignore")
             export_onnx(copy.deepcopy(model).eval(), tmp, height, width,
-                        provenance=_KEY_PREFIX + key)
+                        provenance=_KEY_PREFIX + key, decode_last=decode_last)
         os.replace(tmp, path)
     except Exception as exc:  # the exporter raises many types (torch, onnx, OSError)
         raise BackendError(f"ONNX export of the {model.config.size} model for "
@@ -235,9 +245,10 @@ def graph_key(session: Any) -> str | None:
 
 
 def open_cached(model: Any, height: int, width: int, threads: int = 0,
-                directory: str | Path | None = None):
+                directory: str | Path | None = None, decode_last: int | None = None):
     """An :class:`~unihoi_ros.backends.onnxruntime_backend.OnnxRuntimeBackend` (CPU) on
-    ``model``'s cached graph for ``height`` x ``width``, exporting it if missing.
+    ``model``'s cached graph for ``height`` x ``width`` (decoding the window's last
+    ``decode_last`` frames, None: all), exporting it if missing.
 
     A cached file ONNX Runtime cannot load, or that carries another key, is deleted
     (logged) and exported again, once.
@@ -255,7 +266,7 @@ def open_cached(model: Any, height: int, width: int, threads: int = 0,
 
     require("onnxruntime")
     for attempt in (1, 2):
-        graph = ensure_graph(model, height, width, directory)
+        graph = ensure_graph(model, height, width, directory, decode_last)
         try:
             backend = OnnxRuntimeBackend(graph.path, ("CPUExecutionProvider",), threads)
             found = graph_key(backend.session)

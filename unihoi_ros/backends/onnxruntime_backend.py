@@ -108,7 +108,7 @@ class OnnxRuntimeBackend:
         else:
             inputs = _split_window_inputs(features, flows_bwd)
         depth, K, conf = self.session.run(list(wg.OUTPUTS), inputs)
-        return wg.to_prediction(depth, K, conf)
+        return wg.to_prediction(depth, K, conf, self.num_frames)
 
 
 def _split_window_inputs(features: Sequence[list[np.ndarray]],

@@ -111,7 +111,7 @@ class TensorRTBackend:
                 raise RuntimeError("TensorRT execute_async_v3 failed")
             outs = [self._buffers[n].float().cpu().numpy() for n in wg.OUTPUTS]
         self._stream.synchronize()
-        return wg.to_prediction(*outs)
+        return wg.to_prediction(*outs, self.num_frames)
 
 
 def _torch_dtype(trt, dt):

@@ -28,6 +28,7 @@ class TorchBackend:
     """
 
     name = "torch"
+    decodes_last = True
 
     def __init__(
         self, model, device: str | torch.device = "cpu", dtype=None, *,
@@ -78,19 +79,22 @@ class TorchBackend:
 
     @torch.inference_mode()
     def infer_window(
-        self, features: Sequence, rgbs: Sequence[np.ndarray], flows_bwd: np.ndarray
+        self, features: Sequence, rgbs: Sequence[np.ndarray], flows_bwd: np.ndarray,
+        decode_last: int | None = None,
     ) -> WindowPrediction:
-        """Depth ``(F, H, W)``, K ``(3, 3)`` and confidence ``(F-1, H, W)`` of the window."""
+        """Depth ``(F, H, W)``, K ``(3, 3)`` and confidence ``(F-1, H, W)`` of the window
+        (``decode_last = n``: depth and confidence of the last n frames only)."""
         flows = torch.from_numpy(np.ascontiguousarray(flows_bwd)).to(self._device)
         flows = flows.permute(0, 3, 1, 2)[None].float()  # (1, F-1, 2, H, W)
         if self._copy_out:
             torch.compiler.cudagraph_mark_step_begin()
         with self._autocast():
-            out = self._window(list(features), flows)
+            out = self._window(list(features), flows, decode_last)
         return WindowPrediction(
             depth=out.depth[0].float().cpu().numpy(),
             K=out.K[0].double().cpu().numpy(),
             confidence=out.confidence[0].float().cpu().numpy(),
+            first_frame=self.num_frames - int(out.depth.shape[1]),
         )
 
 

@@ -2,7 +2,8 @@
 
 The exported graph is the whole window network (``unihoi export``): inputs
 ``frames (1, F, 3, H, W)`` float32 in [0, 1] and ``flows_bwd (1, F-1, 2, H, W)`` pixels;
-outputs ``depth (1, F, H, W)``, ``K (1, 3, 3)``, ``confidence (1, F-1, H, W)``. It cannot
+outputs ``depth (1, F, H, W)``, ``K (1, 3, 3)``, ``confidence (1, F-1, H, W)`` (a graph
+exported with ``decode_last = n``: the last n frames and their n-1 pairs). It cannot
 take cached encoder outputs, so ``encode`` only converts the frame once and the encoder
 runs inside every window call (F encoder passes per window).
 """
@@ -31,10 +32,14 @@ def window_inputs(features: Sequence[np.ndarray], flows_bwd: np.ndarray) -> dict
     return {"frames": frames, "flows_bwd": flows}
 
 
-def to_prediction(depth: np.ndarray, K: np.ndarray, confidence: np.ndarray) -> WindowPrediction:
+def to_prediction(depth: np.ndarray, K: np.ndarray, confidence: np.ndarray,
+                  num_frames: int) -> WindowPrediction:
+    """The prediction of a window of ``num_frames`` from the graph's outputs (which may
+    hold only the last frames: ``first_frame`` says where they start)."""
     return WindowPrediction(depth=np.asarray(depth[0], np.float32),
                             K=np.asarray(K[0], np.float64),
-                            confidence=np.asarray(confidence[0], np.float32))
+                            confidence=np.asarray(confidence[0], np.float32),
+                            first_frame=int(num_frames) - int(depth.shape[1]))
 
 
 def check_size(expected: tuple[int, int], rgb: np.ndarray, what: str) -> None:

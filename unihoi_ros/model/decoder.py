@@ -430,13 +430,16 @@ class PixelDecoder(nn.Module):
     def forward(
         self, features: list[Tensor], camera_tokens: list[Tensor],
         global_tokens: list[Tensor], image_shape: tuple[int, int],
+        keep: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Decode one batch of frames.
 
         ``features``: per level ``(N, h, w, D)``; ``camera_tokens``: 4 x ``(N, 1, D)``;
         ``global_tokens``: 2 x ``(N, 1, D)``; ``image_shape (H, W)`` the network input size.
-        Returns ``depth (N, 1, H, W)`` metres, ``confidence (N, 1, H, W)``,
-        ``depth_features (N, h*w, C)`` and ``K (N, 3, 3)`` in network-input pixels.
+        Returns ``K (N, 3, 3)`` in network-input pixels for every frame, and for the frames
+        ``keep`` (``(N',)`` indices into N; None: all) ``depth (N', 1, H, W)`` metres,
+        ``confidence (N', 1, H, W)`` and ``depth_features (N', h*w, C)``. Frames are decoded
+        independently, so a kept frame's outputs do not depend on the others.
         """
         n, h, w, _ = features[0].shape
         hh, ww = image_shape
@@ -457,7 +460,11 @@ class PixelDecoder(nn.Module):
         K = torch.stack(
             (fx, zero, cx, zero, fy, cy, zero, zero, one), dim=-1
         ).reshape(n, 3, 3)
-        rays = rays_from_intrinsics(K, (hh, ww))
+        if keep is not None:  # the depth head (most of the decoder's cost): kept frames only
+            feats = [f.index_select(0, keep) for f in feats]
+            feats_cat = feats_cat.index_select(0, keep)
+            global_tokens = [t.index_select(0, keep) for t in global_tokens]
+        rays = rays_from_intrinsics(K if keep is None else K.index_select(0, keep), (hh, ww))
 
         glob_tokens = torch.cat(self.global_token_adapter(global_tokens), dim=1)
         scale, shift = self.global_layer(feats_cat, glob_tokens, rays, (h, w))

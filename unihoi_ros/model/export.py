@@ -1,7 +1,9 @@
 """ONNX export of the window network (static shapes, TensorRT-parsable operators).
 
 Inputs ``frames (1, F, 3, H, W)`` float in [0, 1] and ``flows_bwd (1, F-1, 2, H, W)``
-pixels; outputs ``depth (1, F, H, W)``, ``K (1, 3, 3)``, ``confidence (1, F-1, H, W)``.
+pixels; outputs ``depth (1, F, H, W)``, ``K (1, 3, 3)``, ``confidence (1, F-1, H, W)``
+(with ``decode_last = n``: the last n frames' depth ``(1, n, H, W)`` and their pairs'
+confidence ``(1, n-1, H, W)``, see :meth:`UniHOI.forward_window`).
 The graph holds no SVD (poses are computed outside), no antialiased resize (those are
 matrix products, :mod:`.resample`), no data-dependent control flow; the positional
 embedding is precomputed for the export size. Metadata props record the configuration.
@@ -27,12 +29,13 @@ TRT_OPS_FILE = Path(__file__).resolve().parent / "tensorrt_onnx_ops.txt"  # pack
 class _WindowGraph(nn.Module):
     """Tuple-returning view of :class:`UniHOI` for tracing."""
 
-    def __init__(self, model: UniHOI) -> None:
+    def __init__(self, model: UniHOI, decode_last: int | None = None) -> None:
         super().__init__()
         self.model = model
+        self.decode_last = decode_last
 
     def forward(self, frames: Tensor, flows_bwd: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out = self.model(frames, flows_bwd)
+        out = self.model(frames, flows_bwd, self.decode_last)
         return out.depth, out.K, out.confidence
 
 
@@ -43,8 +46,11 @@ def export_onnx(
     width: int,
     opset: int = DEFAULT_OPSET,
     provenance: str = "",
+    decode_last: int | None = None,
 ) -> Path:
-    """Write ``model`` as ONNX for ``height`` x ``width`` frames; return the path."""
+    """Write ``model`` as ONNX for ``height`` x ``width`` frames; return the path.
+    ``decode_last``: the graph decodes only the window's last n frames (see module
+    docstring); None: all F."""
     import onnx
 
     path = Path(path)
@@ -54,7 +60,8 @@ def export_onnx(
     was_training = model.training
     # The wrapper must be in eval mode too: the exporter restores the wrapper's mode after
     # tracing, recursively, which would otherwise leave BatchNorm in training mode.
-    graph = _WindowGraph(model).eval()
+    graph = _WindowGraph(model, decode_last).eval()
+    n = f if decode_last is None else int(decode_last)
     hh, ww = model.network_input_shape(height, width)
     p = cfg.patch_size
     enc = model.encoder
@@ -82,8 +89,10 @@ def export_onnx(
         "unihoi_network_input_size": json.dumps([hh, ww]),
         "unihoi_format_version": str(FORMAT_VERSION),
         "unihoi_provenance": provenance,
-        "unihoi_outputs": "depth (1,F,H,W) metres; K (1,3,3) pixels, pixel centres at "
-        "integers; confidence (1,F-1,H,W) in [0,1] for frames 1..F-1",
+        "unihoi_decode_last": str(n),
+        "unihoi_outputs": f"depth (1,{n},H,W) metres, frames {f - n}..{f - 1}; K (1,3,3) "
+        f"pixels, pixel centres at integers; confidence (1,{n - 1},H,W) in [0,1] for frames "
+        f"{f - n + 1}..{f - 1}",
     }
     del proto.metadata_props[:]
     for k, v in meta.items():

@@ -68,7 +68,8 @@ class WindowOutput:
     window, pixel centres at integer coordinates (OpenCV / ``CameraInfo``; the authors'
     normalised K is ``(K + 0.5 on cx, cy) / (W, H)``); ``confidence (B, F-1, H, W)`` in
     [0, 1] for frames 1..F-1 (the Procrustes weights); ``K_frames (B, F, 3, 3)`` the
-    per-frame intrinsics before averaging.
+    per-frame intrinsics before averaging. With ``decode_last = n`` depth is ``(B, n, H,
+    W)`` and confidence ``(B, n-1, H, W)``: the window's last n frames and their pairs.
     """
 
     depth: Tensor
@@ -188,13 +189,21 @@ class UniHOI(nn.Module):
 
     # ------------------------------------------------------------------ window
     def forward_window(
-        self, features: Sequence[EncoderFeatures], flows_bwd: Tensor
+        self, features: Sequence[EncoderFeatures], flows_bwd: Tensor,
+        decode_last: int | None = None,
     ) -> WindowOutput:
         """Rest of the network on cached per-frame encoder outputs.
 
         ``features``: one :class:`EncoderFeatures` per frame (oldest first);
         ``flows_bwd (B, F-1, 2, H, W)`` in pixels, flow from frame t to t-1 (t = 1..F-1),
         which also fixes the output size ``H x W``.
+
+        ``decode_last = n`` (2..F) decodes depth only for the window's last n frames and
+        confidence only for their n-1 pairs: ``depth (B, n, H, W)``, ``confidence
+        (B, n-1, H, W)``, equal to the last entries of a full decode (frames are decoded
+        independently after the video adaptor); K is still the mean over all F frames. A
+        stream that already has the older frames' results needs only these, and the full
+        resolution depth head is most of the network's cost.
         """
         bb = self.backbone
         dec = self.decoder
@@ -202,6 +211,9 @@ class UniHOI(nn.Module):
         b, _, _, hgt, wid = flows_bwd.shape
         if flows_bwd.shape[1] != f - 1 or flows_bwd.shape[2] != 2:
             raise ValueError(f"flows_bwd must be (B, {f - 1}, 2, H, W)")
+        n = f if decode_last is None else int(decode_last)
+        if not 2 <= n <= f:
+            raise ValueError(f"decode_last must be in 2..{f}, got {decode_last}")
         _, h, w, d = features[0].features[0].shape
         hh, ww = h * self.config.patch_size, w * self.config.patch_size
 
@@ -223,7 +235,11 @@ class UniHOI(nn.Module):
             proj(cls[:, :, i + 1]).reshape(b * f, 1, d)
             for i, proj in enumerate(bb.global_token_projector_list)
         ]
-        outs = dec(fused, camera_tokens, global_tokens, (hh, ww))
+        keep = None
+        if n < f:  # rows b * f + (f-n .. f-1) of the decoder's (B*F) batch
+            keep = (torch.arange(b, device=flows_bwd.device)[:, None] * f
+                    + torch.arange(f - n, f, device=flows_bwd.device)).reshape(-1)
+        outs = dec(fused, camera_tokens, global_tokens, (hh, ww), keep)
 
         depth, conf, K = outs["depth"], outs["confidence"], outs["K"]
         if (hh, ww) != (hgt, wid):
@@ -233,21 +249,23 @@ class UniHOI(nn.Module):
             conf = resize2d(conf, (hgt, wid), antialias=True)
             K = K * torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, ratio]],
                                  dtype=K.dtype, device=K.device) / ratio
-        depth = depth.reshape(b, f, hgt, wid)
-        conf = conf.reshape(b, f, hgt, wid)
+        depth = depth.reshape(b, n, hgt, wid)
+        conf = conf.reshape(b, n, hgt, wid)
         # UniDepth's rays go through (u + 0.5, v + 0.5): its K puts pixel centres at half
         # integers. Our convention (geometry/camera.py) puts them at integers.
         K_frames = K.reshape(b, f, 3, 3) - _HALF_PIXEL.to(K)
 
-        latents = outs["depth_features"].reshape(b, f, h, w, -1)
+        latents = outs["depth_features"].reshape(b, n, h, w, -1)
         confidence = dense_confidence(
-            bb.corr_weighter_perpoint, latents, dino, conf, flow_grid(flows_bwd),
-            self.confidence_chunk_rows,
+            bb.corr_weighter_perpoint, latents, dino[:, f - n:], conf,
+            flow_grid(flows_bwd[:, f - n:]), self.confidence_chunk_rows,
         )
         return WindowOutput(depth, K_frames.mean(dim=1), confidence, K_frames)
 
-    def forward(self, frames: Tensor, flows_bwd: Tensor) -> WindowOutput:
-        """``frames (B, F, 3, H, W)`` in [0, 1], ``flows_bwd (B, F-1, 2, H, W)`` pixels."""
+    def forward(self, frames: Tensor, flows_bwd: Tensor,
+                decode_last: int | None = None) -> WindowOutput:
+        """``frames (B, F, 3, H, W)`` in [0, 1], ``flows_bwd (B, F-1, 2, H, W)`` pixels;
+        ``decode_last`` as in :meth:`forward_window`."""
         if frames.ndim != 5:
             raise ValueError(f"frames must be (B, F, 3, H, W), got {tuple(frames.shape)}")
         b, f = frames.shape[:2]
@@ -259,7 +277,7 @@ class UniHOI(nn.Module):
             )
             for i in range(f)
         ]
-        return self.forward_window(per_frame, flows_bwd)
+        return self.forward_window(per_frame, flows_bwd, decode_last)
 
 
 def flow_grid(flows_bwd: Tensor) -> Tensor:

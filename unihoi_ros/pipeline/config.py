@@ -43,6 +43,10 @@ class ReconstructorConfig:
         min_point_confidence: drop points whose confidence is below this.
         build_points: build the coloured point cloud (the node turns it off while no one
             subscribes).
+        decode_full_window: decode every frame of each window. By default, once a
+            window's older frames have results, the network decodes only the new frames
+            and the one they chain from (same results for them, about 40 % less network
+            time at stride 1; see ``Reconstructor._frames_to_decode``).
         timing_window: number of recent timings kept per stage for :meth:`stats`.
     """
 
@@ -60,6 +64,7 @@ class ReconstructorConfig:
     point_stride: int = 2
     min_point_confidence: float = 0.5
     build_points: bool = True
+    decode_full_window: bool = False
     timing_window: int = 1000
 
     def __post_init__(self) -> None:

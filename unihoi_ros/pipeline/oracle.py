@@ -25,6 +25,7 @@ class OracleBackend:
     name = "oracle"
     device = "cpu"
     num_frames = 4
+    decodes_last = True
 
     def __init__(self, sequence) -> None:
         self._seq = sequence
@@ -37,12 +38,16 @@ class OracleBackend:
         return self._index[_frame_key(rgb)]
 
     def infer_window(
-        self, features: Sequence[int], rgbs: Sequence[np.ndarray], flows_bwd: np.ndarray
+        self, features: Sequence[int], rgbs: Sequence[np.ndarray], flows_bwd: np.ndarray,
+        decode_last: int | None = None,
     ) -> WindowPrediction:
         idx = list(features)
+        first = 0 if decode_last is None else len(idx) - int(decode_last)
+        idx = idx[first:]
         static = ~self._seq.dynamic[idx[1:]]
         return WindowPrediction(
             depth=self._seq.depth[idx].astype(np.float32),
             K=np.asarray(self._seq.K, np.float64),
             confidence=static.astype(np.float32),
+            first_frame=first,
         )

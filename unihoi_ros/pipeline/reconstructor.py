@@ -305,9 +305,15 @@ class Reconstructor:
             s.flow_bwd if not same else np.zeros_like(s.flow_bwd)
             for s, same in zip(slots[1:], repeated)
         ])
+        decode = self._frames_to_decode(slots, new_count)
         with self._stats.time("network"):
-            pred = self.backend.infer_window([s.features for s in slots],
-                                             [s.rgb for s in slots], flows)
+            args = ([s.features for s in slots], [s.rgb for s in slots], flows)
+            pred = (self.backend.infer_window(*args) if decode == cfg.window else
+                    self.backend.infer_window(*args, decode_last=decode))
+        if pred.first_frame > cfg.window - decode:
+            raise RuntimeError(f"the backend decoded window frames {pred.first_frame}.."
+                               f"{cfg.window - 1}, {decode} were needed (an ONNX graph or "
+                               "engine exported for fewer frames?)")
         if slots[-1].known_K is not None:  # a calibrated camera: its K, not the network's
             pred.K = np.array(slots[-1].known_K, dtype=np.float64)
         with self._stats.time("poses"):
@@ -322,15 +328,30 @@ class Reconstructor:
             flags = flags_common + (() if pose_ok else (ResultFlag.POSE_DEGENERATE,))
             if not pose_ok:
                 self._stats.counts["pose_degenerate"] += 1
-            slot.depth = pred.depth[j]
+            k = j - pred.first_frame  # index into the decoded frames
+            slot.depth = pred.depth[k]
             slot.K = pred.K
             slot.T_world_cam = T_world
-            slot.confidence = (pred.confidence[j - 1] if j > 0
+            slot.confidence = (pred.confidence[k - 1] if k > 0
                                else np.ones_like(pred.depth[0], np.float32))
             results.append(self._result(slot, pose_ok, flags))
         self._ready.extend(results)
         self._stats.counts["frames_out"] += len(results)
         return results[-1]
+
+    def _frames_to_decode(self, slots: list[FrameSlot], new_count: int) -> int:
+        """How many of the window's last frames the network must decode: the new ones and
+        the frame they chain from (the anchor), when that one was already reconstructed
+        and the backend can decode a window's last frames; else all. The older frames'
+        re-decoded depth would be discarded (each frame's result is its first), and the
+        full-resolution depth head is most of the network's time (``decode_full_window``
+        turns this off)."""
+        cfg = self.config
+        anchor = cfg.window - new_count - 1
+        if (cfg.decode_full_window or anchor < 1 or not slots[anchor].reconstructed
+                or not getattr(self.backend, "decodes_last", False)):
+            return cfg.window
+        return new_count + 1
 
     def _pose_grid(self, h: int, w: int) -> torch.Tensor:
         if self._grid is None:
@@ -340,15 +361,21 @@ class Reconstructor:
     def _window_poses(self, pred: WindowPrediction, flows: np.ndarray, repeated: np.ndarray):
         """``(F, 4, 4)`` float64 poses of the window's frames in its frame 0, and
         ``(F,)`` bool solve flags (a failed pair keeps the previous frame's pose).
-        ``repeated (F-1,)`` marks warm-up pairs of one frame with itself (identity)."""
+        ``repeated (F-1,)`` marks warm-up pairs of one frame with itself (identity).
+
+        Only the pairs among the decoded frames (``pred.first_frame``..F-1) are solved; the
+        older pairs were solved by earlier windows and count as identity here, which
+        cancels out of the new frames' poses (they chain from the anchor)."""
         cfg = self.config
-        f, h, w = pred.depth.shape
+        first = pred.first_frame
+        n, h, w = pred.depth.shape
         uv = self._pose_grid(h, w)
         depth = torch.from_numpy(np.ascontiguousarray(pred.depth, np.float32))
         K = torch.from_numpy(np.asarray(pred.K, np.float64))
+        flows = np.ascontiguousarray(flows[first:])
+        repeated = repeated[first:]
         p_curr, p_prev, valid = flow_correspondences(
-            depth[1:], depth[:-1], K, K, torch.from_numpy(np.ascontiguousarray(flows)), uv,
-            cfg.edge_tolerance,
+            depth[1:], depth[:-1], K, K, torch.from_numpy(flows), uv, cfg.edge_tolerance,
         )
         idx = (uv[:, 1].long() * w + uv[:, 0].long())
         conf = torch.from_numpy(_eroded_at(pred.confidence, cfg.confidence_erosion_px,
@@ -359,7 +386,7 @@ class Reconstructor:
             solved = [(np.eye(4), True, 0) if repeated[i] else
                       relative_pose_pnp(p_prev[i].numpy(), uv.numpy(), pred.K,
                                         weights[i].numpy(), cfg.pnp_inlier_px)
-                      for i in range(f - 1)]
+                      for i in range(n - 1)]
             T_rel = np.stack([T for T, _, _ in solved])
             ok = np.array([good for _, good, _ in solved])
         else:
@@ -371,6 +398,8 @@ class Reconstructor:
             T_rel = torch.where(ok[:, None, None], T_rel, torch.eye(4, dtype=_F64)).numpy()
             ok = ok.numpy()
             T_rel[repeated], ok[repeated] = np.eye(4), True
+        T_rel = np.concatenate([np.broadcast_to(np.eye(4), (first, 4, 4)), T_rel])
+        ok = np.concatenate([np.ones(first, bool), ok])
         return chain_relative_np(T_rel), np.concatenate([[True], ok])
 
     def _align_to_world(self, slots: list[FrameSlot], T_win, rel_ok):
