@@ -8,6 +8,7 @@ import torch
 
 from unihoi_ros.geometry.camera import (
     denormalize_intrinsics,
+    focal_ratio,
     normalize_intrinsics,
     pixel_grid,
     pixel_to_grid,
@@ -156,3 +157,13 @@ def test_scale_intrinsics_keeps_pixel_centres_and_matches_normalisation():
             normalize_intrinsics(torch.from_numpy(K), 240, 320, pixel_offset=0.5),
             *to_hw, pixel_offset=0.5).numpy()
         np.testing.assert_array_equal(scale_intrinsics(K, (240, 320), to_hw), via_torch)
+
+
+def test_focal_ratio_is_the_geometric_mean_of_the_axes():
+    K = np.array([[100.0, 0, 32], [0, 90.0, 24], [0, 0, 1]])
+    assert focal_ratio(K, K) == 1.0
+    longer = K.copy()
+    longer[0, 0], longer[1, 1] = 200.0, 90.0 * 8  # x2 and x8: geometric mean 4
+    assert abs(focal_ratio(longer, K) - 4.0) < 1e-12
+    assert abs(focal_ratio(K, longer) - 0.25) < 1e-12
+

@@ -200,6 +200,43 @@ def test_windows_decode_only_new_frames_and_their_anchor():
         assert ate(trajectory(results), gt, align="none") < 1e-4, stride
 
 
+class ShortFocal:
+    """Oracle read with a focal length ``s`` times too short: depth and fx, fy divided by
+    ``s`` (what a network that cannot see the field of view does)."""
+
+    def __init__(self, inner, s):
+        self.inner, self.s = inner, s
+        self.name, self.device, self.num_frames = "short", "cpu", inner.num_frames
+
+    def encode(self, rgb):
+        return self.inner.encode(rgb)
+
+    def infer_window(self, features, rgbs, flows):
+        p = self.inner.infer_window(features, rgbs, flows)
+        K = p.K.copy()
+        K[0, 0] /= self.s
+        K[1, 1] /= self.s
+        return WindowPrediction(p.depth / self.s, K, p.confidence)
+
+
+def test_a_known_camera_rescales_depth_by_the_focal_ratio():
+    seq = make_sequence(seed=4, num_frames=6, height=48, width=64)
+
+    def run(config=None, K=None):
+        rec = Reconstructor(ShortFocal(OracleBackend(seq), 1.25), GroundTruthFlow(seq), config)
+        return [rec.push(int(t), f, K=K) for t, f in zip(seq.stamps_ns, seq.rgb)]
+
+    for r, d in zip(run(K=seq.K), seq.depth):
+        np.testing.assert_allclose(r.depth, d, rtol=1e-5)
+        np.testing.assert_allclose(r.K, seq.K)
+    kept = run(ReconstructorConfig(known_k_rescales_depth=False), K=seq.K)
+    np.testing.assert_allclose(kept[-1].depth, seq.depth[-1] / 1.25, rtol=1e-5)
+    np.testing.assert_allclose(kept[-1].K, seq.K)
+    own = run()
+    np.testing.assert_allclose(own[-1].depth, seq.depth[-1] / 1.25, rtol=1e-5)
+    np.testing.assert_allclose(own[-1].K[0, 0], seq.K[0, 0] / 1.25)
+
+
 def test_first_frames_are_warmup_and_world_is_first_camera():
     seq = make_sequence(seed=6, num_frames=6, height=48, width=64)
     rec = Reconstructor(OracleBackend(seq), GroundTruthFlow(seq))

@@ -242,3 +242,20 @@ def transform_points(T: Tensor, points: Tensor) -> Tensor:
         ``(..., N, 3)`` transformed points, same units as ``points``.
     """
     return points @ T[..., :3, :3].mT + T[..., None, :3, 3]
+
+
+def focal_ratio(K_known: np.ndarray, K_predicted: np.ndarray) -> float:
+    """``sqrt((fx_k / fx_p) * (fy_k / fy_p))``: how much longer the known focal length is
+    than the predicted one (geometric mean over the two axes; 1 when they agree).
+
+    Depth inferred from appearance scales with the focal length the image is read with
+    (an object of size S spanning s pixels lies at ``z = f S / s``: Metric3D's canonical
+    camera, Yin et al. 2023), so a network's depth read with its own focal length becomes
+    the depth for the known camera when multiplied by this ratio.
+
+    Args:
+        K_known, K_predicted: ``(3, 3)`` intrinsics of the same image, pixels.
+    """
+    k, p = np.asarray(K_known, np.float64), np.asarray(K_predicted, np.float64)
+    return float(np.sqrt((k[0, 0] / p[0, 0]) * (k[1, 1] / p[1, 1])))
+

@@ -43,6 +43,11 @@ class ReconstructorConfig:
         min_point_confidence: drop points whose confidence is below this.
         build_points: build the coloured point cloud (the node turns it off while no one
             subscribes).
+        known_k_rescales_depth: when the camera's K is given (camera_info), the network's
+            depth is multiplied by the ratio of the known to the predicted focal length
+            (:func:`unihoi_ros.geometry.camera.focal_ratio`: depth read from appearance
+            scales with the focal length), and K is the known one. False keeps the
+            network's depth and only replaces K.
         decode_full_window: decode every frame of each window. By default, once a
             window's older frames have results, the network decodes only the new frames
             and the one they chain from (same results for them, about 40 % less network
@@ -64,6 +69,7 @@ class ReconstructorConfig:
     point_stride: int = 2
     min_point_confidence: float = 0.5
     build_points: bool = True
+    known_k_rescales_depth: bool = True
     decode_full_window: bool = False
     timing_window: int = 1000
 

@@ -30,7 +30,7 @@ import torch
 
 from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow.base import FlowProvider
-from unihoi_ros.geometry.camera import scale_intrinsics
+from unihoi_ros.geometry.camera import focal_ratio, scale_intrinsics
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
 from unihoi_ros.geometry.pnp import relative_pose_pnp
 from unihoi_ros.geometry.poses import chain_relative_np
@@ -315,7 +315,10 @@ class Reconstructor:
                                f"{cfg.window - 1}, {decode} were needed (an ONNX graph or "
                                "engine exported for fewer frames?)")
         if slots[-1].known_K is not None:  # a calibrated camera: its K, not the network's
-            pred.K = np.array(slots[-1].known_K, dtype=np.float64)
+            known = np.array(slots[-1].known_K, dtype=np.float64)
+            if cfg.known_k_rescales_depth:  # depth read with the known focal length
+                pred.depth = pred.depth * np.float32(focal_ratio(known, pred.K))
+            pred.K = known
         with self._stats.time("poses"):
             T_win, rel_ok = self._window_poses(pred, flows, repeated)
             T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)

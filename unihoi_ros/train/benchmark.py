@@ -131,6 +131,7 @@ def _nanmean(values) -> float:
 def evaluate_on_synthetic(
     backend_or_model, seeds: Iterable[int] = HELD_OUT_SEEDS, num_frames: int = 32,
     height: int = 120, width: int = 160, reconstructor_config=None, tracks: bool = True,
+    known_K: bool = False,
 ) -> dict:
     """Stream held-out synthetic clips through the pipeline and score them.
 
@@ -145,6 +146,8 @@ def evaluate_on_synthetic(
             (:func:`unihoi_ros.tracks.evaluate_tracks`; cheap: 0.8 s on top of 7 s for a
             32-frame 120x160 clip with the tiny model on 2 CPU cores, and ``unihoi eval
             --synthetic`` took 1.04x as long). False leaves the tracking rows NaN.
+        known_K: give the pipeline the clip's true K with every frame (a calibrated
+            camera: camera_info), instead of letting the network predict it.
 
     Returns:
         ``{"clips": [{"seed", "metrics" (headline), "baseline" (each row's baseline, see
@@ -168,8 +171,9 @@ def evaluate_on_synthetic(
     for seed in seeds:
         seq = make_sequence(int(seed), num_frames, height, width)
         rec = Reconstructor(backend, DISFlow(), reconstructor_config)
+        K = np.asarray(seq.K) if known_K else None
         for stamp, rgb in zip(seq.stamps_ns, seq.rgb):
-            rec.push(int(stamp), rgb)
+            rec.push(int(stamp), rgb, K=K)
         results = rec.flush()
         pred = Predictions.from_results(results)
         gt = GroundTruth(seq.stamps_ns, seq.T_world_cam, seq.depth, seq.K,
@@ -188,7 +192,7 @@ def evaluate_on_synthetic(
     return {"clips": clips, "mean": mean, "baseline_mean": base,
             "settings": {"seeds": [int(s) for s in seeds], "num_frames": num_frames,
                          "height": height, "width": width, "flow": "dis",
-                         "tracks": bool(tracks)}}
+                         "tracks": bool(tracks), "known_K": bool(known_K)}}
 
 
 def _cell(value: float) -> str:
