@@ -8,6 +8,7 @@ import pytest
 from unihoi_ros.backends.base import WindowPrediction
 from unihoi_ros.flow import GroundTruthFlow
 from unihoi_ros.pipeline import OracleBackend, Reconstructor
+from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.sim import make_sequence
 from unihoi_ros.tracks import (
     PointTracker,
@@ -40,6 +41,55 @@ class UniformConfidence:
     def infer_window(self, features, rgbs, flows):
         p = self.inner.infer_window(features, rgbs, flows)
         return WindowPrediction(p.depth, p.K, np.ones_like(p.confidence))
+
+
+def results_with_depth_error(seq, factor):
+    """Results with the clip's exact K and poses and its depth times ``factor(t)`` (an
+    ``(H, W)`` relative error map of frame t): the tracker alone against a network's depth
+    errors. Confidence 1 on static and 0 on dynamic pixels, like the oracle's."""
+    t0_inv = np.linalg.inv(seq.T_world_cam[0])
+    return [FrameResult(
+        stamp_ns=int(seq.stamps_ns[t]), rgb=seq.rgb[t],
+        depth=(seq.depth[t] * factor(t)).astype(np.float32),
+        K=np.asarray(seq.K, np.float64), T_world_cam=t0_inv @ seq.T_world_cam[t],
+        confidence=(~seq.dynamic[t]).astype(np.float32),
+        points=np.zeros((0, 3), np.float32), colors=np.zeros((0, 3), np.uint8))
+        for t in range(seq.num_frames)]
+
+
+def noisy_depth_results(seq, frame_rel, pixel_rel, seed=0):
+    """Depth with independent noise per frame: a relative scale error ``N(0, frame_rel)``
+    of the whole frame times a relative error ``N(0, pixel_rel)`` per pixel."""
+    rng = np.random.default_rng(seed)
+    shape = seq.depth.shape[1:]
+    return results_with_depth_error(seq, lambda t: (1.0 + frame_rel * rng.standard_normal())
+                                    * (1.0 + pixel_rel * rng.standard_normal(shape)))
+
+
+def wandering_depth_results(seq, amp):
+    """Depth whose error wanders slowly, like a network's from frame to frame: a relative
+    error ``amp * sin(2 pi (t / N + u / W))``, a wave that crosses the image once per clip
+    (the same surface point is too near in some frames and too far in others)."""
+    u = np.arange(seq.width)[None, :] / seq.width
+    n = seq.num_frames
+    return results_with_depth_error(
+        seq, lambda t: np.broadcast_to(1.0 + amp * np.sin(2 * np.pi * (t / n + u)),
+                                       seq.depth.shape[1:]))
+
+
+def static_called_dynamic(seq, results, config):
+    """Streaming: the fraction of visible tracks on static pixels that the tracker calls
+    dynamic."""
+    tracker = PointTracker(config)
+    wrong = total = 0
+    for i, r in enumerate(results):
+        ts = tracker.update(r)
+        v = ts.visible
+        uvr = np.clip(np.rint(ts.uv[v]).astype(int), 0, [seq.width - 1, seq.height - 1])
+        static = ~seq.dynamic[i, uvr[:, 1], uvr[:, 0]]
+        wrong += int(np.sum(static & ts.dynamic[v]))
+        total += int(np.sum(static))
+    return wrong / total
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +210,80 @@ def test_motion_alone_finds_the_dynamic_points(clip):
     seq, _ = clip
     results = run_stream(seq, UniformConfidence(OracleBackend(seq)))
     ev = evaluate_tracks(results, seq)
-    # Measured 0.61 vs 0.50 (with the confidence hint: 0.91); without the motion rule the
-    # tracker would equal the baseline.
+    # Measured 0.59 vs 0.50 (with the confidence hint: 0.91; 0.61 when static anchors were
+    # the first lift, which a slowly moving point cannot drag); without the motion rule
+    # the tracker would equal the baseline.
     assert ev["tracker"]["dynamic"]["2cm"] >= 1.15 * ev["hold"]["dynamic"]["2cm"]
     assert ev["tracker"]["static"]["5cm"] >= 0.9 * ev["hold"]["static"]["5cm"]
+
+
+def test_static_points_average_out_per_frame_depth_noise(clip):
+    """A static point is measured again in every frame that sees it where its anchor
+    predicts; the anchor is the mean of those lifts, not the first lift alone, so per-frame
+    depth noise averages out (issue 17: static not worse than holding the first lift).
+    Exact poses and K, depth with a 3 % scale error per frame and 1 % per pixel (about
+    1.5 cm per lift at the clip's 0.5 m)."""
+    seq, _ = clip
+    results = noisy_depth_results(seq, 0.03, 0.01)
+    fused = evaluate_tracks(results, seq)
+    first = evaluate_tracks(results, seq, TrackerConfig(fuse_static=False))
+    hold = fused["hold"]["static"]
+    # Measured 0.983 (fused) vs 0.878 (first lift) vs 0.878 (hold) within 2 cm; median
+    # error 1.1 mm vs 8.4 mm.
+    assert fused["tracker"]["static"]["2cm"] >= 0.95
+    assert fused["tracker"]["static"]["2cm"] >= 1.08 * hold["2cm"]
+    assert fused["tracker"]["static"]["median_m"] < 0.3 * hold["median_m"]
+    # The first lift held for life is the baseline, up to a few points flagged dynamic.
+    assert abs(first["tracker"]["static"]["2cm"] - hold["2cm"]) < 0.02
+    # Dynamic points still follow their lifts.
+    assert fused["tracker"]["dynamic"]["2cm"] >= 1.5 * fused["hold"]["dynamic"]["2cm"]
+
+
+def test_streaming_static_anchor_converges_under_depth_noise(clip):
+    """Live: a static track's position after 10 or more frames is nearer the truth than its
+    first lift (the anchor fuses the lifts that agree with it)."""
+    seq, _ = clip
+    results = noisy_depth_results(seq, 0.03, 0.01, seed=1)
+    tracker = PointTracker(TrackerConfig(max_tracks=96))
+    t0_inv = np.linalg.inv(seq.T_world_cam[0])
+    truth: dict[int, np.ndarray] = {}
+    first: dict[int, np.ndarray] = {}
+    for i, r in enumerate(results):
+        ts = tracker.update(r)
+        new = (ts.age == 0) & ~ts.dynamic
+        # The true surface point under the seed pixel (exact depth, exact pose).
+        z = sample_depth(seq.depth[i], ts.uv[new])
+        x = lift(ts.uv[new], z, seq.K, t0_inv @ seq.T_world_cam[i])
+        for tid, xt, xf in zip(ts.ids[new], x, ts.xyz[new]):
+            truth[int(tid)], first[int(tid)] = xt, xf
+    old = ~ts.dynamic & (ts.age >= 10) & np.isin(ts.ids, list(truth))
+    assert old.sum() >= 20
+    err_now = [np.linalg.norm(x - truth[int(t)]) for t, x in zip(ts.ids[old], ts.xyz[old])]
+    err_first = [np.linalg.norm(first[int(t)] - truth[int(t)]) for t in ts.ids[old]]
+    # Measured median 1.0 mm vs 4.6 mm (51 tracks).
+    assert np.median(err_now) < 0.5 * np.median(err_first)
+
+
+def test_motion_must_stand_out_of_the_depth_wander(clip):
+    """A network's lifts of a static point wander by several per cent of its depth; a
+    fixed tolerance (2 cm + 5 %) then calls static points dynamic, and they follow the
+    wander. The tolerance rises with the stream's measured depth noise (``noise_k``):
+    static points stay static and nearer the truth, while moving points are still found.
+    Exact poses and K, depth with a +-10 % error wave that crosses the image."""
+    seq, _ = clip
+    results = wandering_depth_results(seq, 0.10)
+    cfg = TrackerConfig(max_tracks=96)
+    fixed = TrackerConfig(max_tracks=96, noise_k=0.0)
+    # Measured 0.066 vs 0.302 (0.05 either way with a +-5 % wave: occlusion edges).
+    assert static_called_dynamic(seq, results, cfg) < 0.1
+    assert static_called_dynamic(seq, results, fixed) > 0.2
+    ev = evaluate_tracks(results, seq)
+    ev_fixed = evaluate_tracks(results, seq, TrackerConfig(noise_k=0.0))
+    # Measured 0.981 vs 0.946 (fixed tolerance) vs 0.868 (hold) within 5 cm.
+    assert ev["tracker"]["static"]["5cm"] >= 0.97
+    assert ev["tracker"]["static"]["5cm"] >= 1.1 * ev["hold"]["static"]["5cm"]
+    assert ev["tracker"]["static"]["5cm"] > ev_fixed["tracker"]["static"]["5cm"] + 0.02
+    assert ev["tracker"]["dynamic"]["2cm"] >= 1.5 * ev["hold"]["dynamic"]["2cm"]
 
 
 def test_hold_baseline_holds(clip):
@@ -197,11 +317,11 @@ def test_point_tracker_streams_bounded_stable_tracks(clip):
         assert ts.ids.dtype == np.uint32 and ts.xyz.shape == (len(ts), 3)
         assert ts.rgb.dtype == np.uint8 and ts.uv.shape == (len(ts), 2)
         assert np.all(np.isfinite(ts.xyz))
-        # A static track keeps its position for life.
+        # A static track stays put: with exact depth, fusing its lifts moves it < 1 mm.
         for j, tid in enumerate(ts.ids):
             if not ts.dynamic[j]:
                 if int(tid) in seen:
-                    np.testing.assert_allclose(ts.xyz[j], seen[int(tid)])
+                    np.testing.assert_allclose(ts.xyz[j], seen[int(tid)], atol=1e-3)
                 seen[int(tid)] = ts.xyz[j]
         # Visible tracks sit on the surface seen at their pixel, in the right class.
         v = ts.visible

@@ -32,10 +32,25 @@ class TrackerConfig:
             read at the nearest pixel instead of interpolated (occlusion edges).
         min_confidence: a point whose pixel has a confidence below this when it is seeded
             starts as dynamic (the pipeline's confidence is low on hands and moving objects).
-        static_tol_m, static_tol_rel: a static point whose fresh lift lies farther than
-            ``static_tol_m + static_tol_rel * z`` from its anchor (z: its depth, m) has moved.
+        static_tol_m, static_tol_rel: the motion tolerance: a static point whose fresh lift
+            lies farther than ``static_tol_m + static_tol_rel * z`` from its anchor (z: its
+            depth, m) has moved (``static_tol_rel`` raised by the depth noise, below).
+        noise_k, noise_frames: the depth noise of the stream raises the motion tolerance:
+            a static point has moved when its fresh lift is farther than ``static_tol_m +
+            max(static_tol_rel, noise_k * noise) * z`` from its anchor, where ``noise`` is
+            the typical deviation of a static lift from its anchor relative to its depth
+            (the median over the static tracks seen in a frame, averaged over about
+            ``noise_frames`` frames). With exact depth the noise is about 0 and
+            ``static_tol_rel`` rules; with a network's depth, whose lifts of a static point
+            wander by several per cent of its depth, a point is called moving only on
+            evidence well above that wander. ``noise_k = 0`` turns this off.
         motion_frames: after this many consecutive "moved" frames a static point becomes
             dynamic (for the rest of its life).
+        fuse_static: a static point's position (its anchor) is the mean of all its lifts
+            that agree with it (within the motion tolerance above, its 2D track within
+            ``reacquire_px`` of the anchor's projection, not occluded), not only its first
+            lift: the per-frame depth noise averages out. False: the first lift for life.
+            :func:`track_queries` pools the agreeing lifts of both passes (the whole clip).
         occlusion_tol_rel: a point is occluded when the depth map at its pixel is nearer
             than its own depth by more than this fraction.
         max_step_rel: a dynamic point whose lift jumps by more than this fraction of its
@@ -63,7 +78,10 @@ class TrackerConfig:
     min_confidence: float = 0.5
     static_tol_m: float = 0.02
     static_tol_rel: float = 0.05
+    noise_k: float = 3.0
+    noise_frames: int = 5
     motion_frames: int = 2
+    fuse_static: bool = True
     occlusion_tol_rel: float = 0.05
     max_step_rel: float = 0.25
     reacquire_px: float = 3.0
@@ -85,5 +103,7 @@ class TrackerConfig:
             raise ValueError(f"max_tracks must be >= 1, got {self.max_tracks}")
         if not 0.0 <= self.dynamic_share <= 1.0:
             raise ValueError(f"dynamic_share must be in [0, 1], got {self.dynamic_share}")
+        if self.noise_k < 0 or self.noise_frames < 1:
+            raise ValueError("noise_k must be >= 0 and noise_frames >= 1")
         if self.motion_frames < 1 or self.max_lost_frames < 0:
             raise ValueError("motion_frames must be >= 1 and max_lost_frames >= 0")

@@ -46,7 +46,9 @@ def track_queries(
         ``visible`` ``(N, P)`` bool, the tracker sees the point in that frame.
 
     Each query is tracked forwards from its frame to the end and backwards to the start,
-    with the rules of :mod:`unihoi_ros.tracks.state`.
+    with the rules of :mod:`unihoi_ros.tracks.state`. With ``config.fuse_static`` a point
+    reported static in a frame is reported at the mean of its static lifts of both passes
+    (offline, the whole clip measures a static point, not only the frames up to now).
     """
     cfg = config or TrackerConfig()
     n = len(results)
@@ -71,6 +73,10 @@ def track_queries(
                 flows[key] = dense(frames[key[0]].grey, frames[key[1]].grey)
         return flows[(a, b)], flows[(b, a)]
 
+    static = np.zeros((n, p), bool)  # reported as a static point
+    lift_sum = np.zeros((p, 3))  # static lifts of both passes (m), see TrackArrays
+    lift_count = np.zeros(p, np.int64)
+    seed_xyz = np.full((p, 3), np.nan)  # lift at the query pixel, in both passes' sums
     for order in (range(n), range(n - 1, -1, -1)):
         state = TrackArrays()
         owner = np.zeros(0, np.int64)  # query index of each track
@@ -80,10 +86,33 @@ def track_queries(
                 state.advance(frames[prev], frames[t], cfg, pair(prev, t))
             new = np.flatnonzero(frames_q == t)
             if new.size:
-                state.seed(frames[t], uv_q[new], cfg)
+                idx = state.seed(frames[t], uv_q[new], cfg)
+                seed_xyz[new] = state.xyz[idx]
                 owner = np.concatenate([owner, new])
             if len(state):
                 xyz[t, owner] = state.xyz
                 visible[t, owner] = state.visible
+                static[t, owner] = ~state.dynamic
             prev = t
+        lift_sum[owner] += state.lift_sum
+        lift_count[owner] += state.lift_count
+    if cfg.fuse_static:
+        _pool_static(xyz, static, lift_sum, lift_count, seed_xyz)
     return xyz, visible
+
+
+def _pool_static(xyz: np.ndarray, static: np.ndarray, lift_sum: np.ndarray,
+                 lift_count: np.ndarray, seed_xyz: np.ndarray) -> None:
+    """Put every static entry of ``xyz`` ``(N, P, 3)`` (where ``static`` ``(N, P)``) at its
+    point's mean static lift over both passes, in place: ``lift_sum`` ``(P, 3)`` (m) and
+    ``lift_count`` ``(P,)`` summed over the passes, ``seed_xyz`` ``(P, 3)`` the lift at the
+    query pixel (NaN: none), which both passes counted and is counted once here."""
+    sums, counts = lift_sum.copy(), lift_count.copy()
+    twice = np.all(np.isfinite(seed_xyz), axis=1)
+    sums[twice] -= seed_xyz[twice]
+    counts[twice] -= 1
+    ok = counts > 0
+    mean = np.full_like(sums, np.nan)
+    mean[ok] = sums[ok] / counts[ok, None]
+    sel = static & ok[None, :]
+    xyz[sel] = np.broadcast_to(mean, xyz.shape)[sel]

@@ -10,11 +10,18 @@ Rules (documented once here; :class:`TrackerConfig` holds the numbers):
   sampling), K and ``T_world_cam``.
 - **Static vs dynamic**: a track starts dynamic when the pipeline's confidence at its
   seed pixel is below ``min_confidence`` (the confidence is low on hands and moving
-  objects), else static. A static track keeps its *anchor* (its lift at the seed) as its
-  position: a static point does not move, and a held anchor cannot drift. It turns
-  dynamic, for good, when its fresh lift is farther than ``static_tol_m +
-  static_tol_rel * z`` from the anchor in ``motion_frames`` consecutive frames while the
-  anchor is not hidden behind something nearer (3D motion consistency in the world frame).
+  objects), else static. A static track's position is its *anchor*: a static point does
+  not move, so the anchor follows no 2D track and cannot drift. The anchor starts at the
+  lift at the seed; with ``fuse_static`` it is the mean of every lift of the track that
+  agrees with it (within the motion tolerance below, 2D track within ``reacquire_px`` of
+  the anchor's projection, anchor not hidden), so the depth noise of one frame averages
+  out instead of staying in the point for life. The track turns dynamic, for good, when
+  its fresh lift is farther than the motion tolerance ``static_tol_m + max(static_tol_rel,
+  noise_k * noise) * z`` from the anchor in ``motion_frames`` consecutive frames while the
+  anchor is not hidden behind something nearer (3D motion consistency in the world
+  frame); ``noise`` is the stream's measured depth noise (the median relative deviation
+  of static lifts from their anchors, :meth:`TrackArrays._update_noise`), so motion must
+  stand out of the depth's own wander. The lifts that disagree never enter the mean.
 - **Occlusion**: a static track is visible when its anchor projects into the view and the
   depth there is not nearer than the anchor's by more than ``occlusion_tol_rel``; a hidden
   or drifted 2D track is put back at the anchor's projection (re-acquisition after an
@@ -120,6 +127,10 @@ def sample_depth_guided(depth: np.ndarray, uv: np.ndarray, z_expected: np.ndarra
     return z
 
 
+#: Static tracks a frame needs to measure the stream's depth noise.
+_MIN_NOISE_SAMPLES = 10
+
+
 class TrackArrays:
     """M tracks as parallel arrays (world frame of the stream, metres; pixels of the
     results' images).
@@ -127,7 +138,13 @@ class TrackArrays:
     Attributes:
         uv: ``(M, 2)`` float64 current pixel (NaN when behind the camera).
         xyz: ``(M, 3)`` float64 current world position (NaN until a valid depth was seen).
-        anchor: ``(M, 3)`` float64 world position at the seed (the static position).
+        anchor: ``(M, 3)`` float64 the static position: ``lift_sum / lift_count``.
+        lift_sum: ``(M, 3)`` float64 sum of the static lifts fused into the anchor (m):
+            the lift at the seed (or the first valid one) and, with
+            ``TrackerConfig.fuse_static``, each later lift that agreed with the anchor.
+        lift_count: ``(M,)`` int32 number of lifts in ``lift_sum`` (0: never lifted).
+        noise_rel: float, the stream's depth noise: the typical distance of a static
+            track's fresh lift from its anchor over its depth (NaN until measured).
         dynamic: ``(M,)`` bool.
         locked: ``(M,)`` bool, the 2D track holds (LK continues from ``uv``).
         visible: ``(M,)`` bool, seen in the current frame.
@@ -146,8 +163,12 @@ class TrackArrays:
         self.moved = _empty((0,), np.int32)
         self.lost = _empty((0,), np.int32)
         self.rgb = _empty((0, 3), np.uint8)
+        self.lift_sum = _empty((0, 3), np.float64)
+        self.lift_count = _empty((0,), np.int32)
+        self.noise_rel = float("nan")
 
-    _FIELDS = ("uv", "xyz", "anchor", "dynamic", "locked", "visible", "moved", "lost", "rgb")
+    _FIELDS = ("uv", "xyz", "anchor", "dynamic", "locked", "visible", "moved", "lost", "rgb",
+               "lift_sum", "lift_count")
 
     def __len__(self) -> int:
         return int(self.uv.shape[0])
@@ -169,17 +190,73 @@ class TrackArrays:
         p = lift(uv, z, frame.K, frame.T_world_cam)
         conf = sample_nearest(frame.confidence, uv).astype(np.float64)
         ok = inside(uv, frame.height, frame.width) & np.isfinite(z)
+        has_lift = np.all(np.isfinite(p), axis=1)
         new = {
             "uv": uv, "xyz": p, "anchor": p.copy(),
             "dynamic": ok & (conf < config.min_confidence),
             "locked": ok, "visible": ok,
             "moved": np.zeros(s, np.int32), "lost": np.where(ok, 0, 1).astype(np.int32),
             "rgb": sample_nearest(frame.rgb, uv).astype(np.uint8),
+            "lift_sum": np.where(has_lift[:, None], p, 0.0),
+            "lift_count": has_lift.astype(np.int32),
         }
         start = len(self)
         for f in self._FIELDS:
             setattr(self, f, np.concatenate([getattr(self, f), new[f]]))
         return np.arange(start, start + s)
+
+    def motion_tol_rel(self, config: TrackerConfig) -> float:
+        """The relative part of the motion tolerance now (times the depth):
+        ``config.static_tol_rel``, raised to ``noise_k`` times the stream's depth noise
+        (:meth:`_update_noise`)."""
+        if config.noise_k > 0 and np.isfinite(self.noise_rel):
+            return max(config.static_tol_rel, config.noise_k * self.noise_rel)
+        return config.static_tol_rel
+
+    def _update_noise(self, dev_rel: np.ndarray, seen: np.ndarray,
+                      config: TrackerConfig) -> None:
+        """Update the stream's depth noise ``noise_rel`` (dimensionless) with one frame.
+
+        ``dev_rel`` ``(S,)``: each static track's distance from its fresh lift to its anchor
+        over its depth; ``seen`` ``(S,)``: where that is a measurement (lifted, anchor in
+        view and not hidden, 2D track at the anchor's projection). The frame's noise is the
+        median over them (robust to the few moving points among the static ones; needs
+        ``_MIN_NOISE_SAMPLES``), blended in with weight ``1 / noise_frames``.
+        """
+        with np.errstate(invalid="ignore"):
+            ok = seen & np.isfinite(dev_rel)
+        if config.noise_k <= 0 or ok.sum() < _MIN_NOISE_SAMPLES:
+            return
+        frame = float(np.median(dev_rel[ok]))
+        if not np.isfinite(self.noise_rel):
+            self.noise_rel = frame
+        else:
+            a = 1.0 / config.noise_frames
+            self.noise_rel = (1.0 - a) * self.noise_rel + a * frame
+
+    def _fuse_static(self, st: np.ndarray, uv_a: np.ndarray, d_at: np.ndarray,
+                     tol: np.ndarray, seen: np.ndarray, curr: Frame) -> None:
+        """Fuse one more measurement into the anchors of static tracks ``st`` ``(S,)``.
+
+        The measurement is the lift of the anchor's own projection ``uv_a`` ``(S, 2)``
+        (pixels of ``curr``) at the depth there, ``d_at`` ``(S,)`` (m): it re-measures the
+        anchor's range along the current line of sight, so a 2D track that slid a pixel
+        or two along the surface does not pull the anchor sideways. It counts where
+        ``seen`` ``(S,)`` (the anchor in view and not hidden, its 2D track within
+        ``reacquire_px`` of ``uv_a``, its fresh lift within the static tolerance) and the
+        measurement itself lies within ``tol`` ``(S,)`` (m) of the anchor (no depth edge
+        between the tracked pixel and ``uv_a``). The anchor becomes the mean of its lifts.
+        """
+        p = lift(uv_a, d_at, curr.K, curr.T_world_cam)
+        with np.errstate(invalid="ignore"):
+            ok = seen & (np.linalg.norm(p - self.anchor[st], axis=1) <= tol)
+        idx = st[ok]
+        if idx.size == 0:
+            return
+        self.lift_sum[idx] += p[ok]
+        self.lift_count[idx] += 1
+        self.anchor[idx] = self.lift_sum[idx] / self.lift_count[idx, None]
+        self.xyz[idx] = self.anchor[idx]
 
     def advance(self, prev: Frame, curr: Frame, config: TrackerConfig,
                 flows: tuple[np.ndarray, np.ndarray] | None = None) -> None:
@@ -216,6 +293,8 @@ class TrackArrays:
         fresh = lifted & ~np.all(np.isfinite(self.anchor), axis=1)
         self.anchor[fresh] = p_lk[fresh]
         self.xyz[fresh] = p_lk[fresh]
+        self.lift_sum[fresh] = p_lk[fresh]
+        self.lift_count[fresh] = 1
 
         visible = np.zeros(m, bool)
         new_uv = uv_lk.copy()
@@ -227,19 +306,26 @@ class TrackArrays:
             uv_a, z_a = project(self.anchor[st], curr.K, curr.T_world_cam)
             in_view = inside(uv_a, h, w, c.border_px)
             d_at = sample_depth(curr.depth, uv_a, c.edge_tolerance)
+            drift = np.linalg.norm(uv_lk[st] - uv_a, axis=1)
+            keep_lk = tracked[st] & (drift <= c.reacquire_px)
             with np.errstate(invalid="ignore"):
                 hidden = in_view & (d_at < z_a * (1.0 - c.occlusion_tol_rel))
                 there = in_view & ~hidden & np.isfinite(d_at)
                 dist = np.linalg.norm(p_lk[st] - self.anchor[st], axis=1)
-                moved = lifted[st] & ~hidden & (dist > c.static_tol_m + c.static_tol_rel * z_a)
+                dev_rel = dist / z_a
+            self._update_noise(dev_rel, lifted[st] & there & keep_lk, c)
+            tol = c.static_tol_m + self.motion_tol_rel(c) * z_a  # (S,) metres
+            with np.errstate(invalid="ignore"):
+                moved = lifted[st] & ~hidden & (dist > tol)
             self.moved[st] = np.where(moved, self.moved[st] + 1, 0)
             # Static and seen: the anchor's projection is the pixel, unless LK agrees.
-            drift = np.linalg.norm(uv_lk[st] - uv_a, axis=1)
-            keep_lk = tracked[st] & (drift <= c.reacquire_px)
             stay = ~moved
             new_uv[st[stay]] = np.where(keep_lk[stay, None], uv_lk[st[stay]], uv_a[stay])
             locked[st[stay]] = there[stay]
             visible[st[stay]] = there[stay]
+            if c.fuse_static:
+                self._fuse_static(st, uv_a, d_at, tol, there & keep_lk & lifted[st] & ~moved
+                                  & ~fresh[st], curr)
             became = st[self.moved[st] >= c.motion_frames]
             self.dynamic[became] = True
             self.xyz[became] = p_lk[became]
