@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import subprocess
@@ -118,11 +119,14 @@ def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: in
             "drops": summary.get("drops", {})}
 
 
-def reconstructor_alone(rgb: np.ndarray, backend: str = "auto") -> tuple[float, str, float]:
+def reconstructor_alone(rgb: np.ndarray, backend: str = "auto", full_window: bool = False
+                        ) -> tuple[float, str, float]:
     """Median ms per frame of ``Reconstructor.feed`` with the node's default settings and
     thread policy on ``backend``, the backend's description, and the seconds it took to
     get ready for the frames' size (a cached ONNX graph: exported if missing, so the node
-    runs find it in the cache)."""
+    runs find it in the cache). ``full_window``: decode every frame of each window
+    (``ReconstructorConfig.decode_full_window``; by default a window decodes only its new
+    frame and the one before)."""
     from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.pipeline import Reconstructor
@@ -136,7 +140,8 @@ def reconstructor_alone(rgb: np.ndarray, backend: str = "auto") -> tuple[float, 
     t0 = time.perf_counter()
     loaded.prepare(rgb.shape[1:3])
     prepare_s = time.perf_counter() - t0
-    rec = Reconstructor(loaded, DISFlow(params.flow_preset), params.reconstructor_config())
+    config = dataclasses.replace(params.reconstructor_config(), decode_full_window=full_window)
+    rec = Reconstructor(loaded, DISFlow(params.flow_preset), config)
     times = []
     for i, f in enumerate(rgb):
         t0 = time.perf_counter()
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     new = set(onnx_cache.onnx_cache_dir().glob("*.onnx")) - before
     first_export_s = prepare_s if new else None
     alone_torch, _, _ = reconstructor_alone(rgb, "torch")
+    alone_full, _, _ = reconstructor_alone(rgb, full_window=True)
     rows = {}
     for name, flags in variants.items():
         runs = [run_node_once(flags, rgb, args.rate, unique_domain_id(17 + k),
@@ -200,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {"frames": args.frames, "rate_hz": args.rate, "size": [args.height, args.width],
               "reconstructor_alone_ms": alone, "reconstructor_alone_backend": alone_backend,
               "reconstructor_alone_torch_ms": alone_torch,
+              "reconstructor_alone_full_window_ms": alone_full,
               "first_export_s": first_export_s, "variants": rows}
     args.out.write_text(json.dumps(result, indent=2))
     print(f"{args.frames} frames of {args.width}x{args.height} at {args.rate:g} Hz over "
           f"Cyclone DDS; reconstructor alone: {alone:.1f} ms/frame (median; {alone_backend}); "
-          f"torch alone: {alone_torch:.1f} ms/frame")
+          f"torch alone: {alone_torch:.1f} ms/frame; default backend decoding every frame of "
+          f"each window: {alone_full:.1f} ms/frame ({alone / alone_full:.2f}x)")
     if first_export_s is not None:
         print(f"(the cached ONNX graph was exported first: ready in {first_export_s:.1f} s)")
     print(f"{'variant':<14}{'published (median, min)':>26}{'p50 latency':>14}"

@@ -112,14 +112,21 @@ def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: 
     unseen = {f"{h}x{w}": _slim(evaluate_on_synthetic(
         model, UNSEEN_SEEDS, UNSEEN_FRAMES, h, w, tracks=True))
         for h, w in UNSEEN_SIZES}
+    # A calibrated camera (camera_info): the true K replaces the predicted one and rescales
+    # the depth by the focal ratio (ReconstructorConfig.known_k_rescales_depth).
+    unseen_known_k = {f"{h}x{w}": _slim(evaluate_on_synthetic(
+        model, UNSEEN_SEEDS, UNSEEN_FRAMES, h, w, tracks=True, known_K=True))
+        for h, w in UNSEEN_SIZES}
     report.update({"bundled": _slim(bundled), "untrained": _slim(untrained),
-                   "quick_check": _slim(check), "unseen": unseen})
+                   "quick_check": _slim(check), "unseen": unseen,
+                   "unseen_known_K": unseen_known_k})
     (WEIGHTS_DIR / f"{name}.eval.json").write_text(json.dumps(report, indent=1) + "\n")
     # One baseline column; format_table's legend says which baseline each row uses.
     report["table"] = format_table({name: bundled["mean"], "untrained": untrained["mean"],
                                     "baseline": bundled["baseline_mean"]})
     report["unseen_table"] = format_table(
         {**{f"{name} {size}": r["mean"] for size, r in unseen.items()},
+         **{f"{name} {size} known K": r["mean"] for size, r in unseen_known_k.items()},
          **{f"baseline {size}": r["baseline_mean"] for size, r in unseen.items()}})
     return report
 
