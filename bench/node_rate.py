@@ -127,16 +127,14 @@ def reconstructor_alone(rgb: np.ndarray, backend: str = "auto", full_window: boo
     runs find it in the cache). ``full_window``: decode every frame of each window
     (``ReconstructorConfig.decode_full_window``; by default a window decodes only its new
     frame and the one before)."""
-    from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.pipeline import Reconstructor
     from unihoi_ros.ros.params import NodeParams
-    from unihoi_ros.threads import apply_thread_policy, choose_thread_policy
+    from unihoi_ros.threads import apply_thread_policy
 
-    params = NodeParams.load()
-    policy = choose_thread_policy(params.inference_threads)
-    apply_thread_policy(policy)
-    loaded = load_backend(params.model, backend, "cpu", threads=policy.onnxruntime_threads)
+    params = dataclasses.replace(NodeParams.load(), backend=backend, device="cpu")
+    apply_thread_policy(params.thread_policy())
+    loaded = params.load_backend()
     t0 = time.perf_counter()
     loaded.prepare(rgb.shape[1:3])
     prepare_s = time.perf_counter() - t0

@@ -98,7 +98,6 @@ def _results_from_messages(inbox: _Inbox, seq) -> list:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the demo; return the summary (also written to ``<out>/demo.json``)."""
-    from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.evaluation import evaluate
     from unihoi_ros.io.bag_writer import BagRecorder
     from unihoi_ros.io.ground_truth import GroundTruth, write_sequence_npz
@@ -115,7 +114,6 @@ def run_demo(cfg: DemoConfig) -> dict:
     from unihoi_ros.ros.params import NodeParams
     from unihoi_ros.ros.qos import qos_profile
     from unihoi_ros.sim import make_sequence
-    from unihoi_ros.threads import choose_thread_policy
 
     t0 = time.perf_counter()
     use_loopback(os.environ)  # the demo's DDS traffic never leaves this machine
@@ -125,9 +123,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     write_sequence_npz(seq, cfg.out / "ground_truth.npz")
     params = NodeParams.load([], {"live_mode": False, "image_topic": "image"},
                              namespace=NAMESPACE)
-    # The node's thread policy, as `unihoi run` gives it (ONNX Runtime: every core).
-    backend = load_backend(cfg.model, threads=choose_thread_policy(
-        params.inference_threads).onnxruntime_threads)
+    backend = params.load_backend(cfg.model)  # as `unihoi run` loads it
     recorder = BagRecorder(cfg.out / "bag")
     transport = DdsTransport(domain, NAMESPACE, recorder=recorder)
     node = UnihoiNode(params, backend, transport)

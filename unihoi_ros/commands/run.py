@@ -135,18 +135,13 @@ def _run_dds(args: argparse.Namespace) -> int:
     from unihoi_ros.errors import UnihoiError
 
     try:
-        from unihoi_ros.backends.factory import load_backend
         from unihoi_ros.ros.dds_transport import DdsTransport
         from unihoi_ros.ros.node import UnihoiNode
         from unihoi_ros.ros.params import NodeParams
-        from unihoi_ros.threads import choose_thread_policy
 
         params = NodeParams.load(args.params, overrides_from_args(args),
                                  namespace=args.namespace)
-        backend = load_backend(params.model, params.backend, params.device, params.precision,
-                               params.onnx_file_path, params.engine_file_path,
-                               params.force_engine_update,
-                               threads=choose_thread_policy(params.inference_threads).onnxruntime_threads)
+        backend = params.load_backend()
     except (UnihoiError, FileNotFoundError) as exc:  # FileNotFoundError: a --params file
         return _fail(exc)
     recorder = None

@@ -48,7 +48,7 @@ from unihoi_ros.ros.params import NODE_NAME, NodeParams
 from unihoi_ros.ros.period_stats import PeriodStats
 from unihoi_ros.ros.ratelog import RateLimitedLog
 from unihoi_ros.ros.transport import DiagnosticReport, Transport
-from unihoi_ros.threads import apply_thread_policy, choose_thread_policy
+from unihoi_ros.threads import apply_thread_policy
 
 log = logging.getLogger("unihoi_ros.node")
 
@@ -98,7 +98,7 @@ class UnihoiNode:
         self.reconstructor = Reconstructor(self.backend, flow, params.reconstructor_config())
         self.live = params.effective_live_mode
         self.backend.prepare_in_background(self.live)  # a new input size never stalls live
-        self.threads = choose_thread_policy(params.inference_threads)
+        self.threads = params.thread_policy()
         self._queue = FrameQueue(self.live, params.replay_queue_size)
         self._ratelog = RateLimitedLog(log)
         self._lock = threading.Lock()

@@ -190,6 +190,28 @@ class NodeParams:
         base = self.image_topic.rstrip("/")
         return f"{base}/compressed" if self.use_compressed else base
 
+    def thread_policy(self):
+        """The :class:`~unihoi_ros.threads.ThreadPolicy` of ``inference_threads`` on this
+        machine (torch, OpenCV and ONNX Runtime thread counts)."""
+        from unihoi_ros.threads import choose_thread_policy
+
+        return choose_thread_policy(self.inference_threads)
+
+    def load_backend(self, model: str | None = None):
+        """The inference backend these parameters name (``model`` overrides
+        ``self.model``), its ONNX Runtime sessions sized by :meth:`thread_policy`: what
+        ``unihoi run``, the rclpy node and the demo run.
+
+        Raises:
+            UnihoiError: the model or backend cannot be loaded (the message says why).
+        """
+        from unihoi_ros.backends.factory import load_backend
+
+        return load_backend(model or self.model, self.backend, self.device, self.precision,
+                            self.onnx_file_path, self.engine_file_path,
+                            self.force_engine_update,
+                            threads=self.thread_policy().onnxruntime_threads)
+
     def reconstructor_config(self):
         """The :class:`~unihoi_ros.pipeline.ReconstructorConfig` these parameters describe."""
         from unihoi_ros.pipeline.config import ReconstructorConfig

@@ -405,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.exceptions import ParameterException
     from rclpy.executors import ExternalShutdownException
 
-    from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.ros.node import UnihoiNode
-    from unihoi_ros.threads import choose_thread_policy
 
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node(NODE_NAME)
@@ -418,10 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     unihoi = None
     try:
         params = declare_parameters(node)
-        backend = load_backend(params.model, params.backend, params.device, params.precision,
-                               params.onnx_file_path, params.engine_file_path,
-                               params.force_engine_update,
-                               threads=choose_thread_policy(params.inference_threads).onnxruntime_threads)
+        backend = params.load_backend()
         unihoi = UnihoiNode(params, backend, RclpyTransport(node))
         unihoi.start()
         rclpy.spin(node)
