@@ -11,6 +11,7 @@ from unihoi_ros.backends.base import WindowPrediction
 from unihoi_ros.flow import DISFlow, GroundTruthFlow
 from unihoi_ros.geometry.metrics import ate, rpe
 from unihoi_ros.pipeline import OracleBackend, Reconstructor, ReconstructorConfig
+from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.sim import make_sequence
 
@@ -235,6 +236,52 @@ def test_a_known_camera_rescales_depth_by_the_focal_ratio():
     own = run()
     np.testing.assert_allclose(own[-1].depth, seq.depth[-1] / 1.25, rtol=1e-5)
     np.testing.assert_allclose(own[-1].K[0, 0], seq.K[0, 0] / 1.25)
+
+
+class JitteringFocal(ShortFocal):
+    """Oracle read with a focal length that changes from window to window (cycling through
+    ``factors``), depth with it: the network's per-window camera noise."""
+
+    def __init__(self, inner, factors):
+        super().__init__(inner, factors[0])
+        self.factors, self.calls = factors, 0
+
+    def infer_window(self, features, rgbs, flows):
+        self.s = self.factors[self.calls % len(self.factors)]
+        self.calls += 1
+        return super().infer_window(features, rgbs, flows)
+
+
+def test_one_camera_matrix_per_stream_and_depth_read_with_it():
+    """Per-window K noise (factors with median 1) becomes one K per stream, the running
+    median, and every frame's depth is read with it: exact here from the third frame on,
+    where each window's own K and depth are off by up to 25 %."""
+    seq = make_sequence(seed=4, num_frames=9, height=48, width=64)
+    factors = [1.0, 1.25, 0.8]
+
+    def run(config=None):
+        rec = Reconstructor(JitteringFocal(OracleBackend(seq), factors), GroundTruthFlow(seq),
+                            config)
+        return [rec.push(int(t), f) for t, f in zip(seq.stamps_ns, seq.rgb)]
+
+    for r, d in list(zip(run(), seq.depth))[2:]:
+        np.testing.assert_allclose(r.K, seq.K, rtol=1e-9)
+        np.testing.assert_allclose(r.depth, d, rtol=1e-5)
+    own = run(ReconstructorConfig(stream_intrinsics=False))
+    np.testing.assert_allclose(own[1].depth, seq.depth[1] / 1.25, rtol=1e-5)
+    np.testing.assert_allclose(own[1].K[0, 0], seq.K[0, 0] / 1.25)
+
+
+def test_stream_intrinsics_median_and_history():
+    K = np.array([[100.0, 0, 32], [0, 100.0, 24], [0, 0, 1]])
+    stream = StreamIntrinsics(history=3)
+    for s in (1.0, 1.3, 0.9):
+        out = stream.update(K * np.array([[s, 1, s], [1, s, s], [1, 1, 1]]))
+    np.testing.assert_allclose(out, K)  # the median of each entry
+    out = stream.update(K * 2 - np.diag([0, 0, 1]))  # the first estimate falls out
+    assert len(stream) == 3 and out[0, 0] == 130.0
+    stream.clear()
+    assert len(stream) == 0
 
 
 def test_first_frames_are_warmup_and_world_is_first_camera():

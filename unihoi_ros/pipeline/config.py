@@ -49,6 +49,10 @@ class ReconstructorConfig:
             (:func:`unihoi_ros.geometry.camera.focal_ratio`: depth read from appearance
             scales with the focal length), and K is the known one. False keeps the
             network's depth and only replaces K.
+        stream_intrinsics: without a known K, publish one K per stream, the running median
+            of the network's per-window K (:class:`~unihoi_ros.pipeline.intrinsics.
+            StreamIntrinsics`), and read each window's depth with it (times the focal
+            ratio). False: each window's own K and depth.
         decode_full_window: decode every frame of each window. By default, once a
             window's older frames have results, the network decodes only the new frames
             and the one they chain from (same results for them, about 40 % less network
@@ -71,6 +75,7 @@ class ReconstructorConfig:
     min_point_confidence: float = 0.5
     build_points: bool = True
     known_k_rescales_depth: bool = True
+    stream_intrinsics: bool = True
     decode_full_window: bool = False
     timing_window: int = 1000
 

@@ -36,6 +36,7 @@ from unihoi_ros.geometry.pnp import relative_pose_pnp
 from unihoi_ros.geometry.poses import chain_relative_np
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
 from unihoi_ros.pipeline.config import ReconstructorConfig
+from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
 from unihoi_ros.pipeline.outcome import TIME_JUMP_NS, DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult, ResultFlag
@@ -92,6 +93,7 @@ class Reconstructor:
         self._size: tuple[int, int] | None = None
         self._since_window = 0
         self._grid: torch.Tensor | None = None
+        self._stream_K = StreamIntrinsics()
         self._admission = FeedOutcome()
         self._last_seen: int | None = None  # newest stamp offered to feed / check_stamp
         self._checked: int | None = None  # stamp passed by check_stamp, not yet pushed
@@ -240,6 +242,7 @@ class Reconstructor:
         self._size = None
         self._since_window = 0
         self._grid = None
+        self._stream_K.clear()
         self._stats.counts["resets"] += 1
 
     def stats(self) -> dict:
@@ -319,6 +322,10 @@ class Reconstructor:
             if cfg.known_k_rescales_depth:  # depth read with the known focal length
                 pred.depth = pred.depth * np.float32(focal_ratio(known, pred.K))
             pred.K = known
+        elif cfg.stream_intrinsics:  # one K per stream: the windows' running median
+            stream_K = self._stream_K.update(pred.K)
+            pred.depth = pred.depth * np.float32(focal_ratio(stream_K, pred.K))
+            pred.K = stream_K
         with self._stats.time("poses"):
             T_win, rel_ok = self._window_poses(pred, flows, repeated)
             T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
