@@ -157,10 +157,12 @@ class CachedOnnxBackend:
     # ------------------------------------------------------------------ state
     @property
     def name(self) -> str:
+        graphs = list(self._graphs.items())
         if self._size is None:  # no frame yet: a size prepared ahead (the node's warm-up)
-            ready = any(g.status == _READY for g in list(self._graphs.values()))
-            return "onnxruntime" if ready else "torch"
-        return "onnxruntime" if self._ready(self._size) is not None else "torch"
+            ready = any(g.status == _READY for _, g in graphs)
+        else:  # any graph of the latest size (the full window's or the last frames')
+            ready = any(g.status == _READY for key, g in graphs if key[:2] == self._size)
+        return "onnxruntime" if ready else "torch"
 
     def _key(self, size: tuple[int, int], decode_last: int | None) -> tuple[int, int, int]:
         n = self.num_frames if decode_last is None else int(decode_last)

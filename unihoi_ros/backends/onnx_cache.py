@@ -46,9 +46,10 @@ log = logging.getLogger(__name__)
 
 #: Version of the cache's layout and export settings; bump it to invalidate every entry.
 CACHE_VERSION = 1
-#: Graphs kept in the cache folder (each 6-7 MB for unihoi-tiny); the least recently used
-#: beyond this are deleted after an export.
-MAX_ENTRIES = 16
+#: Graphs kept in the cache folder (each 6-7 MB for unihoi-tiny; two per input size, the
+#: full window's and the last frames'); the least recently used beyond this are deleted
+#: after an export.
+MAX_ENTRIES = 32
 #: Environment variable that turns the automatic export off (``0``, ``false``, ``off``, ``no``).
 ENV_SWITCH = "UNIHOI_ONNX_CACHE"
 #: Environment variable naming the cache root (``onnx/`` is created under it).

@@ -374,8 +374,9 @@ class Reconstructor:
         ``repeated (F-1,)`` marks warm-up pairs of one frame with itself (identity).
 
         Only the pairs among the decoded frames (``pred.first_frame``..F-1) are solved; the
-        older pairs were solved by earlier windows and count as identity here, which
-        cancels out of the new frames' poses (they chain from the anchor)."""
+        older pairs were solved by earlier windows and count as identity and solved here,
+        which cancels out of the new frames' poses (they chain from the anchor), so a new
+        frame's ``pose_ok`` says whether its own pairs were solved and anchored."""
         cfg = self.config
         first = pred.first_frame
         n, h, w = pred.depth.shape

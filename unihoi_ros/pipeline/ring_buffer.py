@@ -24,7 +24,9 @@ class FrameSlot:
         build_points: whether this frame's result gets its coloured point cloud.
         depth, K, T_world_cam, confidence: the emitted reconstruction, once the frame was
             the newest of a window (``None`` before); depth is the network's metric depth
-            as predicted (never rescaled).
+            as predicted, read with the published K (times the focal ratio when the
+            caller's K or the stream K replaced the network's; never rescaled to other
+            windows).
     """
 
     stamp_ns: int

@@ -42,7 +42,9 @@ def track_queries(
         ``xyz`` ``(N, P, 3)`` float64 metres in the stream's world frame (the frame of
         ``FrameResult.T_world_cam``) for every frame before and after each query frame:
         where a point is not seen, its last estimate (a static point's anchor, a lost
-        dynamic point's last sighting); NaN where it was never lifted (no valid depth yet);
+        dynamic point's last sighting); NaN where it was never lifted (no valid depth yet;
+        with ``config.fuse_static`` a static point is reported at its mean static lift in
+        every frame it is static, including those before its first valid depth);
         ``visible`` ``(N, P)`` bool, the tracker sees the point in that frame.
 
     Each query is tracked forwards from its frame to the end and backwards to the start,
