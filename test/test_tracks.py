@@ -349,3 +349,19 @@ def test_point_tracker_new_stream_on_size_change(clip):
     b = tracker.update(run_stream(small, OracleBackend(small))[0])
     assert len(b) > 0 and np.all(b.age == 0)
     assert int(b.ids.min()) > int(a.ids.max())  # ids are never reused
+
+
+def test_the_noise_raised_motion_tolerance_is_capped():
+    """The depth-noise tolerance grows with the measured noise, but not without bound: a
+    stream whose "static" tracks mostly move must still be able to call them moving."""
+    from unihoi_ros.tracks.state import TrackArrays
+
+    cfg = TrackerConfig()
+    arrays = TrackArrays()
+    assert arrays.motion_tol_rel(cfg) == cfg.static_tol_rel  # nothing measured yet
+    arrays.noise_rel = 0.03
+    assert arrays.motion_tol_rel(cfg) == pytest.approx(cfg.noise_k * 0.03)
+    arrays.noise_rel = 0.5  # spread of moving points, not noise
+    assert arrays.motion_tol_rel(cfg) == cfg.max_step_rel
+    assert arrays.motion_tol_rel(TrackerConfig(noise_k=0)) == cfg.static_tol_rel
+

@@ -43,7 +43,8 @@ class TrackerConfig:
             ``noise_frames`` frames). With exact depth the noise is about 0 and
             ``static_tol_rel`` rules; with a network's depth, whose lifts of a static point
             wander by several per cent of its depth, a point is called moving only on
-            evidence well above that wander. ``noise_k = 0`` turns this off.
+            evidence well above that wander (the raised tolerance is capped at
+            ``max_step_rel``). ``noise_k = 0`` turns this off.
         motion_frames: after this many consecutive "moved" frames a static point becomes
             dynamic (for the rest of its life).
         fuse_static: a static point's position (its anchor) is the mean of all its lifts

@@ -208,9 +208,12 @@ class TrackArrays:
     def motion_tol_rel(self, config: TrackerConfig) -> float:
         """The relative part of the motion tolerance now (times the depth):
         ``config.static_tol_rel``, raised to ``noise_k`` times the stream's depth noise
-        (:meth:`_update_noise`)."""
+        (:meth:`_update_noise`), but never above ``config.max_step_rel``: when most tracks
+        still called static are in fact moving, their spread is not depth noise, and an
+        unbounded tolerance would keep them static for good."""
         if config.noise_k > 0 and np.isfinite(self.noise_rel):
-            return max(config.static_tol_rel, config.noise_k * self.noise_rel)
+            raised = min(config.noise_k * self.noise_rel, config.max_step_rel)
+            return max(config.static_tol_rel, raised)
         return config.static_tol_rel
 
     def _update_noise(self, dev_rel: np.ndarray, seen: np.ndarray,
