@@ -307,7 +307,9 @@ def test_load_backend_start_up_description(monkeypatch, exported, cache_dir):
     loaded = load_backend("random:tiny", "auto", "cpu", threads=1)
     assert loaded.selection.choice == "onnxruntime-cpu-cached"
     assert "at the first frame of each size" in loaded.describe()
-    assert loaded.prepare((H, W)) and loaded.name == "onnxruntime"
+    assert loaded.prepare((H, W), tail_frames=3) and loaded.name == "onnxruntime"
+    for n in (4, 2, 3):  # full window, last 2 (stride 1), last 3 (the stride-2 tail asked)
+        assert loaded.backend.status((H, W), n) == "ready"
     text = loaded.describe()
     assert "chosen: onnxruntime-cpu-cached" in text and "from the cache" in text
     assert loaded.model is not None  # the torch network stays available

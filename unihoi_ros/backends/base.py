@@ -143,11 +143,20 @@ class LoadedBackend:
         state = getattr(self.backend, "describe", None)
         return f"{text}; {state()}" if callable(state) else text
 
-    def prepare(self, size: tuple[int, int]) -> bool:
+    def prepare(self, size: tuple[int, int], tail_frames: int | None = None) -> bool:
         """Get ready for ``(H, W)`` frames now where the backend prepares per size (the
-        cached ONNX backend exports or loads its graph); True if it is or needs nothing."""
+        cached ONNX backend exports or loads its graphs); True if it is or needs nothing.
+        ``tail_frames``: the stream will also ask for windows decoding only their last
+        this many frames (``stride + 1``): prepared too where the backend keeps a graph
+        per count."""
         prepare = getattr(self.backend, "prepare", None)
-        return bool(prepare(size)) if callable(prepare) else True
+        if not callable(prepare):
+            return True
+        ready = bool(prepare(size))
+        if (tail_frames is not None and tail_frames < self.num_frames
+                and getattr(self.backend, "decodes_last", False)):
+            prepare(size, decode_last=int(tail_frames))
+        return ready
 
     def prepare_in_background(self, enabled: bool = True) -> None:
         """Where the backend prepares per input size (the cached ONNX backend), do it for a

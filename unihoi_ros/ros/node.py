@@ -169,16 +169,17 @@ class UnihoiNode:
         seldom changes), so a second start serves its first frame from the cached graph.
         """
         size = self.reconstructor.config.process_size
+        tail = self.reconstructor.config.stride + 1  # frames a steady-state window decodes
         if size is None:
             for recent in self.backend.recent_sizes()[:1]:
                 t0 = time.perf_counter()
-                self.backend.prepare(recent)
+                self.backend.prepare(recent, tail)
                 log.info("backend prepared for %dx%d frames (the most recent size): %.0f ms",
                          recent[1], recent[0], (time.perf_counter() - t0) * 1e3)
             return
         from unihoi_ros.pipeline import Reconstructor
 
-        self.backend.prepare(size)  # the cached ONNX graph: exported or loaded before "ready"
+        self.backend.prepare(size, tail)  # cached ONNX graphs: exported or loaded before "ready"
 
         rng = np.random.default_rng(0)
         rec = Reconstructor(self.backend, self.reconstructor.flow,
