@@ -52,15 +52,24 @@ def test_oracle_ground_truth_flow_is_exact(long_clip):
     assert rec.stats()["counts"]["encoder_passes"] == len(seq.rgb)
 
 
-class UniformConfidence:
-    """Wraps a backend and replaces its confidence with ones (no dynamic-pixel rejection)."""
+class WrappedBackend:
+    """A backend around ``inner`` that changes its predictions (subclasses override
+    ``infer_window``); encoding is the inner backend's."""
+
+    label = "wrapped"
 
     def __init__(self, inner):
         self.inner = inner
-        self.name, self.device, self.num_frames = "uniform", "cpu", inner.num_frames
+        self.name, self.device, self.num_frames = self.label, "cpu", inner.num_frames
 
     def encode(self, rgb):
         return self.inner.encode(rgb)
+
+
+class UniformConfidence(WrappedBackend):
+    """Wraps a backend and replaces its confidence with ones (no dynamic-pixel rejection)."""
+
+    label = "uniform"
 
     def infer_window(self, features, rgbs, flows):
         p = self.inner.infer_window(features, rgbs, flows)
@@ -116,16 +125,15 @@ def test_oracle_dis_flow_accuracy_and_confidence_matters():
     assert mean["plain_weighted"] > mean["weighted"], mean
 
 
-class PositionScaleBias:
+class PositionScaleBias(WrappedBackend):
     """Oracle whose depth at window position p is scaled by ``1 + bias * p``: the kind of
     position-in-window scale bias a trained network has (see bench/RESULTS.md)."""
 
-    def __init__(self, inner, bias):
-        self.inner, self.bias = inner, bias
-        self.name, self.device, self.num_frames = "biased", "cpu", inner.num_frames
+    label = "biased"
 
-    def encode(self, rgb):
-        return self.inner.encode(rgb)
+    def __init__(self, inner, bias):
+        super().__init__(inner)
+        self.bias = bias
 
     def infer_window(self, features, rgbs, flows):
         p = self.inner.infer_window(features, rgbs, flows)
@@ -163,16 +171,15 @@ def test_one_encoder_pass_per_new_frame_with_stride():
         assert ate(est, gt, align="none") < 1e-4, stride
 
 
-class CountingDecodes:
+class CountingDecodes(WrappedBackend):
     """Records how many frames each window decodes (``decodes_last`` like the network)."""
 
-    def __init__(self, inner):
-        self.inner, self.decoded = inner, []
-        self.name, self.device, self.num_frames = "count", "cpu", inner.num_frames
-        self.decodes_last = True
+    label = "count"
+    decodes_last = True
 
-    def encode(self, rgb):
-        return self.inner.encode(rgb)
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.decoded = []
 
     def infer_window(self, features, rgbs, flows, decode_last=None):
         p = self.inner.infer_window(features, rgbs, flows, decode_last=decode_last)
@@ -201,16 +208,15 @@ def test_windows_decode_only_new_frames_and_their_anchor():
         assert ate(trajectory(results), gt, align="none") < 1e-4, stride
 
 
-class ShortFocal:
+class ShortFocal(WrappedBackend):
     """Oracle read with a focal length ``s`` times too short: depth and fx, fy divided by
     ``s`` (what a network that cannot see the field of view does)."""
 
-    def __init__(self, inner, s):
-        self.inner, self.s = inner, s
-        self.name, self.device, self.num_frames = "short", "cpu", inner.num_frames
+    label = "short"
 
-    def encode(self, rgb):
-        return self.inner.encode(rgb)
+    def __init__(self, inner, s):
+        super().__init__(inner)
+        self.s = s
 
     def infer_window(self, features, rgbs, flows):
         p = self.inner.infer_window(features, rgbs, flows)
@@ -321,15 +327,14 @@ def test_bad_input_is_dropped_and_counted(caplog):
     assert rec.stats()["counts"]["resets"] == 1
 
 
-class ZeroConfidenceAfter:
+class ZeroConfidenceAfter(WrappedBackend):
     """Oracle whose confidence becomes all zero from window ``n`` on (degenerate poses)."""
 
-    def __init__(self, inner, n):
-        self.inner, self.n, self.calls = inner, n, 0
-        self.name, self.device, self.num_frames = "zero", "cpu", inner.num_frames
+    label = "zero"
 
-    def encode(self, rgb):
-        return self.inner.encode(rgb)
+    def __init__(self, inner, n):
+        super().__init__(inner)
+        self.n, self.calls = n, 0
 
     def infer_window(self, features, rgbs, flows):
         p = self.inner.infer_window(features, rgbs, flows)
