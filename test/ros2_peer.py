@@ -132,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             rclpy.try_shutdown()
             return 3
         spin_for(0.1)
-    spin_for(0.5)  # let the node's side finish matching too
+    # Let the node's side finish matching too: its writers see this peer's readers later
+    # than the peer sees them (Cyclone node, Fast DDS peer); 0.5 s once left the first
+    # processed frame without its point cloud (built only while subscribed).
+    spin_for(2.0)
 
     K = [float(v) for v in args.K.split(",")] if args.K else None
     sent = []
