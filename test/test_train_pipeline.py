@@ -4,6 +4,7 @@ equal to single-process training on the same global batch."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -15,8 +16,14 @@ import pytest
 import torch
 import yaml
 
+from unihoi_ros.sim.world import WORLD_VERSION
 from unihoi_ros.train.config import load_config
-from unihoi_ros.train.dataset import ClipCache, global_batch_indices, sample_clip_pair
+from unihoi_ros.train.dataset import (
+    ClipCache,
+    build_cache,
+    global_batch_indices,
+    sample_clip_pair,
+)
 from unihoi_ros.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +77,21 @@ def test_clip_sampling_and_data_order():
     assert sorted(seen.tolist()) == list(range(10))  # one epoch = each sample once
 
 
+def test_cache_of_another_synthetic_world_is_refused(tmp_path):
+    """Clips labelled from an older synthetic world are not mixed into training."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "index.json").write_text(json.dumps({"samples": ["sim000000_0.npz"]}))
+    with pytest.raises(ValueError, match="world version 1"):
+        ClipCache(old)
+    with pytest.raises(ValueError, match="world version 1"):
+        build_cache(iter(()), priors=None, cache_dir=old, progress=False)
+    recorded = tmp_path / "recorded"
+    recorded.mkdir()
+    (recorded / "index.json").write_text(json.dumps({"samples": ["chess_0.npz"]}))
+    assert ClipCache(recorded).names == ["chess_0.npz"]  # real videos do not depend on it
+
+
 @pytest.mark.slow
 def test_smoke_20_steps_then_resume(workdir):
     from unihoi_ros.model import UniHOI
@@ -90,6 +112,8 @@ def test_smoke_20_steps_then_resume(workdir):
     assert model.config.size == "tiny"
     cache = ClipCache(cfg["data"]["cache_dir"])
     assert len(cache) == 4 and cache[0]["rgb"].shape == (2, 4, 48, 64, 3)
+    index = json.loads((Path(cfg["data"]["cache_dir"]) / "index.json").read_text())
+    assert index["world_version"] == WORLD_VERSION
 
     resumed = train(cfg, optim={**cfg["optim"], "steps": 22})
     assert resumed["steps"] == 22

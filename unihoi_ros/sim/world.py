@@ -18,6 +18,12 @@ from .rigid import make_pose, rot_y, rot_z
 from .scene import BOX, CAPSULE, CYLINDER, ELLIPSOID, ROOM, Primitive
 from .texture import CHECKER, MARBLE, PLAIN, STRIPES, WOOD, random_material
 
+#: Version of the world a seed draws. Bumped whenever a seed's world changes, so that caches
+#: of clips labelled from an older world are refused rather than mixed in (see
+#: :func:`unihoi_ros.train.dataset.build_cache`). 2: the viewing distance no longer depends
+#: on the field of view.
+WORLD_VERSION = 2
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -204,8 +210,11 @@ def build_world(
 ) -> World:
     """Draw a random world for a camera with horizontal FOV ``hfov_rad``.
 
-    The viewing distance shrinks as the field of view widens so that the hands keep
-    covering a similar fraction of the image at any FOV.
+    The head sits at arm's length from the work area (0.45-0.55 m) whatever the camera's
+    field of view, as a person's does: a wide lens shows more of the room around the hands,
+    a narrow one shows them larger. (World version 1 moved the head in as the FOV widened,
+    which kept every image alike and made the focal length and the metric scale
+    unobservable from the pixels.)
     """
     tex = texture_scale
     # --- table and room -------------------------------------------------------------
@@ -308,7 +317,7 @@ def build_world(
         mat = random_material(rng, period=(0.04, 0.15), noise_cell=(0.008, 0.02), scale=tex)
         prims.append(Primitive(BOX, half, 0, make_pose(np.eye(3), c), (mat,), "furniture"))
 
-    view_dist = float(np.clip(0.38 / np.tan(0.5 * hfov_rad) * rng.uniform(0.9, 1.1), 0.34, 0.7))
+    view_dist = float(0.5 * rng.uniform(0.9, 1.1))
     pitch = float(rng.uniform(np.radians(52), np.radians(70)))
     head = work + view_dist * np.array([-np.cos(pitch), 0.0, np.sin(pitch)])
     head[1] += rng.uniform(-0.03, 0.03)

@@ -25,9 +25,13 @@ import cv2
 import numpy as np
 import torch
 
+from ..sim.world import WORLD_VERSION
 from .priors import Clip, Priors
 
 log = logging.getLogger(__name__)
+
+#: Video id prefix of synthetic clips (``sim000042``: seed 42).
+SYNTHETIC_PREFIX = "sim"
 
 #: Arrays stored as float16 in the cache (flows, depth) to halve its size.
 _HALF = ("flow_fwd", "flow_bwd")
@@ -60,7 +64,7 @@ def synthetic_videos(
         seq = make_sequence(int(seed), num_frames, height, width)
         truth = {"depth": seq.depth, "K": seq.K, "dynamic": seq.dynamic,
                  "T_world_cam": seq.T_world_cam}
-        yield Video(f"sim{int(seed):06d}", seq.rgb, truth)
+        yield Video(f"{SYNTHETIC_PREFIX}{int(seed):06d}", seq.rgb, truth)
 
 
 def recorded_videos(
@@ -125,11 +129,15 @@ def build_cache(
     """Label ``pairs_per_video`` clip pairs per video and write them to ``cache_dir``.
 
     Existing files are kept (a cache is built once and can be extended). Returns the
-    directory; ``index.json`` lists the sample files in order.
+    directory; ``index.json`` lists the sample files in order and the synthetic world's
+    version (:data:`unihoi_ros.sim.world.WORLD_VERSION`); extending a cache of another
+    world version raises ``ValueError``.
     """
     from tqdm import tqdm
 
     cache = Path(cache_dir)
+    if (cache / "index.json").is_file():
+        check_world_version(cache)
     cache.mkdir(parents=True, exist_ok=True)
     names = []
     for video in tqdm(videos, desc=f"priors -> {cache}", disable=not progress, unit="video"):
@@ -146,8 +154,27 @@ def build_cache(
             tmp = cache / f".{name}.tmp.npz"
             np.savez_compressed(tmp, **arrays)
             tmp.replace(cache / name)
-    (cache / "index.json").write_text(json.dumps({"samples": names}, indent=1) + "\n")
+    index = {"world_version": WORLD_VERSION, "samples": names}
+    (cache / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     return cache
+
+
+def check_world_version(cache_dir: str | Path) -> dict:
+    """The cache's ``index.json``; ``ValueError`` when its synthetic clips were labelled from
+    another version of the synthetic world than this code draws (an index without a version
+    is version 1). Caches of recorded videos only pass.
+    """
+    index_path = Path(cache_dir) / "index.json"
+    index = json.loads(index_path.read_text())
+    if not any(name.startswith(SYNTHETIC_PREFIX) for name in index["samples"]):
+        return index
+    version = int(index.get("world_version", 1))
+    if version != WORLD_VERSION:
+        raise ValueError(
+            f"{index_path}: clips labelled from synthetic world version {version}, this code "
+            f"draws version {WORLD_VERSION}: delete the cache or choose another cache_dir"
+        )
+    return index
 
 
 class ClipCache:
@@ -163,7 +190,7 @@ class ClipCache:
         index = self.root / "index.json"
         if not index.is_file():
             raise FileNotFoundError(f"{index} missing: build the cache first (build_cache)")
-        self.names = json.loads(index.read_text())["samples"]
+        self.names = check_world_version(self.root)["samples"]
         self.memory = memory
         self._mem: dict[int, dict] = {}
 
