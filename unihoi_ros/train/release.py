@@ -12,7 +12,10 @@
 3. evaluates the bundled model alone on never-trained clips (:data:`UNSEEN_SEEDS`, 48
    frames) at 120x160 and 240x320, the sizes of the acceptance lines on intrinsics, unscaled
    depth, ATE against the constant-velocity line and tracking;
-4. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
+4. with ``--previous WEIGHTS``, evaluates the previous release on the same held-out and
+   never-trained clips (``previous_release``: same clips, same pipeline, so a change of the
+   synthetic world or of the pipeline does not pass for a better model);
+5. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
    a 12-frame ``quick_check`` clip that the test suite re-runs) and prints Markdown tables.
 
 ``python -m unihoi_ros.train.release --reevaluate [--name unihoi-tiny]`` repeats steps 2-3
@@ -46,7 +49,7 @@ def _slim(result: dict) -> dict:
 def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
             width: int = 160, seeds=HELD_OUT_SEEDS,
             config_path: str = "unihoi_ros/train/configs/unihoi_tiny.yaml",
-            earlier: tuple[Path, ...] = ()) -> dict:
+            earlier: tuple[Path, ...] = (), previous: Path | None = None) -> dict:
     """Bundle ``run_dir``'s model as ``name`` and evaluate it (see the module docstring)."""
     from unihoi_ros.model import UniHOI, save_pretrained
     from unihoi_ros.model.bundled import WEIGHTS_DIR
@@ -67,7 +70,7 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
     report = {"name": name, "weights_bytes": weights.stat().st_size,
               "training": {**summary, "config": cfg,
                            "earlier_legs": [earlier_leg(p) for p in earlier]}}
-    return _evaluate(weights, report, num_frames, height, width, seeds)
+    return _evaluate(weights, report, num_frames, height, width, seeds, previous)
 
 
 def earlier_leg(path: Path) -> dict:
@@ -96,7 +99,7 @@ def reevaluate(name: str = "unihoi-tiny", num_frames: int = 32, height: int = 12
 
 
 def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: int,
-              seeds) -> dict:
+              seeds, previous: Path | None = None) -> dict:
     """Bundled vs untrained vs baseline, written to ``<name>.eval.json``; adds ``table``."""
     from unihoi_ros.model import UniHOI
     from unihoi_ros.model.bundled import WEIGHTS_DIR
@@ -120,15 +123,37 @@ def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: 
     report.update({"bundled": _slim(bundled), "untrained": _slim(untrained),
                    "quick_check": _slim(check), "unseen": unseen,
                    "unseen_known_K": unseen_known_k})
+    if previous is not None:
+        report["previous_release"] = _evaluate_previous(Path(previous), seeds, num_frames,
+                                                        height, width)
     (WEIGHTS_DIR / f"{name}.eval.json").write_text(json.dumps(report, indent=1) + "\n")
     # One baseline column; format_table's legend says which baseline each row uses.
     report["table"] = format_table({name: bundled["mean"], "untrained": untrained["mean"],
                                     "baseline": bundled["baseline_mean"]})
+    prev_unseen = report.get("previous_release", {}).get("unseen", {})
     report["unseen_table"] = format_table(
         {**{f"{name} {size}": r["mean"] for size, r in unseen.items()},
          **{f"{name} {size} known K": r["mean"] for size, r in unseen_known_k.items()},
+         **{f"previous {size}": r["mean"] for size, r in prev_unseen.items()},
          **{f"baseline {size}": r["baseline_mean"] for size, r in unseen.items()}})
     return report
+
+
+def _evaluate_previous(weights: Path, seeds, num_frames: int, height: int,
+                       width: int) -> dict:
+    """The previous release's held-out and never-trained means on today's clips."""
+    import hashlib
+
+    from unihoi_ros.model import UniHOI
+
+    model = UniHOI.from_pretrained(weights)
+    held_out = evaluate_on_synthetic(model, seeds, num_frames, height, width, tracks=True)
+    unseen = {f"{h}x{w}": {"mean": evaluate_on_synthetic(
+        model, UNSEEN_SEEDS, UNSEEN_FRAMES, h, w, tracks=True)["mean"]}
+        for h, w in UNSEEN_SIZES}
+    return {"weights": str(weights),
+            "sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+            "bundled": {"mean": held_out["mean"]}, "unseen": unseen}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,14 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--earlier", type=Path, nargs="*", default=[],
                    help="earlier training legs, oldest first (run directories or a previous "
                    "release's .eval.json), recorded in the new .eval.json")
+    p.add_argument("--previous", type=Path, default=None,
+                   help="the previous release's .safetensors, evaluated on the same clips")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.reevaluate == (args.run_dir is not None):
         p.error("give either RUN_DIR or --reevaluate")
-    report = reevaluate(args.name) if args.reevaluate else release(args.run_dir, args.name,
-                                                                     config_path=args.config,
-                                                                     earlier=tuple(args.earlier))
+    report = reevaluate(args.name) if args.reevaluate else release(
+        args.run_dir, args.name, config_path=args.config, earlier=tuple(args.earlier),
+        previous=args.previous)
     print(report["table"])
     print(f"\nnever-trained clips {UNSEEN_SEEDS[0]}-{UNSEEN_SEEDS[-1]}, {UNSEEN_FRAMES} frames:")
     print(report["unseen_table"])
