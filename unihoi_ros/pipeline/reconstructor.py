@@ -317,15 +317,7 @@ class Reconstructor:
             raise RuntimeError(f"the backend decoded window frames {pred.first_frame}.."
                                f"{cfg.window - 1}, {decode} were needed (an ONNX graph or "
                                "engine exported for fewer frames?)")
-        if slots[-1].known_K is not None:  # a calibrated camera: its K, not the network's
-            known = np.array(slots[-1].known_K, dtype=np.float64)
-            if cfg.known_k_rescales_depth:  # depth read with the known focal length
-                pred.depth = pred.depth * np.float32(focal_ratio(known, pred.K))
-            pred.K = known
-        elif cfg.stream_intrinsics:  # one K per stream: the windows' running median
-            stream_K = self._stream_K.update(pred.K)
-            pred.depth = pred.depth * np.float32(focal_ratio(stream_K, pred.K))
-            pred.K = stream_K
+        self._choose_intrinsics(pred, slots[-1].known_K)
         with self._stats.time("poses"):
             T_win, rel_ok = self._window_poses(pred, flows, repeated)
             T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
@@ -348,6 +340,23 @@ class Reconstructor:
         self._ready.extend(results)
         self._stats.counts["frames_out"] += len(results)
         return results[-1]
+
+    def _choose_intrinsics(self, pred: WindowPrediction, known_K) -> None:
+        """Replace the window's predicted K in place: by the camera's ``known_K`` (3, 3)
+        when it has one, else by the stream's running median with ``stream_intrinsics``;
+        the depth ``(n, H, W)`` metres is then read with that focal length (depth inferred
+        from appearance scales with the focal length: depth x chosen / predicted focal)."""
+        cfg = self.config
+        if known_K is not None:  # a calibrated camera: its K, not the network's
+            chosen = np.array(known_K, dtype=np.float64)
+            rescale = cfg.known_k_rescales_depth
+        elif cfg.stream_intrinsics:  # one K per stream: the windows' running median
+            chosen, rescale = self._stream_K.update(pred.K), True
+        else:
+            return
+        if rescale:
+            pred.depth = pred.depth * np.float32(focal_ratio(chosen, pred.K))
+        pred.K = chosen
 
     def _frames_to_decode(self, slots: list[FrameSlot], new_count: int) -> int:
         """How many of the window's last frames the network must decode: the new ones and
