@@ -52,10 +52,12 @@ class ReconstructorConfig:
         stream_intrinsics: without a known K, publish one K per stream, the running median
             of the network's per-window K (:class:`~unihoi_ros.pipeline.intrinsics.
             StreamIntrinsics`), and read each window's depth with it (times the focal
-            ratio): a CameraInfo that does not jitter. Off by default: with the bundled
-            model it helped on selection clips (fx error 11.2 to 10.3 %, ATE 2.96 to
-            2.81 % of the path) and hurt on the model card's (15.7 to 15.9 %, 3.79 to
-            3.95 %; bench/RESULTS.md).
+            ratio): a camera's K does not change within a stream, so neither does the
+            published CameraInfo. On by default since the release trained on synthetic
+            world 2, whose K follows the image content: on never-trained selection clips
+            (seeds 30000-30011, 48 frames, 160x120) fx error 9.8 to 9.6 %, ATE 3.15 to
+            2.87 % of the path, metric depth abs_rel 0.143 to 0.147 (320x240, seeds
+            30000-30005: ATE 2.03 to 1.78 %; bench/RESULTS.md). False: each window's own K.
         decode_full_window: decode every frame of each window. By default, once a
             window's older frames have results, the network decodes only the new frames
             and the one they chain from (same results for them, about 40 % less network
@@ -78,7 +80,7 @@ class ReconstructorConfig:
     min_point_confidence: float = 0.5
     build_points: bool = True
     known_k_rescales_depth: bool = True
-    stream_intrinsics: bool = False
+    stream_intrinsics: bool = True
     decode_full_window: bool = False
     timing_window: int = 1000
 

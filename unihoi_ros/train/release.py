@@ -87,15 +87,17 @@ def earlier_leg(path: Path) -> dict:
 
 
 def reevaluate(name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
-               width: int = 160, seeds=HELD_OUT_SEEDS) -> dict:
-    """Evaluate the bundled ``name`` again and rewrite its ``.eval.json`` (training kept)."""
+               width: int = 160, seeds=HELD_OUT_SEEDS,
+               previous_weights: Path | None = None) -> dict:
+    """Evaluate the bundled ``name`` again and rewrite its ``.eval.json`` (training kept;
+    ``previous_weights``: the previous release, evaluated beside it)."""
     from unihoi_ros.model.bundled import WEIGHTS_DIR
 
     previous = json.loads((WEIGHTS_DIR / f"{name}.eval.json").read_text())
     weights = WEIGHTS_DIR / f"{name}.safetensors"
     report = {"name": name, "weights_bytes": weights.stat().st_size,
               "training": previous["training"]}
-    return _evaluate(weights, report, num_frames, height, width, seeds)
+    return _evaluate(weights, report, num_frames, height, width, seeds, previous_weights)
 
 
 def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: int,
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.reevaluate == (args.run_dir is not None):
         p.error("give either RUN_DIR or --reevaluate")
-    report = reevaluate(args.name) if args.reevaluate else release(
+    report = reevaluate(args.name, previous_weights=args.previous) if args.reevaluate else release(
         args.run_dir, args.name, config_path=args.config, earlier=tuple(args.earlier),
         previous=args.previous)
     print(report["table"])
