@@ -56,6 +56,7 @@ class NodeParams:
     image_topic: str
     use_compressed: bool
     use_camera_info: bool
+    stream_intrinsics: bool
     camera_info_topic: str
     camera_info_timeout_s: float
     camera_info_slop_s: float
@@ -224,6 +225,7 @@ class NodeParams:
             process_size=self.process_size,
             point_stride=self.point_stride,
             min_point_confidence=self.min_point_confidence,
+            stream_intrinsics=self.stream_intrinsics,
         )
 
     def as_dict(self) -> dict[str, Any]:
