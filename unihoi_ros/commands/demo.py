@@ -35,10 +35,18 @@ def _fmt(summary: dict) -> list[str]:
                      f"baseline {100 * b['ate']:.2f} cm)")
         lines.append(f"  camera RPE rot       {t['rpe_rot_deg']:.3f} deg/frame (baseline "
                      f"{b['rpe_rot_deg']:.3f})")
+    if "intrinsics" in m:
+        k, b = m["intrinsics"], m["baseline_centred_principal_point"]
+        lines.append(f"  camera fx / fy       {100 * k['fx_rel_err']:.1f} / "
+                     f"{100 * k['fy_rel_err']:.1f} % error; principal point "
+                     f"{100 * k['pp_err_frac']:.1f} % of the size (image centre "
+                     f"{100 * b['pp_err_frac']:.1f} %)")
     if "depth" in m:
         d, b = m["depth"], m["baseline_constant_depth"]
-        lines.append(f"  depth abs_rel        {d['abs_rel']:.3f}     (constant-depth baseline "
-                     f"{b['abs_rel']:.3f})")
+        scaled = d.get("median_scaled", {}).get("abs_rel")
+        lines.append(f"  depth abs_rel        {d['abs_rel']:.3f}     metric (constant-depth "
+                     f"baseline {b['abs_rel']:.3f})"
+                     + (f"; {scaled:.3f} after median scaling" if scaled is not None else ""))
         lines.append(f"  depth delta<1.25     {d['delta1']:.3f}     (baseline {b['delta1']:.3f})")
     if "pointcloud" in m:
         p, b = m["pointcloud"], m["baseline_pointcloud"]

@@ -197,7 +197,8 @@ class UnihoiNode:
                 else "input resolution (no resize)")
         untrained = " [UNTRAINED: outputs are meaningless]" if b.untrained else ""
         cam = (f", K from {self.transport.resolve(p.camera_info_topic)}" if p.use_camera_info
-               else ", K predicted")
+               else ", K predicted (one per stream: running median)" if p.stream_intrinsics
+               else ", K predicted (each window's own)")
         return (
             f"{NODE_NAME} ready: model {b.model_source}{untrained}; backend {b.describe()}; "
             f"{self.threads.describe()}; processing at {size}; "
