@@ -35,6 +35,7 @@ PARAMETER_ARGUMENTS = [
     ("use_compressed", "subscribe to <image_topic>/compressed instead"),
     ("use_camera_info", "use the camera's K from camera_info instead of predicting it"),
     ("camera_info_topic", "input sensor_msgs/CameraInfo topic"),
+    ("stream_intrinsics", "without camera_info: one K per stream (false: per window)"),
     ("model", "bundled model name or weights path"),
     ("backend", "auto | tensorrt | onnxruntime | torch"),
     ("device", "auto | cpu | cuda | cuda:N"),

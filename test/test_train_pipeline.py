@@ -86,10 +86,18 @@ def test_cache_of_another_synthetic_world_is_refused(tmp_path):
         ClipCache(old)
     with pytest.raises(ValueError, match="world version 1"):
         build_cache(iter(()), priors=None, cache_dir=old, progress=False)
+    interrupted = tmp_path / "interrupted"  # clips of an old build that never wrote its index
+    interrupted.mkdir()
+    (interrupted / "sim000000_0.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="without an index"):
+        build_cache(iter(()), priors=None, cache_dir=interrupted, progress=False)
+    fresh = build_cache(iter(()), priors=None, cache_dir=tmp_path / "fresh", progress=False)
+    assert json.loads((fresh / "index.json").read_text())["world_version"] == WORLD_VERSION
     recorded = tmp_path / "recorded"
     recorded.mkdir()
-    (recorded / "index.json").write_text(json.dumps({"samples": ["chess_0.npz"]}))
-    assert ClipCache(recorded).names == ["chess_0.npz"]  # real videos do not depend on it
+    names = ["chess_0.npz", "simple_kitchen_0.npz"]
+    (recorded / "index.json").write_text(json.dumps({"samples": names}))
+    assert ClipCache(recorded).names == names  # real videos do not depend on it
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """One camera matrix per stream from the network's per-window estimates.
 
 A camera's intrinsics do not change within a stream (no zoom), but the network predicts K
-afresh in every window, a few per cent apart (the bundled model: 4 % standard deviation
-of fx within a clip on synthetic clips). :class:`StreamIntrinsics` keeps the running
+afresh in every window, a few per cent apart (the bundled model's K follows the image
+content, so it moves within a clip as the view changes). :class:`StreamIntrinsics` keeps the running
 median of the per-window estimates; with ``ReconstructorConfig.stream_intrinsics`` (on by
 default; measured gains in its docstring) the reconstructor publishes it as
 the stream's K and reads the network's depth with it (depth x known / predicted focal

@@ -159,8 +159,11 @@ def evaluate_on_synthetic(
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.ground_truth import GroundTruth
     from unihoi_ros.io.predictions import Predictions
+    from unihoi_ros.pipeline.config import ReconstructorConfig
     from unihoi_ros.pipeline.reconstructor import Reconstructor
     from unihoi_ros.sim import make_sequence
+
+    config = reconstructor_config or ReconstructorConfig()
 
     backend = backend_or_model
     if not hasattr(backend, "infer_window"):
@@ -170,7 +173,7 @@ def evaluate_on_synthetic(
     clips = []
     for seed in seeds:
         seq = make_sequence(int(seed), num_frames, height, width)
-        rec = Reconstructor(backend, DISFlow(), reconstructor_config)
+        rec = Reconstructor(backend, DISFlow(), config)
         K = np.asarray(seq.K) if known_K else None
         for stamp, rgb in zip(seq.stamps_ns, seq.rgb):
             rec.push(int(stamp), rgb, K=K)
@@ -192,7 +195,8 @@ def evaluate_on_synthetic(
     return {"clips": clips, "mean": mean, "baseline_mean": base,
             "settings": {"seeds": [int(s) for s in seeds], "num_frames": num_frames,
                          "height": height, "width": width, "flow": "dis",
-                         "tracks": bool(tracks), "known_K": bool(known_K)}}
+                         "tracks": bool(tracks), "known_K": bool(known_K),
+                         "stream_intrinsics": bool(config.stream_intrinsics)}}
 
 
 def _cell(value: float) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,13 @@ def build_cache(
     cache = Path(cache_dir)
     if (cache / "index.json").is_file():
         check_world_version(cache)
+    elif any(_is_synthetic(p.name) for p in cache.glob("*.npz")):
+        raise ValueError(f"{cache}: labelled synthetic clips without an index.json (of an "
+                         "unknown world version): delete them or choose another cache_dir")
     cache.mkdir(parents=True, exist_ok=True)
+    # The version goes down before any clip does, so an interrupted build can be resumed.
+    if not (cache / "index.json").is_file():
+        _write_index(cache, [])
     names = []
     for video in tqdm(videos, desc=f"priors -> {cache}", disable=not progress, unit="video"):
         rng = np.random.default_rng([seed, *[ord(c) for c in video.video_id]])
@@ -154,9 +161,18 @@ def build_cache(
             tmp = cache / f".{name}.tmp.npz"
             np.savez_compressed(tmp, **arrays)
             tmp.replace(cache / name)
+    _write_index(cache, names)
+    return cache
+
+
+def _write_index(cache: Path, names: list[str]) -> None:
     index = {"world_version": WORLD_VERSION, "samples": names}
     (cache / "index.json").write_text(json.dumps(index, indent=1) + "\n")
-    return cache
+
+
+def _is_synthetic(name: str) -> bool:
+    """Whether a cache file name is a synthetic clip's (``sim000042_0.npz``)."""
+    return re.fullmatch(rf"{SYNTHETIC_PREFIX}\d{{6}}_\d+\.npz", name) is not None
 
 
 def check_world_version(cache_dir: str | Path) -> dict:
@@ -166,7 +182,7 @@ def check_world_version(cache_dir: str | Path) -> dict:
     """
     index_path = Path(cache_dir) / "index.json"
     index = json.loads(index_path.read_text())
-    if not any(name.startswith(SYNTHETIC_PREFIX) for name in index["samples"]):
+    if not any(_is_synthetic(name) for name in index["samples"]):
         return index
     version = int(index.get("world_version", 1))
     if version != WORLD_VERSION:

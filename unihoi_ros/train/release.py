@@ -18,8 +18,10 @@
 5. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
    a 12-frame ``quick_check`` clip that the test suite re-runs) and prints Markdown tables.
 
-``python -m unihoi_ros.train.release --reevaluate [--name unihoi-tiny]`` repeats steps 2-3
-for the model already bundled (after a change to the pipeline; training provenance kept).
+``python -m unihoi_ros.train.release --reevaluate [--name unihoi-tiny] [--previous W]``
+repeats steps 2-4 for the model already bundled (after a change to the pipeline; training
+provenance kept; the previous release recorded in the JSON is measured again when its
+weights file is still there).
 """
 
 from __future__ import annotations
@@ -94,6 +96,14 @@ def reevaluate(name: str = "unihoi-tiny", num_frames: int = 32, height: int = 12
     from unihoi_ros.model.bundled import WEIGHTS_DIR
 
     previous = json.loads((WEIGHTS_DIR / f"{name}.eval.json").read_text())
+    if previous_weights is None and "previous_release" in previous:
+        # Measure the same previous release again (same clips, today's pipeline).
+        recorded = Path(previous["previous_release"]["weights"])
+        if recorded.is_file():
+            previous_weights = recorded
+        else:
+            print(f"warning: {recorded} (the previous release) is missing: its figures are "
+                  "dropped; give --previous to measure it again")
     weights = WEIGHTS_DIR / f"{name}.safetensors"
     report = {"name": name, "weights_bytes": weights.stat().st_size,
               "training": previous["training"]}
