@@ -2,13 +2,13 @@
 
 A camera's intrinsics do not change within a stream (no zoom), but the network predicts K
 afresh in every window, a few per cent apart (the bundled model's K follows the image
-content, so it moves within a clip as the view changes). :class:`StreamIntrinsics` keeps the running
-median of the per-window estimates; with ``ReconstructorConfig.stream_intrinsics`` (on by
-default; measured gains in its docstring) the reconstructor publishes it as
-the stream's K and reads the network's depth with it (depth x known / predicted focal
-length, as for a camera_info K: :func:`unihoi_ros.geometry.camera.focal_ratio`), so the
-depth of every frame is on the same focal length, and the published ``CameraInfo`` does
-not jitter.
+content, so it moves within a clip as the view changes). :class:`StreamIntrinsics` keeps
+the running median of the per-window estimates; with
+``ReconstructorConfig.stream_intrinsics`` (on by default; measured gains in its docstring)
+the reconstructor publishes it as the stream's K and reads the network's depth with it
+(depth x known / predicted focal length, as for a camera_info K:
+:func:`unihoi_ros.geometry.camera.focal_ratio`), so the depth of every frame is on the same
+focal length, and the published ``CameraInfo`` does not jitter.
 """
 
 from __future__ import annotations

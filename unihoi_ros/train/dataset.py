@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 #: Video id prefix of synthetic clips (``sim000042``: seed 42).
 SYNTHETIC_PREFIX = "sim"
 
+
+def synthetic_video_id(seed: int) -> str:
+    """The video id of synthetic seed ``seed`` (``sim000042``); its cache samples are
+    ``<id>_<k>.npz``."""
+    return f"{SYNTHETIC_PREFIX}{int(seed):06d}"
+
 #: Arrays stored as float16 in the cache (flows, depth) to halve its size.
 _HALF = ("flow_fwd", "flow_bwd")
 
@@ -65,7 +71,7 @@ def synthetic_videos(
         seq = make_sequence(int(seed), num_frames, height, width)
         truth = {"depth": seq.depth, "K": seq.K, "dynamic": seq.dynamic,
                  "T_world_cam": seq.T_world_cam}
-        yield Video(f"{SYNTHETIC_PREFIX}{int(seed):06d}", seq.rgb, truth)
+        yield Video(synthetic_video_id(seed), seq.rgb, truth)
 
 
 def recorded_videos(

@@ -136,8 +136,8 @@ def _evaluate(weights: Path, report: dict, num_frames: int, height: int, width: 
                    "quick_check": _slim(check), "unseen": unseen,
                    "unseen_known_K": unseen_known_k})
     if previous is not None:
-        report["previous_release"] = _evaluate_previous(Path(previous), seeds, num_frames,
-                                                        height, width)
+        report["previous_release"] = _evaluate_previous(previous, seeds, num_frames, height,
+                                                        width)
     (WEIGHTS_DIR / f"{name}.eval.json").write_text(json.dumps(report, indent=1) + "\n")
     # One baseline column; format_table's legend says which baseline each row uses.
     report["table"] = format_table({name: bundled["mean"], "untrained": untrained["mean"],
@@ -186,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.reevaluate == (args.run_dir is not None):
         p.error("give either RUN_DIR or --reevaluate")
-    report = reevaluate(args.name, previous_weights=args.previous) if args.reevaluate else release(
-        args.run_dir, args.name, config_path=args.config, earlier=tuple(args.earlier),
-        previous=args.previous)
+    if args.reevaluate:
+        report = reevaluate(args.name, previous_weights=args.previous)
+    else:
+        report = release(args.run_dir, args.name, config_path=args.config,
+                         earlier=tuple(args.earlier), previous=args.previous)
     print(report["table"])
     print(f"\nnever-trained clips {UNSEEN_SEEDS[0]}-{UNSEEN_SEEDS[-1]}, {UNSEEN_FRAMES} frames:")
     print(report["unseen_table"])

@@ -35,6 +35,7 @@ from .dataset import (
     build_cache,
     global_batch_indices,
     recorded_videos,
+    synthetic_video_id,
     synthetic_videos,
 )
 from .objective import compute_losses
@@ -79,7 +80,7 @@ def _complete(section: dict, cache_dir: str, pairs: int) -> bool:
     if section.get("paths") or not (Path(cache_dir) / "index.json").is_file():
         return False
     lo, hi = section["seeds"]
-    return all((Path(cache_dir) / f"sim{s:06d}_{k}.npz").is_file()
+    return all((Path(cache_dir) / f"{synthetic_video_id(s)}_{k}.npz").is_file()
                for s in range(int(lo), int(hi)) for k in range(pairs))
 
 
