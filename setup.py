@@ -92,8 +92,11 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench", "bench.*"]),
-    package_data={PACKAGE: ["model/weights/*", "model/*.txt", "train/configs/*.yaml",
-                            "ros/*.xml"]},
+    # Data folders are packages of their own (an __init__.py each), so setuptools installs
+    # their files without "package would be ignored" warnings.
+    package_data={PACKAGE: ["model/*.txt", "ros/*.xml"],
+                  f"{PACKAGE}.model.weights": ["*.safetensors", "*.json", "*.md", "*.png"],
+                  f"{PACKAGE}.train.configs": ["*.yaml"]},
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -110,7 +113,6 @@ setup(
     maintainer_email="dev@unihoi.local",
     description="UniHOI/EgoMono4D egocentric metric 4D reconstruction for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "unihoi = unihoi_ros.cli:main",

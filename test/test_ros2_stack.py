@@ -109,6 +109,9 @@ def check_tf_note(log: str, published: bool) -> None:
 
 # --------------------------------------------------------------------------- colcon
 def test_colcon_install_space(install):
+    # colcon build says nothing on stderr (no setuptools warnings: package data of the data
+    # packages, unknown options)
+    assert (install.parent / R.COLCON_STDERR).read_text() == ""
     pkg = install / "unihoi_ros"
     share = pkg / "share" / "unihoi_ros"
     assert (share / "package.xml").is_file()
@@ -121,6 +124,7 @@ def test_colcon_install_space(install):
     site = next((pkg / "lib").glob("python3.*/site-packages"))
     assert (site / "unihoi_ros" / "model" / "weights" / "unihoi-tiny.safetensors").is_file()
     assert (site / "unihoi_ros" / "ros" / "fastdds_loopback.xml").is_file()
+    assert (site / "unihoi_ros" / "train" / "configs" / "unihoi_tiny.yaml").is_file()
     # Sourcing the install space makes the package findable through the ament index.
     code = ("from ament_index_python.packages import get_package_share_directory as g; "
             "print(g('unihoi_ros'))")
