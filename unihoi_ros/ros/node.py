@@ -42,6 +42,7 @@ from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.camera_info_pairing import CameraInfoPairing
 from unihoi_ros.ros.camera_input import CameraInput
 from unihoi_ros.ros.frame_queue import FrameQueue, InputFrame
+from unihoi_ros.ros.input_loss import InputLossEstimator
 from unihoi_ros.ros.node_diagnostics import build_report
 from unihoi_ros.ros.outputs import FrameOutputs
 from unihoi_ros.ros.params import NODE_NAME, NodeParams
@@ -106,6 +107,8 @@ class UnihoiNode:
         self._drops: Counter[str] = Counter()
         self._recv_ns: OrderedDict[int, int] = OrderedDict()  # stamp -> receive time
         self._period = PeriodStats()
+        self._input_loss = InputLossEstimator()  # frames lost before arrival, from stamps
+        self._lost_reported = 0
         self._infer_ms: deque[float] = deque(maxlen=200)
         self._times = StreamStats(200)  # the node's own per-frame stages (decode, publish)
         self._outputs = FrameOutputs(params, transport, self.typestore, self._count,
@@ -215,7 +218,9 @@ class UnihoiNode:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking input, let the worker finish its frame (published), join it.
-        Frames still queued are discarded and counted (reason ``shutdown``)."""
+        Frames still queued are discarded and counted (reason ``shutdown``). Logs
+        :meth:`summary_line` once (a second call only stops)."""
+        was_running = self._accepting or self._worker is not None
         self._accepting = False
         self._stopping.set()
         left = self._queue.clear()
@@ -226,6 +231,19 @@ class UnihoiNode:
             self._worker.join(timeout)
             if self._worker.is_alive():
                 log.warning("inference worker did not finish within %.0f s", timeout)
+        self._worker = None
+        if was_running:
+            log.info("%s", self.summary_line())
+
+    def summary_line(self) -> str:
+        """One line of totals: frames received (and estimated lost before arrival),
+        processed (fed to the reconstructor), published, and dropped by reason."""
+        st = self.stats()
+        drops = ", ".join(f"{reason} {n}" for reason, n in sorted(st["drops"].items()))
+        return (f"{NODE_NAME} summary: received {st['received']} frame(s) "
+                f"(about {st['input_lost_estimate']} lost before arrival, from the camera's "
+                f"stamps), processed {st['processed']}, published {st['published']}, "
+                f"dropped {st['missed']}" + (f" ({drops})" if drops else ""))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no frame is queued or being processed; False on timeout (s)."""
@@ -251,6 +269,7 @@ class UnihoiNode:
             self._ratelog(logging.WARNING, "header", "dropped a frame without a valid header")
             return
         self._count("received")
+        self._input_loss.add(stamp)
         displaced = self._queue.put(InputFrame(msg, stamp, recv, info))
         if displaced is not None:
             self._drop(DropReason.BUSY if self.live else DropReason.QUEUE_FULL)
@@ -292,6 +311,7 @@ class UnihoiNode:
                 self._recv_ns.popitem(last=False)
         t0 = time.perf_counter()
         points = self._outputs.points_wanted  # build clouds only for someone
+        self._count("processed")
         outcome = self.reconstructor.feed(frame.stamp_ns, rgb, K=K, build_points=points)
         self._account(outcome, frame.stamp_ns)
         if outcome.results:
@@ -350,14 +370,18 @@ class UnihoiNode:
             self._counts[key] += n
 
     def stats(self) -> dict[str, Any]:
-        """Totals since start: ``received``, ``published``, ``missed`` (all drops),
-        ``drops`` by reason, the :data:`EVENTS` counters, whether TF is published, and the
-        mean inference time in milliseconds."""
+        """Totals since start: ``received``, ``processed`` (fed to the reconstructor),
+        ``published``, ``missed`` (all drops), ``drops`` by reason,
+        ``input_lost_estimate`` (frames lost before arrival, from the stamps' gaps), the
+        :data:`EVENTS` counters, whether TF is published, and the mean inference time in
+        milliseconds."""
         with self._lock:
             counts, drops = dict(self._counts), dict(self._drops)
         out: dict[str, Any] = {"received": counts.get("received", 0),
+                               "processed": counts.get("processed", 0),
                                "published": counts.get("published", 0),
-                               "missed": sum(drops.values()), "drops": drops}
+                               "missed": sum(drops.values()), "drops": drops,
+                               "input_lost_estimate": self._input_loss.lost}
         out.update({key: counts.get(key, 0) for key in EVENTS})
         out["mean_inference_ms"] = float(np.mean(self._infer_ms)) if self._infer_ms else None
         out["live_mode"] = self.live
@@ -379,8 +403,11 @@ class UnihoiNode:
         totals = self.stats()
         period_drops = Counter(totals["drops"]) - self._drops_reported
         self._drops_reported = Counter(totals["drops"])
+        new_lost = totals["input_lost_estimate"] - self._lost_reported
+        self._lost_reported = totals["input_lost_estimate"]
         return build_report(self, totals, self._period.take(), period_drops,
-                            self._period.new_missed(totals["missed"]), self._input_problem())
+                            self._period.new_missed(totals["missed"]), self._input_problem(),
+                            new_lost=new_lost, input_period_ms=self._input_loss.period_ms)
 
     def _input_problem(self) -> str | None:
         """Why no input arrives, naming the topic (no publisher / silent), or None."""

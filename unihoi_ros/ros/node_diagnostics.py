@@ -12,7 +12,8 @@ from unihoi_ros.ros.transport import DiagnosticReport
 
 def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
                  period_drops: Counter[str], new_drops: int,
-                 input_problem: str | None) -> DiagnosticReport:
+                 input_problem: str | None, *, new_lost: int = 0,
+                 input_period_ms: float | None = None) -> DiagnosticReport:
     """The status of ``node`` (a :class:`~unihoi_ros.ros.node.UnihoiNode`).
 
     Args:
@@ -21,10 +22,14 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
         period_drops: drops by reason since the previous report.
         new_drops: frames missed since the previous report.
         input_problem: why no input arrives (no publisher, silent topic), or None.
+        new_lost: frames estimated lost before arrival since the previous report (gaps in
+            the camera's stamps, :mod:`unihoi_ros.ros.input_loss`).
+        input_period_ms: the camera's period (median stamp gap), or None while unknown.
 
-    Levels: OK; WARN for missed frames, no camera_info, an input problem, or frames that
-    arrive while none is published yet (inference busy); ERROR when frames of the period
-    were rejected and none published (the message lists the reasons).
+    Levels: OK; WARN for missed frames, frames lost before arrival, no camera_info, an
+    input problem, or frames that arrive while none is published yet (inference busy);
+    ERROR when frames of the period were rejected and none published (the message lists
+    the reasons).
     """
     params, backend = node.params, node.backend
     values: dict[str, Any] = {
@@ -33,6 +38,8 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
         "# of Frames Received": totals["received"],
         "# of Frames Published": totals["published"],
         "# of Missed Frames": totals["missed"],
+        "# of Frames Lost Before Arrival (est. from stamps)": totals["input_lost_estimate"],
+        "Input Period From Stamps (ms)": input_period_ms or 0.0,
     }
     for reason in sorted(totals["drops"]):
         values[f"# of Missed Frames ({reason})"] = totals["drops"][reason]
@@ -68,6 +75,10 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
     if new_drops:
         level = M.DIAG_WARN
         message = f"missed {new_drops} frame(s) since the last report; " + message
+    if new_lost:
+        level = M.DIAG_WARN
+        message = (f"about {new_lost} input frame(s) lost before arrival since the last "
+                   "report (gaps in the camera's stamps); " + message)
     if input_problem:
         level, message = M.DIAG_WARN, input_problem
     if period["input_fps"] > 0 and period["output_fps"] == 0:

@@ -19,10 +19,11 @@ rclpy is imported lazily: the conversion helpers are importable (and tested) wit
 from __future__ import annotations
 
 import array
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -394,42 +395,102 @@ class _RosLogHandler(logging.Handler):
 
 
 # --------------------------------------------------------------------------- entry point
+def init_rclpy(argv: list[str] | None) -> None:
+    """``rclpy.init`` without rclpy's own signal handlers.
+
+    rclpy's handlers shut the context down the moment SIGINT arrives, before the
+    process's shutdown code runs: its last log lines then fail ("Failed to publish log
+    message to rosout: publisher's context is invalid"). Here SIGINT (Python's default)
+    and SIGTERM raise KeyboardInterrupt in the main thread instead, and the caller shuts
+    the context down after its own clean-up (:func:`spin_until_interrupted`).
+    """
+    import signal
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=argv if argv is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def spin_until_interrupted(node: Any, period_s: float = 0.1) -> None:
+    """Spin ``node`` until KeyboardInterrupt (SIGINT, SIGTERM: :func:`init_rclpy`) or an
+    external shutdown; waits at most ``period_s`` at a time so a signal is seen at once."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=period_s)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.remove_node(node)
+
+
+@contextlib.contextmanager
+def forward_logging(node: Any) -> Iterator[None]:
+    """The package's Python logging (``unihoi_ros.*``) goes to ``node``'s rcutils logger
+    only (console and /rosout), at the node's ``--log-level``, inside the ``with`` block.
+
+    The package logger stops propagating meanwhile: a root handler (``unihoi run``'s
+    ``logging.basicConfig``) would print every line a second time.
+    """
+    handler = _RosLogHandler(node)
+    pkg_log = logging.getLogger("unihoi_ros")
+    saved = (pkg_log.level, pkg_log.propagate)
+    pkg_log.addHandler(handler)
+    pkg_log.setLevel(_python_level(node))
+    pkg_log.propagate = False
+    try:
+        yield
+    finally:
+        pkg_log.removeHandler(handler)
+        pkg_log.setLevel(saved[0])
+        pkg_log.propagate = saved[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``unihoi_node`` (``ros2 run unihoi_ros unihoi_node --ros-args ...``).
 
-    Returns 0 after a clean shutdown; 2 after a start-up failure the user can fix (a
-    parameter, the model, the backend, a dependency), said in one line on stderr (no
-    traceback).
+    Returns 0 after a clean shutdown (SIGINT or SIGTERM: the worker's frame is published,
+    one summary line logged, then the context is shut down); 2 after a start-up failure the
+    user can fix (a parameter, the model, the backend, a dependency), said in one line on
+    stderr (no traceback).
     """
     import rclpy
     from rclpy.exceptions import ParameterException
-    from rclpy.executors import ExternalShutdownException
 
     from unihoi_ros.ros.node import UnihoiNode
 
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    init_rclpy(argv)
     node = rclpy.create_node(NODE_NAME)
-    handler = _RosLogHandler(node)
-    pkg_log = logging.getLogger("unihoi_ros")
-    pkg_log.addHandler(handler)
-    pkg_log.setLevel(_python_level(node))
     unihoi = None
     try:
-        params = declare_parameters(node)
-        backend = params.load_backend()
-        unihoi = UnihoiNode(params, backend, RclpyTransport(node))
-        unihoi.start()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (UnihoiError, ParameterException) as exc:
-        print(f"{NODE_NAME}: error: {_explain(exc)}", file=sys.stderr, flush=True)
-        return 2
+        with forward_logging(node):
+            try:
+                params = declare_parameters(node)
+                backend = params.load_backend()
+                unihoi = UnihoiNode(params, backend, RclpyTransport(node))
+                unihoi.start()
+                spin_until_interrupted(node)
+            except KeyboardInterrupt:  # during start-up
+                pass
+            except (UnihoiError, ParameterException) as exc:
+                print(f"{NODE_NAME}: error: {_explain(exc)}", file=sys.stderr, flush=True)
+                return 2
+            finally:
+                if unihoi is not None:
+                    unihoi.stop()  # logs the summary line while /rosout still works
     finally:
-        if unihoi is not None:
-            unihoi.stop()
-            node.get_logger().info(f"stopped: {unihoi.stats()}")
-        pkg_log.removeHandler(handler)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
