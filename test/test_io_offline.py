@@ -99,9 +99,16 @@ def test_seven_scenes_reader(shared_dir):
     np.testing.assert_array_equal(rgb, ref)
     gt = load_ground_truth(path)
     assert gt.T_world_cam.shape == (30, 4, 4) and gt.depth.shape == (30, 480, 640)
-    np.testing.assert_allclose(gt.T_world_cam[0], np.loadtxt(path / "frame-000440.pose.txt"))
+    # the colour camera's ground truth: poses, depth registered into it, its K
+    from unihoi_ros.io.registration import SEVEN_SCENES
+
+    T_depth = np.loadtxt(path / "frame-000440.pose.txt")
+    np.testing.assert_allclose(gt.T_world_cam[0] @ SEVEN_SCENES.T_color_depth, T_depth,
+                               atol=1e-12)
     raw = cv2.imread(str(path / "frame-000440.depth.png"), cv2.IMREAD_UNCHANGED)
-    np.testing.assert_allclose(gt.depth[0], raw / 1000.0, rtol=1e-6)
+    np.testing.assert_array_equal(gt.depth[0], SEVEN_SCENES.register(raw / 1000.0))
+    np.testing.assert_array_equal(gt.K, SEVEN_SCENES.K_color)
+    np.testing.assert_array_equal(src.K, SEVEN_SCENES.K_color)  # the frames' K, not 585
     motion = np.linalg.norm(gt.T_world_cam[-1, :3, 3] - gt.T_world_cam[0, :3, 3])
     assert 0.2 < motion < 0.6  # README: about 0.39 m over the 30 frames
 

@@ -67,13 +67,17 @@ def project_depth_points(
     kd, kc, T = _check_K(K_depth, "K_depth"), _check_K(K_color, "K_color"), _check_T(T_color_depth)
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
     z = np.asarray(z, np.float64).reshape(-1)
-    y_n = (uv[:, 1] - kd[1, 2]) / kd[1, 1]
-    x_n = (uv[:, 0] - kd[0, 2] - kd[0, 1] * y_n) / kd[0, 0]
-    X = np.stack([x_n * z, y_n * z, z], axis=1) @ T[:3, :3].T + T[:3, 3]
-    zc = X[:, 2]
+    y = (uv[:, 1] - kd[1, 2]) * (z / kd[1, 1])
+    x = (uv[:, 0] - kd[0, 2]) * (z / kd[0, 0]) - (kd[0, 1] / kd[0, 0]) * y
+    R, t = T[:3, :3], T[:3, 3]
+    # component-wise (a (N, 3) @ (3, 3) product is several times slower here)
+    zc = R[2, 0] * x + R[2, 1] * y + R[2, 2] * z + t[2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        xc, yc = X[:, 0] / zc, X[:, 1] / zc
-    uv_c = np.stack([kc[0, 0] * xc + kc[0, 1] * yc + kc[0, 2], kc[1, 1] * yc + kc[1, 2]], axis=1)
+        xc = (R[0, 0] * x + R[0, 1] * y + R[0, 2] * z + t[0]) / zc
+        yc = (R[1, 0] * x + R[1, 1] * y + R[1, 2] * z + t[1]) / zc
+    uv_c = np.empty((z.size, 2))
+    uv_c[:, 0] = kc[0, 0] * xc + kc[0, 1] * yc + kc[0, 2]
+    uv_c[:, 1] = kc[1, 1] * yc + kc[1, 2]
     return uv_c, zc
 
 
@@ -121,10 +125,12 @@ def register_depth(
         keep = (zc > 0) & (uc >= 0) & (uc < wc) & (vc >= 0) & (vc < hc)
     if not keep.any():
         return out
-    flat = vc[keep].astype(np.int64) * wc + uc[keep].astype(np.int64)
+    flat = vc[keep] * wc + uc[keep]  # integral float64, exact below 2**53
     zk = zc[keep]
-    order = np.lexsort((zk, flat))  # by pixel, nearest first within a pixel
-    flat, zk = flat[order], zk[order]
+    # one sort by pixel, nearest first within a pixel: pixel index + z / (2 max z) keeps
+    # pixels apart (the fraction is < 0.5) and orders depths inside a pixel
+    order = np.argsort(flat + zk * (0.5 / (zk.max() * (1 + 1e-9))), kind="stable")
+    flat, zk = flat[order].astype(np.int64), zk[order]
     first = np.ones(flat.size, bool)
     first[1:] = flat[1:] != flat[:-1]
     out.reshape(-1)[flat[first]] = zk[first].astype(np.float32)

@@ -1,11 +1,20 @@
 """Ground truth for evaluation: TUM RGB-D, 7-Scenes, and our exact ``.npz`` (synthetic).
 
+Ground truth is always the **colour camera's** (the camera whose frames are processed):
+its poses, its depth (metres along its optical axis) and its K. TUM RGB-D gives that
+directly (depth registered to colour by the OpenNI driver; K: the Freiburg camera's
+published calibration, :func:`unihoi_ros.io.registration.tum_color_K`). 7-Scenes gives the
+depth camera's depth and poses: they are registered into the colour camera
+(:data:`unihoi_ros.io.registration.SEVEN_SCENES`, estimated from the data: that module
+says how).
+
 Also writes a synthetic :class:`unihoi_ros.sim.Sequence` as a TUM RGB-D dataset (so every
 tool that reads TUM can use it) and as an exact ``.npz`` (no depth quantisation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +22,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from unihoi_ros.io.registration import SEVEN_SCENES, RGBDRig, tum_color_K
 from unihoi_ros.io.sources import (
     SourceError,
     ns_to_seconds_text,
@@ -85,9 +95,14 @@ def _nearest(src: np.ndarray, query: np.ndarray, tol_ns: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- loaders
 def load_tum(path: Path, tol_s: float = 0.02) -> GroundTruth:
-    """TUM RGB-D folder: poses from ``groundtruth.txt`` and depth from ``depth.txt``, both
-    associated to the ``rgb.txt`` stamps (nearest within ``tol_s``)."""
+    """TUM RGB-D folder: poses from ``groundtruth.txt`` and depth from ``depth.txt`` (16-bit
+    PNG, 5000 per metre, 0 invalid; registered to colour), both associated to the
+    ``rgb.txt`` stamps (nearest within ``tol_s``). K: ``intrinsics.txt`` when the folder has
+    one (our synthetic export), else the Freiburg camera named by the folder
+    (``rgbd_dataset_freiburgN_...``), else None."""
     rgb = read_tum_list(path / "rgb.txt")
+    if not rgb:
+        raise SourceError(f"{path / 'rgb.txt'} lists no frames")
     stamps = np.array([t for t, _ in rgb], np.int64)
     tol = int(tol_s * 1e9)
     T = None
@@ -108,22 +123,54 @@ def load_tum(path: Path, tol_s: float = 0.02) -> GroundTruth:
                               "frame within tolerance")
         depth = np.stack([_read_depth_png(path / drows[i][1], TUM_DEPTH_SCALE) for i in idx])
     K = np.loadtxt(path / "intrinsics.txt").reshape(3, 3) if (
-        path / "intrinsics.txt").is_file() else None
+        path / "intrinsics.txt").is_file() else tum_color_K(path)
     return GroundTruth(stamps, T, depth, K, f"TUM {path}")
 
 
-def load_seven_scenes(path: Path, fps: float = 30.0) -> GroundTruth:
-    """7-Scenes folder: ``frame-N.pose.txt`` (camera-to-world) and ``frame-N.depth.png``
-    (uint16 millimetres, 0 invalid; the depth camera's, not registered to colour)."""
+def seven_scenes_rig(path: Path) -> RGBDRig:
+    """The rig of a 7-Scenes sequence folder: :data:`SEVEN_SCENES`, with the depth
+    camera's K from ``camera-intrinsics.txt`` where the folder has one (the official
+    ``seq-XX`` folders do not: the published 585 / 320 / 240 then)."""
+    kfile = path / "camera-intrinsics.txt"
+    if not kfile.is_file():
+        return SEVEN_SCENES
+    K_depth = np.loadtxt(kfile).reshape(3, 3)
+    return dataclasses.replace(SEVEN_SCENES, K_depth=K_depth)
+
+
+def load_seven_scenes(path: Path, fps: float = 30.0, *, frames: slice | None = None,
+                      rig: RGBDRig | None = None, progress: bool = False) -> GroundTruth:
+    """7-Scenes sequence folder (``frame-N.color.{png,jpg}``, ``frame-N.depth.png``,
+    ``frame-N.pose.txt``; the official ``seq-XX`` layout and copies with a
+    ``camera-intrinsics.txt``) as the **colour camera's** ground truth.
+
+    The depth (uint16 millimetres, 0 and 65535 invalid; the depth camera's) is registered
+    into the colour camera and the depth camera's camera-to-world poses become the colour
+    camera's (``rig``, default :func:`seven_scenes_rig`); K is the colour camera's.
+
+    Args:
+        path: the sequence folder.
+        fps: frame rate giving the stamps ``N / fps`` (as the frame reader's).
+        frames: which of the sorted frames to load (all by default).
+        rig: the RGB-D rig; default :func:`seven_scenes_rig`.
+        progress: show a progress bar while registering.
+    """
     files = seven_scenes_files(path)
     if not files:
-        raise SourceError(f"no frame-N.color.* files in {path}")
+        seqs = sorted(p.name for p in path.glob("seq-*") if p.is_dir()) if path.is_dir() else []
+        hint = f" (a scene folder: give one of its sequences, {', '.join(seqs)})" if seqs else ""
+        raise SourceError(f"no frame-N.color.* files in {path}{hint}")
+    files = files[frames] if frames is not None else files
+    rig = rig or seven_scenes_rig(path)
     stamps = np.array([round(n * 1e9 / fps) for n, _ in files], np.int64)
-    T = np.stack([np.loadtxt(path / f"frame-{n:06d}.pose.txt") for n, _ in files])
-    depth = np.stack([_read_depth_png(path / f"frame-{n:06d}.depth.png", 1000.0)
-                      for n, _ in files])
-    K = np.loadtxt(path / "camera-intrinsics.txt").reshape(3, 3)
-    return GroundTruth(stamps, T, depth, K, f"7-Scenes {path}")
+    T_depth = np.stack([_read_pose(path / f"frame-{n:06d}.pose.txt") for n, _ in files])
+    from tqdm import tqdm
+
+    depth = np.stack([rig.register(_read_seven_scenes_depth(path / f"frame-{n:06d}.depth.png"))
+                      for n, _ in tqdm(files, desc="register depth", unit="frame",
+                                       disable=not progress)])
+    return GroundTruth(stamps, rig.color_poses(T_depth), depth, np.array(rig.K_color),
+                       f"7-Scenes {path} (depth registered into the colour camera: {rig.name})")
 
 
 def load_npz(path: Path) -> GroundTruth:
@@ -141,9 +188,24 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
         return load_npz(path)
     if (path / "rgb.txt").is_file():
         return load_tum(path)
-    if path.is_dir() and seven_scenes_files(path):
-        return load_seven_scenes(path)
+    if path.is_dir() and (seven_scenes_files(path) or any(path.glob("seq-*/frame-*.pose.txt"))):
+        return load_seven_scenes(path)  # a scene folder gets an error naming its sequences
     raise SourceError(f"{path}: not a TUM RGB-D folder, a 7-Scenes folder or a .npz")
+
+
+def _read_pose(path: Path) -> np.ndarray:
+    T = np.loadtxt(path)
+    if T.shape != (4, 4) or not np.isfinite(T).all():
+        raise SourceError(f"{path}: expected a finite 4x4 pose")
+    return T
+
+
+def _read_seven_scenes_depth(path: Path) -> np.ndarray:
+    """7-Scenes depth PNG in metres, 0 where invalid (0 or 65535 in the file)."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16:
+        raise SourceError(f"{path}: expected a 16-bit depth PNG")
+    return np.where(raw == 65535, 0, raw).astype(np.float32) / np.float32(1000.0)
 
 
 def _read_depth_png(path: Path, units_per_metre: float) -> np.ndarray:

@@ -19,11 +19,22 @@ at ``f = 526.6, cx = 322.4, cy = 238.0, tx = -3.09 cm`` (3.18 / 3.08 px at f -/+
 3.06 / 3.10 px at tx -/+ 1 cm); i.e. the colour camera's centre sits 3.1 cm along the
 depth camera's +x axis (``T_color_depth`` translates depth-camera points by -3.1 cm in x).
 The colour focal length agrees with the 525-530 px reported for Kinect v1 colour cameras.
+Spread of the estimate over subsets of the frames (every 2nd frame of 300-499, of
+500-699, odd frames): f 526.6-528.1 px, cy 237.5-238.5 px; cx (322.4-325.0 px) and the
+baseline (3.1-4.1 cm) trade against each other (both shift contours along x), so their
+combination is what is known to about a pixel.
+
+**TUM RGB-D** depth is registered to colour by the OpenNI driver already (the dataset's
+pages). Its colour cameras' calibration is published per camera (Freiburg 1, 2, 3:
+:data:`TUM_FREIBURG_K`; Freiburg 1 and 2 images also carry lens distortion that the
+published K alone does not undo); :func:`tum_color_K` picks one by the folder's name.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -34,9 +45,11 @@ __all__ = [
     "SEVEN_SCENES_K_COLOR",
     "SEVEN_SCENES_K_DEPTH",
     "SEVEN_SCENES_T_COLOR_DEPTH",
+    "TUM_FREIBURG_K",
     "RGBDRig",
     "color_poses_from_depth_poses",
     "register_depth",
+    "tum_color_K",
 ]
 
 SEVEN_SCENES_K_DEPTH = np.array([[585.0, 0.0, 320.0], [0.0, 585.0, 240.0], [0.0, 0.0, 1.0]])
@@ -93,3 +106,27 @@ class RGBDRig:
 SEVEN_SCENES = RGBDRig(SEVEN_SCENES_K_DEPTH, SEVEN_SCENES_K_COLOR, SEVEN_SCENES_T_COLOR_DEPTH,
                        name="7-Scenes (Kinect v1)")
 """The 7-Scenes rig (module docstring: how its colour camera was estimated)."""
+
+
+def _pinhole(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+TUM_FREIBURG_K = {
+    1: _pinhole(517.306408, 516.469215, 318.643040, 255.313989),
+    2: _pinhole(520.908620, 521.007327, 325.141442, 249.701764),
+    3: _pinhole(535.4, 539.2, 320.1, 247.6),
+}
+"""TUM RGB-D colour cameras (640x480), the dataset's published calibration, by Freiburg
+camera number (``rgbd_dataset_freiburgN_*``)."""
+
+
+def tum_color_K(path: str | Path) -> np.ndarray | None:
+    """``(3, 3)`` K of the TUM RGB-D Freiburg camera that recorded the sequence folder
+    ``path`` (named ``rgbd_dataset_freiburgN_...`` by the dataset, or any folder name with
+    ``freiburgN`` / ``fr1``-``fr3``), or None when the name does not say."""
+    for part in reversed(Path(path).resolve().parts):
+        m = re.search(r"(?:freiburg|(?<![a-z])fr)([123])(?![0-9])", part.lower())
+        if m:
+            return TUM_FREIBURG_K[int(m.group(1))].copy()
+    return None

@@ -90,14 +90,15 @@ def seven_scenes_files(path: Path) -> list[tuple[int, Path]]:
 
 
 def open_seven_scenes(path: Path, fps: float = 30.0) -> FrameSource:
-    """7-Scenes layout: ``frame-N.color.jpg`` (+ depth/pose), stamps ``N / fps``."""
+    """7-Scenes layout: ``frame-N.color.{png,jpg}`` (+ depth/pose), stamps ``N / fps``.
+    ``K``: the colour camera's (:data:`unihoi_ros.io.registration.SEVEN_SCENES`; a
+    ``camera-intrinsics.txt`` is the *depth* camera's and is not the frames' K)."""
+    from unihoi_ros.io.registration import SEVEN_SCENES
+
     files = seven_scenes_files(path)
     if not files:
         raise SourceError(f"no frame-N.color.* files in {path}")
-    K = None
-    kfile = path / "camera-intrinsics.txt"
-    if kfile.is_file():
-        K = np.loadtxt(kfile).reshape(3, 3)
+    K = np.array(SEVEN_SCENES.K_color)
 
     def frames():
         for n, f in files:
@@ -140,9 +141,13 @@ def open_tum(path: Path) -> FrameSource:
     rows = read_tum_list(path / "rgb.txt")
     if not rows:
         raise SourceError(f"{path / 'rgb.txt'} lists no frames")
-    K = None
-    if (path / "intrinsics.txt").is_file():  # our synthetic export writes it; TUM does not
+    from unihoi_ros.io.registration import tum_color_K
+
+    # our synthetic export writes intrinsics.txt; TUM's folders name their Freiburg camera
+    if (path / "intrinsics.txt").is_file():
         K = np.loadtxt(path / "intrinsics.txt").reshape(3, 3)
+    else:
+        K = tum_color_K(path)
 
     def frames():
         for t, rel in rows:

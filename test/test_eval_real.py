@@ -1,0 +1,126 @@
+"""Evaluation on real RGB-D layouts: 7-Scenes (official and tsdf-fusion copies; depth
+registered into the colour camera) and TUM RGB-D (timestamps, 5000 per metre, Freiburg K)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from unihoi_ros.cli import main as cli_main
+from unihoi_ros.geometry import metrics
+from unihoi_ros.io.ground_truth import load_ground_truth, load_seven_scenes, write_tum_trajectory
+from unihoi_ros.io.predictions import Predictions
+from unihoi_ros.io.registration import SEVEN_SCENES, TUM_FREIBURG_K
+from unihoi_ros.io.sources import SourceError, open_source
+
+FIRST, COUNT = 300, 6
+
+
+@pytest.fixture(scope="module")
+def redkitchen(shared_dir):
+    return shared_dir / "data" / "7scenes_redkitchen_300_699"
+
+
+def official_layout(src, root, first=FIRST, count=COUNT):
+    """``root/seq-01/frame-00000N.{color.png,depth.png,pose.txt}`` (the official 7-Scenes
+    layout: colour as .png, numbering from 0, no camera-intrinsics.txt), symlinked."""
+    seq = root / "seq-01"
+    seq.mkdir(parents=True)
+    for i in range(count):
+        n = first + i
+        # cv2 decodes by content: a JPEG behind a .png name reads the same
+        (seq / f"frame-{i:06d}.color.png").symlink_to(src / f"frame-{n:06d}.color.jpg")
+        (seq / f"frame-{i:06d}.depth.png").symlink_to(src / f"frame-{n:06d}.depth.png")
+        (seq / f"frame-{i:06d}.pose.txt").symlink_to(src / f"frame-{n:06d}.pose.txt")
+    return seq
+
+
+def test_official_seven_scenes_layout_reads_as_the_colour_camera(redkitchen, tmp_path):
+    seq = official_layout(redkitchen, tmp_path / "redkitchen")
+    gt = load_ground_truth(seq)
+    ref = load_seven_scenes(redkitchen, frames=slice(0, COUNT))
+    # no intrinsics file: the published depth K (585, 320, 240) gives the same registration
+    np.testing.assert_array_equal(gt.depth, ref.depth)
+    np.testing.assert_allclose(gt.T_world_cam, ref.T_world_cam)
+    np.testing.assert_array_equal(gt.K, SEVEN_SCENES.K_color)
+    # colour poses: the depth camera's moved by the rig's baseline, 3 cm
+    T_depth = np.loadtxt(redkitchen / f"frame-{FIRST:06d}.pose.txt")
+    offset = np.linalg.norm(gt.T_world_cam[0, :3, 3] - T_depth[:3, 3])
+    # (the files' rotations are orthonormal to about 1e-4)
+    assert offset == pytest.approx(np.linalg.norm(SEVEN_SCENES.T_color_depth[:3, 3]), rel=1e-3)
+    src = open_source(seq)
+    assert src.kind == "7scenes" and src.num_frames == COUNT
+    np.testing.assert_array_equal(src.K, SEVEN_SCENES.K_color)
+    with pytest.raises(SourceError, match="seq-01"):  # the scene folder names its sequences
+        load_ground_truth(tmp_path / "redkitchen")
+
+
+def test_eval_scores_a_perfect_colour_camera_prediction_as_perfect(redkitchen, tmp_path):
+    """``unihoi eval`` on the official layout: a prediction equal to the colour camera's
+    truth scores 0, where the raw (unregistered) depth would have cost it several per cent
+    abs_rel, and K is scored against the colour camera's (not the depth camera's 585)."""
+    seq = official_layout(redkitchen, tmp_path / "redkitchen")
+    gt = load_ground_truth(seq)
+    n = len(gt.stamps_ns)
+    pred = Predictions(gt.stamps_ns, gt.depth, np.repeat(gt.K[None], n, axis=0),
+                       gt.T_world_cam, np.ones_like(gt.depth))
+    (tmp_path / "run").mkdir()
+    pred.save(tmp_path / "run" / "predictions.npz")
+    assert cli_main(["eval", str(tmp_path / "run"), str(seq)]) == 0
+    res = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert res["depth"]["abs_rel"] == 0.0 and res["depth"]["delta1"] == 1.0
+    assert res["intrinsics"]["fx_rel_err"] == 0.0 and res["intrinsics"]["fy_rel_err"] == 0.0
+    assert res["trajectory"]["ate"] < 1e-9
+    # the raw depth image is another camera's: pixel by pixel it is off by several per cent
+    raw = np.stack([cv2.imread(str(seq / f"frame-{i:06d}.depth.png"), cv2.IMREAD_UNCHANGED)
+                    for i in range(n)]) / 1000.0
+    both = np.isfinite(gt.depth) & (raw > 0)
+    assert metrics.abs_rel(gt.depth[both], raw[both]) > 0.03
+
+
+def _write_png16(path, depth_m, scale):
+    cv2.imwrite(str(path), np.round(depth_m * scale).astype(np.uint16))
+
+
+def test_tum_rgbd_layout(tmp_path):
+    """A tiny TUM RGB-D folder as the dataset lays it out: rgb.txt / depth.txt /
+    groundtruth.txt with their own timestamps (motion capture at 100 Hz, depth a few ms off
+    the colour frames), depth PNG at 5000 per metre, no intrinsics file: K is the Freiburg
+    camera's named by the folder."""
+    root = tmp_path / "rgbd_dataset_freiburg1_xyz"
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    rng = np.random.default_rng(0)
+    t0 = 1305031102.175304
+    rgb_lines, depth_lines, depths = [], [], []
+    for i in range(4):
+        tr, td = t0 + i / 30, t0 + i / 30 + 0.004
+        img = rng.integers(0, 255, (12, 16, 3), np.uint8)
+        cv2.imwrite(str(root / "rgb" / f"{tr:.6f}.png"), img)
+        d = rng.uniform(0.5, 3.0, (12, 16))
+        d[0, 0] = 0.0
+        depths.append(np.round(d * 5000) / 5000)
+        _write_png16(root / "depth" / f"{td:.6f}.png", d, 5000)
+        rgb_lines.append(f"{tr:.6f} rgb/{tr:.6f}.png")
+        depth_lines.append(f"{td:.6f} depth/{td:.6f}.png")
+    head = "# color images\n# file: 'rgbd_dataset_freiburg1_xyz.bag'\n# timestamp filename\n"
+    (root / "rgb.txt").write_text(head + "\n".join(rgb_lines) + "\n")
+    (root / "depth.txt").write_text(head + "\n".join(depth_lines) + "\n")
+    mocap = t0 - 0.05 + np.arange(30) / 100.0
+    T = np.tile(np.eye(4), (30, 1, 1))
+    T[:, 0, 3] = np.arange(30) * 0.01
+    write_tum_trajectory(root / "groundtruth.txt", np.round(mocap * 1e9).astype(np.int64), T)
+    gt = load_ground_truth(root)
+    assert gt.depth.shape == (4, 12, 16)
+    np.testing.assert_allclose(gt.depth, np.stack(depths), atol=1e-6)
+    assert gt.depth[0, 0, 0] == 0.0
+    np.testing.assert_array_equal(gt.K, TUM_FREIBURG_K[1])
+    # nearest motion-capture pose: frame i at t0 + i/30 -> sample round((0.05 + i/30) * 100)
+    expect = [round((0.05 + i / 30) * 100) for i in range(4)]
+    np.testing.assert_allclose(gt.T_world_cam[:, 0, 3], np.array(expect) * 0.01, atol=1e-9)
+    src = open_source(root)
+    assert src.kind == "tum" and src.num_frames == 4
+    np.testing.assert_array_equal(src.K, TUM_FREIBURG_K[1])
