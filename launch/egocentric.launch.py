@@ -51,6 +51,8 @@ PARAMETER_ARGUMENTS = [
     ("publish_tf", "broadcast world_frame -> camera frame on /tf"),
     ("world_frame", "fixed frame of the stream (REP-103 body axes)"),
     ("camera_frame", "frame_id of the outputs (empty in the files: the input's frame_id)"),
+    ("base_frame", "the robot's base frame: TF world_frame -> base_frame via tf2's camera -> "
+                   "base (empty in the files: world_frame -> camera frame)"),
     ("use_sim_time", "use /clock (bag replay: every frame is processed)"),
 ]
 #: Launch-only arguments (name, default, help).

@@ -30,6 +30,11 @@ class BackendError(UnihoiError, RuntimeError):
     """No usable inference backend, or an engine that does not match its model."""
 
 
+class TransformUnavailableError(UnihoiError, LookupError):
+    """A transform the node needs (``base_frame``: camera -> base) is not known at a
+    frame's stamp (not broadcast yet, or outside the tf2 buffer's time range)."""
+
+
 def one_line(exc: BaseException) -> str:
     """``exc``'s message on one line (multi-line messages joined with ``"; "``)."""
     text = str(exc).strip() or type(exc).__name__

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["matrix_from_quaternion", "quaternion_from_matrix"]
+__all__ = ["matrix_from_quaternion", "quaternion_from_matrix", "rigid_from_quaternion"]
 
 
 def quaternion_from_matrix(R: np.ndarray) -> np.ndarray:
@@ -58,3 +58,13 @@ def matrix_from_quaternion(q: Sequence[float] | np.ndarray) -> np.ndarray:
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+def rigid_from_quaternion(translation: Sequence[float] | np.ndarray,
+                          q: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Translation ``(3,)`` (metres) and quaternion ``(x, y, z, w)`` -> ``(4, 4)`` float64
+    rigid transform (what a ``geometry_msgs/Transform`` or ``Pose`` holds)."""
+    T = np.eye(4)
+    T[:3, :3] = matrix_from_quaternion(q)
+    T[:3, 3] = np.asarray(translation, dtype=np.float64).reshape(3)
+    return T

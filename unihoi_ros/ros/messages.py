@@ -84,6 +84,7 @@ from unihoi_ros.ros.msg.tf import (
     pose_stamped_msg,
     tf_from_result,
     tf_msg,
+    transform_matrix,
     transform_stamped_msg,
 )
 from unihoi_ros.ros.msg.types import (
@@ -196,5 +197,6 @@ __all__ = [
     "tf_msg",
     "tracks_msg",
     "tracks_to_cloud",
+    "transform_matrix",
     "transform_stamped_msg",
 ]

@@ -60,7 +60,7 @@ DEFAULT_CAMERA_FRAME = "camera_optical_frame"
 #: Event counters reported by :meth:`UnihoiNode.stats` (zero when nothing happened).
 EVENTS = ("stream_resets", "resolution_changes", "time_jumps", "camera_info_timeouts",
           "frames_without_camera_info", "publish_errors", "rectified_frames",
-          "distortion_refused")
+          "distortion_refused", "tf_lookup_failures")
 _RESET_EVENTS = {ResetReason.RESOLUTION_CHANGE: "resolution_changes",
                  ResetReason.TIME_JUMP: "time_jumps"}
 
@@ -152,14 +152,20 @@ class UnihoiNode:
 
     def _start_tf(self) -> bool:
         """Create the TF broadcaster; False (TF off, said once) where the transport cannot."""
+        p = self.params
         try:
             self.transport.start_tf()
+            if p.base_frame:  # camera -> base from the robot's TF (a tf2 Buffer)
+                self.transport.start_transform_lookup()
         except ImportError as exc:  # MissingDependencyError included
             log.warning("TF disabled: %s. Costs: no %s -> %s transform on /tf; depth, "
                         "camera_info, confidence, points, trajectory and diagnostics are "
-                        "still published", exc, self.params.world_frame,
-                        self.params.camera_frame or "<input frame_id>")
+                        "still published", exc, p.world_frame,
+                        p.base_frame or p.camera_frame or "<input frame_id>")
             return False
+        if p.base_frame:
+            log.info("TF: %s -> %s (the camera's parent stays the robot's; camera -> base "
+                     "from tf2 at each frame's stamp)", p.world_frame, p.base_frame)
         return True
 
     def _warm_up(self) -> None:

@@ -1,7 +1,9 @@
 """The node's per-frame outputs: publishers, and one FrameResult turned into messages.
 
 Topics (relative to the node's namespace): ``depth/image``, ``depth/camera_info``,
-``confidence/image``, ``points``, ``tracks``, ``trajectory``, ``pose``, and TF on ``/tf``.
+``confidence/image``, ``points``, ``tracks``, ``trajectory``, ``pose``, and TF on ``/tf``
+(``world_frame`` -> camera frame; with ``base_frame``, ``world_frame`` -> ``base_frame``
+through tf2's camera -> base transform, so the camera keeps the robot's parent).
 Each output is published on its own: one failing (logged, counted) does not keep the
 others back. ``points`` and ``tracks`` are built only while someone subscribes.
 
@@ -17,7 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from unihoi_ros.geometry.frames import body_world_pose
+from unihoi_ros.errors import TransformUnavailableError, one_line
+from unihoi_ros.geometry.frames import base_world_pose, body_world_pose
 from unihoi_ros.ros import messages as M
 from unihoi_ros.ros.params import NodeParams
 from unihoi_ros.ros.path_serializer import PathSerializer
@@ -86,6 +89,27 @@ class FrameOutputs:
         return M.tracks_msg(self._tracker.update(result), self.params.world_frame,
                             self.typestore)
 
+    def _tf_message(self, T_world_cam: Any, stamp: int, frame_id: str) -> Any | None:
+        """``/tf`` of one frame: ``world_frame -> frame_id`` (the camera pose
+        ``T_world_cam``, ``(4, 4)`` with body-axes world), or with ``base_frame``
+        ``world_frame -> base_frame`` through tf2's camera -> base transform at ``stamp``;
+        None (counted as ``tf_lookup_failures``, logged) when that transform is unknown."""
+        p = self.params
+        if not p.base_frame:
+            child, T = frame_id, T_world_cam
+        else:
+            try:
+                T_cam_base = self.transport.lookup_transform(frame_id, p.base_frame, stamp)
+            except TransformUnavailableError as exc:
+                self._count("tf_lookup_failures", 1)
+                self._ratelog(logging.WARNING, "tf_lookup", "no %s -> %s transform at frame "
+                              "%d, so no %s -> %s on /tf for it: %s", frame_id, p.base_frame,
+                              stamp, p.world_frame, p.base_frame, one_line(exc))
+                return None
+            child, T = p.base_frame, base_world_pose(T_world_cam, T_cam_base)
+        return M.tf_msg([M.transform_stamped_msg(T, stamp, p.world_frame, child,
+                                                 self.typestore)], self.typestore)
+
     def _ser(self, msg: Any, msgtype: str) -> memoryview | None:
         return self.typestore.serialize_cdr(msg, msgtype) if self._wants_cdr else None
 
@@ -116,8 +140,9 @@ class FrameOutputs:
                 send("tracks", msg)
 
         def tf() -> None:
-            msg = M.tf_from_result(result, p.world_frame, frame_id, ts)
-            self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
+            msg = self._tf_message(T_world_cam, stamp, frame_id)
+            if msg is not None:
+                self.transport.publish_tf(msg, self._ser(msg, M.TF_MESSAGE))
 
         outputs = {
             "depth": lambda: send("depth", M.depth_image_msg(result, frame_id, ts)),

@@ -88,6 +88,7 @@ class NodeParams:
     world_frame: str
     camera_frame: str
     publish_tf: bool
+    base_frame: str
     point_stride: int
     min_point_confidence: float
     trajectory_max_poses: int
@@ -159,6 +160,9 @@ class NodeParams:
         for name in ("camera_info_timeout_s", "camera_info_slop_s", "diagnostics_period_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.base_frame and self.base_frame in (self.world_frame, self.camera_frame):
+            raise ConfigError(f"base_frame must differ from world_frame and camera_frame, got "
+                              f"{self.base_frame!r}")
         for name, options in (("flow_preset", FlowPreset), ("pose_solver", PoseSolver),
                               ("precision", Precision), ("backend", BackendName)):
             if getattr(self, name) not in values(options):

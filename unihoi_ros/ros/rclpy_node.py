@@ -8,7 +8,9 @@ Everything but the middleware lives in :mod:`unihoi_ros.ros.node`. Here:
   ``use_camera_info`` both topics go through message_filters' ApproximateTimeSynchronizer,
   whose Subscribers get the QoS explicitly (their default is reliable, which would not
   match best-effort camera drivers);
-- TF through tf2_ros' TransformBroadcaster, diagnostics through diagnostic_updater;
+- ``/tf`` through a plain TFMessage publisher (tf2_msgs; tf2_ros' broadcaster QoS), the
+  camera -> base transform of ``base_frame`` from a tf2_ros Buffer; diagnostics through
+  diagnostic_updater;
 - rosbags messages <-> rclpy messages by walking the fields generically
   (:func:`to_rclpy` / :func:`from_rclpy`); outputs the node already serialised are
   published as CDR bytes (``Publisher.publish(bytes)``), without any per-field work.
@@ -41,6 +43,7 @@ from unihoi_ros.ros.params import (
 from unihoi_ros.ros.qos import QosProfile
 from unihoi_ros.ros.transport import (
     DIAGNOSTICS_QOS,
+    TF_QOS,
     ApproximatePairer,
     DiagnosticReport,
     Transport,
@@ -58,6 +61,9 @@ _NUMERIC = {
     "int64": ("q", np.int64), "float": ("f", np.float32), "double": ("d", np.float64),
 }
 _INTEGERS = {k for k in _NUMERIC if k not in ("float", "double")}
+#: Seconds a ``base_frame`` lookup waits for the camera -> base transform at a frame's
+#: stamp (static transforms answer at once).
+TF_LOOKUP_WAIT_S = 0.1
 ClassResolver = Callable[[str], type]
 
 
@@ -203,7 +209,8 @@ class RclpyTransport(Transport):
         self.namespace = node.get_namespace()
         self.typestore = typestore if typestore is not None else M.get_typestore()
         self._keep: list[Any] = []  # subscriptions, filters, synchronizer: keep them alive
-        self._tf = None
+        self._tf: _Output | None = None
+        self._tf_buffer = None  # tf2_ros Buffer, with base_frame
         self._updater = None
         self._memo: tuple[Any, Any] = (None, None)
 
@@ -276,23 +283,58 @@ class RclpyTransport(Transport):
         self._keep.append(pairer)
 
     def start_tf(self) -> None:
-        """Create the TF broadcaster.
+        """Create the ``/tf`` publisher: a plain ``tf2_msgs/TFMessage`` publisher with
+        tf2_ros' broadcaster QoS (reliable, keep last 100, volatile), so tf2_msgs alone is
+        enough (tf2_ros is needed only for ``base_frame``'s Buffer). The node's CDR bytes
+        are published as they are.
 
         Raises:
-            MissingDependencyError: ``tf2_ros`` (or ``tf2_msgs``) is not installed.
+            MissingDependencyError: ``tf2_msgs`` is not installed.
         """
         if self._tf is None:
             try:
-                from tf2_ros import TransformBroadcaster
+                self._tf = self.create_publisher("/tf", M.TF_MESSAGE, TF_QOS)
             except ImportError as exc:
                 raise MissingDependencyError(
-                    f"tf2_ros is not importable ({exc}): install ros-<distro>-tf2-ros") from exc
-            self._tf = TransformBroadcaster(self.node)
+                    f"tf2_msgs is not importable ({exc}): install ros-<distro>-tf2-msgs "
+                    "(or tf2_ros, which brings it)") from exc
 
     def publish_tf(self, tf_message: Any, cdr: bytes | memoryview | None = None) -> None:
         self.start_tf()
-        cls = rclpy_message_class(M.TRANSFORM_STAMPED)
-        self._tf.sendTransform([to_rclpy(t, cls) for t in tf_message.transforms])
+        self._tf.publish(tf_message, cdr)
+
+    def start_transform_lookup(self) -> None:
+        """A tf2_ros ``Buffer`` fed by a ``TransformListener`` on this node (``/tf`` and
+        ``/tf_static``, spun by the node's executor).
+
+        Raises:
+            MissingDependencyError: ``tf2_ros`` is not installed.
+        """
+        if self._tf_buffer is None:
+            try:
+                from tf2_ros import Buffer, TransformListener
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"tf2_ros is not importable ({exc}): base_frame needs its Buffer; "
+                    "install ros-<distro>-tf2-ros") from exc
+            self._tf_buffer = Buffer()
+            self._keep.append(TransformListener(self._tf_buffer, self.node))
+
+    def lookup_transform(self, target_frame: str, source_frame: str, stamp_ns: int):
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+
+        from unihoi_ros.errors import TransformUnavailableError
+
+        if self._tf_buffer is None:
+            raise TransformUnavailableError("no tf2 Buffer (start_transform_lookup not called)")
+        try:  # a short wait: a moving base's transform at this stamp may be in flight
+            t = self._tf_buffer.lookup_transform(target_frame, source_frame,
+                                                 Time(nanoseconds=int(stamp_ns)),
+                                                 timeout=Duration(seconds=TF_LOOKUP_WAIT_S))
+        except Exception as exc:  # tf2's LookupException, ExtrapolationException, ...
+            raise TransformUnavailableError(f"{type(exc).__name__}: {exc}") from None
+        return M.transform_matrix(t.transform)
 
     def start_diagnostics(self, task: str, hardware_id: str, period_s: float,
                           report: Callable[[], DiagnosticReport]) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from unihoi_ros.optional import MissingDependencyError
 from unihoi_ros.ros.messages import stamp_to_ns
 from unihoi_ros.ros.params import DEFAULT_NAMESPACE
 from unihoi_ros.ros.qos import QosProfile
@@ -124,6 +125,30 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def publish_tf(self, tf_message: Any, cdr: bytes | memoryview | None = None) -> None:
         """Broadcast a ``tf2_msgs/TFMessage`` on ``/tf``."""
+
+    def start_transform_lookup(self) -> None:
+        """Start listening to ``/tf`` and ``/tf_static`` (a tf2 Buffer) for
+        :meth:`lookup_transform`.
+
+        Raises:
+            MissingDependencyError: this transport keeps no transform buffer (or tf2_ros
+                is missing).
+        """
+        raise MissingDependencyError(
+            f"the {self.name} transport keeps no tf2 Buffer: base_frame needs unihoi_node "
+            "(rclpy) with tf2_ros")
+
+    def lookup_transform(self, target_frame: str, source_frame: str, stamp_ns: int):
+        """``(4, 4)`` float64 ``T_target_source`` (the source frame's pose in the target
+        frame, metres) at ``stamp_ns``, as tf2's ``Buffer.lookup_transform(target, source,
+        time)`` gives it.
+
+        Raises:
+            TransformUnavailableError: not known at that stamp (the message says why).
+        """
+        from unihoi_ros.errors import TransformUnavailableError
+
+        raise TransformUnavailableError(f"the {self.name} transport keeps no tf2 Buffer")
 
     @abc.abstractmethod
     def start_diagnostics(
@@ -226,6 +251,9 @@ class MemoryTransport(Transport):
         self.diagnostics: list[DiagnosticReport] = []
         self._report: Callable[[], DiagnosticReport] | None = None
         self.tf: list[Any] = []
+        #: ``(target, source) -> (4, 4) T_target_source``: fixed transforms
+        #: :meth:`lookup_transform` knows at every stamp (a test's /tf_static).
+        self.transforms: dict[tuple[str, str], Any] = {}
         self.closed = False
 
     def resolve(self, topic: str) -> str:
@@ -252,6 +280,18 @@ class MemoryTransport(Transport):
 
     def publish_tf(self, tf_message: Any, cdr: bytes | memoryview | None = None) -> None:
         self.tf.append(tf_message)
+
+    def start_transform_lookup(self) -> None:
+        """Nothing to start: :attr:`transforms` holds what the lookups return."""
+
+    def lookup_transform(self, target_frame: str, source_frame: str, stamp_ns: int):
+        from unihoi_ros.errors import TransformUnavailableError
+
+        try:
+            return self.transforms[(target_frame, source_frame)]
+        except KeyError:
+            raise TransformUnavailableError(f"no transform {target_frame} <- {source_frame} "
+                                            "in the memory transport") from None
 
     def start_diagnostics(self, task, hardware_id, period_s, report) -> None:
         self._report = report

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from unihoi_ros.geometry.frames import body_world_pose
-from unihoi_ros.geometry.quaternions import quaternion_from_matrix
+from unihoi_ros.geometry.quaternions import quaternion_from_matrix, rigid_from_quaternion
 from unihoi_ros.ros.msg.types import (
     PATH,
     POINT,
@@ -38,6 +38,7 @@ __all__ = [
     "pose_stamped_msg",
     "tf_from_result",
     "tf_msg",
+    "transform_matrix",
     "transform_stamped_msg",
 ]
 
@@ -68,6 +69,14 @@ def transform_stamped_msg(
         child_frame_id=str(child_frame),
         transform=transform,
     )
+
+
+def transform_matrix(transform: Any) -> np.ndarray:
+    """``(4, 4)`` float64 of a ``geometry_msgs/Transform`` (rosbags or rclpy message, or
+    anything with ``translation.{x,y,z}`` and ``rotation.{x,y,z,w}``): the child's pose in
+    the parent frame, metres."""
+    t, r = transform.translation, transform.rotation
+    return rigid_from_quaternion([t.x, t.y, t.z], [r.x, r.y, r.z, r.w])
 
 
 def tf_msg(transforms: Sequence[Any], typestore: Any | None = None) -> Any:
