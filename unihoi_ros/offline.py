@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from unihoi_ros.errors import UnihoiError
+from unihoi_ros.io.camera_info import CameraCalibration
 from unihoi_ros.io.ground_truth import write_tum_trajectory
 from unihoi_ros.io.ply import write_ply
 from unihoi_ros.io.predictions import Predictions
@@ -139,11 +140,26 @@ def process_source(
     progress: bool = True,
     write_bag: bool = True,
     info: dict | None = None,
+    camera: CameraCalibration | None = None,
 ) -> list[FrameResult]:
     """Reconstruct every frame of ``source`` and write the outputs (module doc) to
     ``out_dir`` (which must exist). Returns the results. On a bad input the partial bag
-    is closed (readable) and the :class:`SourceError` propagates."""
+    is closed (readable) and the :class:`SourceError` propagates.
+
+    ``camera``: a known camera (:func:`unihoi_ros.io.camera_info.choose_camera`): frames
+    go through the node's :class:`~unihoi_ros.ros.camera_input.CameraInput` (rectified
+    where it has distortion, K at the frame's size) and the reconstructor uses its K
+    instead of the network's, as the node does with ``use_camera_info``; None predicts K.
+    ``report.json`` records which (``intrinsics``)."""
     from tqdm import tqdm
+
+    from unihoi_ros.ros.camera_input import CameraInput
+    from unihoi_ros.ros.ratelog import RateLimitedLog
+
+    camera_counts: dict[str, int] = {}
+    camera_input = CameraInput(
+        lambda key, n: camera_counts.__setitem__(key, camera_counts.get(key, 0) + n),
+        RateLimitedLog(log))
 
     t_start = time.perf_counter()
     total = source.num_frames if max_frames is None else min(max_frames,
@@ -169,7 +185,8 @@ def process_source(
         bar = tqdm(total=total, desc=f"process {source.path.name}", unit="frame",
                    disable=not progress)
         for stamp, rgb in _frames_checked(source, max_frames):
-            reconstructor.push(stamp, rgb)
+            rgb, K = camera_input.prepare(rgb, camera)
+            reconstructor.push(stamp, rgb, K=K)
             emit(reconstructor.drain())
             bar.update(1)
         emit(reconstructor.flush())
@@ -201,6 +218,9 @@ def process_source(
         "wall_time_s": time.perf_counter() - t_start,
         "reconstructor": reconstructor.stats(),
         "config": asdict(reconstructor.config),
+        "intrinsics": ({**camera.report(), **camera_counts} if camera is not None else
+                       {"source": "predicted (network; one K per stream)"
+                        if reconstructor.config.stream_intrinsics else "predicted (network)"}),
         "backend": {"name": reconstructor.backend.name, "device": reconstructor.backend.device},
         "flow": getattr(reconstructor.flow, "name", type(reconstructor.flow).__name__),
         "cloud_points": len(cloud),

@@ -68,7 +68,7 @@ TRASH_PREFIX = ".unihoi_trash_"
 #: The flags that change what is computed; a done marker must match them to be reused
 #: (where the work runs -- backend, device, threads -- does not count).
 SETTING_KEYS = ("model", "stride", "process_size", "max_side", "flow_preset", "pose_solver",
-                "topic", "fps", "max_frames")
+                "topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info")
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,10 @@ def model_fingerprint(model: str, onnx_file: str | None = None,
 
 def batch_settings(args) -> dict:
     """The :data:`SETTING_KEYS` of the parsed command line (JSON-friendly)."""
-    return {k: getattr(args, k, None) for k in SETTING_KEYS}
+    out = {k: getattr(args, k, None) for k in SETTING_KEYS}
+    if out["camera_info"] is not None:
+        out["camera_info"] = str(out["camera_info"])
+    return out
 
 
 def probe_length(item: BatchItem, topic: str | None, fps: float, max_frames: int | None) -> int:
@@ -283,7 +286,7 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
     Returns:
         the done or failed marker written (never raises for a bad input).
     """
-    from unihoi_ros.commands.process import parse_size
+    from unihoi_ros.commands.process import choose_camera_for, parse_size
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import process_source
@@ -302,12 +305,13 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
     try:
         signature = input_signature(item.path)
         source = open_source(item.path, topic=args.topic, fps=args.fps)
+        camera = choose_camera_for(args, source)
         counter = _CountingSource(source, bar)
         cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
                                   max_side=args.max_side or None, pose_solver=args.pose_solver)
         rec = Reconstructor(backend, DISFlow(args.flow_preset), cfg)
         results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
-                                 progress=False, info={"model": args.model})
+                                 progress=False, info={"model": args.model}, camera=camera)
         wall = time.perf_counter() - t0
         try:
             metrics, gt = evaluate_output(out, item, args.fps)

@@ -36,6 +36,29 @@ def add_model_arguments(p) -> None:
                         "paper's weighted 3D-3D fit)")
 
 
+def add_camera_arguments(p) -> None:
+    """Known-intrinsics flags (:mod:`unihoi_ros.io.camera_info`)."""
+    p.add_argument("--K", dest="K", default=None, metavar="FX,FY,CX,CY|dataset",
+                   help="the camera's intrinsics in pixels of the input frames (used instead "
+                   "of the network's, depth read with them, as the node's use_camera_info); "
+                   "'dataset': the K the dataset reader knows (7-Scenes colour camera, TUM "
+                   "Freiburg calibration)")
+    p.add_argument("--camera-info", default=None, type=Path, metavar="FILE.yaml",
+                   help="calibration YAML as camera_calibration / camera_info_manager write it "
+                   "(distortion is undone before inference)")
+    p.add_argument("--ignore-camera-info", action="store_true",
+                   help="do not use a bag's sensor_msgs/CameraInfo (used by default when the "
+                   "bag has one beside the image topic)")
+
+
+def choose_camera_for(args, source):
+    """The run's known camera from the flags and the source (None: predict K)."""
+    from unihoi_ros.io.camera_info import choose_camera
+
+    return choose_camera(source, getattr(args, "K", None), getattr(args, "camera_info", None),
+                         getattr(args, "ignore_camera_info", False))
+
+
 def register(sub) -> None:
     p = sub.add_parser("process", help="reconstruct bags, videos, image folders, TUM or "
                        "7-Scenes sequences offline (several: sharded over torchrun ranks)")
@@ -53,6 +76,7 @@ def register(sub) -> None:
                    help="CPU threads of torch/OpenCV (default: torch's; under torchrun the "
                    "machine's cores divided among its ranks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_camera_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
 
@@ -95,8 +119,9 @@ def run(args) -> int:
 
 def run_single(args) -> int:
     """One input, today's layout directly in ``args.out``."""
-    from unihoi_ros.io.sources import SourceError, open_source
-    from unihoi_ros.offline import OutputExistsError, prepare_output_dir, process_source
+    from unihoi_ros.errors import UnihoiError
+    from unihoi_ros.io.sources import open_source
+    from unihoi_ros.offline import prepare_output_dir, process_source
 
     if args.threads:
         import torch
@@ -104,13 +129,18 @@ def run_single(args) -> int:
         torch.set_num_threads(args.threads)
     try:
         source = open_source(args.input, topic=args.topic, fps=args.fps)
+        camera = choose_camera_for(args, source)
         prepare_output_dir(args.out, args.force)
         rec = build_reconstructor(args)
         log.info("input: %s (%s)", source.path, source.description)
         log.info("model %s on backend %s (%s)", args.model, rec.backend.name, rec.backend.device)
+        log.info("intrinsics: %s", "predicted by the network" if camera is None else
+                 f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "
+                 f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
         results = process_source(source, rec, args.out, max_frames=args.max_frames,
-                                 progress=not args.no_progress, info={"model": args.model})
-    except (SourceError, OutputExistsError, FileNotFoundError, ValueError) as exc:
+                                 progress=not args.no_progress, info={"model": args.model},
+                                 camera=camera)
+    except (UnihoiError, FileNotFoundError, ValueError) as exc:
         print(f"unihoi process: error: {exc}", file=sys.stderr)
         return 1
     print(f"processed {len(results)} frames -> {args.out}/ (bag/, cloud.ply, "

@@ -37,6 +37,7 @@ class FrameSource:
         num_frames: frame count when known up front (for progress bars), else None.
         K: ``(3, 3)`` pixels when the format provides intrinsics, else None.
         description: one line for logs (topic, fps, ...).
+        topic: the image topic of a rosbag2 source, else None.
     """
 
     path: Path
@@ -45,6 +46,7 @@ class FrameSource:
     K: np.ndarray | None = None
     description: str = ""
     _iter: object = field(default=None, repr=False)
+    topic: str | None = None
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         return iter(self._iter())
@@ -231,7 +233,7 @@ def open_rosbag(path: Path, topic: str | None = None) -> FrameSource:
 
     return FrameSource(path, "rosbag2", counts.get(topic), None,
                        f"rosbag2 topic {topic} ({msgtype}), {counts.get(topic)} messages",
-                       frames)
+                       frames, topic=topic)
 
 
 def is_rosbag(path: Path) -> bool:
