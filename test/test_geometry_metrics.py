@@ -23,6 +23,7 @@ from unihoi_ros.geometry.metrics import (
     pointcloud_metrics,
     rmse,
     rpe,
+    straight_line_path,
     trajectory_metrics,
     umeyama,
 )
@@ -303,3 +304,29 @@ def test_constant_velocity_baseline_misses_a_curved_path():
     assert path_length(gt[:1]) == 0.0
     with pytest.raises(ValueError):
         constant_velocity_path(gt[:1])
+
+
+def test_straight_line_path_is_the_best_uniform_line():
+    # A uniform line is reproduced exactly (orientation held at the first pose's).
+    T0 = _pose([0.1, -0.2, 0.3], [0.5, 0.1, -0.2])
+    gt = np.stack([T0 @ _pose([0, 0, 0], [0.03 * k, -0.01 * k, 0.02 * k]) for k in range(8)])
+    line = straight_line_path(gt)
+    np.testing.assert_allclose(line[:, :3, 3], gt[:, :3, 3], atol=1e-12)
+    np.testing.assert_allclose(line[:, :3, :3], np.repeat(gt[:1, :3, :3], 8, axis=0))
+    # On a curved path no Sim(3)-aligned uniform straight line does better (evo's ATE).
+    curved = np.stack([_pose([0, 0.05 * k, 0], [0.01 * k**2, 0.1 * np.sin(0.5 * k), 0.02 * k])
+                       for k in range(12)])
+    best = trajectory_metrics(straight_line_path(curved), curved, align="none")["ate"]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        d = rng.normal(size=3)
+        other = np.tile(np.eye(4), (12, 1, 1))
+        other[:, :3, 3] = np.arange(12)[:, None] * d[None]
+        assert best <= trajectory_metrics(other, curved, align="sim3")["ate"] + 1e-9
+    # Stamps: uneven spacing is fitted in time, not in frame index.
+    stamps = np.array([0, 1, 2, 4, 8]) * 10_000_000
+    timed = np.stack([_pose([0, 0, 0], [0.1 * t, 0, 0]) for t in (0, 1, 2, 4, 8)])
+    np.testing.assert_allclose(straight_line_path(timed, stamps)[:, :3, 3], timed[:, :3, 3],
+                               atol=1e-12)
+    with pytest.raises(ValueError):
+        straight_line_path(gt[:1])

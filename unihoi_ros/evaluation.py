@@ -20,7 +20,10 @@ an oracle's) with identity poses (``baseline_constant_depth``, ``baseline_identi
 its cloud is aligned the same way. For poses also ``baseline_constant_velocity``: the first
 two ground-truth poses' motion repeated for the whole clip (an oracle's start, then no
 information), Sim(3)-aligned like the estimate — a pose estimate worth having beats it
-clearly. For intrinsics ``baseline_centred_principal_point``: the principal point guessed
+clearly; and ``baseline_straight_line``: the best-fit uniform straight line through the
+true positions, orientation held (:func:`unihoi_ros.geometry.metrics.straight_line_path`;
+no alignment brings a uniform line closer, so it is scored as it is). For intrinsics
+``baseline_centred_principal_point``: the principal point guessed
 at the image centre (principal-point errors only; no focal-length guess is meaningful).
 """
 
@@ -115,10 +118,11 @@ def _depth_block(pred_depth, gt_depth) -> dict:
     return out
 
 
-def _trajectory_block(est: np.ndarray, gt_T: np.ndarray, length_m: float) -> dict:
-    """``trajectory_metrics`` (Sim(3)) plus ``ate_pct_path`` (ATE over the path length, %;
-    NaN for a path of (nearly) zero length)."""
-    out = metrics.trajectory_metrics(est, gt_T, align="sim3")
+def _trajectory_block(est: np.ndarray, gt_T: np.ndarray, length_m: float,
+                      align: str = "sim3") -> dict:
+    """``trajectory_metrics`` (Sim(3) unless ``align`` says) plus ``ate_pct_path`` (ATE
+    over the path length, %; NaN for a path of (nearly) zero length)."""
+    out = metrics.trajectory_metrics(est, gt_T, align=align)
     out["ate_pct_path"] = 100.0 * out["ate"] / length_m if length_m > 1e-9 else float("nan")
     return out
 
@@ -155,6 +159,8 @@ def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: in
         out["baseline_identity_pose"] = _trajectory_block(identity, gt_T, length)
         cv = metrics.constant_velocity_path(gt_T, gt.stamps_ns[ig])
         out["baseline_constant_velocity"] = _trajectory_block(cv, gt_T, length)
+        line = metrics.straight_line_path(gt_T, gt.stamps_ns[ig])  # already the best fit
+        out["baseline_straight_line"] = _trajectory_block(line, gt_T, length, align="none")
     if gt.K is not None:
         pred_hw = tuple(pred.depth.shape[1:])
         gt_hw = pred_hw if gt.depth is None else tuple(gt.depth.shape[1:])

@@ -38,8 +38,10 @@ def format_table(result: dict) -> str:
         lines.append(f"ATE (Sim3)     {tr['ate']:.4f} m     identity-pose baseline "
                      f"{base['ate']:.4f} m")
         if "ate_pct_path" in tr:
+            line = result.get("baseline_straight_line", {})
             lines.append(f"ATE / path     {tr['ate_pct_path']:.2f} %       constant-velocity "
-                         f"baseline {cv.get('ate_pct_path', float('nan')):.2f} % "
+                         f"baseline {cv.get('ate_pct_path', float('nan')):.2f} %, straight "
+                         f"line {line.get('ate_pct_path', float('nan')):.2f} % "
                          f"(path {result.get('gt_path_length_m', float('nan')):.3f} m)")
         lines.append(f"RPE trans      {tr['rpe_trans']:.4f} m     baseline "
                      f"{base['rpe_trans']:.4f} m")

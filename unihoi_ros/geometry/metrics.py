@@ -70,6 +70,7 @@ __all__ = [
     "pointcloud_metrics",
     "rmse",
     "rpe",
+    "straight_line_path",
     "trajectory_metrics",
     "umeyama",
 ]
@@ -412,6 +413,35 @@ def constant_velocity_path(T: ArrayLike, stamps_ns: ArrayLike | None = None) -> 
         step = np.eye(4)
         step[:3, :3], step[:3, 3] = R, V @ (a * u)
         out[k] = T[0] @ step
+    return out
+
+
+def straight_line_path(T: ArrayLike, stamps_ns: ArrayLike | None = None) -> np.ndarray:
+    """The best-fit uniform straight line through the true positions (a pose baseline).
+
+    Positions ``a + b s_k`` with ``a, b`` the least-squares fit of the positions of ``T``
+    against the step ``s_k`` (time when ``stamps_ns`` are given, else the frame index):
+    uniform motion along one line, as close to the truth as such a path gets (no
+    alignment can bring any uniform straight line closer, so score it with
+    ``align="none"``); orientation held at ``T[0]``'s.
+
+    Args:
+        T: ``(N, 4, 4)`` camera-to-world poses, N >= 2.
+        stamps_ns: optional ``(N,)`` stamps.
+
+    Returns:
+        ``(N, 4, 4)`` float64 poses.
+    """
+    T = _numpy64(T)
+    n = T.shape[0]
+    if n < 2:
+        raise ValueError(f"a straight-line path needs >= 2 poses, got {n}")
+    s = (np.asarray(stamps_ns, np.float64) - float(np.asarray(stamps_ns)[0])
+         if stamps_ns is not None else np.arange(n, dtype=np.float64))
+    A = np.stack([np.ones(n), s], axis=1)
+    coef, *_ = np.linalg.lstsq(A, T[:, :3, 3], rcond=None)  # (2, 3): a, b
+    out = np.repeat(T[:1], n, axis=0)
+    out[:, :3, 3] = A @ coef
     return out
 
 
