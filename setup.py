@@ -103,7 +103,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml") + glob("config/*.rviz")
-                                           + glob("config/*.json"))),
+                                           + glob("config/*.json") + glob("config/*.xml"))),
     ],
     python_requires=">=3.10",
     install_requires=CORE,

@@ -62,6 +62,7 @@ class NodeParams:
     camera_info_slop_s: float
     input_qos: str
     input_qos_depth: int
+    input_qos_match_publishers: bool
     input_timeout_s: float
     # model and inference
     model: str
@@ -183,7 +184,8 @@ class NodeParams:
 
     @property
     def input_qos_profile(self) -> QosProfile:
-        return qos_profile(self.input_qos, self.input_qos_depth)
+        return dataclasses.replace(qos_profile(self.input_qos, self.input_qos_depth),
+                                   match_publishers=bool(self.input_qos_match_publishers))
 
     @property
     def output_qos_profile(self) -> QosProfile:

@@ -47,6 +47,9 @@ class QosProfile:
         history: ``keep_last`` | ``keep_all`` | ``system_default``.
         depth: history depth (messages) for ``keep_last``; 0 for the others.
         durability: ``volatile`` | ``transient_local`` | ``system_default``.
+        match_publishers: a subscription's reliability follows its publishers' offers
+            (:func:`adapt_to_offers`), re-checked as publishers come and go; the rclpy
+            transport honours it, the others subscribe with the profile as it is.
     """
 
     name: str
@@ -54,6 +57,7 @@ class QosProfile:
     history: str
     depth: int
     durability: str
+    match_publishers: bool = False
 
 
 #: rclpy's ``qos_profile_sensor_data``: best effort, keep last 5, volatile.
@@ -111,6 +115,25 @@ def compatible(offered: QosProfile, requested: QosProfile) -> bool:
     if r_rel == RELIABLE and w_rel != RELIABLE:
         return False
     return not (r_dur == TRANSIENT_LOCAL and w_dur != TRANSIENT_LOCAL)
+
+
+def adapt_to_offers(requested: QosProfile, offered: Sequence[str]) -> QosProfile:
+    """The subscription profile for publishers offering the reliabilities ``offered``.
+
+    As ``ros2 bag record`` adapts its subscriptions: when ``requested.match_publishers`` and
+    every publisher offers ``reliable`` (at least one), a best-effort request becomes
+    reliable, so samples lost on the way are sent again (a best-effort reader loses a whole
+    large image for one lost fragment); with no publisher, or any best-effort one (which a
+    reliable reader would not match), the request stands.
+
+    Args:
+        requested: the configured profile.
+        offered: each publisher's reliability (``reliable`` | ``best_effort``).
+    """
+    if (requested.match_publishers and offered and requested.reliability != RELIABLE
+            and all(r == RELIABLE for r in offered)):
+        return replace(requested, reliability=RELIABLE)
+    return requested
 
 
 def to_cyclone_qos(profile: QosProfile | str, user_data: bytes | None = None) -> Any:

@@ -40,7 +40,7 @@ from unihoi_ros.ros.params import (
     check_names,
     param_descriptions,
 )
-from unihoi_ros.ros.qos import QosProfile
+from unihoi_ros.ros.qos import BEST_EFFORT, RELIABLE, QosProfile, adapt_to_offers
 from unihoi_ros.ros.transport import (
     DIAGNOSTICS_QOS,
     TF_QOS,
@@ -198,6 +198,54 @@ class _Output:
         return int(self._pub.get_subscription_count())
 
 
+def offered_reliabilities(node: Any, topic: str) -> list[str]:
+    """The reliability each publisher of ``topic`` (fully qualified) offers, from the
+    graph (``reliable`` | ``best_effort``)."""
+    from rclpy.qos import ReliabilityPolicy
+
+    return [RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+            else BEST_EFFORT for i in node.get_publishers_info_by_topic(topic)]
+
+
+class _AdaptiveInput:
+    """The subscriptions of one input, whose QoS follows the publishers' offers
+    (:func:`~unihoi_ros.ros.qos.adapt_to_offers`): checked when created and on every
+    :meth:`refresh` (the transport's graph timer); when the adapted profile changes, the
+    subscriptions are made again with it (a publisher that appears, leaves, or offers
+    another reliability).
+
+    Args:
+        transport: the transport (node, logging).
+        topics: the input's topics as given (all their publishers count).
+        requested: the configured profile (``match_publishers`` set).
+        build: ``build(profile) -> (keep, subscriptions)``: what to keep alive, and the
+            rclpy subscriptions to destroy when the profile changes.
+    """
+
+    def __init__(self, transport: RclpyTransport, topics: list[str], requested: QosProfile,
+                 build: Callable[[QosProfile], tuple[list[Any], list[Any]]]) -> None:
+        self._tp, self._requested, self._build = transport, requested, build
+        self.topics = [transport.resolve(t) for t in topics]
+        self._keep: list[Any] = []
+        self._subs: list[Any] = []
+        self.profile: QosProfile | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        offered = [r for t in self.topics for r in offered_reliabilities(self._tp.node, t)]
+        profile = adapt_to_offers(self._requested, offered)
+        if profile == self.profile:
+            return
+        for sub in self._subs:
+            self._tp.node.destroy_subscription(sub)
+        self._keep, self._subs = self._build(profile)
+        if self.profile is not None or profile != self._requested:
+            log.info("input %s: subscribed %s (its publishers offer %s)",
+                     " + ".join(self.topics), profile.reliability.replace("_", " "),
+                     ", ".join(sorted(set(offered))).replace("_", " ") or "nothing yet")
+        self.profile = profile
+
+
 class RclpyTransport(Transport):
     """:class:`Transport` over an rclpy node (see module docstring)."""
 
@@ -213,6 +261,8 @@ class RclpyTransport(Transport):
         self._tf_buffer = None  # tf2_ros Buffer, with base_frame
         self._updater = None
         self._memo: tuple[Any, Any] = (None, None)
+        self._adaptive: list[_AdaptiveInput] = []  # inputs whose QoS follows the publishers
+        self._graph_timer = None
 
     def _convert(self, msg: Any, msgtype: str) -> Any:
         # An image reaching both the synchroniser and the unpaired callback is converted once.
@@ -240,10 +290,46 @@ class RclpyTransport(Transport):
         cls = rclpy_message_class(msgtype)
         return _Output(self.node.create_publisher(cls, topic, to_rclpy_qos(qos)), cls)
 
+    #: Seconds between checks of the inputs' publishers (``match_publishers`` profiles).
+    GRAPH_CHECK_PERIOD_S = 0.5
+
+    def _input(self, topics: list[str], qos: QosProfile,
+               build: Callable[[QosProfile], tuple[list[Any], list[Any]]]) -> None:
+        """Subscribe one input with ``build``: as configured, or following its publishers'
+        offers (``qos.match_publishers``), re-checked on a timer."""
+        if not qos.match_publishers:
+            self._keep += build(qos)[0]
+            return
+        self._adaptive.append(_AdaptiveInput(self, topics, qos, build))
+        if self._graph_timer is None:
+            self._graph_timer = self.node.create_timer(self.GRAPH_CHECK_PERIOD_S,
+                                                       self._refresh_inputs)
+
+    def _refresh_inputs(self) -> None:
+        for adaptive in self._adaptive:
+            try:
+                adaptive.refresh()
+            except Exception:  # a graph query must never take the node down
+                log.exception("checking the publishers of an input failed")
+
+    def input_qos(self, topic: str) -> QosProfile | None:
+        """The profile the adaptive input of ``topic`` is subscribed with now (None: not an
+        adaptive input)."""
+        resolved = self.resolve(topic)
+        for adaptive in self._adaptive:
+            if resolved in adaptive.topics:
+                return adaptive.profile
+        return None
+
     def subscribe(self, topic: str, msgtype: str, qos: QosProfile, callback) -> None:
         cls = rclpy_message_class(msgtype)
-        self._keep.append(self.node.create_subscription(
-            cls, topic, lambda m: callback(self._convert(m, msgtype)), to_rclpy_qos(qos)))
+
+        def build(profile: QosProfile) -> tuple[list[Any], list[Any]]:
+            sub = self.node.create_subscription(
+                cls, topic, lambda m: callback(self._convert(m, msgtype)), to_rclpy_qos(profile))
+            return [sub], [sub]
+
+        self._input([topic], qos, build)
 
     def subscribe_synchronized(self, topic, msgtype, info_topic, info_type, qos, callback, *,
                                slop_s, queue_size=10, unpaired_callback=None) -> None:
@@ -257,17 +343,22 @@ class RclpyTransport(Transport):
             self._pair_without_message_filters(topic, msgtype, info_topic, info_type, qos,
                                                callback, slop_s, queue_size, unpaired_callback)
             return
-        q = to_rclpy_qos(qos)  # explicit: message_filters' Subscriber defaults to reliable
-        image = message_filters.Subscriber(self.node, rclpy_message_class(msgtype), topic,
-                                           qos_profile=q)
-        info = message_filters.Subscriber(self.node, rclpy_message_class(info_type),
-                                          info_topic, qos_profile=q)
-        sync = message_filters.ApproximateTimeSynchronizer([image, info], queue_size, slop_s)
-        sync.registerCallback(lambda a, b: callback(self._convert(a, msgtype),
-                                                    from_rclpy(b, info_type, self.typestore)))
-        if unpaired_callback is not None:
-            image.registerCallback(lambda m: unpaired_callback(self._convert(m, msgtype)))
-        self._keep += [image, info, sync]
+
+        def build(profile: QosProfile) -> tuple[list[Any], list[Any]]:
+            q = to_rclpy_qos(profile)  # explicit: message_filters' Subscriber: reliable
+            image = message_filters.Subscriber(self.node, rclpy_message_class(msgtype), topic,
+                                               qos_profile=q)
+            info = message_filters.Subscriber(self.node, rclpy_message_class(info_type),
+                                              info_topic, qos_profile=q)
+            sync = message_filters.ApproximateTimeSynchronizer([image, info], queue_size,
+                                                               slop_s)
+            sync.registerCallback(lambda a, b: callback(
+                self._convert(a, msgtype), from_rclpy(b, info_type, self.typestore)))
+            if unpaired_callback is not None:
+                image.registerCallback(lambda m: unpaired_callback(self._convert(m, msgtype)))
+            return [image, info, sync], [image.sub, info.sub]
+
+        self._input([topic, info_topic], qos, build)
 
     def _pair_without_message_filters(self, topic, msgtype, info_topic, info_type, qos,
                                       callback, slop_s, queue_size, unpaired_callback) -> None:
