@@ -5,7 +5,14 @@ It publishes synthetic head-camera frames (``sensor_msgs/Image`` rgb8, optionall
 subscribes to every output of the node under ``--ns``, and writes what arrived as JSON
 (``--out``): per topic, one record per message with the fields the tests check. It
 publishes nothing until the node's input subscription and every output publisher have
-matched, so start-up time (torch import, model load) does not eat frames.
+matched, so start-up time (torch import, model load) does not eat frames. Its publishers
+are reliable with a history as long as the clip (``--pub-depth``), so with a reliable
+subscription on the node's side no frame can be lost on the way.
+
+With ``--tf`` it also records ``/tf`` (needs tf2_msgs); ``--static-tf`` first broadcasts
+a static transform (tf2_ros' StaticTransformBroadcaster, ``/tf_static``), and
+``--lookup PARENT,CHILD`` looks that transform up in a tf2_ros ``Buffer`` (fed by a
+``TransformListener``) at the stamp of every frame whose depth image arrived.
 
 Needs rclpy and the message packages (the ``ros-*`` wheels or a ROS 2 installation) and a
 loopback DDS configuration in the environment (the test sets it).
@@ -40,12 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--frame-id", default="head_camera_optical")
     ap.add_argument("--match-timeout", type=float, default=90.0)
-    ap.add_argument("--drain-timeout", type=float, default=20.0)
+    ap.add_argument("--drain-timeout", type=float, default=120.0,
+                    help="most seconds to wait for outputs after the last frame")
+    ap.add_argument("--stall-timeout", type=float, default=10.0,
+                    help="stop waiting once no depth image arrived for this long")
+    ap.add_argument("--pub-depth", type=int, default=0,
+                    help="history of the (reliable) publishers; 0: the number of frames")
+    ap.add_argument("--tf", action="store_true", help="record /tf (needs tf2_msgs)")
+    ap.add_argument("--static-tf", default="",
+                    help="PARENT,CHILD,x,y,z,qx,qy,qz,qw broadcast on /tf_static first")
+    ap.add_argument("--lookup", default="", help="PARENT,CHILD looked up in a tf2 Buffer "
+                    "at every received depth stamp")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseStamped
     from nav_msgs.msg import Path
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -82,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
         rec["dynamic"] = int(data[:, fields["dynamic"][0]].sum())
         return rec
 
+    def pose_rec(m):
+        p, q = m.pose.position, m.pose.orientation
+        return {"stamp": stamp(m), "frame_id": m.header.frame_id,
+                "t": [p.x, p.y, p.z], "q": [q.x, q.y, q.z, q.w]}
+
+    def tf_rec(m):
+        return [{"stamp": stamp(t), "parent": t.header.frame_id, "child": t.child_frame_id,
+                 "t": [t.transform.translation.x, t.transform.translation.y,
+                       t.transform.translation.z],
+                 "q": [t.transform.rotation.x, t.transform.rotation.y,
+                       t.transform.rotation.z, t.transform.rotation.w]}
+                for t in m.transforms]
+
     def path_rec(m):
         return {"stamp": stamp(m), "frame_id": m.header.frame_id, "poses": len(m.poses),
                 "last_stamp": stamp(m.poses[-1]) if m.poses else None}
@@ -100,14 +131,41 @@ def main(argv: list[str] | None = None) -> int:
         "points": (PointCloud2, f"{ns}/points", cloud_rec),
         "tracks": (PointCloud2, f"{ns}/tracks", tracks_rec),
         "trajectory": (Path, f"{ns}/trajectory", path_rec),
+        "pose": (PoseStamped, f"{ns}/pose", pose_rec),
         "diagnostics": (DiagnosticArray, "/diagnostics", diag_rec),
     }
+    if args.tf:
+        from tf2_msgs.msg import TFMessage
+
+        outputs["tf"] = (TFMessage, "/tf", tf_rec)
+    buffer = None
+    if args.lookup:
+        from tf2_ros import Buffer, TransformListener
+
+        buffer = Buffer()
+        listener = TransformListener(buffer, node)  # noqa: F841 - kept alive until the end
+    if args.static_tf:
+        from geometry_msgs.msg import TransformStamped
+        from tf2_ros import StaticTransformBroadcaster
+
+        parent, child, *vals = args.static_tf.split(",")
+        st = TransformStamped()
+        st.header.stamp = node.get_clock().now().to_msg()
+        st.header.frame_id, st.child_frame_id = parent, child
+        tr, rot = st.transform.translation, st.transform.rotation
+        tr.x, tr.y, tr.z, rot.x, rot.y, rot.z, rot.w = map(float, vals)
+        static_broadcaster = StaticTransformBroadcaster(node)
+        static_broadcaster.sendTransform(st)
     qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
     for key, (cls, topic, rec) in outputs.items():
         got[key] = []
-        node.create_subscription(cls, topic, lambda m, k=key, r=rec: got[k].append(r(m)), qos)
-    image_pub = node.create_publisher(Image, args.image_topic, 10)
-    info_pub = (node.create_publisher(CameraInfo, args.camera_info_topic, 10)
+        add = (lambda m, k=key, r=rec: got[k].extend(r(m))) if key == "tf" else (
+            lambda m, k=key, r=rec: got[k].append(r(m)))
+        node.create_subscription(cls, topic, add, qos)
+    pub_qos = QoSProfile(depth=args.pub_depth or max(1, args.frames),
+                         reliability=ReliabilityPolicy.RELIABLE)
+    image_pub = node.create_publisher(Image, args.image_topic, pub_qos)
+    info_pub = (node.create_publisher(CameraInfo, args.camera_info_topic, pub_qos)
                 if args.camera_info_topic else None)
 
     def spin_for(seconds: float) -> None:
@@ -175,10 +233,25 @@ def main(argv: list[str] | None = None) -> int:
         n = len(got["depth"])
         if n != last_n:
             last_n, last_change, diag_at_change = n, time.monotonic(), len(got["diagnostics"])
-        done = n >= len(sent) or time.monotonic() - last_change > 3.0
+        done = n >= len(sent) or time.monotonic() - last_change > args.stall_timeout
         if done and len(got["diagnostics"]) > diag_at_change + 1:
             break
     spin_for(0.3)
+    if buffer is not None:
+        from rclpy.time import Time
+
+        parent, child = args.lookup.split(",")
+        got["lookup"] = []
+        for s in sorted({m["stamp"] for m in got["depth"]}):
+            try:
+                t = buffer.lookup_transform(parent, child, Time(nanoseconds=s)).transform
+            except Exception as exc:  # recorded: the test says which stamp failed and why
+                got["lookup"].append({"stamp": s, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            got["lookup"].append({"stamp": s, "t": [t.translation.x, t.translation.y,
+                                                    t.translation.z],
+                                  "q": [t.rotation.x, t.rotation.y, t.rotation.z,
+                                        t.rotation.w]})
     with open(args.out, "w") as f:
         json.dump({"sent": sent, "height": args.height, "width": args.width,
                    "frame_id": args.frame_id, "got": got}, f)

@@ -1,7 +1,10 @@
 """The real-ROS 2 test tier's plumbing: what is needed, a colcon install space, processes.
 
-The tier runs the package as users do, on ROS 2 Kilted from PyPI (the ``ros-*`` wheels:
-rclpy on rmw_fastrtps / Fast DDS 3.2) plus the upstream pure-Python ``launch``,
+The tier runs the package as users do, on two ROS 2 distributions from PyPI (a
+:class:`Tier` each): **Kilted** (the ``ros-*`` wheels of the running venv: rclpy 9 on
+rmw_fastrtps / Fast DDS 3.2) and **Jazzy** (``ros-jazzy-*``: rclpy 7.1 on Fast DDS 2.14,
+in a venv of its own built and cached by :func:`ros2_builds.jazzy_venv`), plus the
+upstream pure-Python ``launch``,
 ``launch_ros``, ``message_filters``, ``diagnostic_updater`` and ``rosidl_runtime_py`` that
 PyPI lacks, read from ``../shared/ros2-python/python`` (never copied here). Every process
 gets the loopback DDS configuration (Cyclone and Fast DDS) and the test run's own
@@ -19,9 +22,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import ros2_builds
 
 from unihoi_ros.ros.loopback import is_loopback, use_loopback
 
@@ -51,6 +56,44 @@ def require_rclpy() -> None:
         pytest.fail(f"the ROS 2 wheels should be installed (pip install -e '.[test]'): {exc}")
 
 
+@dataclass(frozen=True)
+class Tier:
+    """A ROS 2 distribution the tier runs on: its name and the Python that has its wheels
+    (colcon, ``unihoi``, the node's and the peer's interpreter)."""
+
+    name: str
+    python: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.python.parent
+
+
+KILTED = Tier("kilted", Path(sys.executable))
+TIERS = ("kilted", "jazzy")
+
+
+def get_tier(name: str) -> Tier:
+    """The tier ``name``; Jazzy's venv is built on first use (cached, several minutes once)
+    and needs ``../shared`` (skips without it, as the whole tier does)."""
+    require_rclpy()
+    if name == "kilted":
+        return KILTED
+    upstream_python_dir()
+    return Tier(name, ros2_builds.jazzy_venv())
+
+
+def tf2_setup() -> Path:
+    """``local_setup.bash`` of tf2 built for the Kilted venv (cached; skips without
+    ``../shared`` or without cmake and g++, which build-tf2.sh needs)."""
+    require_rclpy()
+    shared = upstream_python_dir().parent
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"building tf2 needs {' and '.join(missing)} (apt install cmake g++)")
+    return ros2_builds.tf2_workspace(shared)
+
+
 def upstream_python_dir() -> Path:
     """``../shared/ros2-python``; skips where the shared folder is absent (a user's clone)."""
     if SHARED_DIR is None or not (SHARED_DIR / "ros2-python" / "python").is_dir():
@@ -59,10 +102,13 @@ def upstream_python_dir() -> Path:
     return SHARED_DIR / "ros2-python"
 
 
-def ros_env(*, upstream: bool = True, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment of a ROS process: loopback DDS, our domain, the upstream packages."""
+def ros_env(*, upstream: bool = True, extra: dict[str, str] | None = None,
+            tier: Tier = KILTED, setup: tuple[Path, ...] = ()) -> dict[str, str]:
+    """Environment of a ROS process: loopback DDS, our domain, the upstream packages, the
+    tier's executables first on ``PATH``, and ``setup`` (colcon setup files) sourced."""
     env = use_loopback(dict(os.environ))
     assert is_loopback(env)
+    _without_bootstrap(env)
     env["PYTHONUNBUFFERED"] = "1"
     env["RCUTILS_COLORIZED_OUTPUT"] = "0"
     paths = [str(TEST_DIR), str(REPO_ROOT)]
@@ -72,19 +118,35 @@ def ros_env(*, upstream: bool = True, extra: dict[str, str] | None = None) -> di
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(tier.bin), env.get("PATH", "")])
     env.update(extra or {})
-    return env
+    return ros2_builds.sourced_env(env, *setup) if setup else env
 
 
-def colcon_build(workspace: Path) -> Path:
-    """Copy the package into ``workspace/src`` and ``colcon build`` it; the install space."""
+def _without_bootstrap(env: dict[str, str]) -> None:
+    """Undo, in ``env``, what the ROS wheels' bootstrapper did to this process: it puts the
+    venv's library folders on ``LD_LIBRARY_PATH`` and marks the environment done
+    (``_ROS_WHEELS_BOOTSTRAP_COMPLETE``), so a child of another venv (Jazzy) would load
+    Kilted's libraries, or none. Each child bootstraps itself again."""
+    env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+    prefix = os.path.realpath(sys.prefix)
+    keep = [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+            if p and os.path.commonpath([prefix, os.path.realpath(p)]) != prefix]
+    if keep:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(keep)
+    else:
+        env.pop("LD_LIBRARY_PATH", None)
+
+
+def colcon_build(workspace: Path, tier: Tier = KILTED) -> Path:
+    """Copy the package into ``workspace/src`` and ``colcon build`` it with the tier's
+    colcon (entry points then run the tier's Python); the install space."""
     src = workspace / "src" / "unihoi_ros"
     shutil.copytree(REPO_ROOT, src, ignore=_IGNORED)
-    colcon = Path(sys.executable).with_name("colcon")
+    colcon = tier.bin / "colcon"
     cmd = [str(colcon), "build", "--packages-select", "unihoi_ros", "--event-handlers",
            "console_direct-"]
-    env = ros_env(upstream=False)
+    env = ros_env(upstream=False, tier=tier)
     # A user's shell: this machine kind sets PYTHONDONTWRITEBYTECODE, with which setuptools
     # warns "byte-compiling is disabled" on stderr whatever the package.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -128,10 +190,12 @@ class Background:
         return self.log_path.read_text(errors="replace")
 
 
-def run_peer(tmp: Path, env: dict[str, str], server: Background, **kw) -> dict:
-    """Run :mod:`ros2_peer` to completion (``kw``: its flags) and return its JSON."""
+def run_peer(tmp: Path, env: dict[str, str], server: Background, *, tier: Tier = KILTED,
+             **kw) -> dict:
+    """Run :mod:`ros2_peer` with the tier's Python to completion (``kw``: its flags) and
+    return its JSON."""
     out = tmp / f"peer_{time.monotonic_ns()}.json"
-    argv = [sys.executable, str(PEER), "--out", str(out)]
+    argv = [str(tier.python), str(PEER), "--out", str(out)]
     for key, value in kw.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
