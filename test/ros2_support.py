@@ -197,7 +197,11 @@ def run_peer(tmp: Path, env: dict[str, str], server: Background, *, tier: Tier =
     out = tmp / f"peer_{time.monotonic_ns()}.json"
     argv = [str(tier.python), str(PEER), "--out", str(out)]
     for key, value in kw.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        if value is True:  # a switch
+            argv.append(flag)
+        elif value is not False and value is not None:
+            argv += [flag, str(value)]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
     if proc.returncode != 0 or not out.exists():
         raise AssertionError(f"peer failed ({proc.returncode}):\n{proc.stderr[-3000:]}\n"
