@@ -117,6 +117,7 @@ setup(
         "console_scripts": [
             "unihoi = unihoi_ros.cli:main",
             "unihoi_node = unihoi_ros.ros.node_main:main",
+            "unihoi_record = unihoi_ros.ros.recorder:main",
         ],
     },
 )

@@ -12,15 +12,19 @@ set (an empty argument leaves the value of the files). Outputs (relative to the 
 ``confidence/image``, ``points``, ``trajectory``, ``pose``, TF ``world_frame`` -> camera
 frame, ``/diagnostics``.
 
-``record:=true`` also runs ``ros2 bag record`` (MCAP storage plugin,
-ros-<distro>-rosbag2-storage-mcap) of what was really used as input (the image or
-compressed topic, camera_info when used) and every output, the trajectory as one
-``PoseStamped`` per frame on ``pose``; the bag goes to ``bag_path``, or to a new
+``record:=true`` also records what was really used as input (the image or compressed
+topic, camera_info when used) and every output (``tracks``, ``/tf`` and ``/tf_static``
+included; the trajectory as one ``PoseStamped`` per frame on ``pose``) into an MCAP bag:
+with ``ros2 bag record`` (MCAP storage plugin, ros-<distro>-rosbag2-storage-mcap) where
+the ``ros2 bag`` verb exists, else with the package's own recorder ``unihoi_record``
+(rclpy + rosbags: same topics, QoS adapted to the publishers, chunks flushed as they fill
+so a killed recording stays readable). The bag goes to ``bag_path``, or to a new
 timestamped ``unihoi_bag_<date>_<time>`` directory when ``bag_path`` is empty.
 """
 
+import importlib.metadata
 import os
-import time
+import shutil
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
@@ -60,12 +64,13 @@ LAUNCH_ARGUMENTS = [
     ("namespace", "unihoi", "namespace of the node and its topics ('' for none)"),
     ("params_file", "", "a YAML of node parameters over the package's defaults"),
     ("log_level", "info", "debug | info | warn | error | fatal"),
-    ("record", "false", "also run `ros2 bag record` of the inputs used and the outputs (MCAP)"),
+    ("record", "false", "also record the inputs used and the outputs (MCAP): `ros2 bag "
+     "record` where the verb exists, else unihoi_record"),
     ("bag_path", "", "directory of the recording (default: unihoi_bag_<date>_<time>)"),
 ]
 #: Outputs recorded with record:=true (relative to the namespace; absolute as they are).
-RECORDED_OUTPUTS = ("depth/image", "depth/camera_info", "confidence/image", "points", "pose",
-                    "/tf", "/tf_static", "/diagnostics")
+RECORDED_OUTPUTS = ("depth/image", "depth/camera_info", "confidence/image", "points", "tracks",
+                    "pose", "/tf", "/tf_static", "/diagnostics")
 
 
 def parameter_overrides(values):
@@ -110,12 +115,42 @@ def recorded_topics(namespace, params):
     return topics + [_namespaced(namespace, t) for t in RECORDED_OUTPUTS]
 
 
+def _bag_path(bag_path, now=None):
+    from unihoi_ros.ros.recorder import default_bag_path  # torch-free
+
+    return bag_path or default_bag_path(now)
+
+
 def record_command(bag_path, topics, now=None):
     """``ros2 bag record`` of ``topics`` into ``bag_path`` (or a new timestamped directory)."""
-    if not bag_path:
-        stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(now))
-        bag_path = f"unihoi_bag_{stamp}"
-    return ["ros2", "bag", "record", "--storage", "mcap", "--output", bag_path, *topics]
+    return ["ros2", "bag", "record", "--storage", "mcap", "--output", _bag_path(bag_path, now),
+            *topics]
+
+
+def unihoi_record_arguments(bag_path, topics, now=None):
+    """Arguments of the package's recorder ``unihoi_record`` for the same recording."""
+    return ["--output", _bag_path(bag_path, now), *topics]
+
+
+def ros2_bag_available():
+    """Whether ``ros2 bag`` exists here: the ``ros2`` command and a ``bag`` verb registered
+    with ros2cli (rosbag2's ros2bag package; not among the PyPI wheels)."""
+    if shutil.which("ros2") is None:
+        return False
+    verbs = importlib.metadata.entry_points(group="ros2cli.command")
+    return any(v.name == "bag" for v in verbs)
+
+
+def recorder_action(bag_path, topics, namespace="", ros2_bag=None, now=None):
+    """The launch action that records ``topics``: ``ros2 bag record`` where
+    :func:`ros2_bag_available` (or ``ros2_bag``), else the ``unihoi_record`` node."""
+    if ros2_bag is None:
+        ros2_bag = ros2_bag_available()
+    if ros2_bag:
+        return ExecuteProcess(cmd=record_command(bag_path, topics, now), output="screen")
+    return Node(package="unihoi_ros", executable="unihoi_record", name="unihoi_record",
+                namespace=namespace, arguments=unihoi_record_arguments(bag_path, topics, now),
+                output="screen", emulate_tty=True)
 
 
 def effective_parameters(files, overrides, namespace=""):
@@ -148,8 +183,7 @@ def _launch_setup(context):
     )]
     if values.get("record", "false").lower() in ("true", "1", "yes"):
         topics = recorded_topics(namespace, effective_parameters(files, overrides, namespace))
-        actions.append(ExecuteProcess(cmd=record_command(values.get("bag_path", ""), topics),
-                                      output="screen"))
+        actions.append(recorder_action(values.get("bag_path", ""), topics, namespace))
     return actions
 
 

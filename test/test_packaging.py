@@ -52,7 +52,7 @@ def test_setup_metadata_and_data_files():
 def test_console_scripts_resolve():
     scripts = _setup_kwargs()["entry_points"]["console_scripts"]
     names = {s.split("=")[0].strip() for s in scripts}
-    assert names == {"unihoi", "unihoi_node"}
+    assert names == {"unihoi", "unihoi_node", "unihoi_record"}
     for spec in scripts:
         target = spec.split("=")[1].strip()
         module, func = target.split(":")

@@ -8,15 +8,20 @@ metadata is what ROS 2 Humble reads (newer versions only Jazzy and later).
 
 The bag is complete once :meth:`BagRecorder.close` has run (the MCAP summary and
 ``metadata.yaml`` are written then): use it as a context manager, or close it from a
-signal-driven shutdown path.
+signal-driven shutdown path. For a process that may be killed (``kill -9``, power), give
+``chunk_bytes`` / ``chunk_seconds``: each MCAP chunk is then written and flushed to the
+file as soon as it holds that many bytes or its first message is that old, so the file is
+readable (by a linear MCAP reader, e.g. ``mcap``'s) up to its last complete chunk; no
+``metadata.yaml`` exists then (``ros2 bag reindex`` writes one).
 """
 
 from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +38,15 @@ class BagRecorder:
         version: rosbag2 metadata version: 8 (Humble and later) or 9 (Jazzy and later).
         storage: ``"mcap"`` (default) or ``"sqlite3"``.
         overwrite: delete an existing ``path`` first.
+        chunk_bytes: MCAP: close and flush the pending chunk once it holds this many bytes
+            (rosbags' own limit, 1 MiB, applies too); None: only rosbags' limit, unflushed.
+        chunk_seconds: MCAP: close and flush the pending chunk once its first message is
+            this old (checked at each write and by :meth:`flush_due`); None: no age limit.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: chunk options with sqlite3 storage, or a rosbags whose MCAP writer
+            does not expose its chunks.
     """
 
     def __init__(
@@ -46,6 +57,8 @@ class BagRecorder:
         *,
         storage: str = "mcap",
         overwrite: bool = False,
+        chunk_bytes: int | None = None,
+        chunk_seconds: float | None = None,
     ) -> None:
         rosbag2 = require("rosbags.rosbag2")
         if typestore is None:
@@ -72,6 +85,12 @@ class BagRecorder:
         self._writer = rosbag2.Writer(self.path, version=self.version,
                                       storage_plugin=plugins[storage])
         self._writer.open()
+        self._chunk_bytes, self._chunk_seconds = chunk_bytes, chunk_seconds
+        self._progressive = chunk_bytes is not None or chunk_seconds is not None
+        if self._progressive:
+            self._check_progressive()
+        self._chunk_started: float | None = None  # monotonic time of the pending chunk's start
+        self._chunks_written = 0
         self._connections: dict[str, tuple[Any, str]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -142,6 +161,54 @@ class BagRecorder:
             self._check_open()
             self._writer.write(conn, int(stamp_ns), bytes(data))
             self.counts[topic] += 1
+            if self._progressive:
+                self._chunk_written_or_due()
+
+    # ------------------------------------------------------------------ progressive chunks
+    def _check_progressive(self) -> None:
+        storage = getattr(self._writer, "storage", None)
+        if self.storage != "mcap":
+            raise ValueError("chunk_bytes / chunk_seconds apply to MCAP storage only")
+        if not all(hasattr(storage, a) for a in ("close_chunk", "chunk", "chunks", "bio")):
+            raise ValueError("this rosbags version's MCAP writer does not expose its chunks: "
+                             "progressive chunks (chunk_bytes / chunk_seconds) are unavailable")
+
+    def _chunk_written_or_due(self, now: float | None = None) -> None:
+        """Close and flush the pending chunk when it is due; flush one rosbags closed."""
+        st = self._writer.storage
+        now = time.monotonic() if now is None else now
+        if len(st.chunks) != self._chunks_written:  # rosbags closed one (its 1 MiB limit)
+            self._flushed(st)
+        pending = st.chunk.bio.tell()
+        if not st.chunk.msgs:
+            return  # schemas and channels only: they go with the first message's chunk
+        if self._chunk_started is None:
+            self._chunk_started = now
+        full = self._chunk_bytes is not None and pending >= self._chunk_bytes
+        old = (self._chunk_seconds is not None
+               and now - self._chunk_started >= self._chunk_seconds)
+        if full or old:
+            st.close_chunk()
+            self._flushed(st)
+
+    def _flushed(self, st: Any) -> None:
+        st.bio.flush()
+        self._chunks_written = len(st.chunks)
+        self._chunk_started = None
+
+    def flush_due(self) -> None:
+        """Write the pending chunk if its first message is ``chunk_seconds`` old (call it
+        from a timer: a quiet topic does not trigger :meth:`write`)."""
+        if not self._progressive:
+            return
+        with self._lock:
+            if not self._closed:
+                self._chunk_written_or_due()
+
+    @property
+    def chunks_written(self) -> int:
+        """MCAP chunks written and flushed so far (progressive chunks only)."""
+        return self._chunks_written
 
     # ------------------------------------------------------------------ closing
     @property
@@ -169,3 +236,29 @@ class BagRecorder:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"BagRecorder({str(self.path)!r}, {self.storage}, v{self.version}, {state})"
+
+
+def messages_in_complete_chunks(mcap_file: str | Path) -> Iterator[tuple[str, str, int, bytes]]:
+    """Every message of an MCAP file that was never closed (its writer killed), read
+    linearly up to the file's truncated end: what its complete chunks hold.
+
+    Yields:
+        ``(topic, message type, log time ns, CDR bytes)`` in file order.
+
+    Raises:
+        MissingDependencyError: the ``mcap`` package is not installed.
+    """
+    reader_mod = require("mcap.reader")
+    errors = (require("mcap.exceptions").McapError,
+              require("mcap.stream_reader").CRCValidationError)
+    with open(mcap_file, "rb") as fh:
+        messages = reader_mod.NonSeekingReader(fh).iter_messages(log_time_order=False)
+        while True:
+            try:
+                schema, channel, message = next(messages)
+            except StopIteration:
+                return
+            except errors:  # the truncated end: an incomplete record or no footer
+                return
+            yield (channel.topic, schema.name if schema is not None else "", message.log_time,
+                   bytes(message.data))

@@ -40,7 +40,7 @@ from unihoi_ros.ros.params import (
     check_names,
     param_descriptions,
 )
-from unihoi_ros.ros.qos import BEST_EFFORT, RELIABLE, QosProfile, adapt_to_offers
+from unihoi_ros.ros.qos import QosProfile, adapt_to_offers
 from unihoi_ros.ros.transport import (
     DIAGNOSTICS_QOS,
     TF_QOS,
@@ -198,21 +198,29 @@ class _Output:
         return int(self._pub.get_subscription_count())
 
 
+def qos_from_rclpy(profile: Any) -> QosProfile:
+    """One of our profiles (named ``OFFERED``) from an rclpy ``QoSProfile``, e.g. a
+    publisher's offer read from the graph, whose history the graph does not know
+    (``unknown``); policy names as rclpy's, lower case."""
+    return QosProfile("OFFERED", profile.reliability.name.lower(),
+                      profile.history.name.lower(), int(profile.depth),
+                      profile.durability.name.lower())
+
+
 def offered_reliabilities(node: Any, topic: str) -> list[str]:
     """The reliability each publisher of ``topic`` (fully qualified) offers, from the
-    graph (``reliable`` | ``best_effort``)."""
-    from rclpy.qos import ReliabilityPolicy
-
-    return [RELIABLE if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
-            else BEST_EFFORT for i in node.get_publishers_info_by_topic(topic)]
+    graph (``reliable`` | ``best_effort``; ``unknown`` where the graph cannot tell)."""
+    return [qos_from_rclpy(i.qos_profile).reliability
+            for i in node.get_publishers_info_by_topic(topic)]
 
 
 class _AdaptiveInput:
     """The subscriptions of one input, whose QoS follows the publishers' offers
     (:func:`~unihoi_ros.ros.qos.adapt_to_offers`): checked when created and on every
     :meth:`refresh` (the transport's graph timer); when the adapted profile changes, the
-    subscriptions are made again with it (a publisher that appears, leaves, or offers
-    another reliability).
+    subscriptions are made again with it (a publisher that appears, or one that offers
+    another reliability); when the last publisher leaves, the subscriptions stay as they
+    are until one appears again.
 
     Args:
         transport: the transport (node, logging).
@@ -233,6 +241,8 @@ class _AdaptiveInput:
 
     def refresh(self) -> None:
         offered = [r for t in self.topics for r in offered_reliabilities(self._tp.node, t)]
+        if not offered and self.profile is not None:
+            return  # the camera left: keep the reader for when it comes back
         profile = adapt_to_offers(self._requested, offered)
         if profile == self.profile:
             return
@@ -242,7 +252,7 @@ class _AdaptiveInput:
         if self.profile is not None or profile != self._requested:
             log.info("input %s: subscribed %s (its publishers offer %s)",
                      " + ".join(self.topics), profile.reliability.replace("_", " "),
-                     ", ".join(sorted(set(offered))).replace("_", " ") or "nothing yet")
+                     ", ".join(sorted(set(offered))).replace("_", " "))
         self.profile = profile
 
 
@@ -533,9 +543,11 @@ def init_rclpy(argv: list[str] | None) -> None:
 
     rclpy's handlers shut the context down the moment SIGINT arrives, before the
     process's shutdown code runs: its last log lines then fail ("Failed to publish log
-    message to rosout: publisher's context is invalid"). Here SIGINT (Python's default)
-    and SIGTERM raise KeyboardInterrupt in the main thread instead, and the caller shuts
-    the context down after its own clean-up (:func:`spin_until_interrupted`).
+    message to rosout: publisher's context is invalid"). Here the first SIGINT or SIGTERM
+    raises KeyboardInterrupt in the main thread instead, and the caller shuts the context
+    down after its own clean-up (:func:`spin_until_interrupted`). Later ones are ignored,
+    so the clean-up (a bag being closed) is not cut short: Ctrl-C under ``ros2 launch``
+    reaches a node twice, from the terminal and from launch; SIGKILL still ends it.
     """
     import signal
 
@@ -544,9 +556,12 @@ def init_rclpy(argv: list[str] | None) -> None:
 
     rclpy.init(args=argv if argv is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
+    stopping = []
 
     def interrupt(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
