@@ -95,7 +95,8 @@ setup(
     # Data folders are packages of their own (an __init__.py each), so setuptools installs
     # their files without "package would be ignored" warnings.
     package_data={PACKAGE: ["model/*.txt", "ros/*.xml"],
-                  f"{PACKAGE}.model.weights": ["*.safetensors", "*.json", "*.md", "*.png"],
+                  f"{PACKAGE}.model.weights": ["*.safetensors", "*.json", "*.md", "*.png", "*.onnx",
+                                                 "*.weights"],
                   f"{PACKAGE}.train.configs": ["*.yaml"]},
     include_package_data=True,
     data_files=[

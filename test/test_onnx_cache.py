@@ -1,6 +1,7 @@
-"""The default CPU backend of the small model: the fused ONNX graph exported on first use,
-cached by weights, code and size, ONNX Runtime serving it (parity with torch through the
-reconstructor), torch meanwhile and as the fallback."""
+"""The default CPU backend of the small model: the any-size ONNX graph per encoder input,
+shipped for the bundled model or exported once and cached by weights, code and encoder
+input, ONNX Runtime serving it for every frame size of that input (parity with torch
+through the reconstructor), torch meanwhile and as the fallback."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from unihoi_ros.pipeline import Reconstructor
 from unihoi_ros.pipeline.config import ReconstructorConfig
 from unihoi_ros.sim import make_sequence
 
-H, W = 48, 64
+H, W = 96, 128  # the smallest 4:3 size the any-size graph takes: tiny's encoder input
 DT = 66_666_667
 
 
@@ -50,7 +51,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    """One cache folder for the module (``<UNIHOI_CACHE_DIR>/onnx``): the graph is exported
+    """One cache folder for the module (``<UNIHOI_CACHE_DIR>/onnx``): each graph is exported
     once (about 3 s)."""
     return tmp_path_factory.mktemp("cache") / "onnx"
 
@@ -116,7 +117,70 @@ def test_the_last_frames_graph_serves_a_stride_one_stream(tiny, cache_dir, expor
     assert_same_results(ours, full_decode)
     path = onnx_cache.ensure_graph(tiny, H, W, cache_dir, decode_last=2).path
     assert path.name.endswith(".last2.onnx") and path != exported.path
-    assert onnx_cache.cached_sizes(tiny, cache_dir) == [(H, W)]  # full-window graphs only
+    assert (H, W) in onnx_cache.cached_sizes(tiny, cache_dir)  # full-window graphs only
+    assert all(n == tiny.network_input_shape(*n) for n in onnx_cache.cached_sizes(tiny,
+                                                                                 cache_dir))
+
+
+def test_one_graph_serves_every_frame_size_of_its_encoder_input(tiny, cache_dir, exported):
+    """No export for a new camera size: 192x256 frames run on the 96x128 frames' graph
+    (the same encoder input), equal to torch; frames smaller than the encoder input, or of
+    another aspect ratio's input, are not taken by it."""
+    big = make_sequence(4, 6, 2 * H, 2 * W)
+    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    assert cached.prepare((H, W))
+    assert cached.status((2 * H, 2 * W)) == "ready"  # prepared by the other size
+    before = sorted(cache_dir.glob("*.onnx"))
+    ours = stream(cached, big.rgb)
+    assert cached.name == "onnxruntime" and sorted(cache_dir.glob("*.onnx")) == before
+    assert_same_results(ours, stream(TorchBackend(tiny, "cpu"), big.rgb))
+    from unihoi_ros.backends import window_graph as wg
+
+    rule = tiny.network_input_shape
+    assert wg.any_size_problem(rule, (H, W), (H, W)) is None
+    assert "smaller than the encoder input" in wg.any_size_problem(rule, (64, 88), (48, 64))
+    assert "map to the encoder input" in wg.any_size_problem(rule, (H, W), (H, H))
+
+
+def test_frames_smaller_than_the_encoder_input_stay_with_torch(tiny, cache_dir, caplog):
+    small = make_sequence(5, 5, 48, 64)  # encoder input 64x88: the graph would enlarge
+    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    with caplog.at_level(logging.WARNING):
+        ours = stream(cached, small.rgb)
+    assert cached.name == "torch" and "64x48 frames: torch" in cached.describe()
+    assert caplog.text.count("smaller than the encoder input") == 1  # said once
+    assert_same_results(ours, stream(TorchBackend(tiny, "cpu"), small.rgb), tol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(120, 160), (256, 456)])
+def test_the_bundled_models_graphs_ship_with_the_package(size):
+    """A fresh install exports nothing for 4:3 and 16:9 cameras: the shipped graphs carry
+    the key of today's weights and model code (after a change to unihoi_ros/model, run
+    ``unihoi prepare --ship``), and equal torch."""
+    from unihoi_ros.backends import window_graph as wg
+    from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    model, _, _ = load_network("unihoi-tiny")
+    net = model.network_input_shape(*size)
+    assert net in onnx_cache.common_network_sizes(model)
+    for n in (None, 2):
+        graph = onnx_cache.ensure_graph(model, *net, decode_last=n)
+        assert graph.shipped and not graph.exported, (
+            "the shipped graphs are stale: run `unihoi prepare --ship` and commit "
+            "unihoi_ros/model/weights/")
+        ort = OnnxRuntimeBackend(graph.path, threads=1)
+        assert ort.network_input_size == net and ort.size_problem(size) is None
+        rng = np.random.default_rng(0)
+        frames = rng.random((4, 3, *size), dtype=np.float32)
+        flows = rng.normal(0, 2, (3, *size, 2)).astype(np.float32)
+        got = ort.infer_window(list(frames), None, flows)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(frames)[None],
+                        torch.from_numpy(flows).permute(0, 3, 1, 2)[None], n)
+        assert rel_err(got.depth, ref.depth[0].numpy()) < 1e-4
+        assert rel_err(got.K, ref.K[0].numpy()) < 1e-4
+        assert rel_err(got.confidence, ref.confidence[0].numpy()) < 1e-4
+        assert wg.resize_inputs(*size, *net)["resize_y"].shape == (net[0], size[0])
 
 
 def test_torch_serves_until_the_graph_is_ready_then_onnxruntime(tiny, cache_dir, exported,
@@ -183,7 +247,7 @@ def test_key_follows_weights_size_and_code(tiny, monkeypatch):
     monkeypatch.setattr(onnx_cache, "code_fingerprint", lambda: "edited model code")
     assert onnx_cache.cache_key(tiny, H, W) != key
     name = onnx_cache.graph_path(tiny, H, W, "/x", key).name
-    assert name.startswith(f"tiny_{H}x{W}_") and name.endswith(".onnx")
+    assert name.startswith(f"tiny_net{H}x{W}_") and name.endswith(".onnx")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other key"])
@@ -212,7 +276,7 @@ def test_export_failure_leaves_torch_serving(tiny, tmp_path, clip, monkeypatch, 
     def broken(*args, **kwargs):
         raise RuntimeError("Exporting the operator 'aten::frobnicate' is not supported")
 
-    monkeypatch.setattr(export, "export_onnx", broken)
+    monkeypatch.setattr(export, "export_any_size_onnx", broken)
     cached = CachedOnnxBackend(tiny, cache_dir=tmp_path)
     with caplog.at_level(logging.WARNING):
         assert not cached.prepare((H, W))
@@ -306,7 +370,7 @@ def test_load_backend_start_up_description(monkeypatch, exported, cache_dir):
     monkeypatch.setenv("UNIHOI_CACHE_DIR", str(cache_dir.parent))
     loaded = load_backend("random:tiny", "auto", "cpu", threads=1)
     assert loaded.selection.choice == "onnxruntime-cpu-cached"
-    assert "at the first frame of each size" in loaded.describe()
+    assert "at the first frame of each encoder input size" in loaded.describe()
     assert loaded.prepare((H, W), tail_frames=3) and loaded.name == "onnxruntime"
     for n in (4, 2, 3):  # full window, last 2 (stride 1), last 3 (the stride-2 tail asked)
         assert loaded.backend.status((H, W), n) == "ready"
@@ -316,14 +380,13 @@ def test_load_backend_start_up_description(monkeypatch, exported, cache_dir):
 
 
 # --------------------------------------------------------------------------- the node
-@pytest.mark.parametrize("case", ["fixed size", "recent size", "new size"])
-def test_node_runs_the_default_backend_and_says_which(monkeypatch, tmp_path, exported,
-                                                      cache_dir, clip, case):
-    """The node's default (auto, CPU). The graph is ready before the node says "ready"
-    with a fixed processing size, or at the input's size when this model's graph for it
-    is cached (the most recent size is loaded at start-up); otherwise the first frame
-    starts it and torch serves meanwhile. Every frame is published; the start-up line
-    and the diagnostics name the backend and why."""
+@pytest.mark.parametrize("case", ["fixed size", "4:3 camera", "new aspect ratio"])
+def test_node_runs_the_default_backend_and_says_which(monkeypatch, exported, cache_dir, case):
+    """The node's default (auto, CPU). Before the node says "ready" the graphs are ready
+    for a fixed processing size, and for every 4:3 and 16:9 camera; a camera of another
+    aspect ratio prepares its graph at the first frame (replay: it waits; live: torch
+    serves meanwhile). Every frame is published; the start-up line and the diagnostics
+    name the backend that serves and why."""
     pytest.importorskip("rosbags")
     from unihoi_ros.ros import messages as M
     from unihoi_ros.ros.node import UnihoiNode
@@ -331,8 +394,9 @@ def test_node_runs_the_default_backend_and_says_which(monkeypatch, tmp_path, exp
     from unihoi_ros.ros.transport import MemoryTransport
 
     monkeypatch.setenv("UNIHOI_ONNX_CACHE", "1")
-    root = tmp_path if case == "new size" else cache_dir.parent
-    monkeypatch.setenv("UNIHOI_CACHE_DIR", str(root))
+    monkeypatch.setenv("UNIHOI_CACHE_DIR", str(cache_dir.parent))
+    size = (H, H) if case == "new aspect ratio" else (H, W)
+    clip = make_sequence(3, 5, *size)
     overrides = {"model": "random:tiny", "live_mode": False, "inference_threads": 1}
     if case == "fixed size":
         overrides.update(process_height=H, process_width=W)
@@ -345,14 +409,40 @@ def test_node_runs_the_default_backend_and_says_which(monkeypatch, tmp_path, exp
         summary = node.startup_summary()
         assert "chosen: onnxruntime-cpu-cached" in summary
         assert backend.backend.background is False  # replay: a new size waits for its graph
-        assert ("backend onnxruntime on cpu" in summary) == (case != "new size"), summary
+        assert "backend onnxruntime on cpu" in summary, summary
+        ready_before = backend.backend.status(size) == "ready"
+        assert ready_before == (case != "new aspect ratio")
         for i, rgb in enumerate(clip.rgb):
             transport.inject("image", M.rgb_to_image(rgb, 1_000_000_000 + i * DT, "cam"))
         assert node.wait_idle(60)
-        assert backend.prepare((H, W))
+        assert backend.backend.status(size) == "ready" and backend.name == "onnxruntime"
         assert node.stats()["published"] == len(clip.rgb)
         assert "ONNX Runtime" in transport.spin_diagnostics().values["Backend"]
-        assert (root / "onnx").is_dir() and backend.recent_sizes() == [(H, W)]
+        assert tuple(backend.backend.model.network_input_shape(*size)) in backend.recent_sizes()
+    finally:
+        node.stop()
+
+
+def test_a_fresh_install_serves_the_bundled_model_without_an_export(monkeypatch, tmp_path):
+    """An empty cache (a lab's first launch): the node loads the shipped graphs before it
+    says ready, names ONNX Runtime as the backend that serves, and writes no export."""
+    pytest.importorskip("rosbags")
+    from unihoi_ros.ros.node import UnihoiNode
+    from unihoi_ros.ros.params import NodeParams
+    from unihoi_ros.ros.transport import MemoryTransport
+
+    monkeypatch.setenv("UNIHOI_ONNX_CACHE", "1")
+    monkeypatch.setenv("UNIHOI_CACHE_DIR", str(tmp_path))
+    params = NodeParams.load(overrides={"live_mode": True, "inference_threads": 1})
+    backend = load_backend(params.model, params.backend, params.device, threads=1)
+    node = UnihoiNode(params, backend, MemoryTransport())
+    node.start()
+    try:
+        summary = node.startup_summary()
+        assert "backend onnxruntime on cpu" in summary and "shipped with the package" in summary
+        for size in ((480, 640), (720, 1280), (120, 160), (256, 456)):
+            assert backend.backend.status(size) == backend.backend.status(size, 2) == "ready"
+        assert not list(tmp_path.rglob("*.onnx"))
     finally:
         node.stop()
 

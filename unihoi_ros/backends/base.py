@@ -171,6 +171,15 @@ class LoadedBackend:
         recent = getattr(self.backend, "recent_sizes", None)
         return list(recent()) if callable(recent) else []
 
+    def expected_sizes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` sizes worth preparing before the first frame when the camera's is not
+        known yet: the common ones (the cached ONNX backend: the encoder inputs of 4:3 and
+        16:9 frames, one graph each for every such camera) and the most recently used one;
+        empty for backends that need no preparation."""
+        common = getattr(self.backend, "common_sizes", None)
+        sizes = list(common()) if callable(common) else []
+        return list(dict.fromkeys(sizes + self.recent_sizes()[:1]))
+
     @property
     def model(self) -> Any:
         """The torch network where the backend has one (torch backend), else None."""

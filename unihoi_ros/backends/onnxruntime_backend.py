@@ -21,13 +21,16 @@ DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 class OnnxRuntimeBackend:
     """Runs an ``unihoi export`` graph with ONNX Runtime.
 
-    Two layouts: the fused window graph (the encoder runs inside every window call: F
-    encoder passes per window), or a split export (``unihoi export --split``: give the
-    ``*.encoder.onnx`` path; ``*.window.onnx`` beside it is loaded too), which runs the
-    encoder once per new frame and caches its outputs, as the torch backend does.
+    Three layouts: the fused window graph (the encoder runs inside every window call: F
+    encoder passes per window) for one frame size, the same for any frame size that maps
+    to its encoder input (``unihoi export --any-size``), or a split export (``unihoi
+    export --split``: give the ``*.encoder.onnx`` path; ``*.window.onnx`` beside it is
+    loaded too), which runs the encoder once per new frame and caches its outputs, as the
+    torch backend does.
 
     Args:
-        onnx_path: the exported model (static shapes: frames must be its input size).
+        onnx_path: the exported model (frames must be its input size, or for an any-size
+            graph map to its encoder input: :meth:`size_problem`).
         providers: ONNX Runtime execution providers in order of preference, e.g.
             ``("CUDAExecutionProvider", "CPUExecutionProvider")``; unavailable ones are
             skipped with a log line.
@@ -74,15 +77,24 @@ class OnnxRuntimeBackend:
             shape = self.encoder_session.get_inputs()[0].shape  # (1, 3, H, W)
             self.num_frames = int(self.session.get_inputs()[-1].shape[1]) + 1
             self.input_size = (int(shape[2]), int(shape[3]))
+        elif tuple(names) == wg.ANY_SIZE_INPUTS:  # any frame size mapping to its encoder input
+            self.num_frames = int(self.session.get_inputs()[0].shape[1])
+            self.input_size = None
         elif tuple(names) != wg.INPUTS:
-            raise ValueError(f"{path}: inputs {names}, expected {list(wg.INPUTS)} "
-                             "(a graph written by `unihoi export`)")
+            raise ValueError(f"{path}: inputs {names}, expected {list(wg.INPUTS)} or "
+                             f"{list(wg.ANY_SIZE_INPUTS)} (a graph written by `unihoi export`)")
         else:
             shape = self.session.get_inputs()[0].shape  # (1, F, 3, H, W)
             self.num_frames = int(shape[1])
             self.input_size = (int(shape[3]), int(shape[4]))
         meta = self.session.get_modelmeta().custom_metadata_map
         self.model_config = json.loads(meta["unihoi_config"]) if "unihoi_config" in meta else {}
+        #: ``(hh, ww)`` encoder input of an any-size graph (None: a fixed-size graph).
+        self.network_input_size: tuple[int, int] | None = None
+        if tuple(names) == wg.ANY_SIZE_INPUTS:
+            if not self.model_config or "unihoi_network_input_size" not in meta:
+                raise ValueError(f"{path}: an any-size graph without its unihoi metadata")
+            self.network_input_size = tuple(json.loads(meta["unihoi_network_input_size"]))
         self.providers = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers[:1] else "cpu"
         self.path = path
@@ -92,10 +104,27 @@ class OnnxRuntimeBackend:
         """Encoder runs per window call: 0 for a split export (cached per frame), else F."""
         return 0 if self.encoder_session is not None else self.num_frames
 
+    def size_problem(self, size: tuple[int, int]) -> str | None:
+        """Why ``(H, W)`` frames cannot run on this graph (None: they can)."""
+        if self.network_input_size is not None:
+            from unihoi_ros.model.config import ModelConfig
+
+            rule = ModelConfig.from_dict(self.model_config).network_input_shape
+            return wg.any_size_problem(rule, self.network_input_size, size)
+        if tuple(size) != tuple(self.input_size):
+            return (f"built for {self.input_size[1]}x{self.input_size[0]} frames, got "
+                    f"{size[1]}x{size[0]}")
+        return None
+
     def encode(self, rgb: np.ndarray):
         """Split export: the encoder outputs of the frame (run once, cached by the caller);
         fused graph: the ``(3, H, W)`` float32 frame (the encoder runs in the window call)."""
-        wg.check_size(self.input_size, rgb, f"ONNX model {self.path.name}")
+        if self.network_input_size is not None:
+            problem = self.size_problem(rgb.shape[:2])
+            if problem:
+                raise ValueError(f"ONNX model {self.path.name}: {problem}")
+        else:
+            wg.check_size(self.input_size, rgb, f"ONNX model {self.path.name}")
         frame = wg.frame_tensor(rgb)
         if self.encoder_session is None:
             return frame
@@ -105,6 +134,8 @@ class OnnxRuntimeBackend:
                      flows_bwd: np.ndarray) -> WindowPrediction:
         if self.encoder_session is None:
             inputs = wg.window_inputs(features, flows_bwd)
+            if self.network_input_size is not None:
+                inputs.update(wg.resize_inputs(*flows_bwd.shape[1:3], *self.network_input_size))
         else:
             inputs = _split_window_inputs(features, flows_bwd)
         depth, K, conf = self.session.run(list(wg.OUTPUTS), inputs)

@@ -6,18 +6,56 @@ outputs ``depth (1, F, H, W)``, ``K (1, 3, 3)``, ``confidence (1, F-1, H, W)`` (
 exported with ``decode_last = n``: the last n frames and their n-1 pairs). It cannot
 take cached encoder outputs, so ``encode`` only converts the frame once and the encoder
 runs inside every window call (F encoder passes per window).
+
+An any-size graph (:func:`unihoi_ros.model.export.export_any_size_onnx`) takes frames of
+any size that maps to its encoder input, plus the antialiased resampling matrices from the
+frames to that input (:func:`resize_inputs`, made once per size on the host).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
 from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.model.export import ANY_SIZE_INPUTS
 
 INPUTS = ("frames", "flows_bwd")
 OUTPUTS = ("depth", "K", "confidence")
+__all__ = ["ANY_SIZE_INPUTS", "INPUTS", "OUTPUTS"]
+
+
+@lru_cache(maxsize=16)
+def resize_inputs(height: int, width: int, net_height: int,
+                  net_width: int) -> dict[str, np.ndarray]:
+    """An any-size graph's ``resize_y (hh, H)`` and ``resize_x (ww, W)`` float32 inputs
+    for ``height x width`` frames and the encoder input ``net_height x net_width``
+    (antialiased bilinear, PyTorch's weights: :func:`~unihoi_ros.model.resample.
+    resize_matrix`). Cached: a stream has one size."""
+    from unihoi_ros.model.resample import resize_matrix
+
+    ry = resize_matrix(height, net_height, antialias=True).numpy()
+    rx = resize_matrix(width, net_width, antialias=True).numpy()
+    return {"resize_y": np.ascontiguousarray(ry, np.float32),
+            "resize_x": np.ascontiguousarray(rx, np.float32)}
+
+
+def any_size_problem(network_input_shape, net_size: tuple[int, int],
+                     size: tuple[int, int]) -> str | None:
+    """Why an any-size graph for the encoder input ``net_size (hh, ww)`` cannot take
+    ``size (H, W)`` frames (None: it can). ``network_input_shape``: the model's
+    ``(H, W) -> (hh, ww)`` rule. The graph was traced on enlargements from the encoder's
+    resolution, so frames must be at least that large."""
+    h, w = int(size[0]), int(size[1])
+    hh, ww = (int(v) for v in net_size)
+    if tuple(network_input_shape(h, w)) != (hh, ww):
+        return (f"{w}x{h} frames map to the encoder input {network_input_shape(h, w)[1]}x"
+                f"{network_input_shape(h, w)[0]}, the graph's is {ww}x{hh}")
+    if h < hh or w < ww:
+        return f"{w}x{h} frames are smaller than the encoder input {ww}x{hh}"
+    return None
 
 
 def frame_tensor(rgb: np.ndarray) -> np.ndarray:

@@ -1,14 +1,20 @@
-"""``unihoi model-info`` and ``unihoi export`` (the network's CLI; see ``unihoi_ros.model``).
+"""``unihoi model-info``, ``unihoi export`` and ``unihoi prepare`` (the network's CLI; see
+``unihoi_ros.model``).
 
 ``model-info`` prints, per size, the number of state-dict numbers of each part of the
 network (built on the ``meta`` device: no weights are allocated), and the authors' modules
 that are left out because they are never used. ``export`` writes the ONNX graph.
+``prepare`` puts the default CPU backend's any-size graphs of a model in the cache ahead of
+time (a lab's own weights; the bundled model's come with the package), or, with
+``--ship``, writes the bundled model's graphs into the package (maintainers, after a change
+to ``unihoi_ros/model``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 # Parts of the network, by state-dict prefix (the authors' key names).
@@ -88,7 +94,12 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from unihoi_ros.model import UniHOI
-    from unihoi_ros.model.export import export_onnx, export_split_onnx, unsupported_ops
+    from unihoi_ros.model.export import (
+        export_any_size_onnx,
+        export_onnx,
+        export_split_onnx,
+        unsupported_ops,
+    )
 
     if args.model:
         model = UniHOI.from_pretrained(args.model)
@@ -96,7 +107,14 @@ def _run_export(args: argparse.Namespace) -> int:
     else:
         model = UniHOI.from_size(args.size)
         provenance = f"random initialisation of size {args.size} (no --model given)"
-    if args.split:
+    if args.split and args.any_size:
+        print("--split and --any-size are exclusive", file=sys.stderr)
+        return 2
+    if args.any_size:
+        hh, ww = model.network_input_shape(args.height, args.width)
+        paths = (export_any_size_onnx(model, args.output, hh, ww, opset=args.opset,
+                                      provenance=provenance),)
+    elif args.split:
         paths = export_split_onnx(model, args.output, args.height, args.width,
                                   opset=args.opset, provenance=provenance)
     else:
@@ -108,6 +126,32 @@ def _run_export(args: argparse.Namespace) -> int:
     if bad:
         print(f"WARNING: operators TensorRT cannot parse: {sorted(bad)}")
         return 1
+    return 0
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from unihoi_ros.backends import onnx_cache
+    from unihoi_ros.backends.factory import load_network
+    from unihoi_ros.commands.process import parse_size
+    from unihoi_ros.model.bundled import BUNDLED_MODELS
+
+    model, description, _ = load_network(args.model)
+    if args.ship:
+        if args.model not in BUNDLED_MODELS:
+            print(f"--ship writes the bundled model's graphs; {args.model} is not one of "
+                  f"{sorted(BUNDLED_MODELS)}", file=sys.stderr)
+            return 2
+        for path in onnx_cache.write_shipped(model, (None, 2)):
+            print(f"shipped {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    sizes = [parse_size(s) for s in args.size] or list(onnx_cache.COMMON_FRAME_SIZES)
+    nets = list(dict.fromkeys(tuple(model.network_input_shape(*s)) for s in sizes))
+    for hh, ww in nets:
+        for n in (None, 2):
+            graph = onnx_cache.ensure_graph(model, hh, ww, decode_last=n)
+            print(f"{description}: encoder input {ww}x{hh} "
+                  f"({'all frames' if n is None else f'last {n} frames'}): {graph.origin} "
+                  f"{graph.path}")
     return 0
 
 
@@ -127,4 +171,24 @@ def register(sub) -> None:
     e.add_argument("--split", action="store_true",
                    help="write <out>.encoder.onnx + <out>.window.onnx: one encoder pass per "
                    "new frame in streaming (give the encoder file to the ONNX Runtime backend)")
+    e.add_argument("--any-size", action="store_true",
+                   help="one graph for every frame size whose encoder input is that of "
+                   "--height x --width (every size of the aspect ratio): what the default CPU "
+                   "backend runs (ONNX Runtime; not a TensorRT input)")
     e.set_defaults(func=_run_export)
+
+    r = sub.add_parser(
+        "prepare", help="put a model's ONNX Runtime graphs in the cache ahead of the first run",
+        description="Export the default CPU backend's any-size graphs of a model into the "
+        "cache (one per encoder input: every frame size of an aspect ratio shares it), so "
+        "the first run serves every frame from ONNX Runtime. The bundled model's graphs for "
+        "4:3 and 16:9 frames come with the package.")
+    r.add_argument("--model", default="unihoi-tiny",
+                   help="bundled model name, weights path, or random:<size>")
+    r.add_argument("--size", action="append", default=[], metavar="HxW",
+                   help="a frame size the lab's cameras deliver (repeatable; default: "
+                   "480x640 and 720x1280, i.e. every 4:3 and 16:9 camera)")
+    r.add_argument("--ship", action="store_true",
+                   help="maintainers: write the bundled model's graphs into the package "
+                   "(unihoi_ros/model/weights) after a change to unihoi_ros/model")
+    r.set_defaults(func=_run_prepare)

@@ -83,15 +83,20 @@ def dense_confidence(
     w_pix = torch.stack((w_ce, w_cl, bias), dim=1)
     # The later frame is upsampled row block by row block (bilinear, align_corners=True,
     # separable): rows ry[r0:r1] @ (later @ rx.T), never the whole full-resolution map.
-    ry = resize_matrix(h, hh, align_corners=True, device=dpt.device, dtype=dpt.dtype)
-    rx = resize_matrix(w, ww, align_corners=True, device=dpt.device, dtype=dpt.dtype)
-    step = hh if chunk_rows is None else max(1, int(chunk_rows))
+    # Whole frames (chunk_rows None, the export): plain interpolation, whose output size
+    # follows the frames' size in a graph; in row blocks: rows of the resampling matrices.
+    whole = chunk_rows is None
+    if not whole:
+        ry = resize_matrix(h, hh, align_corners=True, device=dpt.device, dtype=dpt.dtype)
+        rx = resize_matrix(w, ww, align_corners=True, device=dpt.device, dtype=dpt.dtype)
+    step = hh if whole else max(1, int(chunk_rows))
     inplace = not torch.is_grad_enabled()
 
     out = []
     for i in range(b * (f - 1)):
         up_e = F.interpolate(earlier[i:i + 1], (hh, ww), mode="bilinear", align_corners=True)
-        later_x = torch.matmul(later[i], rx.T)  # (h0, h, W)
+        if not whole:
+            later_x = torch.matmul(later[i], rx.T)  # (h0, h, W)
         rows = []
         for r0 in range(0, hh, step):
             r1 = min(hh, r0 + step)
@@ -102,7 +107,11 @@ def dense_confidence(
                                align_corners=False)
             pix = torch.cat((ce.reshape(1, -1), conf_l[i, :, r0:r1].reshape(1, -1),
                              torch.ones_like(ce).reshape(1, -1)), dim=0)  # (3, rows*W)
-            up_l = torch.matmul(ry[r0:r1], later_x)  # (h0, rows, W)
+            if whole:
+                up_l = F.interpolate(later[i:i + 1], (hh, ww), mode="bilinear",
+                                     align_corners=True)[0]  # (h0, H, W)
+            else:
+                up_l = torch.matmul(ry[r0:r1], later_x)  # (h0, rows, W)
             if inplace:  # inference: reuse the grid_sample output, no temporaries
                 hid = sampled.view(h0, -1).add_(up_l.view(h0, -1)).addmm_(w_pix, pix)
                 hid = hid.relu_()

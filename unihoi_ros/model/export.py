@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import FORMAT_VERSION
+from .resample import resize_matrix
 from .unihoi import EncoderFeatures, UniHOI
 
 DEFAULT_OPSET = 17
@@ -93,6 +94,106 @@ def export_onnx(
         "unihoi_outputs": f"depth (1,{n},H,W) metres, frames {f - n}..{f - 1}; K (1,3,3) "
         f"pixels, pixel centres at integers; confidence (1,{n - 1},H,W) in [0,1] for frames "
         f"{f - n + 1}..{f - 1}",
+    }
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(path))
+    return path
+
+
+class _AnySizeWindowGraph(nn.Module):
+    """:class:`_WindowGraph` with the frames' antialiased resampling matrices as inputs."""
+
+    def __init__(self, model: UniHOI, decode_last: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.decode_last = decode_last
+
+    def forward(self, frames: Tensor, flows_bwd: Tensor, resize_y: Tensor,
+                resize_x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, f = frames.shape[:2]
+        x = self.model.normalize(frames.reshape(b * f, *frames.shape[2:]), (resize_y, resize_x))
+        enc = self.model.encode_normalized(x)
+        per_frame = [
+            EncoderFeatures([t.reshape(b, f, *t.shape[1:])[:, i] for t in enc.features],
+                            enc.cls_tokens.reshape(b, f, *enc.cls_tokens.shape[1:])[:, i])
+            for i in range(f)
+        ]
+        out = self.model.forward_window(per_frame, flows_bwd, self.decode_last)
+        return out.depth, out.K, out.confidence
+
+
+#: Inputs of :func:`export_any_size_onnx`'s graph.
+ANY_SIZE_INPUTS = ("frames", "flows_bwd", "resize_y", "resize_x")
+
+
+def export_any_size_onnx(
+    model: UniHOI, path: str | Path, net_height: int, net_width: int,
+    opset: int = DEFAULT_OPSET, provenance: str = "", decode_last: int | None = None,
+) -> Path:
+    """Write the window network as ONNX for every frame size whose encoder input
+    (:meth:`UniHOI.network_input_shape`) is ``net_height x net_width`` and that is at
+    least that large (every 4:3 size from 128 x 96 up is 96 x 128 for ``tiny``); return
+    the path.
+
+    Inputs (:data:`ANY_SIZE_INPUTS`): ``frames (1, F, 3, H, W)`` in [0, 1], ``flows_bwd
+    (1, F-1, 2, H, W)`` pixels (H and W are the graph's dynamic axes), ``resize_y (hh, H)``
+    and ``resize_x (ww, W)``: the antialiased resampling matrices from the frames to the
+    encoder's input (``resize_matrix(H, hh, antialias=True)``; the host makes them once
+    per size). Outputs as :func:`export_onnx`'s at ``H x W``. The ops after the encoder
+    (enlargements, flow sampling) follow the frames' size, so one export serves a new
+    camera at once, with no per-size export on the critical path.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    f, p = cfg.frames, cfg.patch_size
+    hh, ww = int(net_height), int(net_width)
+    if hh % p or ww % p:
+        raise ValueError(f"the encoder's input size must be a multiple of {p}, got {ww}x{hh}")
+    n = f if decode_last is None else int(decode_last)
+    # Trace at a size larger than the encoder's input on both axes (the graph's branches
+    # are the enlargement ones) that maps to it: twice it where the token budget is full,
+    # a pixel more where the input is under the budget (then only sizes close to it map).
+    candidates = [(2 * hh, 2 * ww), (hh + 1, ww + 1)]
+    traced = [c for c in candidates if tuple(model.network_input_shape(*c)) == (hh, ww)]
+    if not traced:
+        raise ValueError(f"no frame size larger than the encoder input {ww}x{hh} maps to it")
+    height, width = traced[0]
+    was_training = model.training
+    graph = _AnySizeWindowGraph(model, decode_last).eval()
+    model.encoder.freeze_pos_embed(hh // p, ww // p)
+    chunk = model.confidence_chunk_rows
+    model.confidence_chunk_rows = None  # whole frames: sizes follow the inputs
+    args = (torch.rand(1, f, 3, height, width), torch.zeros(1, f - 1, 2, height, width),
+            resize_matrix(height, hh, antialias=True), resize_matrix(width, ww, antialias=True))
+    dynamic = {"frames": {3: "H", 4: "W"}, "flows_bwd": {3: "H", 4: "W"},
+               "resize_y": {1: "H"}, "resize_x": {1: "W"}, "depth": {2: "H", 3: "W"},
+               "confidence": {2: "H", 3: "W"}}
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                graph, args, str(path), dynamo=False, input_names=list(ANY_SIZE_INPUTS),
+                output_names=["depth", "K", "confidence"], dynamic_axes=dynamic,
+                opset_version=opset, do_constant_folding=True,
+            )
+    finally:
+        model.train(was_training)
+        model.confidence_chunk_rows = chunk
+        model.encoder.frozen_pos.clear()
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {
+        "unihoi_config": json.dumps(cfg.to_dict()),
+        "unihoi_size": cfg.size,
+        "unihoi_graph": "any_size",
+        "unihoi_network_input_size": json.dumps([hh, ww]),
+        "unihoi_format_version": str(FORMAT_VERSION),
+        "unihoi_provenance": provenance,
+        "unihoi_decode_last": str(n),
     }
     del proto.metadata_props[:]
     for k, v in meta.items():

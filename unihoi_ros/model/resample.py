@@ -63,14 +63,16 @@ def resize2d(
     """Bilinear resize of the last two axes of ``x (..., H, W)`` to ``size (h, w)``.
 
     Equals ``F.interpolate(x, size, mode="bilinear", ...)`` to float rounding. Without
-    antialiasing this *is* ``F.interpolate`` (cheaper on large maps; exported as a linear
-    ``Resize``, which TensorRT supports); antialiased resizes use the matrix products.
+    antialiasing, and for an antialiased enlargement (antialiasing changes only what
+    shrinks: the same weights to float rounding), this *is* ``F.interpolate`` (cheaper on
+    large maps; exported as a linear ``Resize``, which TensorRT supports, and whose output
+    size may follow the graph's input size); antialiased reductions use the matrix products.
     """
     h_in, w_in = x.shape[-2], x.shape[-1]
-    h, w = int(size[0]), int(size[1])
+    h, w = size[0], size[1]  # no int(): a traced size stays a graph value
     if (h, w) == (h_in, w_in):
         return x
-    if not antialias:
+    if not antialias or (h >= h_in and w >= w_in):
         lead = x.shape[:-2]
         y = F.interpolate(x.reshape(-1, 1, h_in, w_in), size=(h, w), mode="bilinear",
                           align_corners=align_corners)

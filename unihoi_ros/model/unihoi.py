@@ -40,6 +40,7 @@ from .vit import DinoVisionTransformer
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _HALF_PIXEL = torch.tensor([[0.0, 0.0, 0.5], [0.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
+_LAST_ENTRY = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 
 
 @dataclass
@@ -173,14 +174,32 @@ class UniHOI(nn.Module):
 
     def encode(self, frames: Tensor) -> EncoderFeatures:
         """Run the encoder on single frames ``(B, 3, H, W)`` in [0, 1]."""
+        return self.encode_normalized(self.normalize(frames))
+
+    def normalize(self, frames: Tensor,
+                  resize: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Frames ``(B, 3, H, W)`` in [0, 1] -> the encoder's input ``(B, 3, hh, ww)``:
+        ImageNet-normalised and resized (antialiased) to :meth:`network_input_shape`
+        (UniDepth's ``_preprocess``).
+
+        ``resize``: the antialiased resampling matrices ``(hh, H)`` and ``(ww, W)``
+        (:func:`~unihoi_ros.model.resample.resize_matrix`) given instead of made here: an
+        exported graph takes them as inputs, so one graph serves any frame size.
+        """
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise ValueError(f"frames must be (B, 3, H, W), got {tuple(frames.shape)}")
         mean = torch.tensor(IMAGENET_MEAN, dtype=frames.dtype, device=frames.device)
         std = torch.tensor(IMAGENET_STD, dtype=frames.dtype, device=frames.device)
         x = (frames - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+        if resize is not None:
+            return torch.matmul(torch.matmul(resize[0], x), resize[1].T)
         hh, ww = self.network_input_shape(*frames.shape[-2:])
         if (hh, ww) != tuple(frames.shape[-2:]):
-            x = resize2d(x, (hh, ww), antialias=True)  # UniDepth's _preprocess
+            x = resize2d(x, (hh, ww), antialias=True)
+        return x
+
+    def encode_normalized(self, x: Tensor) -> EncoderFeatures:
+        """Run the encoder on :meth:`normalize`'s output ``(B, 3, hh, ww)``."""
         cfg = self.config
         n, levels = cfg.depth, list(cfg.output_idx)
         cls_blocks = [n - 2, n - 1, n, levels[-2]]
@@ -214,7 +233,9 @@ class UniHOI(nn.Module):
         n = f if decode_last is None else int(decode_last)
         if not 2 <= n <= f:
             raise ValueError(f"decode_last must be in 2..{f}, got {decode_last}")
-        _, h, w, d = features[0].features[0].shape
+        # The token grid is the encoder's (fixed per graph): plain ints, so an exported
+        # graph's dynamic frame size does not reach the decoder's shapes.
+        _, h, w, d = (int(v) for v in features[0].features[0].shape)
         hh, ww = h * self.config.patch_size, w * self.config.patch_size
 
         # Video adaptor: one residual 3D U-Net per level over (B, D, F, h, w).
@@ -247,8 +268,11 @@ class UniHOI(nn.Module):
             ratio = hh / hgt
             depth = F.interpolate(depth, size=(hgt, wid), mode="bilinear", align_corners=False)
             conf = resize2d(conf, (hgt, wid), antialias=True)
-            K = K * torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, ratio]],
-                                 dtype=K.dtype, device=K.device) / ratio
+            # Rows 0 and 1 over the ratio, row 2 kept; the ratio stays a tensor in a
+            # traced graph (torch.tensor of it would freeze the export size's value).
+            rows01 = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+                                  dtype=K.dtype, device=K.device)
+            K = K * (rows01 / ratio + _LAST_ENTRY.to(K))
         depth = depth.reshape(b, n, hgt, wid)
         conf = conf.reshape(b, n, hgt, wid)
         # UniDepth's rays go through (u + 0.5, v + 0.5): its K puts pixel centres at half

@@ -172,19 +172,20 @@ class UnihoiNode:
         """Get the backend ready before the first frame (live mode would drop meanwhile).
 
         At a fixed processing size: the backend's per-size preparation (the cached ONNX
-        graph: exported or loaded) and two throwaway frames, so the first real frame does
+        graph: loaded, or exported) and two throwaway frames, so the first real frame does
         not pay for allocations and kernel selection. At the input's size (not known yet):
-        the size this model ran at most recently, if the backend keeps one (a camera
-        seldom changes), so a second start serves its first frame from the cached graph.
+        the backend's expected sizes (the cached ONNX backend: the graphs that serve every
+        4:3 and 16:9 camera, and the most recently used size), so the first frame of a
+        usual camera is served by the backend that serves the hundredth.
         """
         size = self.reconstructor.config.process_size
         tail = self.reconstructor.config.stride + 1  # frames a steady-state window decodes
         if size is None:
-            for recent in self.backend.recent_sizes()[:1]:
+            for expected in self.backend.expected_sizes():
                 t0 = time.perf_counter()
-                self.backend.prepare(recent, tail)
-                log.info("backend prepared for %dx%d frames (the most recent size): %.0f ms",
-                         recent[1], recent[0], (time.perf_counter() - t0) * 1e3)
+                self.backend.prepare(expected, tail)
+                log.info("backend prepared for frames like %dx%d: %.0f ms", expected[1],
+                         expected[0], (time.perf_counter() - t0) * 1e3)
             return
         from unihoi_ros.pipeline import Reconstructor
 
