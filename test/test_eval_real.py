@@ -124,3 +124,82 @@ def test_tum_rgbd_layout(tmp_path):
     src = open_source(root)
     assert src.kind == "tum" and src.num_frames == 4
     np.testing.assert_array_equal(src.K, TUM_FREIBURG_K[1])
+
+
+# ---------------------------------------------------------------------------- benchmark
+@pytest.fixture
+def one_thread():
+    """torch on one thread (two oversubscribe a shared 2-core machine: 5x slower here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_real_benchmark_core(redkitchen, one_thread):
+    """evaluate_real on two 6-frame segments at 60x80: the oracle variant's depth is the
+    registered truth (abs_rel near 0) and its K the colour camera's (fx error 0); the model
+    with the colour K scores fx 0 too; every number of the table is there; a model compared
+    with itself has no regression, and a worse one is named."""
+    from unihoi_ros.backends.factory import load_backend
+    from unihoi_ros.evaluation_real import (
+        COLUMNS,
+        RealBenchConfig,
+        evaluate_real,
+        format_real_table,
+        real_regressions,
+        segment_starts,
+    )
+
+    cfg = RealBenchConfig(data=redkitchen, segments=2, segment_frames=6, process_size=(60, 80))
+    res = evaluate_real(lambda: load_backend("random:tiny", "torch", "cpu"), cfg,
+                        progress=False)
+    assert res["settings"]["start_frames"] == [300, 694]
+    oracle = res["variants"]["oracle"]["mean"]
+    assert oracle["abs_rel"] < 0.05 and oracle["fx_rel"] == 0.0 and oracle["fy_rel"] == 0.0
+    assert res["variants"]["model_known_K"]["mean"]["fx_rel"] == 0.0
+    assert res["variants"]["model"]["mean"]["fx_rel"] > 0.0  # predicted by an untrained net
+    for v in res["variants"].values():
+        assert len(v["segments"]) == 2
+        for key, _, _ in COLUMNS:
+            assert np.isfinite(v["mean"][key]), key
+        assert 0.0 <= v["mean"]["dynamic_rows"] <= 1.0
+        m = v["mean"]
+        assert m["ate_vs_line"] == pytest.approx(
+            np.mean([s["ate_pct"] / s["line_ate_pct"] for s in v["segments"]]))
+    table = format_real_table(res)
+    assert "| 300-305 |" in table and "| mean |" in table and "**oracle**" in table
+    assert real_regressions(res, res) == []
+    worse = json.loads(json.dumps(res))
+    worse["variants"]["model"]["mean"]["ate_pct"] *= 1.2
+    assert len(real_regressions(worse, res)) == 1
+    assert segment_starts(400, 8, 50) == list(range(0, 400, 50))
+    assert segment_starts(10, 3, 4) == [0, 3, 6]
+
+
+def test_release_refuses_a_model_worse_on_real_video(tmp_path, monkeypatch):
+    """release(): the real-video gate runs before anything is copied and refuses a
+    regression (the gate itself is monkeypatched: its core is tested above)."""
+    from unihoi_ros.model import UniHOI, save_pretrained
+    from unihoi_ros.model.bundled import WEIGHTS_DIR
+    from unihoi_ros.train import release as rel
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_pretrained(UniHOI.from_size("tiny"), run / "model", provenance="test")
+    calls = []
+
+    def fake_check(model, reference, *a, **k):
+        calls.append(reference)
+        return {"regressions": ["model ate_pct: 5.0 vs previous 4.0"],
+                "previous_weights": str(reference)}
+
+    monkeypatch.setattr(rel, "real_check", fake_check)
+    name = "unihoi-test-refused"
+    with pytest.raises(rel.ReleaseRefused, match="ate_pct"):
+        rel.release(run, name, previous=tmp_path / "prev.safetensors")
+    assert calls == [tmp_path / "prev.safetensors"]
+    assert not (WEIGHTS_DIR / f"{name}.safetensors").exists()
+    assert rel.main([str(run), "--name", name, "--previous", str(tmp_path / "p.st")]) == 2

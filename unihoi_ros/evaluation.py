@@ -134,11 +134,13 @@ def _centred_K(K: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return k
 
 
-def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: int = 0) -> dict:
+def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: int = 0,
+             clouds: bool = True) -> dict:
     """All metrics of ``pred`` against ``gt`` on the frames they share (see module doc).
 
     The ground truth's K is taken to belong to its depth maps' size (to the prediction's
-    size when it has no depth: then ``intrinsics.gt_size_assumed`` is True).
+    size when it has no depth: then ``intrinsics.gt_size_assumed`` is True). ``clouds``
+    False skips the point-cloud metrics (the costly part: nearest neighbours).
     """
     ip, ig = associate(pred.stamps_ns, gt.stamps_ns)
     if len(ip) == 0:
@@ -176,7 +178,7 @@ def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: in
         out["depth"] = _depth_block(pd, gd)
         const = np.full_like(gd, np.median(gd[np.isfinite(gd) & (gd > 0)]))
         out["baseline_constant_depth"] = metrics.depth_metrics(const, gd)
-        if gt_T is not None and gt.K is not None:
+        if clouds and gt_T is not None and gt.K is not None:
             # Pixel columns are compared, so rows/cols index the stride grid consistently.
             pK = np.stack([scale_intrinsics(pred.K[i], pred.depth.shape[1:], shape) for i in ip])
             gK = np.repeat(gt.K[None], len(ig), axis=0)

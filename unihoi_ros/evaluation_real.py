@@ -118,7 +118,7 @@ def segment_starts(total: int, segments: int, length: int) -> list[int]:
         raise ValueError(f"segments of {length} frames do not fit in {total}")
     if segments == 1:
         return [0]
-    return [int(round(i * (total - length) / (segments - 1))) for i in range(segments)]
+    return [round(i * (total - length) / (segments - 1)) for i in range(segments)]
 
 
 def fill_holes(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +223,7 @@ def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealB
 
     costs = {"ms_flow": per_frame("flow"), "ms_network": per_frame("encoder", "network"),
              "ms_poses": per_frame("poses"), "ms_tracks": 1e3 * t_tracks / n}
-    result = evaluate(Predictions.from_results(results), gt)
+    result = evaluate(Predictions.from_results(results), gt, clouds=False)
     return segment_metrics(result, dynamic / rows if rows else float("nan"), costs)
 
 

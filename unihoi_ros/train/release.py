@@ -15,13 +15,20 @@
 4. with ``--previous WEIGHTS``, evaluates the previous release on the same held-out and
    never-trained clips (``previous_release``: same clips, same pipeline, so a change of the
    synthetic world or of the pipeline does not pass for a better model);
-5. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, and
-   a 12-frame ``quick_check`` clip that the test suite re-runs) and prints Markdown tables.
+5. measures the run's model on real video (:data:`REAL_GATE`: segments of the shared 7-Scenes
+   RedKitchen frames, :func:`unihoi_ros.evaluation_real.evaluate_real`) beside the previous
+   release (``--previous``, else the model bundled under ``name`` now) and **refuses** the
+   release, before anything is copied, when it is worse there
+   (:func:`~unihoi_ros.evaluation_real.real_regressions`; ``--allow-worse-real`` overrides;
+   skipped with a warning where ``../shared`` is absent);
+6. writes ``<name>.eval.json`` (per-clip and mean numbers, which the model card quotes, the
+   real-video figures under ``real``, and a 12-frame ``quick_check`` clip that the test
+   suite re-runs) and prints Markdown tables.
 
 ``python -m unihoi_ros.train.release --reevaluate [--name unihoi-tiny] [--previous W]``
-repeats steps 2-4 for the model already bundled (after a change to the pipeline; training
+repeats steps 2-5 for the model already bundled (after a change to the pipeline; training
 provenance kept; the previous release recorded in the JSON is measured again when its
-weights file is still there).
+weights file is still there; the real-video figures are recorded, nothing is refused).
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ from pathlib import Path
 
 import torch
 
+from unihoi_ros.errors import UnihoiError
+from unihoi_ros.evaluation_real import (
+    RealBenchConfig,
+    evaluate_real,
+    format_real_table,
+    real_regressions,
+)
+
 from .benchmark import HELD_OUT_SEEDS, evaluate_on_synthetic, format_table
 
 #: Clips no training config uses (training seeds < 10000, held-out 10000+).
@@ -39,6 +54,44 @@ UNSEEN_SEEDS = tuple(range(20_000, 20_010))
 #: (height, width) of the never-trained evaluation.
 UNSEEN_SIZES = ((120, 160), (240, 320))
 UNSEEN_FRAMES = 48
+#: The release's real-video check: the benchmark's cheap form (4 segments of 50 frames of
+#: the shared RedKitchen recording at the ``unihoi process`` default size, the two model
+#: variants; bench/real.py runs 8 and the oracle).
+REAL_GATE = RealBenchConfig(segments=4, segment_frames=50, variants=("model", "model_known_K"))
+#: A gate number may be this much (relative) worse than the previous release's.
+REAL_TOLERANCE = 0.05
+
+
+class ReleaseRefused(UnihoiError, RuntimeError):
+    """The model is worse on the real-video check than the previous release."""
+
+
+def real_check(model, reference: Path | None, config: RealBenchConfig = REAL_GATE,
+               tolerance: float = REAL_TOLERANCE) -> dict:
+    """The model (and the ``reference`` weights, if any) on the real-video check.
+
+    Returns:
+        ``{"settings", "model": {variant: mean}, "previous": {...} (with a reference),
+        "previous_weights", "regressions": [...], "table"}``, or ``{"skipped": reason}``
+        when the shared frames are not there.
+    """
+    if not Path(config.data).is_dir():
+        return {"skipped": f"{config.data} not found (../shared absent): real-video check "
+                           "not run"}
+    from unihoi_ros.backends.torch_backend import TorchBackend
+    from unihoi_ros.model import UniHOI
+
+    new = evaluate_real(lambda: TorchBackend(model), config)
+    out = {"settings": new["settings"],
+           "model": {v: r["mean"] for v, r in new["variants"].items()},
+           "table": format_real_table(new), "regressions": []}
+    if reference is not None and Path(reference).is_file():
+        old = evaluate_real(lambda: TorchBackend(UniHOI.from_pretrained(reference)), config)
+        out["previous"] = {v: r["mean"] for v, r in old["variants"].items()}
+        out["previous_weights"] = str(reference)
+        out["previous_table"] = format_real_table(old)
+        out["regressions"] = real_regressions(new, old, tolerance)
+    return out
 
 
 def _slim(result: dict) -> dict:
@@ -51,8 +104,14 @@ def _slim(result: dict) -> dict:
 def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, height: int = 120,
             width: int = 160, seeds=HELD_OUT_SEEDS,
             config_path: str = "unihoi_ros/train/configs/unihoi_tiny.yaml",
-            earlier: tuple[Path, ...] = (), previous: Path | None = None) -> dict:
-    """Bundle ``run_dir``'s model as ``name`` and evaluate it (see the module docstring)."""
+            earlier: tuple[Path, ...] = (), previous: Path | None = None,
+            allow_worse_real: bool = False) -> dict:
+    """Bundle ``run_dir``'s model as ``name`` and evaluate it (see the module docstring).
+
+    Raises:
+        ReleaseRefused: worse than the previous release on the real-video check (nothing
+            copied), unless ``allow_worse_real``.
+    """
     from unihoi_ros.model import UniHOI, save_pretrained
     from unihoi_ros.model.bundled import WEIGHTS_DIR
 
@@ -60,6 +119,19 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
 
     run_dir = Path(run_dir)
     model = UniHOI.from_pretrained(run_dir / "model.safetensors").float()
+    # The real-video gate, before anything is copied: the previous release is --previous,
+    # else the model bundled under this name now.
+    current = WEIGHTS_DIR / f"{name}.safetensors"
+    real = real_check(model, previous or (current if current.is_file() else None))
+    if real.get("skipped"):
+        print(f"warning: {real['skipped']}")
+    elif real["regressions"]:
+        lines = "; ".join(real["regressions"])
+        if not allow_worse_real:
+            raise ReleaseRefused(f"{name}: worse than the previous release "
+                                 f"({real['previous_weights']}) on real video: {lines} "
+                                 "(--allow-worse-real to release anyway)")
+        print(f"warning: released although worse on real video: {lines}")
     summary = json.loads((run_dir / "summary.json").read_text())
     cfg = load_config(run_dir / "config.yaml")
     init = cfg["model"].get("init")
@@ -71,7 +143,8 @@ def release(run_dir: Path, name: str = "unihoi-tiny", num_frames: int = 32, heig
 
     report = {"name": name, "weights_bytes": weights.stat().st_size,
               "training": {**summary, "config": cfg,
-                           "earlier_legs": [earlier_leg(p) for p in earlier]}}
+                           "earlier_legs": [earlier_leg(p) for p in earlier]},
+              "real": real}
     return _evaluate(weights, report, num_frames, height, width, seeds, previous)
 
 
@@ -105,8 +178,11 @@ def reevaluate(name: str = "unihoi-tiny", num_frames: int = 32, height: int = 12
             print(f"warning: {recorded} (the previous release) is missing: its figures are "
                   "dropped; give --previous to measure it again")
     weights = WEIGHTS_DIR / f"{name}.safetensors"
+    from unihoi_ros.model import UniHOI
+
+    real = real_check(UniHOI.from_pretrained(weights), previous_weights)
     report = {"name": name, "weights_bytes": weights.stat().st_size,
-              "training": previous["training"]}
+              "training": previous["training"], "real": real}
     return _evaluate(weights, report, num_frames, height, width, seeds, previous_weights)
 
 
@@ -181,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                    "release's .eval.json), recorded in the new .eval.json")
     p.add_argument("--previous", type=Path, default=None,
                    help="the previous release's .safetensors, evaluated on the same clips")
+    p.add_argument("--allow-worse-real", action="store_true",
+                   help="release even when the model is worse on the real-video check than "
+                   "the previous release")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -189,11 +268,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.reevaluate:
         report = reevaluate(args.name, previous_weights=args.previous)
     else:
-        report = release(args.run_dir, args.name, config_path=args.config,
-                         earlier=tuple(args.earlier), previous=args.previous)
+        try:
+            report = release(args.run_dir, args.name, config_path=args.config,
+                             earlier=tuple(args.earlier), previous=args.previous,
+                             allow_worse_real=args.allow_worse_real)
+        except ReleaseRefused as exc:
+            print(f"release refused: {exc}")
+            return 2
     print(report["table"])
     print(f"\nnever-trained clips {UNSEEN_SEEDS[0]}-{UNSEEN_SEEDS[-1]}, {UNSEEN_FRAMES} frames:")
     print(report["unseen_table"])
+    real = report.get("real", {})
+    if real.get("table"):
+        print(f"\nreal video ({Path(real['settings']['data']).name}, "
+              f"{real['settings']['segments']} x {real['settings']['segment_frames']} frames):")
+        print(real["table"])
+        if real.get("previous_table"):
+            print("previous release:\n" + real["previous_table"])
     return 0
 
 
