@@ -280,19 +280,37 @@ def test_points_and_trajectory_only_while_subscribed_and_path_capped():
         node.stop()
 
 
+class GatedOracle(MultiOracle):
+    """Ground truth whose ``encode`` waits for :attr:`release` (set: runs freely) and says
+    when the worker is inside it (:attr:`entered`): "inference is busy" without timing."""
+
+    def __init__(self, *sequences):
+        super().__init__(*sequences)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def encode(self, rgb):
+        self.entered.set()
+        assert self.release.wait(30), "the test never released the backend"
+        return super().encode(rgb)
+
+
 def test_live_mode_replaces_the_pending_frame_and_counts_it():
     seq = clip()
-    node, tp = make_node(seq, backend=MultiOracle(seq, delay_s=0.25), live_mode=True)
+    backend = GatedOracle(seq)
+    node, tp = make_node(seq, backend=backend, live_mode=True)
     try:
         assert node.live
-        for i in range(6):  # a burst while inference is busy
+        tp.inject("image", image(seq.rgb[0], 0))
+        assert backend.entered.wait(30), "the worker never took the first frame"
+        for i in range(1, 6):  # a burst while inference is busy with frame 0
             tp.inject("image", image(seq.rgb[i], i))
+        backend.release.set()
         assert node.wait_idle(30)
         published = stamps_of(tp, "depth/image")
         stats = node.stats()
-        assert published[-1] == T0 + 5 * DT, "the newest frame is processed"
-        assert len(published) <= 2
-        assert stats["drops"][BUSY] == 6 - len(published)
+        # frame 0 (busy), then the newest: the four between replaced one another
+        assert published == [T0, T0 + 5 * DT], "the newest frame is processed"
+        assert stats["drops"][BUSY] == 4
         rep = tp.spin_diagnostics()
         assert rep.values["# of Missed Frames (busy)"] == stats["drops"][BUSY]
         assert rep.level == M.DIAG_WARN and "missed" in rep.message

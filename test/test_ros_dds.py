@@ -207,11 +207,9 @@ def test_in_process_pub_sub_conversion_raw_and_typehash():
         assert userdata.startswith(b"typehash=RIHS01_") and len(userdata) == 9 + 7 + 64 + 1
         assert ep.type_name == "sensor_msgs::msg::dds_::Image_"
     finally:
-        t0 = time.monotonic()
-        sub.close()
+        sub.close()  # joins the receive thread (bounded wait, warns if it did not stop)
         raw.close()
         pub.close()
-        assert time.monotonic() - t0 < 2.0  # the receive threads stop promptly
         assert not sub._thread.is_alive() and not raw._thread.is_alive()
         sub.close()  # idempotent
 
