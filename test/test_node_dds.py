@@ -5,8 +5,11 @@ id: the node (``python -m unihoi_ros.cli run ...``), a publisher playing a synth
 and a subscriber collecting every output. This file is also the peers' program
 (``python test_node_dds.py publish|subscribe ...``).
 
-The tiny network is untrained (``random:tiny``) and runs at 60x80 so that inference fits
-a 15 Hz stream on one CPU thread; only the plumbing is under test here.
+The tiny network is untrained (``random:tiny``) and runs at 60x80; only the plumbing is
+under test here. The end-to-end runs are lossless (:data:`LOSSLESS`: replay mode, a
+reliable input with a long history, a reliable publisher whose history holds the clip):
+every frame must come back however busy the machine is; the latency printed is for
+reading, not asserted (rates belong in ``bench/``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ PROCESS = ("60", "80")
 ODOM, CAMERA = "test_odom", "test_cam_optical_frame"
 OUTPUTS = ("depth/image", "depth/camera_info", "confidence/image", "points", "/tf")
 STARTUP_S = 90.0  # model load + DDS discovery on a loaded 2-core machine
+#: Node options under which no frame is lost or dropped: replay mode (a FIFO instead of
+#: live mode's pending slot) and a reliable input subscription with a long history.
+LOSSLESS = ("--replay", "-p", "input_qos=DEFAULT", "-p", f"input_qos_depth={FRAMES + 40}")
 
 
 # --------------------------------------------------------------------------- processes
@@ -165,23 +171,23 @@ def latency_ms(received: dict, topic: str = "depth/image") -> tuple[float, float
 @pytest.mark.parametrize("mode", ["raw", "compressed"])
 def test_node_end_to_end_over_dds(tmp_path, mode):
     extra = ("--compressed",) if mode == "compressed" else ()
-    run = Run(tmp_path, extra)
+    run = Run(tmp_path, (*extra, *LOSSLESS))
     try:
-        run.start_subscriber(expect=FRAMES)
+        run.start_subscriber(expect=FRAMES, idle_s=15.0)
         run.start_publisher(mode)
         assert run.pub.wait(60) == 0, run.pub_log.read_text()
         assert run.sub.wait(60) == 0, run.sub_log.read_text()
         assert stop(run.node) == 0, run.node_log.read_text()[-3000:]
         stamps, received = run.published(), run.received()
         assert len(stamps) == FRAMES
-        fractions = check_outputs(received, stamps)
+        fractions = check_outputs(received, stamps, min_fraction=1.0)
         summary = summary_of(run.node_log)
         p50, p99 = latency_ms(received)
         print(f"\n[{mode}] outputs received: {fractions}; depth latency p50 {p50:.0f} ms, "
               f"p99 {p99:.0f} ms; node: {summary['published']}/{summary['received']} "
               f"published, missed {summary['drops']}, inference "
               f"{summary['mean_inference_ms']:.1f} ms/frame")
-        assert summary["received"] >= 0.9 * FRAMES
+        assert summary["received"] == summary["published"] == FRAMES, summary
         assert "ready: model random:tiny" in run.node_log.read_text()
         assert "UNTRAINED" in run.node_log.read_text()
     finally:
@@ -286,12 +292,13 @@ BAD_PLAN = ("good", "good", "good", "good", "good", "nan_float", "dup", "back", 
 def _publish(args: argparse.Namespace) -> int:
     from unihoi_ros.ros import dds
     from unihoi_ros.ros import messages as M
+    from unihoi_ros.ros.qos import qos_profile
     from unihoi_ros.sim import make_sequence
 
     participant = dds_helpers.loopback_participant(args.domain)
     compressed = args.mode == "compressed"
     pub = dds.Publisher(participant, args.topic, M.COMPRESSED_IMAGE if compressed else M.IMAGE,
-                        qos="DEFAULT")
+                        qos=qos_profile("DEFAULT", args.frames))  # the clip fits its history
     seq = make_sequence(0, max(args.frames, 1), HEIGHT, WIDTH)
     small = make_sequence(1, 3, 96, 128) if args.mode == "bad" else None
     if not pub.wait_for_subscribers(1, timeout=STARTUP_S):
