@@ -121,8 +121,12 @@ def run_demo(cfg: DemoConfig) -> dict:
     prepare_output_dir(cfg.out, cfg.force)
     seq = make_sequence(cfg.seed, cfg.frames, cfg.height, cfg.width)
     write_sequence_npz(seq, cfg.out / "ground_truth.npz")
-    params = NodeParams.load([], {"live_mode": False, "image_topic": "image"},
-                             namespace=NAMESPACE)
+    # Lossless on any machine: replay mode, and reliable input and output histories that
+    # hold the whole clip (a reliable keep-last endpoint drops only when its history is full).
+    depth = max(10, cfg.frames)
+    params = NodeParams.load([], {"live_mode": False, "image_topic": "image",
+                                  "input_qos": "DEFAULT", "input_qos_depth": depth,
+                                  "output_qos_depth": depth}, namespace=NAMESPACE)
     backend = params.load_backend(cfg.model)  # as `unihoi run` loads it
     recorder = BagRecorder(cfg.out / "bag")
     transport = DdsTransport(domain, NAMESPACE, recorder=recorder)
@@ -137,8 +141,8 @@ def run_demo(cfg: DemoConfig) -> dict:
             subs.append(dds.Subscriber(
                 listener, topic, m.DEFAULT_OUTPUT_TOPICS[topic],
                 callback=lambda msg, t=topic: inbox.add(t, _stamp(msg), msg),
-                qos=qos_profile("DEFAULT"), namespace=NAMESPACE))
-        pub = dds.Publisher(player, "image", m.IMAGE, qos_profile("DEFAULT"),
+                qos=qos_profile("DEFAULT", depth), namespace=NAMESPACE))
+        pub = dds.Publisher(player, "image", m.IMAGE, qos_profile("DEFAULT", depth),
                             namespace=NAMESPACE)
         if not pub.wait_for_subscribers(1, timeout=20.0):
             raise RuntimeError("the node's image subscription did not match within 20 s")
