@@ -11,6 +11,7 @@ input applies back-pressure by construction) and writes, into ``out_dir``:
 - ``summary.png``: RGB / depth / confidence strip and a top view of trajectory and cloud;
 - ``tracks.npz``, ``tracks.csv``, ``tracks.png``: long-term 3D point tracks (hands,
   objects, scene; :mod:`unihoi_ros.tracks`) in the world frame, and their picture;
+  (the two pictures need matplotlib: ``pictures=False`` leaves them out)
 - ``report.json``: counts, per-stage timings, input description, model and settings.
 """
 
@@ -140,6 +141,7 @@ def process_source(
     progress: bool = True,
     write_bag: bool = True,
     info: dict | None = None,
+    pictures: bool = True,
     camera: CameraCalibration | None = None,
 ) -> list[FrameResult]:
     """Reconstruct every frame of ``source`` and write the outputs (module doc) to
@@ -202,15 +204,15 @@ def process_source(
     preds = Predictions.from_results(results)
     preds.save(out_dir / "predictions.npz")
     write_tum_trajectory(out_dir / "trajectory_tum.txt", preds.stamps_ns, preds.T_world_cam)
-    from unihoi_ros.io.pictures import summary_png
-
-    summary_png(out_dir / "summary.png", results, cloud, colors,
-                title=f"{source.path.name}: {len(results)} frames")
     track_arrays = tracks.save(out_dir)
-    from unihoi_ros.io.pictures import tracks_png
+    if pictures:
+        from unihoi_ros.io.pictures import summary_png, tracks_png
 
-    tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors, preds.T_world_cam[:, :3, 3],
-               title=f"{source.path.name}: dynamic tracks (hands, objects), top view")
+        summary_png(out_dir / "summary.png", results, cloud, colors,
+                    title=f"{source.path.name}: {len(results)} frames")
+        tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors,
+                   preds.T_world_cam[:, :3, 3],
+                   title=f"{source.path.name}: dynamic tracks (hands, objects), top view")
     report = {
         "input": {"path": str(source.path), "kind": source.kind,
                   "description": source.description},

@@ -311,7 +311,8 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
                                   max_side=args.max_side or None, pose_solver=args.pose_solver)
         rec = Reconstructor(backend, DISFlow(args.flow_preset), cfg)
         results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
-                                 progress=False, info={"model": args.model}, camera=camera)
+                                 progress=False, info={"model": args.model}, camera=camera,
+                                 pictures=getattr(args, "pictures", True))
         wall = time.perf_counter() - t0
         try:
             metrics, gt = evaluate_output(out, item, args.fps)

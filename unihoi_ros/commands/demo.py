@@ -77,8 +77,13 @@ def run(args) -> int:
     print(f"\noutputs in {out}/:")
     print("  bag/             rosbag2 MCAP: input images, depth, camera_info, confidence, "
           "points, trajectory, /tf, /diagnostics")
-    print("  summary.png      RGB / depth / confidence strip and top view of trajectory + cloud")
-    print("  eval.png         aligned trajectories and per-frame errors; eval.json: all metrics")
+    if summary.get("pictures", True):
+        print("  summary.png      RGB / depth / confidence strip and top view of trajectory + "
+              "cloud")
+        print("  eval.png         aligned trajectories and per-frame errors; eval.json: all "
+              "metrics")
+    else:
+        print("  eval.json        every metric (summary.png, eval.png: need matplotlib)")
     print("  cloud.ply        fused static point cloud; predictions.npz; ground_truth.npz")
     mcap = next((out / "bag").glob("*.mcap"), out / "bag")
     print(f"\nopen the bag: drag {mcap} into Foxglove (foxglove.dev, 'Open local file'), "

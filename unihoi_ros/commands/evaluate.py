@@ -121,10 +121,11 @@ def run(args) -> int:
     from unihoi_ros.evaluation import associate, evaluate
     from unihoi_ros.geometry.metrics import align_trajectory
     from unihoi_ros.io.ground_truth import load_ground_truth
-    from unihoi_ros.io.pictures import evaluation_png
+    from unihoi_ros.io.pictures import evaluation_png, pictures_enabled
     from unihoi_ros.io.predictions import Predictions
     from unihoi_ros.io.sources import SourceError
 
+    pictures = pictures_enabled(["eval.png"])
     out = args.out or args.pred_dir
     try:
         pred = Predictions.load(args.pred_dir / "predictions.npz")
@@ -135,7 +136,7 @@ def run(args) -> int:
         return 1
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
-    if gt.T_world_cam is not None and "trajectory" in result:
+    if pictures and gt.T_world_cam is not None and "trajectory" in result:
         ip, ig = associate(pred.stamps_ns, gt.stamps_ns)
         aligned = align_trajectory(pred.T_world_cam[ip], gt.T_world_cam[ig], mode="sim3")
         evaluation_png(out / "eval.png", np.asarray(aligned), gt.T_world_cam[ig],

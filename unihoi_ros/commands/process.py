@@ -104,7 +104,9 @@ def build_reconstructor(args):
 
 def run(args) -> int:
     from unihoi_ros.batch import is_batch
+    from unihoi_ros.io.pictures import pictures_enabled
 
+    args.pictures = pictures_enabled(["summary.png", "tracks.png"])  # said before the work
     if is_batch(args.input):
         from unihoi_ros.offline_batch import run_batch
 
@@ -133,16 +135,18 @@ def run_single(args) -> int:
         prepare_output_dir(args.out, args.force)
         rec = build_reconstructor(args)
         log.info("input: %s (%s)", source.path, source.description)
-        log.info("model %s on backend %s (%s)", args.model, rec.backend.name, rec.backend.device)
+        rec.backend.prepare_before_first_frame(rec.config.process_size, rec.config.stride + 1)
+        log.info("model %s on backend %s", args.model, rec.backend.describe())
         log.info("intrinsics: %s", "predicted by the network" if camera is None else
                  f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
         results = process_source(source, rec, args.out, max_frames=args.max_frames,
                                  progress=not args.no_progress, info={"model": args.model},
-                                 camera=camera)
+                                 camera=camera, pictures=getattr(args, "pictures", True))
     except (UnihoiError, FileNotFoundError, ValueError) as exc:
         print(f"unihoi process: error: {exc}", file=sys.stderr)
         return 1
+    pictures = ", summary.png, tracks.png" if getattr(args, "pictures", True) else ""
     print(f"processed {len(results)} frames -> {args.out}/ (bag/, cloud.ply, "
-          "trajectory_tum.txt, predictions.npz, summary.png, report.json)")
+          f"trajectory_tum.txt, predictions.npz, tracks.npz{pictures}, report.json)")
     return 0

@@ -1,12 +1,32 @@
-"""Pictures of results: the processing summary and the evaluation plots (matplotlib, Agg)."""
+"""Pictures of results: the processing summary and the evaluation plots (matplotlib, Agg).
+
+matplotlib is optional (the ``viz`` extra): a command that draws pictures calls
+:func:`pictures_enabled` before its work, and without matplotlib does the work, says in
+one line which pictures it skips, and succeeds.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from unihoi_ros.optional import require
+from unihoi_ros.optional import available, require
+
+log = logging.getLogger(__name__)
+
+
+def pictures_enabled(files: Sequence[str]) -> bool:
+    """Whether matplotlib is importable; when it is not, one warning line names the
+    pictures ``files`` that will be skipped and how to get them. Call it at the start of a
+    command, so the user knows before the work."""
+    if available("matplotlib"):
+        return True
+    log.warning("matplotlib is not installed: %s skipped (the other outputs are written; "
+                "pip install 'unihoi_ros[viz]' for them)", " and ".join(files))
+    return False
 
 
 def _plt():
