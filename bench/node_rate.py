@@ -9,9 +9,12 @@ and thread policy; and with the torch backend for reference) gives the baseline 
 time, so the table shows node / alone as a ratio (a variant with ``--backend torch`` is
 compared with torch alone).
 
-The default backend on the CPU is the bundled model's fused ONNX graph, exported on first
-use and cached (``unihoi_ros.backends.onnx_cache``): it is exported (or found) here first,
-its time reported as ``first_export_s``, so every node run starts as a second start does.
+The default backend on the CPU is the bundled model's any-size ONNX graph, shipped with the
+package for 4:3 and 16:9 frames (``unihoi_ros.backends.onnx_cache``); another size's is
+exported once and cached: it is exported (or found) here first, its time reported as
+``first_export_s``. ``--cold`` adds a ``cold`` row: the default node, each run with an
+empty model cache (``UNIHOI_CACHE_DIR`` a new empty folder), as a lab's first launch.
+The first ten frames' latency is reported beside the rest (``first10_p50_latency_ms``).
 
 Each variant runs ``--repeats`` times; the table shows medians. All DDS traffic stays on
 loopback (``unihoi_ros.ros.loopback``), on a domain of its own. Writes
@@ -21,6 +24,7 @@ Usage::
 
     python bench/node_rate.py                                   # default settings
     python bench/node_rate.py --variant threads1="--threads 1"  # more variants
+    python bench/node_rate.py --cold                            # + a fresh-cache row
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,8 +59,9 @@ def frames(n: int, h: int, w: int) -> np.ndarray:
 
 
 def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: int,
-                  log_path: Path) -> dict:
-    """One node run: frames in at ``rate``, depth images back; counts and latencies."""
+                  log_path: Path, cold: bool = False) -> dict:
+    """One node run: frames in at ``rate``, depth images back; counts and latencies.
+    ``cold``: the node starts with an empty model cache (a first launch)."""
     from unihoi_ros.ros import dds
     from unihoi_ros.ros import messages as M
 
@@ -62,7 +69,12 @@ def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: in
            "--domain-id", str(domain), "--namespace", "/bench", "--input-topic",
            "/bench/image", *node_args]
     log = open(log_path, "w")
-    node = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    cache = tempfile.TemporaryDirectory(prefix="unihoi_cold_cache_") if cold else None
+    if cache is not None:
+        env["UNIHOI_CACHE_DIR"] = cache.name
+    t_start = time.monotonic()
+    node = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     received: list[tuple[int, int]] = []
     lock = threading.Lock()
 
@@ -78,6 +90,7 @@ def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: in
         if not (pub.wait_for_subscribers(1, timeout=120) and
                 sub.wait_for_publishers(1, timeout=60)):
             raise RuntimeError(f"node did not come up: {log_path.read_text()[-2000:]}")
+        ready_s = time.monotonic() - t_start
         time.sleep(0.5)
         period = 1.0 / rate
         t_next = time.monotonic()
@@ -104,6 +117,9 @@ def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: in
         log.close()
         sub.close()
         pub.close()
+        exported = sorted(p.name for p in Path(cache.name).rglob("*.onnx")) if cache else []
+        if cache is not None:
+            cache.cleanup()
     summary = {}
     for line in log_path.read_text().splitlines():
         if line.startswith("unihoi run summary: "):
@@ -111,7 +127,10 @@ def run_node_once(node_args: list[str], rgb: np.ndarray, rate: float, domain: in
     with lock:
         got = [(s, r) for s, r in received if s in set(sent)]
     lat = np.array([(r - s) / 1e6 for s, r in got]) if got else np.zeros(0)
-    return {"sent": len(sent), "published": len(got),
+    first = np.array([(r - s) / 1e6 for s, r in got if s in set(sent[:10])])
+    return {"sent": len(sent), "published": len(got), "cold": cold,
+            "ready_s": ready_s, "exported_into_cache": exported,
+            "first10_p50_latency_ms": float(np.median(first)) if first.size else None,
             "p50_latency_ms": float(np.median(lat)) if lat.size else None,
             "p95_latency_ms": float(np.percentile(lat, 95)) if lat.size else None,
             "node_inference_ms": summary.get("mean_inference_ms"),
@@ -167,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                     help="extra node variant: a name and `unihoi run` flags")
+    ap.add_argument("--cold", action="store_true",
+                    help="add a `cold` row: the default node on an empty model cache")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "node_rate.json")
     args = ap.parse_args(argv)
     variants = {"default": []}
+    if args.cold:
+        variants["cold"] = []
     for v in args.variant:
         name, _, flags = v.partition("=")
         variants[name] = shlex.split(flags)
@@ -186,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name, flags in variants.items():
         runs = [run_node_once(flags, rgb, args.rate, unique_domain_id(17 + k),
-                              args.out.with_suffix(f".{name}.{k}.log"))
+                              args.out.with_suffix(f".{name}.{k}.log"), cold=name == "cold")
                 for k in range(args.repeats)]
         pub = [r["published"] for r in runs]
         p50 = [r["p50_latency_ms"] for r in runs if r["p50_latency_ms"] is not None]
@@ -194,8 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         stage_names = sorted({k for r in runs for k in r["stages_ms"]})
         stages = {k: float(np.median([r["stages_ms"][k] for r in runs if k in r["stages_ms"]]))
                   for k in stage_names}
+        first10 = [r["first10_p50_latency_ms"] for r in runs
+                   if r["first10_p50_latency_ms"] is not None]
         rows[name] = {"flags": flags, "runs": runs, "stages_ms": stages,
                       "published_median": float(np.median(pub)), "published_min": min(pub),
+                      "ready_s": float(np.median([r["ready_s"] for r in runs])),
+                      "first10_p50_latency_ms": float(np.median(first10)) if first10 else None,
                       "p50_latency_ms": float(np.median(p50)) if p50 else None,
                       "node_inference_ms": float(np.median(inf)) if inf else None}
         base = alone_torch if _backend_flag(flags) == "torch" else alone
@@ -214,13 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     if first_export_s is not None:
         print(f"(the cached ONNX graph was exported first: ready in {first_export_s:.1f} s)")
     print(f"{'variant':<14}{'published (median, min)':>26}{'p50 latency':>14}"
-          f"{'node ms/frame':>15}{'x alone':>9}")
+          f"{'first 10':>10}{'node ms/frame':>15}{'x alone':>9}{'ready':>8}")
     for name, r in rows.items():
         lat = "-" if r["p50_latency_ms"] is None else f"{r['p50_latency_ms']:.0f} ms"
+        lat10 = ("-" if r["first10_p50_latency_ms"] is None
+                 else f"{r['first10_p50_latency_ms']:.0f} ms")
         inf = "-" if r["node_inference_ms"] is None else f"{r['node_inference_ms']:.1f}"
         ratio = f"{r['ratio_to_alone']:.2f}" if "ratio_to_alone" in r else "-"
         print(f"{name:<14}{r['published_median']:>18.0f} / {args.frames} ({r['published_min']})"
-              f"{lat:>14}{inf:>15}{ratio:>9}")
+              f"{lat:>14}{lat10:>10}{inf:>15}{ratio:>9}{r['ready_s']:>7.1f}s")
+    for name, r in rows.items():
+        exported = sorted({p for run in r["runs"] for p in run["exported_into_cache"]})
+        if r["flags"] == [] and name == "cold":
+            print(f"cold: graphs exported into the empty cache: {exported or 'none'}")
     print("median ms per frame of each stage in the node (node_*: the node's own work; the "
           "rest: Reconstructor.feed's stages):")
     for name, r in rows.items():

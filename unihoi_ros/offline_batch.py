@@ -476,12 +476,14 @@ def run_batch(args) -> int:
 def _run_share(plan: Plan, share: list[int], args, info: RankInfo, tqdm) -> None:
     """Load the backend once and process this rank's inputs in order."""
     from unihoi_ros.backends.factory import load_backend
+    from unihoi_ros.commands.process import parse_size
 
     device = rank_device(args.device, info.local_rank)
     backend = load_backend(args.model, args.backend, device, "fp32", args.onnx_file,
                            args.engine_file)
-    log.info("rank %d/%d: %d inputs on %s (%s)", info.rank, info.world_size, len(share),
-             backend.name, backend.device)
+    backend.prepare_before_first_frame(parse_size(args.process_size), args.stride + 1)
+    log.info("rank %d/%d: %d inputs on %s", info.rank, info.world_size, len(share),
+             backend.describe())
     bar = tqdm(total=sum(plan.lengths[i] for i in share), unit="frame",
                desc=f"rank {info.rank}", position=info.local_rank,
                disable=args.no_progress, dynamic_ncols=True)

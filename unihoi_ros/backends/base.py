@@ -7,6 +7,8 @@ runs the rest of the network on a window of cached encodings.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -15,6 +17,8 @@ import numpy as np
 
 from unihoi_ros.errors import ConfigError
 from unihoi_ros.options import Precision, parse, values
+
+log = logging.getLogger(__name__)
 
 
 def torch_dtype(precision: str):
@@ -157,6 +161,17 @@ class LoadedBackend:
                 and getattr(self.backend, "decodes_last", False)):
             prepare(size, decode_last=int(tail_frames))
         return ready
+
+    def prepare_before_first_frame(self, size: tuple[int, int] | None,
+                                   tail_frames: int | None = None) -> None:
+        """What a stream does before it says ready (the node, ``unihoi process``): prepare
+        ``size`` when the frames' size is fixed, else :meth:`expected_sizes`, so the line
+        that names the backend names the one that serves the first frame. Logs each."""
+        for expected in [size] if size is not None else self.expected_sizes():
+            t0 = time.perf_counter()
+            self.prepare(expected, tail_frames)
+            log.info("backend prepared for frames like %dx%d: %.0f ms", expected[1],
+                     expected[0], (time.perf_counter() - t0) * 1e3)
 
     def prepare_in_background(self, enabled: bool = True) -> None:
         """Where the backend prepares per input size (the cached ONNX backend), do it for a

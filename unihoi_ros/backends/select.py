@@ -96,7 +96,8 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
     return [
         ("tensorrt", trt_ok and engine_ok,
          trt_reason if not trt_ok else ("engine (or ONNX to build it) given" if engine_ok
-                                         else "no engine_file_path/onnx_file_path"), trt),
+                                         else "no engine_file_path/onnx_file_path: build "
+                                         "one with `unihoi build-engine`"), trt),
         ("onnxruntime-cuda", onnx_ok and cuda and "CUDAExecutionProvider" in providers,
          "no ONNX file" if not onnx_ok else (
              "ONNX Runtime has no CUDA provider" if "CUDAExecutionProvider" not in providers

@@ -180,16 +180,10 @@ class UnihoiNode:
         """
         size = self.reconstructor.config.process_size
         tail = self.reconstructor.config.stride + 1  # frames a steady-state window decodes
+        self.backend.prepare_before_first_frame(size, tail)
         if size is None:
-            for expected in self.backend.expected_sizes():
-                t0 = time.perf_counter()
-                self.backend.prepare(expected, tail)
-                log.info("backend prepared for frames like %dx%d: %.0f ms", expected[1],
-                         expected[0], (time.perf_counter() - t0) * 1e3)
             return
         from unihoi_ros.pipeline import Reconstructor
-
-        self.backend.prepare(size, tail)  # cached ONNX graphs: exported or loaded before "ready"
 
         rng = np.random.default_rng(0)
         rec = Reconstructor(self.backend, self.reconstructor.flow,
