@@ -4,9 +4,11 @@ Per backend, precision, model size and input resolution: the per-frame latency o
 network in streaming steady state (one new frame in: its encoder pass plus the window
 network on cached encodings), median and p95 over repeated frames, and frames per second,
 with the device name. ``onnxruntime`` runs the fused window graph, so it pays F encoder
-passes per window (the table says so in ``enc/frame``); ``onnxruntime-split`` and the torch
-variants pay one. Ratios are
-against torch fp32 on the same device, measured in the same process.
+passes per window (the table says so in ``enc/frame``); ``onnxruntime-anysize`` is the same
+graph exported once per encoder input for every frame size (the default CPU backend's,
+:func:`~unihoi_ros.model.export.export_any_size_onnx`); ``onnxruntime-split`` and the torch
+variants pay one. Ratios are against torch fp32 on the same device, measured in the same
+process; ``x per-size`` compares the any-size graph with the per-size one.
 
 Usage::
 
@@ -66,9 +68,12 @@ def main() -> None:
     ap.add_argument("--resolutions", default="120x160,480x640", help="HxW list")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--precisions", default="fp32")
-    ap.add_argument("--backends", default="torch,onnxruntime,onnxruntime-split",
+    ap.add_argument("--backends", default="torch,onnxruntime,onnxruntime-anysize,"
+                    "onnxruntime-split",
                     help="of torch, torch-channels-last, torch-compile, torch-cudagraphs "
-                         "(CUDA), onnxruntime, onnxruntime-split")
+                         "(CUDA), onnxruntime, onnxruntime-anysize, onnxruntime-split")
+    ap.add_argument("--model", default=None,
+                    help="trained weights (path or bundled name; default: random weights)")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
@@ -81,7 +86,8 @@ def main() -> None:
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="unihoi_bench_"))
     for size in args.sizes.split(","):
-        model = UniHOI.from_size(size).eval()
+        model = (UniHOI.from_pretrained(args.model) if args.model
+                 else UniHOI.from_size(size)).eval()
         for res in args.resolutions.split(","):
             h, w = (int(v) for v in res.split("x"))
             for bname in args.backends.split(","):
@@ -102,18 +108,25 @@ def main() -> None:
                                  "device": device_name(args.device)})
     base = {(r["size"], r["height"], r["width"]): r["median_ms"] for r in rows
             if r["backend"] == "torch" and r["precision"] == "fp32"}
+    per_size = {(r["size"], r["height"], r["width"], r["precision"]): r["median_ms"]
+                for r in rows if r["backend"] == "onnxruntime"}
     for r in rows:
         ref = base.get((r["size"], r["height"], r["width"]))
         r["speedup_vs_torch_fp32"] = None if ref is None else ref / r["median_ms"]
+        if r["backend"] == "onnxruntime-anysize":
+            fixed = per_size.get((r["size"], r["height"], r["width"], r["precision"]))
+            r["time_vs_per_size_graph"] = None if fixed is None else r["median_ms"] / fixed
     cols = ["backend", "precision", "size", "HxW", "enc/frame", "median_ms", "p95_ms", "fps",
-            "x torch32"]
+            "x torch32", "x per-size"]
     print(f"device: {device_name(args.device)}")
     print(" | ".join(f"{c:>11s}" for c in cols))
     for r in rows:
         sp = r["speedup_vs_torch_fp32"]
         cells = [r["backend"], r["precision"], r["size"], f"{r['height']}x{r['width']}",
                  str(r["encoder_passes_per_frame"]), f"{r['median_ms']:.1f}",
-                 f"{r['p95_ms']:.1f}", f"{r['fps']:.1f}", "-" if sp is None else f"{sp:.2f}"]
+                 f"{r['p95_ms']:.1f}", f"{r['fps']:.1f}", "-" if sp is None else f"{sp:.2f}",
+                 "-" if r.get("time_vs_per_size_graph") is None
+                 else f"{r['time_vs_per_size_graph']:.2f}"]
         print(" | ".join(f"{c:>11s}" for c in cells))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"benchmark": "backends", "date": time.strftime("%Y-%m-%d"),
@@ -143,6 +156,16 @@ def make_backend(name: str, model, device: str, precision: str, h: int, w: int, 
         from unihoi_ros.model.export import export_onnx
 
         path = export_onnx(model, tmp / f"{model.config.size}_{h}x{w}.onnx", h, w)
+        provs = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
+                 else ("CPUExecutionProvider",))
+        return OnnxRuntimeBackend(path, provs), model.config.frames
+    if name == "onnxruntime-anysize":
+        from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from unihoi_ros.model.export import export_any_size_onnx
+
+        hh, ww = model.network_input_shape(h, w)
+        path = export_any_size_onnx(model, tmp / f"{model.config.size}_net{hh}x{ww}.onnx",
+                                    hh, ww)
         provs = (("CUDAExecutionProvider", "CPUExecutionProvider") if device.startswith("cuda")
                  else ("CPUExecutionProvider",))
         return OnnxRuntimeBackend(path, provs), model.config.frames
