@@ -130,3 +130,19 @@ def test_rclpy_input_follows_its_publishers(rclpy_nodes):
         depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
     assert _spin_until(ex, lambda: reader() == [ReliabilityPolicy.BEST_EFFORT]), reader()
     assert tp.input_qos("image").reliability == BEST_EFFORT
+
+
+def test_recording_qos_follows_ros2_bag_rules():
+    """unihoi_record subscribes as ros2 bag record does: reliable only when every publisher
+    is reliable, transient local only when every one is (latched /tf_static), deep history."""
+    from unihoi_ros.ros.qos import DEFAULT, TRANSIENT_LOCAL, VOLATILE
+    from unihoi_ros.ros.recorder import RECORD_DEPTH, recording_qos
+
+    latched = replace(DEFAULT, durability=TRANSIENT_LOCAL)
+    q = recording_qos([DEFAULT, DEFAULT])
+    assert (q.reliability, q.durability, q.depth) == (RELIABLE, VOLATILE, RECORD_DEPTH)
+    assert recording_qos([DEFAULT, SENSOR_DATA]).reliability == BEST_EFFORT
+    q = recording_qos([latched])
+    assert (q.reliability, q.durability) == (RELIABLE, TRANSIENT_LOCAL)
+    assert recording_qos([latched, DEFAULT]).durability == VOLATILE
+    assert not recording_qos([DEFAULT]).match_publishers

@@ -77,6 +77,37 @@ def _read_bag(path: Path) -> dict[str, list]:
     return out
 
 
+_RECORDER_CHOICE_CHECK = """
+import importlib.util as iu, shutil, sys
+spec = iu.spec_from_file_location("egocentric_launch", sys.argv[1] + "/launch/egocentric.launch.py")
+L = iu.module_from_spec(spec)
+spec.loader.exec_module(L)
+from launch.actions import ExecuteProcess
+from launch_ros.actions import Node
+topics = L.recorded_topics("lab", {"image_topic": "image", "use_camera_info": True})
+assert {"/lab/image", "/lab/camera_info", "/lab/tracks", "/lab/depth/camera_info", "/tf",
+        "/tf_static", "/lab/pose"} <= set(topics), topics
+assert isinstance(L.recorder_action("b", topics, "lab", ros2_bag=True), ExecuteProcess)
+rec = L.recorder_action("b", topics, "lab", ros2_bag=False)
+assert isinstance(rec, Node) and rec.node_executable == "unihoi_record"
+assert L.unihoi_record_arguments("b", topics) == ["--output", "b", *topics]
+assert L.unihoi_record_arguments("", topics, now=0)[1].startswith("unihoi_bag_")
+if iu.find_spec("ros2bag") is None:  # no rosbag2 (not on PyPI): no `ros2 bag`, with or
+    assert L.ros2_bag_available() is False  # without ros2cli's `ros2`
+print("recorder choice ok")
+"""
+
+
+def test_launch_chooses_ros2_bag_or_unihoi_record(tmp_path):
+    """``record:=true``: ``ros2 bag record`` where the verb exists, else unihoi_record, with
+    the same topics, tracks and camera_info included (in a child: importing ``launch``
+    reconfigures the logging of the process that imports it)."""
+    R.require_rclpy()
+    proc = subprocess.run([sys.executable, "-c", _RECORDER_CHOICE_CHECK, str(R.REPO_ROOT)],
+                          env=R.ros_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "recorder choice ok" in proc.stdout, proc.stderr[-3000:]
+
+
 def test_launch_records_without_ros2_bag_and_large_images_arrive(install, tmp_path):
     """record:=true through launch (unihoi_record, as ``ros2 bag`` is missing here) beside
     a second unihoi_record killed with SIGKILL; a reliable camera of 456x256 frames."""
