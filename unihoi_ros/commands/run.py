@@ -208,8 +208,9 @@ def _run_rclpy(args: argparse.Namespace) -> int:
     from unihoi_ros.optional import MissingDependencyError, require
 
     if args.record is not None:
-        return _fail(ValueError("--record works with --transport dds; with ROS 2 use "
-                                 "`ros2 bag record` (or the launch file's record:=true)"))
+        return _fail(ValueError("--record works with --transport dds; with rclpy record "
+                                 "beside the node with `unihoi_record -o DIR TOPIC...` or "
+                                 "`ros2 bag record` (the launch file's record:=true picks one)"))
     try:
         require("rclpy")
         from unihoi_ros.ros.rclpy_node import main as rclpy_main
