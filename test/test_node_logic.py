@@ -223,11 +223,15 @@ def test_scale_intrinsics_keeps_pixel_centres():
 
 
 def test_rate_limited_log(caplog):
-    rl = RateLimitedLog(logging.getLogger("unihoi_test"), period_s=0.2)
+    now = [100.0]  # a clock of the test's own: no dependence on how fast this machine is
+    rl = RateLimitedLog(logging.getLogger("unihoi_test"), period_s=0.2, clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="unihoi_test"):
-        logged = [rl(logging.WARNING, "k", "bad %d", i) for i in range(50)]
+        logged = []
+        for i in range(50):
+            logged.append(rl(logging.WARNING, "k", "bad %d", i))
+            now[0] += 0.001  # 50 in 0.05 s: within one period
         assert rl(logging.WARNING, "other", "another kind")
-        time.sleep(0.25)
+        now[0] += 0.2
         assert rl(logging.WARNING, "k", "bad again")
     assert logged.count(True) == 1
     assert "49 similar message(s) suppressed" in caplog.records[-1].getMessage()

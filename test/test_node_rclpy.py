@@ -179,7 +179,8 @@ def test_rclpy_node_start_up_and_outputs(rclpy_context):
     node = rclpy.create_node(NODE_NAME, namespace="/unihoi_test")
     peer = rclpy.create_node("peer", namespace="/unihoi_test")
     params = NodeParams.load(overrides={"model": "random:tiny", "process_height": 60,
-                                        "process_width": 80, "live_mode": False})
+                                        "process_width": 80, "live_mode": False,
+                                        "input_qos": "DEFAULT"})  # reliable: lossless
     unihoi = UnihoiNode(params, load_backend(params.model), RclpyTransport(node))
     unihoi.start()
     got = []

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 #: Minimum seconds between two log lines of the same kind (the first is always logged).
@@ -16,16 +17,18 @@ class RateLimitedLog:
     """Log each kind of message the first time, then at most once per ``period_s``,
     saying how many were suppressed in between."""
 
-    def __init__(self, logger: logging.Logger, period_s: float = LOG_PERIOD_S) -> None:
+    def __init__(self, logger: logging.Logger, period_s: float = LOG_PERIOD_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._log = logger
         self._period = period_s
+        self._clock = clock  # seconds
         self._last: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def __call__(self, level: int, key: str, msg: str, *args: Any, exc_info: bool = False) -> bool:
         """Log ``msg % args`` under ``key`` unless throttled; True when it was logged."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             last = self._last.get(key)
             if last is not None and now - last < self._period:
