@@ -31,6 +31,7 @@ Writes ``bench/results/large_images.json`` (appends one entry per run) and print
 Usage::
 
     python bench/large_images.py                       # Kilted (this venv)
+    python bench/large_images.py --jazzy               # the test tier's cached Jazzy venv
     python bench/large_images.py --python ~/jazzy/bin/python --label jazzy
 """
 
@@ -188,12 +189,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter of the node and the camera (another ROS 2 venv)")
     ap.add_argument("--label", default="kilted", help="name of the ROS 2 stack in the results")
+    ap.add_argument("--jazzy", action="store_true",
+                    help="--python: the Jazzy venv the ROS 2 test tier built and cached "
+                         "($UNIHOI_CI_CACHE, default ~/.cache/unihoi-ci/jazzy-venv-*)")
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "large_images.json")
     args = ap.parse_args(argv)
     if args.camera:
         return camera(args)
+    if args.jazzy:
+        cache = Path(os.environ.get("UNIHOI_CI_CACHE") or Path(
+            os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unihoi-ci")
+        found = sorted(cache.glob("jazzy-venv-*/bin/python"), key=lambda q: q.stat().st_mtime)
+        if not found:
+            ap.error(f"no Jazzy venv under {cache}: run the ROS 2 test tier once, or --python")
+        args.python, args.label = str(found[-1]), "jazzy"
 
     from tqdm import tqdm
 
