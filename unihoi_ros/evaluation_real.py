@@ -228,9 +228,9 @@ def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealB
 
 
 def _mean(rows: list[dict]) -> dict:
-    keys = rows[0].keys()
+    """Per-key mean of the segments' finite values (``start_frame`` is not averaged)."""
     out = {}
-    for k in keys:
+    for k in (k for k in rows[0] if k != "start_frame"):
         v = np.asarray([r[k] for r in rows], np.float64)
         v = v[np.isfinite(v)]
         out[k] = float(v.mean()) if v.size else float("nan")
