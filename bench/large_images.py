@@ -133,9 +133,28 @@ def buffers_profile(folder: Path) -> Path:
     return path
 
 
+def child_env(python: str) -> dict[str, str]:
+    """This process's environment for a child of ``python``, loopback DDS. The ROS wheels'
+    bootstrapper (a .pth run at start-up) put this venv's library folders on
+    ``LD_LIBRARY_PATH`` and marked itself done: a child of another venv (Jazzy) would load
+    Kilted's libraries, so both are undone there and the child bootstraps itself (as the
+    test tier's ``ros2_support.ros_env`` does)."""
+    env = use_loopback(dict(os.environ))
+    venv = Path(python).absolute().parent.parent  # not resolved: venvs link one python
+    if os.path.realpath(venv) != os.path.realpath(sys.prefix):
+        env.pop("_ROS_WHEELS_BOOTSTRAP_COMPLETE", None)
+        prefix = os.path.realpath(sys.prefix)
+        keep = [q for q in env.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+                if q and os.path.commonpath([prefix, os.path.realpath(q)]) != prefix]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(keep)
+        if not keep:
+            env.pop("LD_LIBRARY_PATH")
+    return env
+
+
 def run_variant(name: str, args: argparse.Namespace, workdir: Path, salt: int) -> dict:
     reliable, match, big = VARIANTS[name]
-    env = use_loopback(dict(os.environ))
+    env = child_env(args.python)
     if big:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(buffers_profile(workdir))
     env["ROS_DOMAIN_ID"] = str(unique_domain_id(salt))
@@ -221,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = subprocess.run([args.python, "-c", "import importlib.metadata as m; print(next("
                             "(d.metadata['Name'] + ' ' + d.version for d in m.distributions() "
                             "if d.metadata['Name'] in ('ros-rclpy', 'ros-jazzy-rclpy')), '?'))"],
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True,
+                           env=child_env(args.python)).stdout.strip()
     entry = {"label": args.label, "rclpy": stack, "frames": args.frames, "rate_hz": args.rate,
              "size": f"{args.width}x{args.height} rgb8", "sysctl_net_core": sysctl,
              "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M"), "runs": rows}
