@@ -114,6 +114,8 @@ def test_launch_records_without_ros2_bag_and_large_images_arrive(install, tmp_pa
     from unihoi_ros.io.bag_writer import messages_in_complete_chunks
     from unihoi_ros.ros import messages as M
 
+    share = install / "unihoi_ros" / "share" / "unihoi_ros"
+    assert (share / "config" / "fastdds_large_buffers.xml").is_file()  # for best-effort cameras
     env = R.ros_env()
     bag = tmp_path / "launch_bag"
     launch = R.Background(R.sourced(install, [
