@@ -21,6 +21,7 @@ from unihoi_ros.io.ground_truth import (
     write_tum_trajectory,
 )
 from unihoi_ros.io.ply import read_ply, write_ply
+from unihoi_ros.io import load_run, write_run
 from unihoi_ros.io.predictions import Predictions
 from unihoi_ros.io.sources import SourceError, open_source
 from unihoi_ros.offline import OutputExistsError, prepare_output_dir, process_source
@@ -156,9 +157,15 @@ def test_process_bag_reproduces_streaming_results(tmp_path, clip):
         assert a.stamp_ns == b.stamp_ns
         np.testing.assert_array_equal(a.depth, b.depth)
         np.testing.assert_array_equal(a.T_world_cam, b.T_world_cam)
-    for name in ("cloud.ply", "trajectory_tum.txt", "predictions.npz", "summary.png",
-                 "report.json", "tracks.npz", "tracks.csv", "tracks.png"):
+    for name in ("cloud.ply", "trajectory_tum.txt", "frames.json", "summary.png",
+                 "report.json", "tracks.npz", "tracks.csv", "tracks.png",
+                 "depth/000000.png", "confidence/000011.png"):
         assert (out / name).is_file(), name
+    assert not (out / "predictions.npz").exists()
+    stored = load_run(out)  # what unihoi eval reads: the results, depth to the millimetre
+    np.testing.assert_array_equal(stored.T_world_cam, np.stack([r.T_world_cam for r in direct]))
+    np.testing.assert_array_equal(stored.K, np.stack([r.K for r in direct]))
+    assert np.nanmax(np.abs(stored.depth - np.stack([r.depth for r in direct]))) <= 5e-4 + 1e-6
     # Tracks: the CSV a planner reads holds what the npz holds; ids persist over frames.
     from unihoi_ros.io.tracks_io import CSV_HEADER, load_tracks
 
@@ -182,7 +189,7 @@ def test_process_bag_reproduces_streaming_results(tmp_path, clip):
         stamps = [reader.deserialize(raw, c.msgtype).header.stamp
                   for c, _, raw in reader.messages(connections=depth_conn)]
     n = len(clip.rgb)
-    for topic in ("/unihoi/image", "/unihoi/depth/image", "/unihoi/depth/camera_info",
+    for topic in ("/unihoi/image/compressed", "/unihoi/depth/image", "/unihoi/depth/camera_info",
                   "/unihoi/confidence/image", "/unihoi/points", "/unihoi/pose",
                   "/unihoi/tracks", "/tf"):
         assert counts[topic] == n, topic
@@ -251,10 +258,11 @@ def test_eval_equals_metrics_module(tmp_path, clip, capsys):
     # Perturb the oracle so the numbers are not trivially zero.
     results = process_source(open_source(_tum(tmp_path, seq)), rec, out, progress=False,
                              write_bag=False)
-    pred = Predictions.load(out / "predictions.npz")
+    pred = load_run(out)
     pred.depth *= 1.1
     pred.T_world_cam[:, :3, 3] += np.linspace(0, 0.01, len(results))[:, None]
-    pred.save(out / "predictions.npz")
+    write_run(out, pred)
+    pred = load_run(out)  # what eval reads (depth to the millimetre)
     write_sequence_npz(seq, tmp_path / "gt.npz")
     assert cli_main(["eval", str(out), str(tmp_path / "gt.npz")]) == 0
     got = json.loads((out / "eval.json").read_text())
@@ -264,7 +272,7 @@ def test_eval_equals_metrics_module(tmp_path, clip, capsys):
         metrics.rpe(pred.T_world_cam, seq.T_world_cam, align="sim3").rot_deg, rel=1e-9)
     assert got["depth"]["abs_rel"] == pytest.approx(
         metrics.abs_rel(pred.depth, seq.depth), rel=1e-6)
-    assert got["depth"]["abs_rel"] == pytest.approx(0.1, rel=1e-4)
+    assert got["depth"]["abs_rel"] == pytest.approx(0.1, abs=1e-3)  # stored to the mm
     assert got["depth"]["delta1"] == pytest.approx(metrics.delta1(pred.depth, seq.depth))
     assert (out / "eval.png").is_file()
     printed = capsys.readouterr().out

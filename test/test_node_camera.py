@@ -116,7 +116,7 @@ def test_unihoi_process_serves_any_camera_on_a_fixed_size_graph(onnx_112x154, tm
     import cv2
 
     from unihoi_ros.cli import main as cli_main
-    from unihoi_ros.io.predictions import Predictions
+    from unihoi_ros.io import load_run
 
     video = tmp_path / "cam.avi"
     vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (160, 120))
@@ -129,7 +129,7 @@ def test_unihoi_process_serves_any_camera_on_a_fixed_size_graph(onnx_112x154, tm
     assert cli_main(["process", str(video), "-o", str(out), "--model", "random:tiny",
                      "--backend", "onnxruntime", "--device", "cpu", "--onnx-file",
                      str(onnx_112x154.path), "--no-progress"]) == 0
-    pred = Predictions.load(out / "predictions.npz")
+    pred = load_run(out)
     assert pred.depth.shape == (6, 112, 154)
     assert np.all(pred.K[:, 0, 2] < 154) and np.all(pred.K[:, 1, 2] < 112)
 

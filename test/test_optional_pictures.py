@@ -54,9 +54,9 @@ def test_process_and_eval_without_matplotlib(tmp_path):
     proc = _unihoi("process", str(tum), "-o", str(out), "--model", "random:tiny",
                    "--no-progress")
     _said_once_first(proc, "input:", "summary.png and tracks.png skipped")
-    assert not list(out.rglob("*.png"))
-    for name in ("predictions.npz", "cloud.ply", "trajectory_tum.txt", "tracks.npz",
-                 "report.json"):
+    assert not (out / "summary.png").exists() and not (out / "tracks.png").exists()
+    for name in ("frames.json", "depth/000007.png", "confidence/000007.png", "cloud.ply",
+                 "trajectory_tum.txt", "tracks.npz", "report.json"):
         assert (out / name).is_file(), name
     closing = [ln for ln in proc.stdout.splitlines() if ln.startswith("processed 8 frames")]
     assert len(closing) == 1 and ".png" not in closing[0]  # it lists what was written
@@ -73,5 +73,6 @@ def test_demo_without_matplotlib(tmp_path):
                    "--height", "48", "--width", "64")
     _said_once_first(proc, "unihoi_node ready", "summary.png and eval.png skipped")
     assert "unihoi demo: 8/8 frames" in proc.stdout
-    assert not list(out.rglob("*.png"))
+    assert not list(out.glob("*.png"))  # the pictures; depth/ and confidence/ hold data
+    assert len(list((out / "depth").glob("*.png"))) == 8
     assert (out / "eval.json").is_file() and (out / "demo.json").is_file()

@@ -298,7 +298,8 @@ def assert_same_outputs(a: Path, b: Path) -> None:
         fa = list_files(a / name)
         assert set(fa) == set(list_files(b / name)), name  # the same files
         assert {"bag/bag.mcap", "cloud.ply", "trajectory_tum.txt", "summary.png",
-                "predictions.npz", "report.json"} <= set(fa)
+                "frames.json", "depth/000000.png", "confidence/000000.png",
+                "report.json"} <= set(fa)
         for rel in fa:
             pa, pb = a / name / rel, b / name / rel
             if rel.endswith(".npz"):  # predictions, tracks
@@ -321,6 +322,8 @@ def _check_index(out: Path, corpus: Path) -> dict[str, dict]:
     assert json.loads((out / "corrupt" / FAILED_MARKER).read_text())["error"] == bad["error"]
     for name, frames in VIDEOS.items():
         assert rows[name]["status"] == "done" and int(rows[name]["frames"]) == frames
+        assert float(rows[name]["fps"]) == pytest.approx(   # frames/s per input, recorded
+            frames / float(rows[name]["wall_time_s"]))
     assert rows["clip0"]["ground_truth"] == str(corpus / "clip0_gt.npz")
     assert float(rows["clip0"]["trajectory.ate"]) >= 0 and rows["clip1"]["trajectory.ate"] == ""
     assert (out / "clip0" / "eval.json").is_file() and not (out / "clip1" / "eval.json").exists()
@@ -333,7 +336,8 @@ def test_single_input_keeps_todays_layout(corpus, tmp_path):
     assert cli_main(["process", str(corpus / "clip0.avi"), "-o", str(out), "--threads", "1",
                      "--no-progress"]) == 0
     assert {p.name for p in out.iterdir()} == {"bag", "cloud.ply", "trajectory_tum.txt",
-                                               "predictions.npz", "summary.png", "report.json",
+                                               "frames.json", "depth", "confidence",
+                                               "summary.png", "report.json",
                                                "tracks.npz", "tracks.csv", "tracks.png"}
 
 

@@ -13,7 +13,7 @@ from unihoi_ros.cli import main as cli_main
 from unihoi_ros.errors import ConfigError
 from unihoi_ros.geometry.camera import focal_ratio, scale_intrinsics
 from unihoi_ros.io.camera_info import camera_info_topic_for, parse_K, read_camera_info_yaml
-from unihoi_ros.io.predictions import Predictions
+from unihoi_ros.io import load_run
 from unihoi_ros.sim import make_sequence
 
 INPUT_HW, PROCESS = (96, 128), "48x64"
@@ -42,7 +42,7 @@ def predicted_run(folder, tmp_path_factory):
 
 
 def _load(out):
-    return Predictions.load(out / "predictions.npz"), json.loads((out / "report.json").read_text())
+    return load_run(out), json.loads((out / "report.json").read_text())
 
 
 def test_K_flag_end_to_end(folder, predicted_run, tmp_path):

@@ -104,6 +104,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from unihoi_ros.io.pictures import evaluation_png, pictures_enabled, summary_png
     from unihoi_ros.io.ply import write_ply
     from unihoi_ros.io.predictions import Predictions
+    from unihoi_ros.io.run_layout import write_run
     from unihoi_ros.offline import prepare_output_dir
     from unihoi_ros.pipeline.fusion import CloudFuser
     from unihoi_ros.ros import dds
@@ -168,7 +169,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     if not results:
         raise RuntimeError("no output was received from the node")
     preds = Predictions.from_results(results)
-    preds.save(cfg.out / "predictions.npz")
+    write_run(cfg.out, preds)  # depth/, confidence/, frames.json: unihoi_ros.io.load_run
     gt = GroundTruth(seq.stamps_ns, seq.T_world_cam, seq.depth, seq.K, f"synthetic seed {cfg.seed}")
     metrics = evaluate(preds, gt)
     (cfg.out / "eval.json").write_text(json.dumps(metrics, indent=2))

@@ -1,18 +1,27 @@
 """Offline processing: a recording in, every output of the node written to a directory.
 
 ``process_source`` runs the streaming reconstructor on every frame (no drops: offline
-input applies back-pressure by construction) and writes, into ``out_dir``:
+input applies back-pressure by construction) and writes, into ``out_dir`` (about 0.3 MB
+per 640x480 frame in all; see README, "Outputs of unihoi process"):
 
-- ``bag/``: rosbag2 (MCAP, Humble-readable) with the input images and every output topic
-  of the node (depth, camera_info, confidence, points, tf, trajectory);
-- ``cloud.ply``: the fused static cloud (confidence-filtered, voxel-downsampled);
+- ``depth/NNNNNN.png`` (16-bit, millimetres, 0 = invalid), ``confidence/NNNNNN.png``
+  (8-bit, value / 255) and ``frames.json`` (stamps, K, camera-to-world poses): the run's
+  predictions at full resolution (:mod:`unihoi_ros.io.run_layout`; read them back with
+  :func:`unihoi_ros.io.load_run`, as ``unihoi eval`` does);
+- ``bag/``: rosbag2 (MCAP with zstd chunks, Humble-readable) with the node's topics for
+  viewing and replay, images at most ``bag_max_side`` pixels (:class:`BagOutputs`);
+- ``cloud.ply``: the fused static cloud (every ``cloud_stride``-th frame,
+  confidence-filtered, voxel-downsampled);
 - ``trajectory_tum.txt``: camera-to-world poses in TUM format;
-- ``predictions.npz``: stacked depth, K, poses, confidence (what ``unihoi eval`` reads);
 - ``summary.png``: RGB / depth / confidence strip and a top view of trajectory and cloud;
 - ``tracks.npz``, ``tracks.csv``, ``tracks.png``: long-term 3D point tracks (hands,
   objects, scene; :mod:`unihoi_ros.tracks`) in the world frame, and their picture;
   (the two pictures need matplotlib: ``pictures=False`` leaves them out)
-- ``report.json``: counts, per-stage timings, input description, model and settings.
+- ``report.json``: counts, frames per second, per-stage timings, input description, model,
+  settings and the outputs' sizes.
+
+The per-frame files and the bag are written by a background thread
+(:class:`~unihoi_ros.io.run_writer.RunWriter`) while the next frames are reconstructed.
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ from unihoi_ros.errors import UnihoiError
 from unihoi_ros.io.camera_info import CameraCalibration
 from unihoi_ros.io.ground_truth import write_tum_trajectory
 from unihoi_ros.io.ply import write_ply
-from unihoi_ros.io.predictions import Predictions
 from unihoi_ros.io.sources import FrameSource, SourceError
 from unihoi_ros.pipeline.fusion import CloudFuser
 from unihoi_ros.pipeline.reconstructor import Reconstructor
@@ -57,21 +65,45 @@ def prepare_output_dir(out_dir: Path, force: bool) -> None:
 
 
 class BagOutputs:
-    """Writes a FrameResult stream as the node's topics into a rosbag2 MCAP."""
+    """Writes a FrameResult stream as the node's topics into a compact rosbag2 MCAP.
+
+    Every chunk is zstd-compressed (:class:`~unihoi_ros.io.bag_writer.BagRecorder`); the
+    images are at most ``max_side`` pixels on the longer side (an integer divisor of the
+    frame size: :func:`~unihoi_ros.pipeline.downscale.downscaled_result`); the full-size
+    predictions are the run's PNG files. Topics (``/unihoi`` namespace):
+
+    - ``image/compressed``: CompressedImage, JPEG of the frame as processed (unless
+      ``image`` is False);
+    - ``depth/image``: Image ``16UC1``, millimetres, 0 = invalid (REP-118);
+    - ``depth/camera_info``: CameraInfo of the bag's image size;
+    - ``confidence/image``: Image ``mono8``, confidence x 255;
+    - ``points``: PointCloud2 (x, y, z, rgb) of every ``point_stride``-th bag pixel from
+      the full-resolution depth, confidence >= ``min_point_confidence``;
+    - ``pose`` (PoseStamped), ``tracks`` (PointCloud2), ``/tf``, and ``trajectory`` (the
+      whole Path once, at :meth:`close`).
+
+    The live node's topics are unchanged (``32FC1`` depth and confidence, raw images).
+    """
 
     def __init__(self, bag_dir: Path, camera: str = "camera", world_frame: str = "unihoi_world",
-                 input_topic: str = f"{NAMESPACE}/image", max_path_poses: int = 10000) -> None:
+                 input_topic: str = f"{NAMESPACE}/image", max_path_poses: int = 10000, *,
+                 max_side: int | None = 320, point_stride: int = 8,
+                 min_point_confidence: float = 0.5, image: bool = True,
+                 jpeg_quality: int = 90) -> None:
         from unihoi_ros.io.bag_writer import BagRecorder
         from unihoi_ros.ros import messages as m
         from unihoi_ros.ros.qos import qos_profile
 
         self._m = m
-        self.camera, self.world_frame, self.input_topic = camera, world_frame, input_topic
+        self.camera, self.world_frame = camera, world_frame
+        self.image_topic = f"{input_topic}/compressed" if image else None
         self.max_path_poses = max_path_poses
+        self.max_side, self.point_stride = max_side, point_stride
+        self.min_point_confidence, self.jpeg_quality = min_point_confidence, jpeg_quality
         self._poses: list = []
         self._last_stamp: int | None = None
-        self._rec = BagRecorder(bag_dir, m.get_typestore())
-        self._topics = {input_topic: m.IMAGE}
+        self._rec = BagRecorder(bag_dir, m.get_typestore(), compression="zstd")
+        self._topics = {self.image_topic: m.COMPRESSED_IMAGE} if image else {}
         for rel, msgtype in m.DEFAULT_OUTPUT_TOPICS.items():
             if rel != "/diagnostics":
                 self._topics[self._resolve(rel)] = msgtype
@@ -82,25 +114,47 @@ class BagOutputs:
     def _resolve(rel: str) -> str:
         return rel if rel.startswith("/") else f"{NAMESPACE}/{rel}"
 
+    @property
+    def topics(self) -> dict[str, str]:
+        """Topic -> message type of the bag."""
+        return dict(self._topics)
+
     def write(self, result: FrameResult, tracks=None) -> None:
         """One frame's outputs (and its :class:`~unihoi_ros.tracks.TrackSet`, if given);
         the pose as a PoseStamped (``pose``), the whole Path once at :meth:`close` (a Path
         per frame would grow the bag quadratically)."""
         from unihoi_ros.geometry.frames import body_world_pose
+        from unihoi_ros.io.run_layout import confidence_to_u8, depth_to_mm
+        from unihoi_ros.pipeline.downscale import downscaled_result
 
         m, stamp = self._m, result.stamp_ns
+        small = downscaled_result(result, self.max_side, self.point_stride,
+                                  self.min_point_confidence)
         frame = m.optical_frame_id(self.camera)
-        self._rec.write(self.input_topic, m.rgb_to_image(result.rgb, stamp, frame), stamp)
-        for rel, msg in m.frame_result_messages(result, self.camera, self.world_frame).items():
-            self._rec.write(self._resolve(rel), msg, stamp)
+        rel = self._resolve
+        if self.image_topic is not None:
+            self._rec.write(self.image_topic, m.rgb_to_compressed(
+                small.rgb, stamp, frame, "jpeg", self.jpeg_quality), stamp)
+        self._rec.write(rel("depth/image"),
+                        m.array_to_image(depth_to_mm(small.depth), stamp, frame), stamp)
+        self._rec.write(rel("depth/camera_info"), m.camera_info_from_result(small, frame), stamp)
+        self._rec.write(rel("confidence/image"),
+                        m.array_to_image(confidence_to_u8(small.confidence), stamp, frame),
+                        stamp)
+        self._rec.write(rel("points"), m.point_cloud_msg(small, frame), stamp)
+        self._rec.write("/tf", m.tf_from_result(small, self.world_frame, frame), stamp)
         pose = m.pose_stamped_msg(body_world_pose(result.T_world_cam), stamp, self.world_frame)
-        self._rec.write(self._resolve("pose"), pose, stamp)
+        self._rec.write(rel("pose"), pose, stamp)
         if tracks is not None:
-            self._rec.write(self._resolve("tracks"), m.tracks_msg(tracks, self.world_frame),
-                            stamp)
+            self._rec.write(rel("tracks"), m.tracks_msg(tracks, self.world_frame), stamp)
         self._poses.append(pose)
         self._poses = self._poses[-self.max_path_poses:]
         self._last_stamp = stamp
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages written per topic."""
+        return dict(self._rec.counts)
 
     def close(self) -> None:
         if self._poses and not self._rec.closed:
@@ -143,21 +197,37 @@ def process_source(
     info: dict | None = None,
     pictures: bool = True,
     camera: CameraCalibration | None = None,
+    bag_max_side: int | None = 320,
+    bag_image: bool = True,
+    cloud_stride: int = 5,
 ) -> list[FrameResult]:
     """Reconstruct every frame of ``source`` and write the outputs (module doc) to
-    ``out_dir`` (which must exist). Returns the results. On a bad input the partial bag
-    is closed (readable) and the :class:`SourceError` propagates.
+    ``out_dir`` (which must exist). Returns the results. On a bad input (or any error)
+    every frame reconstructed so far is written (PNGs, ``frames.json``, a readable bag)
+    and the error (:class:`SourceError`, ...) propagates.
 
     ``camera``: a known camera (:func:`unihoi_ros.io.camera_info.choose_camera`): frames
     go through the node's :class:`~unihoi_ros.ros.camera_input.CameraInput` (rectified
     where it has distortion, K at the frame's size) and the reconstructor uses its K
     instead of the network's, as the node does with ``use_camera_info``; None predicts K.
-    ``report.json`` records which (``intrinsics``)."""
+    ``report.json`` records which (``intrinsics``).
+
+    ``bag_max_side``: longest side of the bag's images (0 or None: full resolution);
+    ``bag_image``: record the input frames (JPEG) in the bag. ``cloud_stride``: fuse every
+    n-th frame into ``cloud.ply`` (consecutive frames see the same surfaces; with noisy
+    depth each fused frame adds points, so the file grows with the frames fused: 5 keeps
+    it under 30 kB per 640x480 frame). ``progress``: a bar with frames/s and, when the
+    source knows its length, the time left."""
     from tqdm import tqdm
 
+    from unihoi_ros.io.run_writer import RunWriter
+    from unihoi_ros.io.tracks_io import TracksRecorder
     from unihoi_ros.ros.camera_input import CameraInput
     from unihoi_ros.ros.ratelog import RateLimitedLog
+    from unihoi_ros.tracks import PointTracker
 
+    if cloud_stride < 1:
+        raise ValueError(f"cloud_stride must be >= 1, got {cloud_stride}")
     camera_counts: dict[str, int] = {}
     camera_input = CameraInput(
         lambda key, n: camera_counts.__setitem__(key, camera_counts.get(key, 0) + n),
@@ -166,58 +236,68 @@ def process_source(
     t_start = time.perf_counter()
     total = source.num_frames if max_frames is None else min(max_frames,
                                                               source.num_frames or max_frames)
-    from unihoi_ros.io.tracks_io import TracksRecorder
-    from unihoi_ros.tracks import PointTracker
-
+    if progress and not total:
+        log.info("%s: frame count unknown up front: the progress bar shows frames/s, "
+                 "no time left", source.path.name)
     results: list[FrameResult] = []
     fuser = CloudFuser()
-    bag = BagOutputs(out_dir / "bag") if write_bag else None
     tracker, tracks = PointTracker(), TracksRecorder()
+    bar = tqdm(total=total or None, desc=f"process {source.path.name}", unit="frame",
+               disable=not progress, dynamic_ncols=True)
+    bag = (BagOutputs(out_dir / "bag", max_side=bag_max_side, image=bag_image,
+                      min_point_confidence=reconstructor.config.min_point_confidence)
+           if write_bag else None)
+    writer = RunWriter(out_dir, bag=bag)  # from here on, closed in the finally below
 
     def emit(batch):
         for r in batch:
+            if len(results) % cloud_stride == 0:
+                fuser.add(r)
             results.append(r)
-            fuser.add(r)
             track_set = tracker.update(r)
             tracks.add(track_set)
-            if bag is not None:
-                bag.write(r, track_set)
+            writer.add(r, track_set)
 
+    finished = False
     try:
-        bar = tqdm(total=total, desc=f"process {source.path.name}", unit="frame",
-                   disable=not progress)
         for stamp, rgb in _frames_checked(source, max_frames):
             rgb, K = camera_input.prepare(rgb, camera)
             reconstructor.push(stamp, rgb, K=K)
             emit(reconstructor.drain())
             bar.update(1)
         emit(reconstructor.flush())
-        bar.close()
+        finished = True
     finally:
-        if bag is not None:
-            bag.close()
+        bar.close()
+        # every frame handed over is written, also on error (then without masking it)
+        writer.close(raise_error=finished)
+    t_frames = time.perf_counter() - t_start
     if not results:
         raise SourceError(f"{source.path}: no frame could be reconstructed "
                           f"(drops: {reconstructor.stats()['drops']})")
+    stamps = np.array([r.stamp_ns for r in results], np.int64)
+    T_world_cam = np.stack([r.T_world_cam for r in results])
     cloud, colors = fuser.cloud()
     write_ply(out_dir / "cloud.ply", cloud, colors)
-    preds = Predictions.from_results(results)
-    preds.save(out_dir / "predictions.npz")
-    write_tum_trajectory(out_dir / "trajectory_tum.txt", preds.stamps_ns, preds.T_world_cam)
+    write_tum_trajectory(out_dir / "trajectory_tum.txt", stamps, T_world_cam)
     track_arrays = tracks.save(out_dir)
+    picture_files = []
     if pictures:
         from unihoi_ros.io.pictures import summary_png, tracks_png
 
         summary_png(out_dir / "summary.png", results, cloud, colors,
                     title=f"{source.path.name}: {len(results)} frames")
-        tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors,
-                   preds.T_world_cam[:, :3, 3],
+        tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors, T_world_cam[:, :3, 3],
                    title=f"{source.path.name}: dynamic tracks (hands, objects), top view")
+        picture_files = ["summary.png", "tracks.png"]
+    wall = time.perf_counter() - t_start
     report = {
         "input": {"path": str(source.path), "kind": source.kind,
                   "description": source.description},
         "frames_out": len(results),
-        "wall_time_s": time.perf_counter() - t_start,
+        "wall_time_s": wall,
+        "frames_per_s": len(results) / wall,
+        "frames_per_s_reconstruction": len(results) / t_frames,
         "reconstructor": reconstructor.stats(),
         "config": asdict(reconstructor.config),
         "intrinsics": ({**camera.report(), **camera_counts} if camera is not None else
@@ -226,9 +306,28 @@ def process_source(
         "backend": {"name": reconstructor.backend.name, "device": reconstructor.backend.device},
         "flow": getattr(reconstructor.flow, "name", type(reconstructor.flow).__name__),
         "cloud_points": len(cloud),
+        "cloud_frames_fused": (len(results) + cloud_stride - 1) // cloud_stride,
         "trajectory_length_m": float(np.linalg.norm(
-            np.diff(preds.T_world_cam[:, :3, 3], axis=0), axis=1).sum()),
+            np.diff(T_world_cam[:, :3, 3], axis=0), axis=1).sum()),
+        "outputs": output_sizes(out_dir, len(results), picture_files),
+        "bag": ({"max_side": bag_max_side or None, "image": bag_image, "compression": "zstd",
+                 "messages": bag.counts} if bag is not None else None),
         **(info or {}),
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     return results
+
+
+def output_sizes(out_dir: Path, frames: int, pictures: list[str] = ()) -> dict:
+    """Bytes under ``out_dir`` (``report.json`` aside): in all, per frame, per top-level
+    entry, and per frame without the ``pictures`` (file names)."""
+    sizes: dict[str, int] = {}
+    for p in sorted(Path(out_dir).rglob("*")):
+        if p.is_file() and p.name != "report.json":
+            top = p.relative_to(out_dir).parts[0]
+            sizes[top] = sizes.get(top, 0) + p.stat().st_size
+    total = sum(sizes.values())
+    no_pictures = total - sum(sizes.get(name, 0) for name in pictures)
+    return {"bytes": total, "bytes_per_frame": total / max(frames, 1),
+            "bytes_per_frame_without_pictures": no_pictures / max(frames, 1),
+            "by_entry": sizes}

@@ -68,7 +68,8 @@ TRASH_PREFIX = ".unihoi_trash_"
 #: The flags that change what is computed; a done marker must match them to be reused
 #: (where the work runs -- backend, device, threads -- does not count).
 SETTING_KEYS = ("model", "stride", "process_size", "max_side", "flow_preset", "pose_solver",
-                "topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info")
+                "topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info",
+                "no_bag", "bag_max_side", "no_bag_image")
 
 
 @dataclass(frozen=True)
@@ -230,8 +231,9 @@ def _auto_ground_truth(path: Path) -> bool:
 
 
 def evaluate_output(out_dir: Path, item: BatchItem, fps: float) -> tuple[dict | None, str | None]:
-    """Metrics of ``out_dir/predictions.npz`` against the item's ground truth (the
-    manifest's, else the input folder's own), written to ``out_dir/eval.json``.
+    """Metrics of the run in ``out_dir`` (:func:`unihoi_ros.io.load_run`) against the item's
+    ground truth (the manifest's, else the input folder's own), written to
+    ``out_dir/eval.json``.
 
     Returns:
         ``(evaluate() result, ground-truth path)``, or ``(None, None)`` without ground truth.
@@ -239,8 +241,8 @@ def evaluate_output(out_dir: Path, item: BatchItem, fps: float) -> tuple[dict | 
     import json
 
     from unihoi_ros.evaluation import evaluate
+    from unihoi_ros.io import load_run
     from unihoi_ros.io.ground_truth import load_ground_truth, load_seven_scenes
-    from unihoi_ros.io.predictions import Predictions
 
     gt_path = item.ground_truth
     if gt_path is None and _auto_ground_truth(item.path):
@@ -251,7 +253,7 @@ def evaluate_output(out_dir: Path, item: BatchItem, fps: float) -> tuple[dict | 
         gt = load_seven_scenes(gt_path, fps)  # stamps at the rate the frames were read with
     else:
         gt = load_ground_truth(gt_path)
-    result = evaluate(Predictions.load(out_dir / "predictions.npz"), gt)
+    result = evaluate(load_run(out_dir), gt)
     (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result, str(gt_path)
 
@@ -286,7 +288,7 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
     Returns:
         the done or failed marker written (never raises for a bad input).
     """
-    from unihoi_ros.commands.process import choose_camera_for, parse_size
+    from unihoi_ros.commands.process import choose_camera_for, output_options, parse_size
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import process_source
@@ -312,7 +314,8 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
         rec = Reconstructor(backend, DISFlow(args.flow_preset), cfg)
         results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
                                  progress=False, info={"model": args.model}, camera=camera,
-                                 pictures=getattr(args, "pictures", True))
+                                 pictures=getattr(args, "pictures", True),
+                                 **output_options(args))
         wall = time.perf_counter() - t0
         try:
             metrics, gt = evaluate_output(out, item, args.fps)
@@ -323,7 +326,8 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
         marker = done_marker(
             input_path=item.path, signature=signature, model_hash=plan.model_hash,
             settings=plan.settings, files=list_files(out), **common,
-            frames=len(results), wall_time_s=wall, eval_time_s=time.perf_counter() - t0 - wall,
+            frames=len(results), wall_time_s=wall, frames_per_s=len(results) / wall,
+            eval_time_s=time.perf_counter() - t0 - wall,
             finished_utc=_utc_now(), ground_truth=gt, metrics=flat_metrics(metrics),
             metrics_error=metrics_error, backend={"name": backend.name,
                                                   "device": str(backend.device)})

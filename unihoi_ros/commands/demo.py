@@ -84,7 +84,9 @@ def run(args) -> int:
               "metrics")
     else:
         print("  eval.json        every metric (summary.png, eval.png: need matplotlib)")
-    print("  cloud.ply        fused static point cloud; predictions.npz; ground_truth.npz")
+    print("  depth/, confidence/, frames.json   what the subscriber received: 16-bit mm and "
+          "8-bit PNGs, stamps, K, poses (unihoi_ros.io.load_run reads them)")
+    print("  cloud.ply        fused static point cloud; ground_truth.npz")
     mcap = next((out / "bag").glob("*.mcap"), out / "bag")
     print(f"\nopen the bag: drag {mcap} into Foxglove (foxglove.dev, 'Open local file'), "
           f"or `ros2 bag play {out / 'bag'}` with ROS 2")

@@ -118,20 +118,20 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
 
+    from unihoi_ros.errors import UnihoiError
     from unihoi_ros.evaluation import associate, evaluate
     from unihoi_ros.geometry.metrics import align_trajectory
+    from unihoi_ros.io import load_run
     from unihoi_ros.io.ground_truth import load_ground_truth
     from unihoi_ros.io.pictures import evaluation_png, pictures_enabled
-    from unihoi_ros.io.predictions import Predictions
-    from unihoi_ros.io.sources import SourceError
 
     pictures = pictures_enabled(["eval.png"])
     out = args.out or args.pred_dir
     try:
-        pred = Predictions.load(args.pred_dir / "predictions.npz")
+        pred = load_run(args.pred_dir)
         gt = load_ground_truth(args.gt)
         result = evaluate(pred, gt)
-    except (SourceError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (UnihoiError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"unihoi eval: error: {exc}", file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,24 @@ def add_camera_arguments(p) -> None:
                    "bag has one beside the image topic)")
 
 
+def add_output_arguments(p) -> None:
+    """What the run's bag holds (the full-resolution predictions are PNG files)."""
+    p.add_argument("--no-bag", action="store_true", help="write no rosbag2 (bag/)")
+    p.add_argument("--bag-max-side", type=int, default=320, metavar="PX",
+                   help="longest side of the bag's images (input JPEG, 16UC1 depth, mono8 "
+                   "confidence), an integer divisor of the frame size; 0: full resolution "
+                   "(about 0.2 MB more per 640x480 frame)")
+    p.add_argument("--no-bag-image", action="store_true",
+                   help="leave the input frames (image/compressed) out of the bag")
+
+
+def output_options(args) -> dict:
+    """``process_source`` keywords of :func:`add_output_arguments`' flags."""
+    return {"write_bag": not getattr(args, "no_bag", False),
+            "bag_max_side": getattr(args, "bag_max_side", 320) or None,
+            "bag_image": not getattr(args, "no_bag_image", False)}
+
+
 def choose_camera_for(args, source):
     """The run's known camera from the flags and the source (None: predict K)."""
     from unihoi_ros.io.camera_info import choose_camera
@@ -76,6 +94,7 @@ def register(sub) -> None:
                    help="CPU threads of torch/OpenCV (default: torch's; under torchrun the "
                    "machine's cores divided among its ranks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_arguments(p)
     add_camera_arguments(p)
     add_model_arguments(p)
     p.set_defaults(func=run)
@@ -142,11 +161,14 @@ def run_single(args) -> int:
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
         results = process_source(source, rec, args.out, max_frames=args.max_frames,
                                  progress=not args.no_progress, info={"model": args.model},
-                                 camera=camera, pictures=getattr(args, "pictures", True))
+                                 camera=camera, pictures=getattr(args, "pictures", True),
+                                 **output_options(args))
     except (UnihoiError, FileNotFoundError, ValueError) as exc:
         print(f"unihoi process: error: {exc}", file=sys.stderr)
         return 1
     pictures = ", summary.png, tracks.png" if getattr(args, "pictures", True) else ""
-    print(f"processed {len(results)} frames -> {args.out}/ (bag/, cloud.ply, "
-          f"trajectory_tum.txt, predictions.npz, tracks.npz{pictures}, report.json)")
+    bag = "" if getattr(args, "no_bag", False) else "bag/, "
+    print(f"processed {len(results)} frames -> {args.out}/ (depth/, confidence/, "
+          f"frames.json, {bag}cloud.ply, trajectory_tum.txt, tracks.npz{pictures}, "
+          "report.json)")
     return 0

@@ -13,6 +13,11 @@ signal-driven shutdown path. For a process that may be killed (``kill -9``, powe
 file as soon as it holds that many bytes or its first message is that old, so the file is
 readable (by a linear MCAP reader, e.g. ``mcap``'s) up to its last complete chunk; no
 ``metadata.yaml`` exists then (``ros2 bag reindex`` writes one).
+
+``compression="zstd"`` compresses each MCAP chunk with Zstandard (rosbags' storage-level
+compression): the MCAP chunk records say ``zstd``, which every MCAP reader decodes
+(rosbag2_storage_mcap from Humble on, Foxglove, ``mcap``, rosbags), while
+``metadata.yaml`` declares no rosbag2-level (file or message) compression.
 """
 
 from __future__ import annotations
@@ -42,11 +47,12 @@ class BagRecorder:
             (rosbags' own limit, 1 MiB, applies too); None: only rosbags' limit, unflushed.
         chunk_seconds: MCAP: close and flush the pending chunk once its first message is
             this old (checked at each write and by :meth:`flush_due`); None: no age limit.
+        compression: MCAP: ``"zstd"`` compresses every chunk (module doc); None: none.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False.
-        ValueError: chunk options with sqlite3 storage, or a rosbags whose MCAP writer
-            does not expose its chunks.
+        ValueError: chunk options or compression with sqlite3 storage, an unknown
+            compression, or a rosbags whose MCAP writer does not expose its chunks.
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class BagRecorder:
         overwrite: bool = False,
         chunk_bytes: int | None = None,
         chunk_seconds: float | None = None,
+        compression: str | None = None,
     ) -> None:
         rosbag2 = require("rosbags.rosbag2")
         if typestore is None:
@@ -82,8 +89,20 @@ class BagRecorder:
         self.typestore = typestore
         self.version = int(version)
         self.storage = storage
+        if compression not in (None, "zstd"):
+            raise ValueError(f"compression must be None or 'zstd', got {compression!r}")
+        if compression is not None and storage != "mcap":
+            raise ValueError("chunk compression applies to MCAP storage only")
+        self.compression = compression
         self._writer = rosbag2.Writer(self.path, version=self.version,
                                       storage_plugin=plugins[storage])
+        if compression == "zstd":
+            storage_mode = getattr(rosbag2.enums.CompressionMode, "STORAGE", None)
+            if storage_mode is None:
+                raise ValueError("this rosbags version cannot compress MCAP chunks "
+                                 "(no CompressionMode.STORAGE): upgrade rosbags or pass "
+                                 "compression=None")
+            self._writer.set_compression(storage_mode, rosbag2.enums.CompressionFormat.ZSTD)
         self._writer.open()
         self._chunk_bytes, self._chunk_seconds = chunk_bytes, chunk_seconds
         self._progressive = chunk_bytes is not None or chunk_seconds is not None

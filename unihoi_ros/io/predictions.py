@@ -1,4 +1,10 @@
-"""Per-frame predictions of a processed recording, saved as one compressed ``.npz``."""
+"""Per-frame predictions of a run as one typed record (:class:`Predictions`).
+
+Runs are stored in the layout of :mod:`unihoi_ros.io.run_layout` (depth and confidence
+PNGs per frame, ``frames.json``) and read back with :func:`unihoi_ros.io.load_run`, which
+also reads runs written before it as one compressed ``predictions.npz``
+(:meth:`Predictions.save` / :meth:`Predictions.load`, kept for those).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ class Predictions:
         K: ``(N, 3, 3)`` float64 pixels.
         T_world_cam: ``(N, 4, 4)`` float64 camera-to-world (world = first camera).
         confidence: ``(N, H, W)`` float32 in [0, 1].
+        pose_ok: ``(N,)`` bool, False where the pose solve was degenerate and the previous
+            pose was kept; None when unknown (runs stored as ``predictions.npz``).
     """
 
     stamps_ns: np.ndarray
@@ -25,6 +33,7 @@ class Predictions:
     K: np.ndarray
     T_world_cam: np.ndarray
     confidence: np.ndarray
+    pose_ok: np.ndarray | None = None
 
     @classmethod
     def from_results(cls, results) -> Predictions:
@@ -34,13 +43,18 @@ class Predictions:
             K=np.stack([r.K for r in results]).astype(np.float64),
             T_world_cam=np.stack([r.T_world_cam for r in results]).astype(np.float64),
             confidence=np.stack([r.confidence for r in results]).astype(np.float32),
+            pose_ok=np.array([bool(r.pose_ok) for r in results], bool),
         )
 
     def save(self, path: str | Path) -> None:
+        """The legacy single-file storage (one ``.npz``, float32 maps: 2 MB per 640x480
+        frame); runs are written with :func:`unihoi_ros.io.run_layout.write_run`."""
         np.savez_compressed(path, stamps_ns=self.stamps_ns, depth=self.depth, K=self.K,
                             T_world_cam=self.T_world_cam, confidence=self.confidence)
 
     @classmethod
     def load(cls, path: str | Path) -> Predictions:
+        """Read a legacy ``.npz`` (:meth:`save`); :func:`unihoi_ros.io.load_run` reads any
+        run."""
         with np.load(path) as z:
             return cls(z["stamps_ns"], z["depth"], z["K"], z["T_world_cam"], z["confidence"])

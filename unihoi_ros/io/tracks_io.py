@@ -2,7 +2,7 @@
 
 One row per (frame, track) the tracker reported: frame index, stamp, track id, position in
 the stream's world frame (metres; the first camera with optical axes, as
-``predictions.npz`` and ``trajectory_tum.txt``), visible, dynamic, colour. A planner
+``frames.json`` and ``trajectory_tum.txt``), visible, dynamic, colour. A planner
 reads the CSV; ``load_tracks`` gives the arrays back.
 """
 
