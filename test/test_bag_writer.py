@@ -57,6 +57,40 @@ def test_bag_round_trip_with_rosbags_and_mcap(tmp_path):
     assert {ch.topic for _, ch, _ in msgs} == {"/unihoi/depth/image", "/unihoi/image"}
 
 
+def test_zstd_chunks_read_by_rosbags_and_mcap(tmp_path):
+    """Chunk compression: the MCAP chunk records say zstd, both readers decode them, the
+    rosbag2 metadata declares no file/message compression (what Humble's MCAP plugin
+    expects of a bag it did not compress itself), and a compressible bag shrinks."""
+    from mcap.reader import make_reader
+    from rosbags.rosbag2 import Reader
+
+    def write(path, compression):
+        with BagRecorder(path, compression=compression) as rec:
+            rec.add_topic("/unihoi/depth/image", M.IMAGE)
+            for i in range(20):
+                img = M.array_to_image(np.full((60, 80), i, np.uint16), 1_000 + i, "cam")
+                rec.write("/unihoi/depth/image", img, 1_000 + i)
+        (mcap_file,) = path.glob("*.mcap")
+        return mcap_file
+
+    packed, plain = write(tmp_path / "z", "zstd"), write(tmp_path / "p", None)
+    assert packed.stat().st_size < plain.stat().st_size / 10
+    with open(packed, "rb") as fh:
+        reader = make_reader(fh)
+        assert {c.compression for c in reader.get_summary().chunk_indexes} == {"zstd"}
+        first = [int(M.image_to_array(TS.deserialize_cdr(bytes(msg.data), M.IMAGE))[0, 0])
+                 for _, _, msg in reader.iter_messages()]
+    with Reader(tmp_path / "z") as reader:
+        second = [int(M.image_to_array(TS.deserialize_cdr(raw, c.msgtype))[5, 5])
+                  for c, _, raw in reader.messages()]
+        assert not reader.compression_mode  # '' in metadata.yaml: none at the rosbag2 level
+    assert first == second == list(range(20))
+    with pytest.raises(ValueError, match="MCAP"):
+        BagRecorder(tmp_path / "s", storage="sqlite3", compression="zstd")
+    with pytest.raises(ValueError, match="compression"):
+        BagRecorder(tmp_path / "l", compression="lz4")
+
+
 def test_bag_refuses_existing_path_and_misuse(tmp_path):
     path = tmp_path / "bag"
     BagRecorder(path).close()
