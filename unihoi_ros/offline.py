@@ -36,10 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from unihoi_ros.errors import UnihoiError
+from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.io.camera_info import CameraCalibration
 from unihoi_ros.io.ground_truth import write_tum_trajectory
 from unihoi_ros.io.ply import write_ply
+from unihoi_ros.io.run_layout import confidence_to_u8, depth_to_mm
 from unihoi_ros.io.sources import FrameSource, SourceError
+from unihoi_ros.pipeline.downscale import downscaled_result
 from unihoi_ros.pipeline.fusion import CloudFuser
 from unihoi_ros.pipeline.reconstructor import Reconstructor
 from unihoi_ros.pipeline.results import FrameResult
@@ -123,10 +126,6 @@ class BagOutputs:
         """One frame's outputs (and its :class:`~unihoi_ros.tracks.TrackSet`, if given);
         the pose as a PoseStamped (``pose``), the whole Path once at :meth:`close` (a Path
         per frame would grow the bag quadratically)."""
-        from unihoi_ros.geometry.frames import body_world_pose
-        from unihoi_ros.io.run_layout import confidence_to_u8, depth_to_mm
-        from unihoi_ros.pipeline.downscale import downscaled_result
-
         m, stamp = self._m, result.stamp_ns
         small = downscaled_result(result, self.max_side, self.point_stride,
                                   self.min_point_confidence)
