@@ -13,6 +13,7 @@ from unihoi_ros.cli import main as cli_main
 from unihoi_ros.evaluation import evaluate
 from unihoi_ros.flow import GroundTruthFlow
 from unihoi_ros.geometry import metrics
+from unihoi_ros.io import load_run, write_run
 from unihoi_ros.io.ground_truth import (
     load_ground_truth,
     read_tum_trajectory,
@@ -21,7 +22,6 @@ from unihoi_ros.io.ground_truth import (
     write_tum_trajectory,
 )
 from unihoi_ros.io.ply import read_ply, write_ply
-from unihoi_ros.io import load_run, write_run
 from unihoi_ros.io.predictions import Predictions
 from unihoi_ros.io.sources import SourceError, open_source
 from unihoi_ros.offline import OutputExistsError, prepare_output_dir, process_source

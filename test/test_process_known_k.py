@@ -12,8 +12,8 @@ import pytest
 from unihoi_ros.cli import main as cli_main
 from unihoi_ros.errors import ConfigError
 from unihoi_ros.geometry.camera import focal_ratio, scale_intrinsics
-from unihoi_ros.io.camera_info import camera_info_topic_for, parse_K, read_camera_info_yaml
 from unihoi_ros.io import load_run
+from unihoi_ros.io.camera_info import camera_info_topic_for, parse_K, read_camera_info_yaml
 from unihoi_ros.sim import make_sequence
 
 INPUT_HW, PROCESS = (96, 128), "48x64"
