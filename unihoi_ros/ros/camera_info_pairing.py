@@ -1,9 +1,10 @@
 """``use_camera_info``: images paired with their CameraInfo, and what to do without one.
 
 The transport delivers each image twice: paired with its CameraInfo (synchroniser) and
-unpaired (every image as it arrives). While pairs come, the unpaired copy only waits for
-its pair; after ``timeout_s`` without any pair the unpaired images go on with the
-predicted intrinsics (said once, counted) until pairs arrive again.
+unpaired (every image as it arrives), in either order. While pairs come, the unpaired copy
+only waits for its pair (or is ignored: its pair came first); after ``timeout_s`` without
+any pair the unpaired images go on with the predicted intrinsics (said once, counted) until
+pairs arrive again.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class CameraInfoPairing:
         self._last_pair_mono: float | None = None
         self._awaiting: OrderedDict[int, None] = OrderedDict()
         self._fallback_stamps: deque[int] = deque(maxlen=64)
+        self._paired_stamps: deque[int] = deque(maxlen=64)  # delivered with their pair
         self.fallback = False
 
     def start(self) -> None:
@@ -65,6 +67,8 @@ class CameraInfoPairing:
             self._awaiting.pop(stamp, None)
             was_fallback, self.fallback = self.fallback, False
             taken = stamp in self._fallback_stamps
+            if not taken:
+                self._paired_stamps.append(stamp)
         if was_fallback:
             log.info("camera_info is arriving again: using its intrinsics")
         if not taken:
@@ -75,6 +79,9 @@ class CameraInfoPairing:
         without camera_info."""
         now = time.monotonic()
         stamp = M.stamp_to_ns(msg.header.stamp)
+        with self._lock:
+            if stamp in self._paired_stamps:  # the synchroniser was first: nothing to wait for
+                return
         ref = self._last_pair_mono if self._last_pair_mono is not None else self._start_mono
         if now - ref <= self.timeout_s:
             with self._lock:  # wait for its pair; forget (and count) it if none comes
