@@ -178,14 +178,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # Wait for the node: its input subscription and every output publisher.
     deadline = time.monotonic() + args.match_timeout
-    waits = [lambda: image_pub.get_subscription_count() > 0]
+    waits = {f"subscriber of {args.image_topic}": lambda: image_pub.get_subscription_count() > 0}
     if info_pub is not None:
-        waits.append(lambda: info_pub.get_subscription_count() > 0)
-    waits += [lambda t=topic: node.count_publishers(t) > 0
-              for key, (_, topic, _) in outputs.items() if key != "diagnostics"]
-    while not all(w() for w in waits):
+        waits[f"subscriber of {args.camera_info_topic}"] = (
+            lambda: info_pub.get_subscription_count() > 0)
+    waits.update({f"publisher of {topic}": lambda t=topic: node.count_publishers(t) > 0
+                  for key, (_, topic, _) in outputs.items() if key != "diagnostics"})
+    while not all(w() for w in waits.values()):
         if time.monotonic() > deadline:
-            print("peer: the node did not match in time", file=sys.stderr)
+            missing = [name for name, w in waits.items() if not w()]
+            print(f"peer: the node did not match in time (no {', '.join(missing)}; the "
+                  f"graph has {node.get_topic_names_and_types()})", file=sys.stderr)
             node.destroy_node()
             rclpy.try_shutdown()
             return 3

@@ -190,6 +190,15 @@ class Background:
         return self.log_path.read_text(errors="replace")
 
 
+def wait_for_output(process: Background, text: str, timeout: float) -> None:
+    """Until ``text`` is in the output of ``process`` (it must keep running)."""
+    deadline = time.monotonic() + timeout
+    while text not in process.output:
+        if process.proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not seen:\n{process.output[-3000:]}")
+        time.sleep(0.2)
+
+
 def run_peer(tmp: Path, env: dict[str, str], server: Background, *, tier: Tier = KILTED,
              **kw) -> dict:
     """Run :mod:`ros2_peer` with the tier's Python to completion (``kw``: its flags) and

@@ -53,14 +53,6 @@ def _run(install: Path, env: dict[str, str], argv: list[str], timeout: float = 1
                           timeout=timeout)
 
 
-def _wait_for(node: R.Background, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in node.output:
-        if node.proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not seen:\n{node.output[-3000:]}")
-        time.sleep(0.2)
-
-
 def _param_get(install: Path, env: dict[str, str], node: str, name: str) -> str:
     """``ros2 param get`` (without the daemon, which would outlive the test); retried while
     the new command's node has not discovered the graph yet."""
@@ -88,7 +80,7 @@ def test_ros2_launch_show_args_topic_hz_and_param_get(tier, ros2, tmp_path_facto
         tmp_path / "launch.log", env)
     hz = None
     try:
-        _wait_for(launch, "unihoi_node ready", 180)
+        R.wait_for_output(launch, "unihoi_node ready", 180)
         assert _param_get(install, env, "/cli/unihoi_node", "world_frame") == (
             "String value is: cli_world")  # a launch argument
         assert _param_get(install, env, "/cli/unihoi_node", "input_qos_depth") == (

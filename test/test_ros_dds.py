@@ -35,8 +35,8 @@ def test_loopback_configuration_is_exactly_the_designed_one():
         '<CycloneDDS><Domain Id="any"><General><Interfaces><NetworkInterface name="lo"/>'
         "</Interfaces><AllowMulticast>false</AllowMulticast></General><Discovery>"
         "<ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>40"
-        '</MaxAutoParticipantIndex><Peers><Peer address="127.0.0.1"/></Peers></Discovery>'
-        "</Domain></CycloneDDS>"
+        '</MaxAutoParticipantIndex><Peers><Peer address="127.0.0.1"/></Peers>'
+        "<SPDPInterval>1s</SPDPInterval></Discovery></Domain></CycloneDDS>"
     )
     env: dict[str, str] = {}
     assert loopback.use_loopback(env) is env and loopback.is_loopback(env)

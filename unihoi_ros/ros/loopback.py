@@ -4,6 +4,12 @@ Tests, CI, demos and benchmarks confine DDS traffic to the loopback interface: n
 unicast discovery to 127.0.0.1 only, automatic participant indices. Users' runs keep Cyclone
 DDS's defaults (or their own ``CYCLONEDDS_URI``) unless they opt in.
 
+Cyclone announces its participants every second (``SPDPInterval``): a Fast DDS 2.x
+participant (Humble, Jazzy) that starts *after* a Cyclone one was otherwise never found
+(checked here with Jazzy's rclpy: not within 75 s; with 1 s, within a second), while one
+that starts first, or Fast DDS 3 (Kilted), is found either way. On loopback the extra
+announcements cost nothing.
+
 Cyclone DDS reads ``CYCLONEDDS_URI`` when the first participant of the process is created,
 so :func:`use_loopback` must run before anything creates one (and before child processes
 are started, which inherit the environment). It also points ``FASTDDS_DEFAULT_PROFILES_FILE``
@@ -23,8 +29,8 @@ LOOPBACK_CYCLONEDDS_URI = (
     '<CycloneDDS><Domain Id="any"><General><Interfaces><NetworkInterface name="lo"/>'
     "</Interfaces><AllowMulticast>false</AllowMulticast></General><Discovery>"
     "<ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>40"
-    '</MaxAutoParticipantIndex><Peers><Peer address="127.0.0.1"/></Peers></Discovery>'
-    "</Domain></CycloneDDS>"
+    '</MaxAutoParticipantIndex><Peers><Peer address="127.0.0.1"/></Peers>'
+    "<SPDPInterval>1s</SPDPInterval></Discovery></Domain></CycloneDDS>"
 )
 
 #: Fast DDS participant profile with the same confinement (rmw_fastrtps, rclpy).
