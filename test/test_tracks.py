@@ -277,12 +277,13 @@ def test_motion_must_stand_out_of_the_depth_wander(clip):
     results = wandering_depth_results(seq, 0.10)
     cfg = TrackerConfig(max_tracks=96)
     fixed = TrackerConfig(max_tracks=96, noise_k=0.0)
-    # Measured 0.023 vs 0.400.
-    assert static_called_dynamic(seq, results, cfg) < 0.1
-    assert static_called_dynamic(seq, results, fixed) > 0.2
+    # Measured 0.002 vs 0.091 (before the depth-segment and scale terms of the motion
+    # test: 0.023 vs 0.400).
+    assert static_called_dynamic(seq, results, cfg) < 0.02
+    assert static_called_dynamic(seq, results, fixed) > 0.05
     ev = evaluate_tracks(results, seq)
     ev_fixed = evaluate_tracks(results, seq, TrackerConfig(noise_k=0.0))
-    # Measured 0.936 vs 0.832 (fixed tolerance) vs 0.653 (hold) within 5 cm.
+    # Measured 0.965 vs 0.821 (fixed tolerance) vs 0.653 (hold) within 5 cm.
     assert ev["tracker"]["static"]["5cm"] >= 0.9
     assert ev["tracker"]["static"]["5cm"] >= 1.1 * ev["hold"]["static"]["5cm"]
     assert ev["tracker"]["static"]["5cm"] > ev_fixed["tracker"]["static"]["5cm"] + 0.02
@@ -313,32 +314,35 @@ def test_point_tracker_streams_bounded_stable_tracks(clip):
     tracker = PointTracker(cfg)
     t0_inv = np.linalg.inv(seq.T_world_cam[0])
     seen: dict[int, np.ndarray] = {}
-    dyn_agree, dyn_total, depth_err = 0, 0, []
+    static_flagged, static_total, depth_err = 0, 0, []
     for i, r in enumerate(results):
         ts = tracker.update(r)
         assert len(ts) <= 64 and len(np.unique(ts.ids)) == len(ts)
         assert ts.ids.dtype == np.uint32 and ts.xyz.shape == (len(ts), 3)
         assert ts.rgb.dtype == np.uint8 and ts.uv.shape == (len(ts), 2)
         assert np.all(np.isfinite(ts.xyz))
-        # A static track stays put: with exact depth, fusing its lifts moves it < 2 mm
+        assert not np.any(ts.dynamic & ~ts.following)  # a dynamic track follows its lifts
+        # An anchored track stays put: with exact depth, fusing its lifts moves it < 2 mm
         # (bilinear depth between pixel centres on slanted surfaces).
         for j, tid in enumerate(ts.ids):
-            if not ts.dynamic[j]:
+            if not ts.following[j]:
                 if int(tid) in seen:
                     np.testing.assert_allclose(ts.xyz[j], seen[int(tid)], atol=2e-3)
                 seen[int(tid)] = ts.xyz[j]
-        # Visible tracks sit on the surface seen at their pixel, in the right class.
+        # Visible tracks sit on the surface seen at their pixel; static ones are not
+        # called dynamic.
         v = ts.visible
         uvr = np.clip(np.rint(ts.uv[v]).astype(int), 0, [seq.width - 1, seq.height - 1])
-        truth_dyn = seq.dynamic[i, uvr[:, 1], uvr[:, 0]]
-        dyn_agree += int(np.sum(truth_dyn == ts.dynamic[v]))
-        dyn_total += int(v.sum())
+        on_static = ~seq.dynamic[i, uvr[:, 1], uvr[:, 0]]
+        static_flagged += int(np.sum(on_static & ts.dynamic[v]))
+        static_total += int(on_static.sum())
         T = t0_inv @ seq.T_world_cam[i]
         _, z = project(ts.xyz[v], seq.K, T)
         depth_err.append(np.abs(z - seq.depth[i, uvr[:, 1], uvr[:, 0]]) / z)
-        if i == 0:
-            assert len(ts) == 64 and ts.dynamic.sum() >= 16  # dynamic cells first
-    assert dyn_agree / dyn_total > 0.9
+        if i == 0:  # low-confidence cells first: they follow their lifts
+            assert len(ts) == 64 and ts.following.sum() >= 16 and not ts.dynamic.any()
+    # Measured 0.028 (the tracker before motion evidence was required: 0.034).
+    assert static_flagged / static_total < 0.05
     assert np.median(np.concatenate(depth_err)) < 0.02
     # ids: some tracks live through the clip, new ones get fresh ids.
     assert np.max(ts.age) == len(results) - 1
@@ -356,16 +360,29 @@ def test_point_tracker_new_stream_on_size_change(clip):
 
 
 def test_the_noise_raised_motion_tolerance_is_capped():
-    """The depth-noise tolerance grows with the measured noise, but not without bound: a
-    stream whose "static" tracks mostly move must still be able to call them moving."""
+    """The tolerances grow with the measured noise (the depth's more where the confidence
+    is low), but not without bound: a stream whose "static" tracks mostly move must still
+    be able to call them moving."""
     from unihoi_ros.tracks.state import TrackArrays
 
     cfg = TrackerConfig()
     arrays = TrackArrays()
-    assert arrays.motion_tol_rel(cfg) == cfg.static_tol_rel  # nothing measured yet
-    arrays.noise_rel = 0.03
-    assert arrays.motion_tol_rel(cfg) == pytest.approx(cfg.noise_k * 0.03)
-    arrays.noise_rel = 0.5  # spread of moving points, not noise
-    assert arrays.motion_tol_rel(cfg) == cfg.max_step_rel
-    assert arrays.motion_tol_rel(TrackerConfig(noise_k=0)) == cfg.static_tol_rel
-
+    z, conf = np.array([0.5, 2.0]), np.array([1.0, 1.0])
+    floor = cfg.static_tol_m + cfg.static_tol_rel * z
+    lat, dep = arrays.tolerances(z, conf, cfg)  # nothing measured yet: the floor
+    np.testing.assert_allclose(lat, floor)
+    np.testing.assert_allclose(dep, floor)
+    arrays.noise_rel, arrays.noise_lat = 0.02, 0.02
+    lat, dep = arrays.tolerances(z, conf, cfg)
+    np.testing.assert_allclose(dep, cfg.static_tol_m + cfg.noise_k * 0.02 * z)
+    np.testing.assert_allclose(lat, cfg.static_tol_m + cfg.lateral_k * 0.02 * z)
+    _, dep_unsure = arrays.tolerances(z, np.array([0.5, 0.0]), cfg)
+    np.testing.assert_allclose(dep_unsure, cfg.static_tol_m + cfg.noise_k * 0.02 * z * (
+        1.0 + cfg.confidence_gain * np.array([0.5, 1.0])))
+    arrays.noise_rel, arrays.noise_lat = 0.5, 0.5  # spread of moving points, not noise
+    lat, dep = arrays.tolerances(z, conf, cfg)
+    np.testing.assert_allclose(dep, cfg.static_tol_m + cfg.max_noise_rel * z)
+    np.testing.assert_allclose(lat, cfg.static_tol_m + cfg.max_noise_rel * z)
+    lat, dep = arrays.tolerances(z, conf, TrackerConfig(noise_k=0, lateral_k=0))
+    np.testing.assert_allclose(dep, floor)
+    np.testing.assert_allclose(lat, floor)

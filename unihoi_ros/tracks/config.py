@@ -31,30 +31,48 @@ class TrackerConfig:
         edge_tolerance: relative depth spread in a 2x2 neighbourhood above which depth is
             read at the nearest pixel instead of interpolated (occlusion edges).
         min_confidence: a point whose pixel has a confidence below this when it is seeded
-            starts as dynamic (the pipeline's confidence is low on hands and moving objects).
-        static_tol_m, static_tol_rel: the motion tolerance: a static point whose fresh lift
-            lies farther than ``static_tol_m + static_tol_rel * z`` from its anchor (z: its
-            depth, m) has moved (``static_tol_rel`` raised by the depth noise, below).
-        noise_k, noise_frames: the depth noise of the stream raises the motion tolerance:
-            a static point has moved when its fresh lift is farther than ``static_tol_m +
-            max(static_tol_rel, noise_k * noise) * z`` from its anchor, where ``noise`` is
-            the typical deviation of a static lift from its anchor relative to its depth
-            (the median over the static tracks seen in a frame, averaged over about
-            ``noise_frames`` frames). With exact depth the noise is about 0 and
-            ``static_tol_rel`` rules; with a network's depth, whose lifts of a static point
-            wander by several per cent of its depth, a point is called moving only on
-            evidence well above that wander (the raised tolerance is capped at
-            ``max_step_rel``). ``noise_k = 0`` turns this off.
-        motion_frames: after this many consecutive "moved" frames a static point becomes
-            dynamic (for the rest of its life).
+            follows its lifts from the start (the pipeline's confidence is low on hands and
+            moving objects, and on surfaces whose depth it is unsure of) instead of being
+            held at an anchor; it is not called dynamic until it is seen to move.
+        static_tol_m, static_tol_rel: the floor of the motion tolerance: a point has moved
+            only when it departs from where a static point would be by more than
+            ``static_tol_m + static_tol_rel * z`` (z: its depth, m), across the line of sight
+            and along it (what exact depth needs: pixel sampling, bilinear depth on slanted
+            surfaces). The measured noise raises it (below).
+        noise_k, lateral_k, noise_frames, max_noise_rel, confidence_gain: the measured noise
+            of the stream raises the motion tolerance (:mod:`unihoi_ros.tracks.motion`).
+            Each frame measures, over the anchored tracks it sees, the median relative
+            deviation of their depth from their anchors' once the frame's depth scale is
+            taken out (the depth noise; from the tracks that do not move across the line
+            of sight), and the median distance of their 2D tracks from their anchors'
+            epipolar lines over the focal length once the image motion that the pose's
+            error gives all of them is taken out (the pixel noise); each is averaged over
+            about ``noise_frames`` frames. The relative tolerance along the line of sight
+            is ``noise_k`` times the depth noise, times ``1 + confidence_gain * (1 - c)``
+            (``c``: the lower of the confidences at the anchor's first lift and at the
+            point now); across it ``lateral_k`` times the pixel noise; at least
+            ``static_tol_rel`` and at most ``max_noise_rel``. ``noise_k`` is large because
+            a network's depth error is heavy-tailed: its lifts of a static point wander
+            with where the point is seen, by a few per cent typically but by 5-7 times
+            that at the 98th percentile and up to its own depth on real video (7-Scenes,
+            the bundled model), so depth alone is evidence only when it is extreme, and a
+            static point whose depth is off may appear anywhere along its epipolar line
+            within the depth tolerance. Medians, not tail quantiles: moving points among
+            the anchored ones (up to half) do not raise the noise. With exact depth the
+            noise is about 0 and the floor rules. ``noise_k = 0`` / ``lateral_k = 0`` keep
+            the floor.
+        motion_frames: a point is called dynamic (for the rest of its life) after this
+            many consecutive observations in which it looked moved; an observation that
+            agrees resets the count, a frame without one leaves it (hysteresis: one frame's
+            outlier is not motion).
         fuse_static: a static point's position (its anchor) is the mean of all its lifts
-            that agree with it (within the motion tolerance above, its 2D track within
+            that agree with it (within the depth tolerance above, its 2D track within
             ``reacquire_px`` of the anchor's projection, not occluded), not only its first
             lift: the per-frame depth noise averages out. False: the first lift for life.
             :func:`track_queries` pools the agreeing lifts of both passes (the whole clip).
         occlusion_tol_rel: a point is occluded when the depth map at its pixel is nearer
             than its own depth by more than this fraction.
-        max_step_rel: a dynamic point whose lift jumps by more than this fraction of its
+        max_step_rel: a following point whose lift jumps by more than this fraction of its
             depth (plus ``static_tol_m``) in one frame is lost (the 2D track slid across an
             occlusion edge).
         reacquire_px: a lost or drifted static point is put back at the projection of its
@@ -79,9 +97,12 @@ class TrackerConfig:
     min_confidence: float = 0.5
     static_tol_m: float = 0.02
     static_tol_rel: float = 0.05
-    noise_k: float = 3.0
+    noise_k: float = 10.0
+    lateral_k: float = 3.0
     noise_frames: int = 5
-    motion_frames: int = 2
+    max_noise_rel: float = 1.0
+    confidence_gain: float = 3.0
+    motion_frames: int = 3
     fuse_static: bool = True
     occlusion_tol_rel: float = 0.05
     max_step_rel: float = 0.25
@@ -106,5 +127,7 @@ class TrackerConfig:
             raise ValueError(f"dynamic_share must be in [0, 1], got {self.dynamic_share}")
         if self.noise_k < 0 or self.noise_frames < 1:
             raise ValueError("noise_k must be >= 0 and noise_frames >= 1")
+        if self.lateral_k < 0 or self.max_noise_rel < 0 or self.confidence_gain < 0:
+            raise ValueError("lateral_k, max_noise_rel and confidence_gain must be >= 0")
         if self.motion_frames < 1 or self.max_lost_frames < 0:
             raise ValueError("motion_frames must be >= 1 and max_lost_frames >= 0")

@@ -94,7 +94,7 @@ def track_queries(
             if len(state):
                 xyz[t, owner] = state.xyz
                 visible[t, owner] = state.visible
-                static[t, owner] = ~state.dynamic
+                static[t, owner] = ~state.follow
             prev = t
         lift_sum[owner] += state.lift_sum
         lift_count[owner] += state.lift_count

@@ -8,25 +8,38 @@ Rules (documented once here; :class:`TrackerConfig` holds the numbers):
   view, or lost).
 - **Lifting**: a position is lifted to the world with the frame's depth (edge-aware
   sampling), K and ``T_world_cam``.
-- **Static vs dynamic**: a track starts dynamic when the pipeline's confidence at its
-  seed pixel is below ``min_confidence`` (the confidence is low on hands and moving
-  objects), else static. A static track's position is its *anchor*: a static point does
-  not move, so the anchor follows no 2D track and cannot drift. The anchor starts at the
-  lift at the seed; with ``fuse_static`` it is the mean of every lift of the track that
-  agrees with it (within the motion tolerance below, 2D track within ``reacquire_px`` of
-  the anchor's projection, anchor not hidden), so the depth noise of one frame averages
-  out instead of staying in the point for life. The track turns dynamic, for good, when
-  its fresh lift is farther than the motion tolerance ``static_tol_m + max(static_tol_rel,
-  noise_k * noise) * z`` from the anchor in ``motion_frames`` consecutive frames while the
-  anchor is not hidden behind something nearer (3D motion consistency in the world
-  frame); ``noise`` is the stream's measured depth noise (the median relative deviation
-  of static lifts from their anchors, :meth:`TrackArrays._update_noise`), so motion must
-  stand out of the depth's own wander. The lifts that disagree never enter the mean.
+- **Anchored vs following**: a track follows its lifts (its position is its latest lift)
+  when the pipeline's confidence at its seed pixel is below ``min_confidence`` (low on
+  hands and moving objects, and on surfaces whose depth the network is unsure of), else
+  it is *anchored*: a static point does not move, so its position is its anchor, which
+  follows no 2D track and cannot drift. The anchor starts at the lift at the seed; with
+  ``fuse_static`` it is the mean of every lift of the track that agrees with it (within
+  the depth tolerance below, 2D track within ``reacquire_px`` of the anchor's projection,
+  anchor not hidden), so the depth noise of one frame averages out. A following track's
+  anchor stays its first lift: the reference its motion is measured against.
+- **Dynamic** (the flag) is set only on evidence that a static point cannot produce
+  (:mod:`unihoi_ros.tracks.motion`): the track's observation (its 2D track and the depth
+  there) departs from where its anchor would be seen, once the frame's apparent motion
+  common to the anchored tracks (the pose's error: a 2D similarity; the depth's scale)
+  is taken out, beyond the noise measured on the anchored tracks. The deviation has two
+  parts, each over its tolerance: across the line of sight, the distance from every
+  pixel the anchor could have with its depth anywhere within the depth tolerance (a
+  segment of its epipolar line: a static point whose depth is wrong slides along it as
+  the camera moves), tolerance ``static_tol_m + max(static_tol_rel, lateral_k * pixel
+  noise / f) * z``; along it, the depth's, tolerance ``static_tol_m + max(static_tol_rel,
+  min(noise_k * depth noise * (1 + confidence_gain * (1 - c)), max_noise_rel)) * z``
+  (``c``: the lower confidence of the anchor's first lift and of the point now). A track
+  whose two ratios' squares sum to more than 1 in ``motion_frames`` consecutive
+  observations (a frame without one does not break the run) has moved: it is dynamic
+  for good, and an anchored one starts following its lifts. A following track is not
+  dynamic until then (a hand at rest is followed, not flagged). An anchored track that
+  looks moved but is not yet dynamic keeps its 2D track and reports its anchor, not
+  seen; its lifts do not enter the mean.
 - **Occlusion**: a static track is visible when its anchor projects into the view and the
   depth there is not nearer than the anchor's by more than ``occlusion_tol_rel``; a hidden
   or drifted 2D track is put back at the anchor's projection (re-acquisition after an
-  occlusion). A dynamic track is visible while its 2D track holds and its lift does not
-  jump (``max_step_rel``); when lost it keeps its last position and stays unlocked.
+  occlusion). A following track is visible while its 2D track holds and its lift does
+  not jump (``max_step_rel``); when lost it keeps its last position and stays unlocked.
 """
 
 from __future__ import annotations
@@ -40,6 +53,16 @@ from unihoi_ros.tracks.config import TrackerConfig
 from unihoi_ros.tracks.dense import flow_step
 from unihoi_ros.tracks.klt import grey, lk_step
 from unihoi_ros.tracks.lifting import inside, lift, project, sample_depth, sample_nearest
+from unihoi_ros.tracks.motion import (
+    SceneMotion,
+    blend,
+    motion_residuals,
+    motion_tolerances,
+    moved,
+    ray_segment,
+    scene_motion,
+    update_evidence,
+)
 
 
 @dataclass
@@ -127,10 +150,6 @@ def sample_depth_guided(depth: np.ndarray, uv: np.ndarray, z_expected: np.ndarra
     return z
 
 
-#: Static tracks a frame needs to measure the stream's depth noise.
-_MIN_NOISE_SAMPLES = 10
-
-
 class TrackArrays:
     """M tracks as parallel arrays (world frame of the stream, metres; pixels of the
     results' images).
@@ -138,17 +157,28 @@ class TrackArrays:
     Attributes:
         uv: ``(M, 2)`` float64 current pixel (NaN when behind the camera).
         xyz: ``(M, 3)`` float64 current world position (NaN until a valid depth was seen).
-        anchor: ``(M, 3)`` float64 the static position: ``lift_sum / lift_count``.
+        anchor: ``(M, 3)`` float64 the track's reference position: an anchored track's
+            static position ``lift_sum / lift_count``; a following track's first lift.
+        origin: ``(M, 3)`` float64 the camera centre (world, m) of the anchor's first lift:
+            the anchor lies on the ray from it, whatever its depth error.
+        anchor_conf: ``(M,)`` float64 the network's confidence at the anchor's first lift.
         lift_sum: ``(M, 3)`` float64 sum of the static lifts fused into the anchor (m):
             the lift at the seed (or the first valid one) and, with
             ``TrackerConfig.fuse_static``, each later lift that agreed with the anchor.
         lift_count: ``(M,)`` int32 number of lifts in ``lift_sum`` (0: never lifted).
-        noise_rel: float, the stream's depth noise: the typical distance of a static
-            track's fresh lift from its anchor over its depth (NaN until measured).
-        dynamic: ``(M,)`` bool.
+        noise_rel: float, the stream's depth noise: the typical relative deviation of an
+            anchored track's depth from its anchor's, once the frame's depth scale is
+            taken out (:class:`~unihoi_ros.tracks.motion.SceneMotion`; NaN until measured).
+        noise_lat: float, the stream's pixel noise over the focal length: the typical
+            distance of an anchored track's 2D track from its anchor's projection, once
+            the frame's apparent image motion is taken out (NaN until measured).
+        follow: ``(M,)`` bool, positioned by its lifts (not by an anchor): seeded where
+            the confidence is low, or seen to move.
+        dynamic: ``(M,)`` bool, seen to move (implies ``follow``).
         locked: ``(M,)`` bool, the 2D track holds (LK continues from ``uv``).
         visible: ``(M,)`` bool, seen in the current frame.
-        moved: ``(M,)`` int32 consecutive frames a static track looked moved.
+        moved: ``(M,)`` int32 consecutive observations in which a track not yet dynamic
+            looked moved (:func:`~unihoi_ros.tracks.motion.update_evidence`).
         lost: ``(M,)`` int32 frames since last seen.
         rgb: ``(M, 3)`` uint8 colour at the last sighting.
     """
@@ -157,6 +187,9 @@ class TrackArrays:
         self.uv = _empty((0, 2), np.float64)
         self.xyz = _empty((0, 3), np.float64)
         self.anchor = _empty((0, 3), np.float64)
+        self.origin = _empty((0, 3), np.float64)
+        self.anchor_conf = _empty((0,), np.float64)
+        self.follow = _empty((0,), bool)
         self.dynamic = _empty((0,), bool)
         self.locked = _empty((0,), bool)
         self.visible = _empty((0,), bool)
@@ -166,9 +199,10 @@ class TrackArrays:
         self.lift_sum = _empty((0, 3), np.float64)
         self.lift_count = _empty((0,), np.int32)
         self.noise_rel = float("nan")
+        self.noise_lat = float("nan")
 
-    _FIELDS = ("uv", "xyz", "anchor", "dynamic", "locked", "visible", "moved", "lost", "rgb",
-               "lift_sum", "lift_count")
+    _FIELDS = ("uv", "xyz", "anchor", "origin", "anchor_conf", "follow", "dynamic", "locked",
+               "visible", "moved", "lost", "rgb", "lift_sum", "lift_count")
 
     def __len__(self) -> int:
         return int(self.uv.shape[0])
@@ -181,8 +215,10 @@ class TrackArrays:
     def seed(self, frame: Frame, uv: np.ndarray, config: TrackerConfig) -> np.ndarray:
         """Add tracks at pixels ``uv`` ``(S, 2)`` of ``frame``; returns their indices ``(S,)``.
 
-        A seed without valid depth gets NaN positions and is dynamic-agnostic (static)
-        until it is lifted; a seed outside the image is unlocked and invisible.
+        A seed where the confidence is below ``min_confidence`` follows its lifts (not
+        dynamic until it is seen to move); a seed without valid depth gets NaN positions
+        and is anchored until it is lifted; a seed outside the image is unlocked and
+        invisible.
         """
         uv = np.asarray(uv, np.float64).reshape(-1, 2)
         s = uv.shape[0]
@@ -193,7 +229,9 @@ class TrackArrays:
         has_lift = np.all(np.isfinite(p), axis=1)
         new = {
             "uv": uv, "xyz": p, "anchor": p.copy(),
-            "dynamic": ok & (conf < config.min_confidence),
+            "origin": np.broadcast_to(frame.T_world_cam[:3, 3], (s, 3)).copy(),
+            "anchor_conf": conf,
+            "follow": ok & (conf < config.min_confidence), "dynamic": np.zeros(s, bool),
             "locked": ok, "visible": ok,
             "moved": np.zeros(s, np.int32), "lost": np.where(ok, 0, 1).astype(np.int32),
             "rgb": sample_nearest(frame.rgb, uv).astype(np.uint8),
@@ -205,37 +243,25 @@ class TrackArrays:
             setattr(self, f, np.concatenate([getattr(self, f), new[f]]))
         return np.arange(start, start + s)
 
-    def motion_tol_rel(self, config: TrackerConfig) -> float:
-        """The relative part of the motion tolerance now (times the depth):
-        ``config.static_tol_rel``, raised to ``noise_k`` times the stream's depth noise
-        (:meth:`_update_noise`), but never above ``config.max_step_rel``: when most tracks
-        still called static are in fact moving, their spread is not depth noise, and an
-        unbounded tolerance would keep them static for good."""
-        if config.noise_k > 0 and np.isfinite(self.noise_rel):
-            raised = min(config.noise_k * self.noise_rel, config.max_step_rel)
-            return max(config.static_tol_rel, raised)
-        return config.static_tol_rel
+    def tolerances(self, z: np.ndarray, confidence: np.ndarray, config: TrackerConfig
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The motion tolerances now, metres ``(lateral (N,), depth (N,))``, of points at
+        depths ``z`` ``(N,)`` (m) seen with confidence ``confidence`` ``(N,)``: the
+        stream's measured noise through
+        :func:`~unihoi_ros.tracks.motion.motion_tolerances`."""
+        c = config
+        return motion_tolerances(z, confidence, self.noise_lat, self.noise_rel,
+                                 tol_m=c.static_tol_m, tol_rel=c.static_tol_rel,
+                                 noise_k=c.noise_k, lat_k=c.lateral_k, max_rel=c.max_noise_rel,
+                                 confidence_gain=c.confidence_gain)
 
-    def _update_noise(self, dev_rel: np.ndarray, seen: np.ndarray,
-                      config: TrackerConfig) -> None:
-        """Update the stream's depth noise ``noise_rel`` (dimensionless) with one frame.
-
-        ``dev_rel`` ``(S,)``: each static track's distance from its fresh lift to its anchor
-        over its depth; ``seen`` ``(S,)``: where that is a measurement (lifted, anchor in
-        view and not hidden, 2D track at the anchor's projection). The frame's noise is the
-        median over them (robust to the few moving points among the static ones; needs
-        ``_MIN_NOISE_SAMPLES``), blended in with weight ``1 / noise_frames``.
-        """
-        with np.errstate(invalid="ignore"):
-            ok = seen & np.isfinite(dev_rel)
-        if config.noise_k <= 0 or ok.sum() < _MIN_NOISE_SAMPLES:
+    def _measure_scene(self, scene: SceneMotion, config: TrackerConfig) -> None:
+        """Blend one frame's measured noise (``scene``) into the stream's ``noise_rel`` and
+        ``noise_lat`` (weight ``1 / noise_frames``)."""
+        if config.noise_k <= 0 or scene.count == 0:
             return
-        frame = float(np.median(dev_rel[ok]))
-        if not np.isfinite(self.noise_rel):
-            self.noise_rel = frame
-        else:
-            a = 1.0 / config.noise_frames
-            self.noise_rel = (1.0 - a) * self.noise_rel + a * frame
+        self.noise_rel = blend(self.noise_rel, scene.noise_rel, config.noise_frames)
+        self.noise_lat = blend(self.noise_lat, scene.noise_lat, config.noise_frames)
 
     def _fuse_static(self, st: np.ndarray, uv_a: np.ndarray, d_at: np.ndarray,
                      tol: np.ndarray, seen: np.ndarray, curr: Frame) -> None:
@@ -246,8 +272,8 @@ class TrackArrays:
         anchor's range along the current line of sight, so a 2D track that slid a pixel
         or two along the surface does not pull the anchor sideways. It counts where
         ``seen`` ``(S,)`` (the anchor in view and not hidden, its 2D track within
-        ``reacquire_px`` of ``uv_a``, its fresh lift within the static tolerance) and the
-        measurement itself lies within ``tol`` ``(S,)`` (m) of the anchor (no depth edge
+        ``reacquire_px`` of ``uv_a``, its fresh lift not moved) and the measurement itself
+        lies within ``tol`` ``(S,)`` (m, the depth tolerance) of the anchor (no depth edge
         between the tracked pixel and ``uv_a``). The anchor becomes the mean of its lifts.
         """
         p = lift(uv_a, d_at, curr.K, curr.T_world_cam)
@@ -281,12 +307,12 @@ class TrackArrays:
             ok &= inside(uv_new, h, w, c.border_px)
             uv_lk[idx[ok]] = uv_new[ok]
             tracked[idx[ok]] = True
-        # Depth: where a dynamic track's pixel sits on an occlusion edge, the neighbour
+        # Depth: where a following track's pixel sits on an occlusion edge, the neighbour
         # whose depth continues the track's own (its last position seen from here).
         z_exp = np.full(m, np.nan)
-        dyn_known = np.flatnonzero(self.dynamic & np.all(np.isfinite(self.xyz), axis=1))
-        if dyn_known.size:
-            z_exp[dyn_known] = project(self.xyz[dyn_known], curr.K, curr.T_world_cam)[1]
+        fol_known = np.flatnonzero(self.follow & np.all(np.isfinite(self.xyz), axis=1))
+        if fol_known.size:
+            z_exp[fol_known] = project(self.xyz[fol_known], curr.K, curr.T_world_cam)[1]
         z_lk = sample_depth_guided(curr.depth, uv_lk, z_exp, c.edge_tolerance,
                                    c.static_tol_m, c.max_step_rel)
         p_lk = lift(uv_lk, z_lk, curr.K, curr.T_world_cam)
@@ -295,6 +321,8 @@ class TrackArrays:
         # Tracks never lifted (seeded without depth) take their first valid lift as anchor.
         fresh = lifted & ~np.all(np.isfinite(self.anchor), axis=1)
         self.anchor[fresh] = p_lk[fresh]
+        self.origin[fresh] = curr.T_world_cam[:3, 3]
+        self.anchor_conf[fresh] = sample_nearest(curr.confidence, uv_lk[fresh])
         self.xyz[fresh] = p_lk[fresh]
         self.lift_sum[fresh] = p_lk[fresh]
         self.lift_count[fresh] = 1
@@ -303,55 +331,80 @@ class TrackArrays:
         new_uv = uv_lk.copy()
         locked = tracked.copy()
 
-        # Static tracks: the anchor decides visibility; the lift tests for motion.
-        st = np.flatnonzero(~self.dynamic & np.all(np.isfinite(self.anchor), axis=1))
-        if st.size:
-            uv_a, z_a = project(self.anchor[st], curr.K, curr.T_world_cam)
-            in_view = inside(uv_a, h, w, c.border_px)
-            d_at = sample_depth(curr.depth, uv_a, c.edge_tolerance)
-            drift = np.linalg.norm(uv_lk[st] - uv_a, axis=1)
-            keep_lk = tracked[st] & (drift <= c.reacquire_px)
-            with np.errstate(invalid="ignore"):
-                hidden = in_view & (d_at < z_a * (1.0 - c.occlusion_tol_rel))
-                there = in_view & ~hidden & np.isfinite(d_at)
-                dist = np.linalg.norm(p_lk[st] - self.anchor[st], axis=1)
-                dev_rel = dist / z_a
-            self._update_noise(dev_rel, lifted[st] & there & keep_lk, c)
-            tol = c.static_tol_m + self.motion_tol_rel(c) * z_a  # (S,) metres
-            with np.errstate(invalid="ignore"):
-                moved = lifted[st] & ~hidden & (dist > tol)
-            self.moved[st] = np.where(moved, self.moved[st] + 1, 0)
-            # Static and seen: the anchor's projection is the pixel, unless LK agrees.
-            stay = ~moved
-            new_uv[st[stay]] = np.where(keep_lk[stay, None], uv_lk[st[stay]], uv_a[stay])
-            locked[st[stay]] = there[stay]
-            visible[st[stay]] = there[stay]
-            if c.fuse_static:
-                self._fuse_static(st, uv_a, d_at, tol, there & keep_lk & lifted[st] & ~moved
-                                  & ~fresh[st], curr)
-            became = st[self.moved[st] >= c.motion_frames]
-            self.dynamic[became] = True
-            self.xyz[became] = p_lk[became]
-            visible[became] = True
-            # Moved but not yet sure: keep the 2D track, report the anchor, not seen.
-            wait = st[moved & (self.moved[st] < c.motion_frames)]
-            locked[wait] = True
+        # Motion evidence of every track not yet dynamic: its observation (2D track, depth
+        # there) against its anchor's projection, after the scene's apparent motion.
+        cand = np.flatnonzero(~self.dynamic & np.all(np.isfinite(self.anchor), axis=1))
+        anchored = ~self.follow[cand]
+        uv_a, z_a = project(self.anchor[cand], curr.K, curr.T_world_cam)
+        in_view = inside(uv_a, h, w, c.border_px)
+        d_at = sample_depth(curr.depth, uv_a, c.edge_tolerance)
+        with np.errstate(invalid="ignore"):
+            # Only an anchored track can be hidden: a following one is where its lift is.
+            hidden = anchored & in_view & (d_at < z_a * (1.0 - c.occlusion_tol_rel))
+        there = in_view & ~hidden & np.isfinite(d_at)
+        focal = float(np.sqrt(curr.K[0, 0] * curr.K[1, 1]))
+        # The depth is as uncertain as the less confident of the two measurements.
+        conf = np.minimum(sample_nearest(curr.confidence, uv_lk[cand]), self.anchor_conf[cand])
+        obs = anchored & lifted[cand] & there
+        line_a, line_b = ray_segment(self.origin[cand[obs]], self.anchor[cand[obs]], curr.K,
+                                     curr.T_world_cam, 0.5)
+        tol_lat = self.tolerances(z_a, conf, c)[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tol_lat_px = tol_lat[obs] / z_a[obs] * focal
+        scene = scene_motion(uv_a[obs], z_a[obs], uv_lk[cand[obs]], z_lk[cand[obs]], line_a,
+                             line_b, focal, tol_lat_px)
+        self._measure_scene(scene, c)
+        tol_lat, tol_dep = self.tolerances(z_a, conf, c)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            seg_a, seg_b = ray_segment(self.origin[cand], self.anchor[cand], curr.K,
+                                       curr.T_world_cam, tol_dep / z_a)
+        lat, dep = motion_residuals(uv_lk[cand], z_lk[cand], seg_a, seg_b, z_a, scene, focal)
+        observed = lifted[cand] & ~hidden
+        moved_now = observed & moved(lat, dep, tol_lat, tol_dep)
+        self.moved[cand] = update_evidence(self.moved[cand], moved_now, observed)
+        became = cand[self.moved[cand] >= c.motion_frames]
+        self.dynamic[became] = True
 
-        # Dynamic tracks: the lift is the position while the 2D track holds.
-        dy = np.flatnonzero(self.dynamic & lifted)
-        if dy.size:
-            prev_xyz = self.xyz[dy]
-            step = np.linalg.norm(p_lk[dy] - prev_xyz, axis=1)
-            limit = c.static_tol_m + c.max_step_rel * z_lk[dy]
+        # Anchored tracks: the anchor decides visibility and position.
+        now_dyn = np.zeros(0, np.int64)  # anchored tracks that became dynamic now
+        sel = np.flatnonzero(anchored)
+        st = cand[sel]
+        if st.size:
+            uv_s = uv_a[sel]
+            drift = np.linalg.norm(uv_lk[st] - uv_s, axis=1)
+            keep_lk = tracked[st] & (drift <= c.reacquire_px)
+            mv = moved_now[sel]
+            # Static and seen: the anchor's projection is the pixel, unless LK agrees.
+            stay = ~mv
+            new_uv[st[stay]] = np.where(keep_lk[stay, None], uv_lk[st[stay]], uv_s[stay])
+            locked[st[stay]] = there[sel][stay]
+            visible[st[stay]] = there[sel][stay]
+            if c.fuse_static:
+                self._fuse_static(st, uv_s, d_at[sel], tol_dep[sel],
+                                  there[sel] & keep_lk & lifted[st] & ~mv & ~fresh[st], curr)
+            # Moved but not yet sure: keep the 2D track, report the anchor, not seen.
+            locked[st[mv]] = True
+            now_dyn = st[self.dynamic[st]]
+            self.follow[now_dyn] = True
+            self.xyz[now_dyn] = p_lk[now_dyn]
+            visible[now_dyn] = True
+            locked[now_dyn] = True
+
+        # Following tracks: the lift is the position while the 2D track holds.
+        fo = np.flatnonzero(self.follow & lifted)
+        fo = fo[~np.isin(fo, now_dyn)]
+        if fo.size:
+            prev_xyz = self.xyz[fo]
+            step = np.linalg.norm(p_lk[fo] - prev_xyz, axis=1)
+            limit = c.static_tol_m + c.max_step_rel * z_lk[fo]
             with np.errstate(invalid="ignore"):
                 jump = np.isfinite(step) & (step > limit)
-            good = dy[~jump]
+            good = fo[~jump]
             self.xyz[good] = p_lk[good]
             visible[good] = True
-            locked[dy[jump]] = False
-        dyn_unlocked = self.dynamic & ~lifted
-        locked[dyn_unlocked] = False
-        # Dynamic tracks whose 2D track failed keep their last pixel and position.
+            locked[fo[jump]] = False
+        locked[self.follow & ~lifted] = False
+        # Following tracks whose 2D track failed keep their last pixel and position.
         keep_uv = ~np.all(np.isfinite(new_uv), axis=1)
         new_uv[keep_uv] = self.uv[keep_uv]
 

@@ -25,13 +25,18 @@ class TrackSet:
     Attributes:
         stamp_ns: the frame's stamp.
         ids: ``(M,)`` uint32, stable for a track's life, never reused within a stream.
-        xyz: ``(M, 3)`` float64 world position (a static point's anchor; a dynamic point's
-            latest lift; the last estimate while not seen).
-        dynamic: ``(M,)`` bool, on a hand or a moving object.
+        xyz: ``(M, 3)`` float64 world position (an anchored point's anchor; a following
+            point's latest lift; the last estimate while not seen).
+        dynamic: ``(M,)`` bool, seen to move against the scene (hands, moving objects):
+            set only on motion evidence that a static point's measurements cannot produce
+            (rules in :mod:`unihoi_ros.tracks.state`), for the rest of the track's life.
         rgb: ``(M, 3)`` uint8 colour at the last sighting.
         uv: ``(M, 2)`` float64 pixel in the current frame (the last one while not seen).
         visible: ``(M,)`` bool, seen in the current frame.
         age: ``(M,)`` int32 frames since the track started.
+        following: ``(M,)`` bool, positioned by its latest lift (dynamic, or seeded where
+            the network's confidence is low and not yet seen to move); False: held at its
+            static anchor.
     """
 
     stamp_ns: int
@@ -42,6 +47,7 @@ class TrackSet:
     uv: np.ndarray
     visible: np.ndarray
     age: np.ndarray
+    following: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -53,8 +59,9 @@ class PointTracker:
     Per :meth:`update`: every track moves from the previous frame (rules in
     :mod:`unihoi_ros.tracks.state`); tracks unseen for more than ``max_lost_frames``
     frames, or never lifted, are dropped; free grid cells (``min_distance_px``) get new
-    tracks, dynamic cells (confidence below ``min_confidence``) first up to
-    ``dynamic_share`` of the bound, so most new tracks go where the scene moves. A new
+    tracks, cells where the confidence is below ``min_confidence`` first (they follow their
+    lifts) up to ``dynamic_share`` of the bound, so most new tracks go where the scene may
+    move. A new
     image size or a stamp that does not increase starts a new stream (all tracks dropped;
     ids keep counting).
     """
@@ -99,7 +106,7 @@ class PointTracker:
         return TrackSet(
             stamp_ns=int(result.stamp_ns), ids=self._ids.copy(), xyz=st.xyz.copy(),
             dynamic=st.dynamic.copy(), rgb=st.rgb.copy(), uv=st.uv.copy(),
-            visible=st.visible.copy(), age=self._age.copy(),
+            visible=st.visible.copy(), age=self._age.copy(), following=st.follow.copy(),
         )
 
     def _seed(self, frame: Frame) -> None:
@@ -114,7 +121,7 @@ class PointTracker:
         conf = sample_nearest(frame.confidence, flat).reshape(score.shape)
         # Only the tracks seen now hold their cell: a lost track's pixel is stale.
         free = free_cells(st.uv[st.visible], frame.height, frame.width, cell)
-        num_dyn = int(c.dynamic_share * c.max_tracks) - int(np.sum(st.dynamic))
+        num_dyn = int(c.dynamic_share * c.max_tracks) - int(np.sum(st.follow))
         uv = choose_seeds(cand, free, conf < c.min_confidence,
                           np.isfinite(z) & (score > 1e-6), num_dyn, room)
         if uv.shape[0] == 0:
