@@ -288,7 +288,12 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
     Returns:
         the done or failed marker written (never raises for a bad input).
     """
-    from unihoi_ros.commands.process import choose_camera_for, output_options, parse_size
+    from unihoi_ros.commands.process import (
+        choose_camera_for,
+        max_side_of,
+        output_options,
+        parse_size,
+    )
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import process_source
@@ -310,7 +315,7 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
         camera = choose_camera_for(args, source)
         counter = _CountingSource(source, bar)
         cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
-                                  max_side=args.max_side or None, pose_solver=args.pose_solver)
+                                  max_side=max_side_of(args), pose_solver=args.pose_solver)
         rec = Reconstructor(backend, DISFlow(args.flow_preset), cfg)
         results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
                                  progress=False, info={"model": args.model}, camera=camera,

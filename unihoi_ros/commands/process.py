@@ -28,8 +28,11 @@ def add_model_arguments(p) -> None:
     p.add_argument("--stride", type=int, default=1, help="window stride (1-3)")
     p.add_argument("--process-size", default=None, metavar="HxW",
                    help="resize frames to this size before inference (default: input size)")
-    p.add_argument("--max-side", type=int, default=640,
-                   help="downscale larger frames to this longer side (0: never)")
+    p.add_argument("--max-side", type=int, default=None,
+                   help="downscale larger frames to this longer side before inference (0: "
+                   "never; default: unihoi_ros.pipeline.config.OFFLINE_MAX_SIDE, 320: the "
+                   "tiny network's encoder sees 96x128, larger frames mostly add per-pixel "
+                   "work); the processing size is said at start")
     p.add_argument("--flow-preset", default="medium", help="OpenCV DIS preset")
     p.add_argument("--pose-solver", default="pnp", choices=("pnp", "procrustes"),
                    help="relative pose per frame pair: pnp (default) or procrustes (the "
@@ -107,6 +110,15 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return h, w
 
 
+def max_side_of(args) -> int | None:
+    """The ``max_side`` of ``--max-side`` (None: never downscale; flag not given:
+    :data:`~unihoi_ros.pipeline.config.OFFLINE_MAX_SIDE`)."""
+    from unihoi_ros.pipeline.config import OFFLINE_MAX_SIDE
+
+    value = getattr(args, "max_side", None)
+    return OFFLINE_MAX_SIDE if value is None else (value or None)
+
+
 def build_reconstructor(args):
     """Backend + DIS flow + config from the shared model flags."""
     from unihoi_ros.backends.factory import load_backend
@@ -116,7 +128,7 @@ def build_reconstructor(args):
     backend = load_backend(args.model, args.backend, args.device, "fp32",
                            getattr(args, "onnx_file", None), getattr(args, "engine_file", None))
     cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
-                              max_side=args.max_side or None,
+                              max_side=max_side_of(args),
                               pose_solver=getattr(args, "pose_solver", "pnp"))
     return Reconstructor(backend, DISFlow(args.flow_preset), cfg)
 
@@ -138,11 +150,25 @@ def run(args) -> int:
     return run_single(args)
 
 
+def first_frame_size(source) -> tuple[int, int] | None:
+    """``(height, width)`` of ``source``'s first frame (read once; the run reads it again),
+    or None when it cannot be read (the run then reports why)."""
+    from unihoi_ros.io.sources import SourceError
+
+    try:
+        for _, rgb in source:
+            return tuple(int(v) for v in rgb.shape[:2])
+    except (SourceError, OSError, ValueError):
+        return None
+    return None
+
+
 def run_single(args) -> int:
     """One input, today's layout directly in ``args.out``."""
     from unihoi_ros.errors import UnihoiError
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import prepare_output_dir, process_source
+    from unihoi_ros.pipeline.config import processing_size
 
     if args.threads:
         import torch
@@ -154,7 +180,15 @@ def run_single(args) -> int:
         prepare_output_dir(args.out, args.force)
         rec = build_reconstructor(args)
         log.info("input: %s (%s)", source.path, source.description)
-        rec.backend.prepare_before_first_frame(rec.config.process_size, rec.config.stride + 1)
+        size = first_frame_size(source)
+        work = None if size is None else processing_size(rec.config, size)
+        if size is not None:
+            log.info("frames %dx%d are processed at %dx%d (width x height; %s)", size[1],
+                     size[0], work[1], work[0], "--process-size" if rec.config.process_size
+                     else f"--max-side {rec.config.max_side}" if rec.config.max_side
+                     else "input size")
+        # Only the input's own size is prepared (not every common aspect ratio).
+        rec.backend.prepare_before_first_frame(work, rec.config.stride + 1)
         log.info("model %s on backend %s", args.model, rec.backend.describe())
         log.info("intrinsics: %s", "predicted by the network" if camera is None else
                  f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "

@@ -10,6 +10,27 @@ from unihoi_ros.options import PoseSolver, parse, values
 #: the values of :class:`unihoi_ros.options.PoseSolver`.
 POSE_SOLVERS = values(PoseSolver)
 
+#: ``unihoi process``'s default ``max_side`` (pixels, longer side). The bundled tiny
+#: network's encoder sees 96x128 for any 4:3 frame, so a 640x480 frame processed at full
+#: size buys per-pixel work (depth upsampling, the per-pixel confidence MLP, DIS flow), not
+#: accuracy: on the real 7-Scenes frames 320x240 keeps ATE and depth within a few per cent
+#: of 640x480 at about twice the frame rate (README, "Offline throughput";
+#: ``bench/process_real.py``).
+OFFLINE_MAX_SIDE = 320
+
+
+def processing_size(config: "ReconstructorConfig", size: tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` pixels at which ``config`` processes frames of ``size``
+    ``(height, width)``: ``config.process_size`` when set, else ``size`` scaled down (aspect
+    ratio kept, rounded) so its longer side is at most ``config.max_side``, else ``size``."""
+    h, w = int(size[0]), int(size[1])
+    if config.process_size is not None:
+        return int(config.process_size[0]), int(config.process_size[1])
+    if config.max_side and max(h, w) > config.max_side:
+        s = config.max_side / max(h, w)
+        return max(1, round(h * s)), max(1, round(w * s))
+    return h, w
+
 
 @dataclass
 class ReconstructorConfig:

@@ -35,7 +35,7 @@ from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixel
 from unihoi_ros.geometry.pnp import relative_pose_pnp
 from unihoi_ros.geometry.poses import chain_relative_np
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
-from unihoi_ros.pipeline.config import ReconstructorConfig
+from unihoi_ros.pipeline.config import ReconstructorConfig, processing_size
 from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
 from unihoi_ros.pipeline.outcome import TIME_JUMP_NS, DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
@@ -277,12 +277,8 @@ class Reconstructor:
         return np.ascontiguousarray(self._resize(arr))
 
     def _resize(self, arr: np.ndarray) -> np.ndarray:
-        target = self.config.process_size
-        h, w = arr.shape[:2]
-        if target is None and self.config.max_side and max(h, w) > self.config.max_side:
-            s = self.config.max_side / max(h, w)
-            target = (max(1, round(h * s)), max(1, round(w * s)))
-        if target is None or tuple(arr.shape[:2]) == tuple(target):
+        target = processing_size(self.config, arr.shape[:2])
+        if tuple(arr.shape[:2]) == target:
             return arr
         import cv2
 
