@@ -21,7 +21,7 @@ layout) and scored by :func:`unihoi_ros.evaluation.evaluate`: ATE in % of the pa
 nearest).
 
 Usage: ``python bench/process_real.py [--segments 4] [--frames 100] [--baseline 1c2734d]
-[--args "--max-side 320"] [--baseline-args ""] [--json bench/results/process_real.json]``
+[--args "--max-side 0"] [--baseline-args ""] [--json bench/process_real.json]``
 """
 
 from __future__ import annotations
