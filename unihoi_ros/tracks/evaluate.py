@@ -1,4 +1,5 @@
-"""Long-term 3D tracking accuracy against a synthetic clip's exact tracks.
+"""Long-term 3D tracking accuracy against a synthetic clip's exact tracks, and the
+dynamic flag against its exact motion.
 
 The score (TAP-Vid-3D's APD style, with fixed thresholds): after one robust metric-scale
 fit per clip — the median, over visible points, of the ratio of their ground-truth to
@@ -19,6 +20,7 @@ from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.tracks.config import TrackerConfig
 from unihoi_ros.tracks.lifting import lift, sample_depth
 from unihoi_ros.tracks.queries import _check_queries, track_queries
+from unihoi_ros.tracks.tracker import PointTracker
 
 #: Distance thresholds of the score, metres.
 THRESHOLDS_M = (0.02, 0.05, 0.10)
@@ -129,3 +131,55 @@ def evaluate_tracks(results: Sequence[FrameResult], seq,
     xyz, vis = track_queries(results, gt["queries"], config)
     hold = hold_baseline(results, gt["queries"])
     return {"tracker": score_tracks(xyz, gt, vis), "hold": score_tracks(hold, gt)}
+
+
+def flag_scores(results: Sequence[FrameResult], seq, config: TrackerConfig | None = None,
+                moved_m: float = 0.05, lag: int = 3, tracker=None) -> dict:
+    """The streaming tracker's dynamic flag on a synthetic clip against its exact motion.
+
+    ``results`` (the clip streamed through a reconstructor, at the clip's size) go
+    through ``tracker`` (anything with :meth:`PointTracker.update`; None: a new
+    ``PointTracker(config)``). Each track's seed pixel is tied to the surface point
+    under it (exact depth, the body there); in every later frame where the tracker sees
+    the track, the entry is *moving* when that point had already moved more than
+    ``moved_m`` metres from its seed position ``lag`` frames earlier (sustained motion:
+    what the flag can see after its hysteresis), and *static* when the track's pixel is on
+    the static scene.
+
+    Returns ``{"moving_flagged": fraction of moving entries flagged dynamic,
+    "static_flagged": fraction of static entries flagged, "moving": count, "static":
+    count, "rows_dynamic": fraction of all track rows flagged}`` (NaN fractions when a
+    count is 0).
+    """
+    if (results[0].height, results[0].width) != (seq.height, seq.width):
+        raise ValueError("flag_scores needs results at the clip's size")
+    tracker = tracker if tracker is not None else PointTracker(config)
+    seeds: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+    moving, moving_flagged, static, static_flagged, rows, rows_dyn = 0, 0, 0, 0, 0, 0
+    for i, r in enumerate(results):
+        ts = tracker.update(r)
+        rows += len(ts)
+        rows_dyn += int(np.count_nonzero(ts.dynamic))
+        uvr = np.clip(np.rint(ts.uv), 0, [seq.width - 1, seq.height - 1])
+        uvr = np.nan_to_num(uvr).astype(np.int64)
+        for j in np.flatnonzero(ts.age == 0):
+            body = int(seq.instance[i, uvr[j, 1], uvr[j, 0]])
+            z = sample_depth(seq.depth[i], ts.uv[j:j + 1])
+            x_world = np.append(lift(ts.uv[j:j + 1], z, seq.K, seq.T_world_cam[i])[0], 1.0)
+            seeds[int(ts.ids[j])] = (body, np.linalg.solve(seq.T_world_body[i, body], x_world),
+                                     x_world[:3])
+        for j in np.flatnonzero(ts.visible):
+            if not seq.dynamic[i, uvr[j, 1], uvr[j, 0]]:
+                static += 1
+                static_flagged += int(ts.dynamic[j])
+                continue
+            body, x_body, x_seed = seeds[int(ts.ids[j])]
+            then = (seq.T_world_body[max(i - lag, 0), body] @ x_body)[:3]
+            if body > 0 and np.linalg.norm(then - x_seed) > moved_m:
+                moving += 1
+                moving_flagged += int(ts.dynamic[j])
+    nan = float("nan")
+    return {"moving_flagged": moving_flagged / moving if moving else nan,
+            "static_flagged": static_flagged / static if static else nan,
+            "moving": moving, "static": static,
+            "rows_dynamic": rows_dyn / rows if rows else nan}
