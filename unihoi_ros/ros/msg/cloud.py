@@ -156,11 +156,11 @@ def tracks_to_cloud(xyz: np.ndarray, ids: np.ndarray, dynamic: np.ndarray,
 
 def tracks_msg(tracks: Any, world_frame: str, typestore: Any | None = None) -> Any:
     """The ``tracks`` PointCloud2 of a :class:`~unihoi_ros.tracks.TrackSet`: tracks seen
-    in the frame, and static ones (held at their anchor), in the body-axes world frame
-    (:func:`unihoi_ros.geometry.frames.body_world_points`)."""
+    in the frame, and anchored ones (static points held at their anchor), in the
+    body-axes world frame (:func:`unihoi_ros.geometry.frames.body_world_points`)."""
     from unihoi_ros.geometry.frames import body_world_points
 
-    keep = np.asarray(tracks.visible, bool) | ~np.asarray(tracks.dynamic, bool)
+    keep = np.asarray(tracks.visible, bool) | ~np.asarray(tracks.following, bool)
     return tracks_to_cloud(body_world_points(tracks.xyz[keep]), tracks.ids[keep],
                            tracks.dynamic[keep], tracks.rgb[keep], tracks.stamp_ns,
                            world_frame, typestore)
