@@ -99,13 +99,21 @@ def apply_similarity_2d(similarity: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 def robust_similarity_2d(src: np.ndarray, dst: np.ndarray, iterations: int = 3,
                          k_mad: float = 3.0) -> np.ndarray | None:
-    """:func:`fit_similarity_2d` refitted ``iterations`` times without the pairs whose
-    residual exceeds ``median + k_mad * 1.4826 * MAD`` of the residuals (moving points and
-    2D tracks that slid); None where the first fit fails. A refit that fails keeps the
-    previous fit."""
+    """:func:`fit_similarity_2d` robust to a minority of pairs that disagree (moving points,
+    2D tracks that slid), or None where no fit is possible.
+
+    Starts from the half of the pairs nearest the median shift ``median(dst - src)`` (a
+    start that a minority cannot pull), then refits ``iterations`` times without the
+    pairs whose residual exceeds ``median + k_mad * 1.4826 * MAD`` of all residuals. A
+    refit that fails keeps the previous fit.
+    """
     A = fit_similarity_2d(src, dst)
     if A is None:
         return None
+    start = np.linalg.norm(src + np.median(dst - src, axis=0) - dst, axis=1)
+    half = fit_similarity_2d(src, dst, (start <= np.median(start)).astype(float))
+    if half is not None:
+        A = half
     for _ in range(iterations):
         res = np.linalg.norm(apply_similarity_2d(A, src) - dst, axis=1)
         med = np.median(res)
