@@ -107,12 +107,23 @@ def test_the_last_frames_graph_serves_a_stride_one_stream(tiny, cache_dir, expor
     cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.prepare((H, W)) and cached.status((H, W), 2) == "ready"
     assert "last 2 frames" in cached.describe()
+    from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
     calls = []
-    tail = cached._graphs[(H, W, 2)].backend
-    run = tail.infer_window
-    tail.infer_window = lambda *a, **k: calls.append(1) or run(*a, **k)
-    ours = stream(cached, clip.rgb)
-    assert len(calls) == len(clip.rgb) - 1  # every window but the stream's first
+    run = OnnxRuntimeBackend.infer_window
+
+    def counted(self, features, rgbs, flows):
+        if rgbs is not None:  # a frame's window, not a session's warm-up run
+            calls.append((self.path.name.endswith(".last2.onnx"), self.input_size,
+                          self.session.get_inputs()[0].shape[3:]))
+        return run(self, features, rgbs, flows)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(OnnxRuntimeBackend, "infer_window", counted)
+        ours = stream(cached, clip.rgb)
+    assert [c[0] for c in calls] == [False] + [True] * (len(clip.rgb) - 1)
+    # every window ran on a session specialised to the frames' size (static H, W)
+    assert all(c[2] == [H, W] for c in calls)
     full_decode = stream(TorchBackend(tiny, "cpu"), clip.rgb, decode_full_window=True)
     assert_same_results(ours, full_decode)
     path = onnx_cache.ensure_graph(tiny, H, W, cache_dir, decode_last=2).path
@@ -297,9 +308,11 @@ def test_a_runtime_failure_falls_back_to_torch_for_that_size(tiny, cache_dir, ex
     def boom(*args, **kwargs):
         raise RuntimeError("injected ONNX Runtime failure")
 
-    for graph in cached._graphs.values():  # the full window's and the last-2-frames graph
-        graph.backend.infer_window = boom
-    with caplog.at_level(logging.ERROR):
+    from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    with caplog.at_level(logging.ERROR), pytest.MonkeyPatch.context() as mp:
+        # every session: the graphs' any-size ones and those specialised to the size
+        mp.setattr(OnnxRuntimeBackend, "infer_window", boom)
         ours = stream(cached, clip.rgb[:5])  # frames encoded for ONNX Runtime: torch encodes
     assert cached.status((H, W)) == "failed" and cached.status((H, W), 2) == "failed"
     assert "injected" in caplog.text

@@ -35,12 +35,15 @@ class OnnxRuntimeBackend:
             ``("CUDAExecutionProvider", "CPUExecutionProvider")``; unavailable ones are
             skipped with a log line.
         threads: intra-op threads (0: ONNX Runtime's default).
+        frame_size: for an any-size graph, ``(H, W)`` the session is specialised to
+            (ONNX Runtime's free-dimension override: static shapes, faster; other sizes
+            are then refused by ONNX Runtime); None keeps H and W free.
     """
 
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str | Path, providers: Sequence[str] = DEFAULT_PROVIDERS,
-                 threads: int = 0) -> None:
+                 threads: int = 0, frame_size: tuple[int, int] | None = None) -> None:
         ort = require("onnxruntime")
         path = Path(onnx_path)
         if not path.is_file():
@@ -56,6 +59,10 @@ class OnnxRuntimeBackend:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        if frame_size is not None:  # an any-size graph's H and W fixed for this session:
+            # ONNX Runtime plans it for static shapes (1.35x faster at 120x160), no export
+            opts.add_free_dimension_override_by_name("H", int(frame_size[0]))
+            opts.add_free_dimension_override_by_name("W", int(frame_size[1]))
 
         def load(p: Path):
             try:
