@@ -54,6 +54,14 @@ class ReconstructorConfig:
         pnp_inlier_px: RANSAC reprojection threshold of the PnP solver, pixels of the
             processed frame (0.5: ATE 5-13 % lower than 1.0 with exact depth and with the
             bundled model's, at 160x120 and 320x240, selection clips; bench/RESULTS.md).
+        pnp_noise_factor: (``pnp`` only) adapt the RANSAC threshold to the stream: each
+            pair's threshold is this factor times the running reprojection noise of the
+            pairs solved before it (:func:`~unihoi_ros.geometry.pnp.reprojection_noise_px`,
+            :func:`~unihoi_ros.geometry.pnp.adaptive_inlier_px`), never below
+            ``pnp_inlier_px`` nor above ``pnp_max_inlier_px``; 0 keeps ``pnp_inlier_px``
+            fixed. Real video's flow and depth agree to 1-2 px, not the synthetic world's
+            few tenths (bench/RESULTS.md, "poses on real video").
+        pnp_max_inlier_px: upper bound of the adaptive threshold, pixels.
         robust_iterations: (``procrustes`` only) refits after dropping correspondences
             whose residual is an outlier (occlusions, flow errors); 0 gives the authors'
             plain weighted Procrustes.
@@ -94,6 +102,8 @@ class ReconstructorConfig:
     edge_tolerance: float = 0.05
     pose_solver: str = PoseSolver.PNP.value
     pnp_inlier_px: float = 0.5
+    pnp_noise_factor: float = 2.5
+    pnp_max_inlier_px: float = 4.0
     robust_iterations: int = 1
     process_size: tuple[int, int] | None = None
     max_side: int | None = None
@@ -115,5 +125,10 @@ class ReconstructorConfig:
                              f"{self.pose_solver!r}")
         if not self.pnp_inlier_px > 0:
             raise ValueError(f"pnp_inlier_px must be > 0, got {self.pnp_inlier_px}")
+        if not self.pnp_noise_factor >= 0:
+            raise ValueError(f"pnp_noise_factor must be >= 0, got {self.pnp_noise_factor}")
+        if not self.pnp_max_inlier_px >= self.pnp_inlier_px:
+            raise ValueError(f"pnp_max_inlier_px must be >= pnp_inlier_px "
+                             f"({self.pnp_inlier_px}), got {self.pnp_max_inlier_px}")
         if self.point_stride < 1:
             raise ValueError("point_stride must be >= 1")

@@ -32,7 +32,13 @@ from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow.base import FlowProvider
 from unihoi_ros.geometry.camera import focal_ratio, scale_intrinsics
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
-from unihoi_ros.geometry.pnp import relative_pose_pnp
+from unihoi_ros.geometry.pnp import (
+    adaptive_inlier_px,
+    relative_pose_pnp,
+    reprojection_errors,
+    reprojection_noise_px,
+    smoothed_noise_px,
+)
 from unihoi_ros.geometry.poses import chain_relative_np
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
 from unihoi_ros.pipeline.config import ReconstructorConfig, processing_size
@@ -94,6 +100,7 @@ class Reconstructor:
         self._since_window = 0
         self._grid: torch.Tensor | None = None
         self._stream_K = StreamIntrinsics()
+        self._pnp_noise: float | None = None  # running reprojection noise, pixels
         self._admission = FeedOutcome()
         self._last_seen: int | None = None  # newest stamp offered to feed / check_stamp
         self._checked: int | None = None  # stamp passed by check_stamp, not yet pushed
@@ -243,7 +250,17 @@ class Reconstructor:
         self._since_window = 0
         self._grid = None
         self._stream_K.clear()
+        self._pnp_noise = None
         self._stats.counts["resets"] += 1
+
+    @property
+    def pnp_inlier_px(self) -> float:
+        """The RANSAC threshold the next PnP pair solve uses, pixels of the processed frame
+        (``pnp_inlier_px`` until the stream's reprojection noise is known, or always with
+        ``pnp_noise_factor`` 0)."""
+        cfg = self.config
+        return adaptive_inlier_px(self._pnp_noise, cfg.pnp_noise_factor, cfg.pnp_inlier_px,
+                                  cfg.pnp_max_inlier_px)
 
     def stats(self) -> dict:
         """Counts (frames in/out, encoder passes, resets, degenerate poses), drops by
@@ -400,8 +417,7 @@ class Reconstructor:
                               torch.zeros_like(conf))
         if cfg.pose_solver == "pnp":
             solved = [(np.eye(4), True, 0) if repeated[i] else
-                      relative_pose_pnp(p_prev[i].numpy(), uv.numpy(), pred.K,
-                                        weights[i].numpy(), cfg.pnp_inlier_px)
+                      self._solve_pnp(p_prev[i].numpy(), uv.numpy(), pred.K, weights[i].numpy())
                       for i in range(n - 1)]
             T_rel = np.stack([T for T, _, _ in solved])
             ok = np.array([good for _, good, _ in solved])
@@ -417,6 +433,18 @@ class Reconstructor:
         T_rel = np.concatenate([np.broadcast_to(np.eye(4), (first, 4, 4)), T_rel])
         ok = np.concatenate([np.ones(first, bool), ok])
         return chain_relative_np(T_rel), np.concatenate([[True], ok])
+
+    def _solve_pnp(self, points_prev: np.ndarray, pixels: np.ndarray, K: np.ndarray,
+                   weights: np.ndarray) -> tuple[np.ndarray, bool, int]:
+        """One pair's :func:`relative_pose_pnp` at the stream's current inlier threshold
+        (``pnp_noise_factor``), then the running reprojection noise updated from it."""
+        cfg = self.config
+        T, ok, inliers = relative_pose_pnp(points_prev, pixels, K, weights, self.pnp_inlier_px)
+        if ok and cfg.pnp_noise_factor > 0:
+            used = weights > 0
+            errors = reprojection_errors(T, points_prev[used], pixels[used], K)
+            self._pnp_noise = smoothed_noise_px(self._pnp_noise, reprojection_noise_px(errors))
+        return T, ok, inliers
 
     def _align_to_world(self, slots: list[FrameSlot], T_win, rel_ok):
         """Rigid ``(T (4, 4), ok)`` taking window coordinates to the world.
