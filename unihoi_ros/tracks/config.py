@@ -53,14 +53,15 @@ class TrackerConfig:
             point now); across it ``lateral_k`` times the pixel noise; at least
             ``static_tol_rel`` and at most ``max_noise_rel``. ``noise_k`` is large because
             a network's depth error is heavy-tailed: its lifts of a static point wander
-            with where the point is seen, by a few per cent typically but by 5-7 times
-            that at the 98th percentile and up to its own depth on real video (7-Scenes,
-            the bundled model), so depth alone is evidence only when it is extreme, and a
-            static point whose depth is off may appear anywhere along its epipolar line
-            within the depth tolerance. Medians, not tail quantiles: moving points among
-            the anchored ones (up to half) do not raise the noise. With exact depth the
-            noise is about 0 and the floor rules. ``noise_k = 0`` / ``lateral_k = 0`` keep
-            the floor.
+            with where the point is seen, by 1-5 % of the depth typically but by 10-20
+            times that at the 99th percentile, up to its own depth (7-Scenes, the bundled
+            model; early in a stream, before the camera has moved much, the typical
+            deviation is smaller and the tail as long), so depth alone is evidence only
+            when it is extreme, and a static point whose depth is off may appear anywhere
+            along its epipolar line within the depth tolerance. Medians, not tail
+            quantiles: moving points among the anchored ones (up to half) do not raise
+            the noise. With exact depth the noise is about 0 and the floor rules.
+            ``noise_k = 0`` / ``lateral_k = 0`` keep the floor.
         motion_frames: a point is called dynamic (for the rest of its life) after this
             many consecutive observations in which it looked moved; an observation that
             agrees resets the count, a frame without one leaves it (hysteresis: one frame's
@@ -97,7 +98,7 @@ class TrackerConfig:
     min_confidence: float = 0.5
     static_tol_m: float = 0.02
     static_tol_rel: float = 0.05
-    noise_k: float = 10.0
+    noise_k: float = 15.0
     lateral_k: float = 3.0
     noise_frames: int = 5
     max_noise_rel: float = 1.0
