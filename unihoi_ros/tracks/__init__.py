@@ -1,9 +1,10 @@
 """Long-term 3D point tracks of hands, objects and scene from a stream's results.
 
-2D tracking by pyramidal Lucas-Kanade with forward-backward checks, lifted with each
-frame's depth, K and pose into the stream's world frame; static points held at their
-anchor, dynamic ones (low confidence, or seen to move in 3D) followed. Rules in
-:mod:`unihoi_ros.tracks.state`.
+2D tracking by dense flow or pyramidal Lucas-Kanade with forward-backward checks, lifted
+with each frame's depth, K and pose into the stream's world frame; points held at their
+anchor, or followed by their lifts where the confidence is low; flagged dynamic only when
+seen to move against the scene beyond the measured noise (:mod:`unihoi_ros.tracks.motion`).
+Rules in :mod:`unihoi_ros.tracks.state`.
 """
 
 from unihoi_ros.tracks.config import TrackerConfig
