@@ -19,7 +19,7 @@ POSE_SOLVERS = values(PoseSolver)
 OFFLINE_MAX_SIDE = 320
 
 
-def processing_size(config: "ReconstructorConfig", size: tuple[int, int]) -> tuple[int, int]:
+def processing_size(config: ReconstructorConfig, size: tuple[int, int]) -> tuple[int, int]:
     """``(height, width)`` pixels at which ``config`` processes frames of ``size``
     ``(height, width)``: ``config.process_size`` when set, else ``size`` scaled down (aspect
     ratio kept, rounded) so its longer side is at most ``config.max_side``, else ``size``."""
