@@ -152,7 +152,7 @@ def ray_segment(origin: np.ndarray, anchor: np.ndarray, K: np.ndarray,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Where a static point may appear when only its depth is uncertain: the image, in
     camera ``(K, T_world_cam)``, of the points ``origin + r (anchor - origin)`` with ``r``
-    in ``[1 - rel, 1 + rel]`` (``origin`` ``(N, 3)``: the camera centre the point was
+    in ``[max(1 - rel, 0.1), 1 + rel]`` (``origin`` ``(N, 3)``: the camera centre the point was
     measured from; ``anchor`` ``(N, 3)``: the point; world metres; ``rel`` ``(N,)`` or
     scalar: the relative depth uncertainty). Returns the end pixels ``(N, 2)``, ``(N, 2)``
     (a segment of the epipolar line through the anchor's projection; a point when the
@@ -165,7 +165,7 @@ def ray_segment(origin: np.ndarray, anchor: np.ndarray, K: np.ndarray,
     R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
     z_o = ((origin - t) @ R)[:, 2]
     z_a = ((anchor - t) @ R)[:, 2]
-    lo, hi = 1.0 - rel, 1.0 + rel
+    lo, hi = np.maximum(1.0 - rel, 0.1), 1.0 + rel  # not behind the camera that saw it
     # The depth in the current camera of origin + r (anchor - origin) is z_o + r * slope.
     slope = z_a - z_o
     with np.errstate(invalid="ignore", divide="ignore"):

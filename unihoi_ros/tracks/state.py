@@ -348,6 +348,8 @@ class TrackArrays:
         obs = anchored & lifted[cand] & there
         line_a, line_b = ray_segment(self.origin[cand[obs]], self.anchor[cand[obs]], curr.K,
                                      curr.T_world_cam, 0.5)
+        # Rows that the lateral test (with the noise measured so far) calls static measure
+        # the depth noise; then the tolerances with this frame's noise blended in.
         tol_lat = self.tolerances(z_a, conf, c)[0]
         with np.errstate(invalid="ignore", divide="ignore"):
             tol_lat_px = tol_lat[obs] / z_a[obs] * focal
