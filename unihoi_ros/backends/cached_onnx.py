@@ -29,8 +29,9 @@ the full window's, and one that decodes only the window's last :data:`TAIL_FRAME
   smaller than the encoder input (the graph only enlarges).
 - The first window of a frame size also makes a session of the same graph specialised
   to that size (ONNX Runtime's free-dimension override: static shapes, about 1.35x faster
-  at 120x160; under a second, no export): in the background for a live node while the
-  any-size session serves (same results), right there offline.
+  at 120x160; under a second, no export): right there offline; for a live node in the
+  background while the any-size session serves (same results), from a graph's second
+  window on (the full window's graph serves a stream's first window only).
 - An ONNX Runtime error at run time: the window is recomputed with torch (logged) and
   torch serves that encoder input from then on.
 
@@ -125,6 +126,7 @@ class _Graph:
     # made at the first window of that size (no export: under a second).
     sized: dict[tuple[int, int], Any] = field(default_factory=dict)
     sizing: set[tuple[int, int]] = field(default_factory=set)
+    uses: dict[tuple[int, int], int] = field(default_factory=dict)  # windows per frame size
 
 
 class CachedOnnxBackend:
@@ -336,7 +338,11 @@ class CachedOnnxBackend:
         """The session of ``graph`` specialised to ``(H, W)`` frames, or None while it is
         made (in a background thread with ``background``, else now): the any-size session
         serves meanwhile, with the same results."""
-        if size not in graph.sized and size not in graph.sizing:
+        graph.uses[size] = graph.uses.get(size, 0) + 1
+        # Live, a graph used once per stream (the full window's, at its start) is not worth
+        # a session made beside the serving one on few cores; the steady-state graph is.
+        if (size not in graph.sized and size not in graph.sizing
+                and (not self.background or graph.uses[size] >= 2)):
             graph.sizing.add(size)
             if self.background:
                 threading.Thread(target=self._specialise, args=(size, graph),
