@@ -21,7 +21,9 @@ per 640x480 frame in all; see README, "Outputs of unihoi process"):
   settings and the outputs' sizes.
 
 The per-frame files and the bag are written by a background thread
-(:class:`~unihoi_ros.io.run_writer.RunWriter`) while the next frames are reconstructed.
+(:class:`~unihoi_ros.io.run_writer.RunWriter`), and the tracks are followed on another
+(:class:`~unihoi_ros.tracks.background.BackgroundTracker`, reusing the reconstructor's
+backward flow), while the next frames are reconstructed.
 """
 
 from __future__ import annotations
@@ -201,7 +203,8 @@ def process_source(
     cloud_stride: int = 5,
 ) -> list[FrameResult]:
     """Reconstruct every frame of ``source`` and write the outputs (module doc) to
-    ``out_dir`` (which must exist). Returns the results. On a bad input (or any error)
+    ``out_dir`` (which must exist). Returns the results (without per-frame ``points``:
+    the bag's clouds are built from the depth). On a bad input (or any error)
     every frame reconstructed so far is written (PNGs, ``frames.json``, a readable bag)
     and the error (:class:`SourceError`, ...) propagates.
 
@@ -224,6 +227,7 @@ def process_source(
     from unihoi_ros.ros.camera_input import CameraInput
     from unihoi_ros.ros.ratelog import RateLimitedLog
     from unihoi_ros.tracks import PointTracker
+    from unihoi_ros.tracks.background import BackgroundTracker
 
     if cloud_stride < 1:
         raise ValueError(f"cloud_stride must be >= 1, got {cloud_stride}")
@@ -248,28 +252,38 @@ def process_source(
            if write_bag else None)
     writer = RunWriter(out_dir, bag=bag)  # from here on, closed in the finally below
 
+    def track_and_write(r, track_set):  # on the tracker's thread, in stream order
+        tracks.add(track_set)
+        writer.add(r, track_set)
+
+    # Frame t is tracked (its flow to t-1 reused) while t+1 is reconstructed.
+    tracking = BackgroundTracker(tracker, track_and_write)
+
     def emit(batch):
         for r in batch:
             if len(results) % cloud_stride == 0:
                 fuser.add(r)
             results.append(r)
-            track_set = tracker.update(r)
-            tracks.add(track_set)
-            writer.add(r, track_set)
+            tracking.add(r, reconstructor.backward_flow(r.stamp_ns))
 
     finished = False
     try:
         for stamp, rgb in _frames_checked(source, max_frames):
             rgb, K = camera_input.prepare(rgb, camera)
-            reconstructor.push(stamp, rgb, K=K)
+            # No per-frame points: nothing offline reads them (the bag builds its own).
+            reconstructor.push(stamp, rgb, K=K, build_points=False)
             emit(reconstructor.drain())
             bar.update(1)
         emit(reconstructor.flush())
         finished = True
     finally:
         bar.close()
-        # every frame handed over is written, also on error (then without masking it)
-        writer.close(raise_error=finished)
+        # every frame handed over is tracked and written, also on error (then without
+        # masking it)
+        try:
+            tracking.close(raise_error=finished)
+        finally:
+            writer.close(raise_error=finished)
     t_frames = time.perf_counter() - t_start
     if not results:
         raise SourceError(f"{source.path}: no frame could be reconstructed "

@@ -37,13 +37,34 @@ def _plt():
     return plt
 
 
+#: A top view draws at most this many of the cloud's points: at the pictures' size (under
+#: 800x700 pixels) more only cost drawing time (99k points took 0.5 s per picture).
+MAX_DRAWN_POINTS = 20000
+
+
+def thinned(cloud: np.ndarray, colors=None, max_points: int = MAX_DRAWN_POINTS):
+    """Every k-th point of ``cloud`` ``(M, 3)`` (and of ``colors`` ``(M, 3)``, if given),
+    the smallest k leaving at most ``max_points``; the arrays themselves when they fit."""
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
+    k = -(-len(cloud) // max_points)  # ceil
+    if k <= 1:
+        return cloud, colors
+    return cloud[::k], (None if colors is None else np.asarray(colors)[::k])
+
+
+def _scatter_cloud(ax, cloud: np.ndarray, colors=None) -> None:
+    cloud, colors = thinned(cloud, colors)
+    c = None if colors is None else np.asarray(colors) / 255.0
+    ax.scatter(cloud[:, 0], cloud[:, 2], s=0.5, c=c, alpha=0.6, linewidths=0)
+
+
 def _top_view(ax, positions: np.ndarray, cloud: np.ndarray | None, colors=None,
               label: str = "camera", color: str = "tab:red") -> None:
     """Plot x (right) against z (forward) of the first camera's frame: a view from above
     for a head camera looking ahead."""
     if cloud is not None and len(cloud):
-        c = None if colors is None else np.asarray(colors) / 255.0
-        ax.scatter(cloud[:, 0], cloud[:, 2], s=0.5, c=c, alpha=0.6, linewidths=0)
+        _scatter_cloud(ax, cloud, colors)
     ax.plot(positions[:, 0], positions[:, 2], "-", color=color, lw=1.5, label=label)
     ax.plot(positions[:1, 0], positions[:1, 2], "o", color=color, ms=4)
     ax.set_xlabel("x [m]")
@@ -110,8 +131,7 @@ def tracks_png(path: str | Path, tracks: dict[str, np.ndarray], cloud=None, clou
     if camera_positions is not None and len(camera_positions):
         _top_view(ax, camera_positions, cloud, cloud_colors)
     elif cloud is not None and len(cloud):
-        ax.scatter(cloud[:, 0], cloud[:, 2], s=0.5, c=np.asarray(cloud_colors) / 255.0,
-                   alpha=0.6, linewidths=0)
+        _scatter_cloud(ax, cloud, cloud_colors)
     static = ~tracks["dynamic"] & tracks["visible"]
     ax.scatter(tracks["xyz"][static, 0], tracks["xyz"][static, 2], s=2, c="0.4",
                label="static tracks")

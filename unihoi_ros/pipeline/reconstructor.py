@@ -253,6 +253,19 @@ class Reconstructor:
         self._pnp_noise = None
         self._stats.counts["resets"] += 1
 
+    def backward_flow(self, stamp_ns: int) -> tuple[np.ndarray, int] | None:
+        """``(flow, prev_stamp_ns)`` of a frame still in the window buffer (a result just
+        drained): its backward flow ``(H, W, 2)`` float32 pixels at the processing size to
+        the stream's frame before it, and that frame's stamp; None when the frame is no
+        longer buffered or begins its stream. For consumers that need the same flow
+        (:meth:`unihoi_ros.tracks.PointTracker.update`); read-only, not a copy."""
+        stamp = int(stamp_ns)
+        for i in range(len(self._buffer) - 1, 0, -1):
+            slot = self._buffer[i]
+            if slot.stamp_ns == stamp:
+                return slot.flow_bwd, self._buffer[i - 1].stamp_ns
+        return None
+
     @property
     def pnp_inlier_px(self) -> float:
         """The RANSAC threshold the next PnP pair solve uses, pixels of the processed frame

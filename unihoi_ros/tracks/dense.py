@@ -65,6 +65,19 @@ def flow_step(flow_fwd: np.ndarray, flow_bwd: np.ndarray, uv: np.ndarray,
     return new, ok & np.all(np.isfinite(new), axis=1)
 
 
+def reusable_flow(flow_bwd: tuple[np.ndarray, int] | None, prev_stamp_ns: int | None,
+                  size: tuple[int, int]) -> np.ndarray | None:
+    """The ``(H, W, 2)`` flow of ``flow_bwd`` ``(flow, stamp_ns of the frame it points to)``
+    when it points to the frame stamped ``prev_stamp_ns`` and has ``size`` ``(H, W)``;
+    else None (the caller computes its own)."""
+    if flow_bwd is None or prev_stamp_ns is None:
+        return None
+    flow, stamp = flow_bwd
+    if int(stamp) != int(prev_stamp_ns) or tuple(np.shape(flow)) != (*size, 2):
+        return None
+    return np.asarray(flow, np.float32)
+
+
 def dense_flow_for(config) -> DenseFlow | None:
     """The dense flow a :class:`~unihoi_ros.tracks.config.TrackerConfig` asks for, or None
     when its ``method`` uses none."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from unihoi_ros.pipeline.results import FrameResult
 from unihoi_ros.tracks.config import TrackerConfig
-from unihoi_ros.tracks.dense import dense_flow_for
+from unihoi_ros.tracks.dense import dense_flow_for, reusable_flow
 from unihoi_ros.tracks.lifting import sample_depth, sample_nearest
 from unihoi_ros.tracks.seeding import cell_candidates, choose_seeds, free_cells
 from unihoi_ros.tracks.state import Frame, TrackArrays
@@ -80,8 +80,18 @@ class PointTracker:
         self._prev: Frame | None = None
         self._prev_stamp: int | None = None
 
-    def update(self, result: FrameResult) -> TrackSet:
-        """Advance the tracks to ``result`` (the stream's next frame) and return them."""
+    def update(self, result: FrameResult,
+               flow_bwd: tuple[np.ndarray, int] | None = None) -> TrackSet:
+        """Advance the tracks to ``result`` (the stream's next frame) and return them.
+
+        ``flow_bwd``: ``(flow, prev_stamp_ns)``, a dense flow ``(H, W, 2)`` float32 pixels
+        from ``result``'s frame to the frame stamped ``prev_stamp_ns`` (the reconstructor's
+        own: :meth:`~unihoi_ros.pipeline.reconstructor.Reconstructor.backward_flow`). When
+        that frame is the one the tracks come from, it serves as the forward-backward
+        check's backward flow and only the forward flow is computed: half the tracker's
+        cost, track figures unchanged (bench/TRACKS.md, "Reusing the pipeline's flow").
+        Otherwise (None, another frame, another size) both flows are computed here.
+        """
         c = self.config
         frame = Frame.of(result, c)
         prev = self._prev
@@ -95,7 +105,9 @@ class PointTracker:
         if prev is not None and len(st):
             flows = None
             if self._dense is not None:
-                flows = (self._dense(prev.grey, frame.grey), self._dense(frame.grey, prev.grey))
+                bwd = reusable_flow(flow_bwd, self._prev_stamp, (frame.height, frame.width))
+                flows = (self._dense(prev.grey, frame.grey),
+                         self._dense(frame.grey, prev.grey) if bwd is None else bwd)
             st.advance(prev, frame, c, flows)
             self._age += 1
         keep = (st.lost <= c.max_lost_frames) & np.all(np.isfinite(st.xyz), axis=1)
