@@ -11,16 +11,14 @@ exactly those of calling :meth:`PointTracker.update` in order on one thread.
 
 from __future__ import annotations
 
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from unihoi_ros.errors import UnihoiError
 
 __all__ = ["BackgroundTracker", "TrackingError"]
-
-_STOP = object()
 
 
 class TrackingError(UnihoiError, RuntimeError):
@@ -37,70 +35,62 @@ class BackgroundTracker:
         queue_size: results waiting at most; :meth:`add` blocks while it is full.
 
     Attributes:
-        done: results tracked and handed to the sink.
+        done: results tracked and handed to the sink. After a failure nothing more is
+            tracked (the tracks would skip a frame).
     """
 
     def __init__(self, tracker: Any, sink: Callable[[Any, Any], None],
                  queue_size: int = 4) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        self.tracker, self.sink = tracker, sink
+        self.tracker, self.sink, self.queue_size = tracker, sink, queue_size
         self.done = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._error: BaseException | None = None
-        self._error_frame: int | None = None
+        self._failure: tuple[int, BaseException] | None = None
         self._added = 0
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="unihoi-tracker", daemon=True)
-        self._thread.start()
+        self._pending: deque[Future] = deque()
+        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            1, thread_name_prefix="unihoi-tracker")
 
     def add(self, result, flow_bwd=None) -> None:
         """Queue one result (stream order) and its ``flow_bwd`` (see
         :meth:`PointTracker.update`); blocks while ``queue_size`` results wait.
 
         Raises:
-            TrackingError: an earlier frame failed (the thread stopped).
+            TrackingError: an earlier frame failed.
             RuntimeError: closed.
         """
-        if self._closed:
+        if self._pool is None:
             raise RuntimeError("background tracker is closed")
         self._raise_if_failed()
-        item = (self._added, result, flow_bwd)
+        while len(self._pending) >= self.queue_size:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._track, self._added, result, flow_bwd))
         self._added += 1
-        while True:  # wake up now and then: a thread that died must not block us forever
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                self._raise_if_failed()
+
+    def _track(self, index: int, result, flow_bwd) -> None:
+        """On the tracker's thread; a failure is kept for the producer."""
+        if self._failure is not None:
+            return
+        try:
+            self.sink(result, self.tracker.update(result, flow_bwd))
+            self.done = index + 1
+        except BaseException as exc:
+            self._failure = (index, exc)
 
     def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise TrackingError(f"tracking frame {self._error_frame} failed: "
-                                f"{type(self._error).__name__}: {self._error}") from self._error
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            if self._error is not None:
-                continue  # drain what is queued after a failure
-            index, result, flow_bwd = item
-            try:
-                self.sink(result, self.tracker.update(result, flow_bwd))
-                self.done = index + 1
-            except BaseException as exc:  # reported to the producer at add() / close()
-                self._error, self._error_frame = exc, index
+        if self._failure is not None:
+            index, exc = self._failure
+            raise TrackingError(f"tracking frame {index} failed: {type(exc).__name__}: "
+                                f"{exc}") from exc
 
     def close(self, raise_error: bool = True) -> int:
         """Track every queued result and join the thread (idempotent); returns
         :attr:`done`. ``raise_error``: raise a failure (False: leave it to the caller's
         exception on its way out)."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(_STOP)
-            self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            self._pending.clear()
         if raise_error:
             self._raise_if_failed()
         return self.done
