@@ -49,7 +49,7 @@ if os.environ.get("UNIHOI_PIP_OPENCV") == "1" or not _importable_outside_build_e
     CORE.append("opencv-python-headless>=4.8")
 # The default CPU backend of the bundled model: its fused ONNX graph, exported on first use
 # (onnx writes the graph's metadata) and run by ONNX Runtime, 1.3-1.7x torch on the CPU
-# (unihoi_ros.backends.cached_onnx). Like OpenCV, ONNX Runtime comes from pip only where no
+# (unihoi_ros.backends.onnx_router). Like OpenCV, ONNX Runtime comes from pip only where no
 # onnxruntime module is installed yet: onnxruntime-gpu or JetPack's build provide the same
 # module, and a second one beside it would shadow it. Without it, auto runs torch.
 CORE.append("onnx>=1.15")

@@ -10,7 +10,7 @@ time, so the table shows node / alone as a ratio (a variant with ``--backend tor
 compared with torch alone).
 
 The default backend on the CPU is the bundled model's any-size ONNX graph, shipped with the
-package for 4:3 and 16:9 frames (``unihoi_ros.backends.onnx_cache``); another size's is
+package for 4:3 and 16:9 frames (``unihoi_ros.backends.onnx_graph_cache``); another size's is
 exported once and cached: it is exported (or found) here first, its time reported as
 ``first_export_s``. ``--cold`` adds a ``cold`` row: the default node, each run with an
 empty model cache (``UNIHOI_CACHE_DIR`` a new empty folder), as a lab's first launch.
@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         variants[name] = shlex.split(flags)
     rgb = frames(args.frames, args.height, args.width)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    from unihoi_ros.backends import onnx_cache
+    from unihoi_ros.backends import onnx_graph_cache
 
-    before = set(onnx_cache.onnx_cache_dir().glob("*.onnx"))
+    before = set(onnx_graph_cache.onnx_cache_dir().glob("*.onnx"))
     alone, alone_backend, prepare_s = reconstructor_alone(rgb)  # exports the graph if new
-    new = set(onnx_cache.onnx_cache_dir().glob("*.onnx")) - before
+    new = set(onnx_graph_cache.onnx_cache_dir().glob("*.onnx")) - before
     first_export_s = prepare_s if new else None
     alone_torch, _, _ = reconstructor_alone(rgb, "torch")
     alone_full, _, _ = reconstructor_alone(rgb, full_window=True)

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow import DISFlow
 from unihoi_ros.geometry.metrics import ate, rpe
 from unihoi_ros.pipeline import OracleBackend, Reconstructor, ReconstructorConfig
 from unihoi_ros.sim import make_sequence
 
 
-class Uniform:
+class Uniform(Backend):
     """Backend wrapper replacing the confidence with ones."""
 
     def __init__(self, inner) -> None:

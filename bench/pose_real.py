@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.evaluation_real import DEFAULT_DATA, oracle_backend, segment_starts
 from unihoi_ros.pipeline.config import ReconstructorConfig
 
@@ -52,7 +52,7 @@ DEFAULT_CONFIGS = ("fixed=pnp_noise_factor=0", "adaptive=", "procrustes=pose_sol
 STAGES = ("flow", "network", "poses")
 
 
-class SharedNetwork:
+class SharedNetwork(Backend):
     """A backend whose window outputs are computed once and replayed for later settings.
 
     Keyed by the window's frames (their bytes) and how many frames were decoded; the
@@ -64,7 +64,7 @@ class SharedNetwork:
         self.inner = inner
         self.name, self.device = f"shared {inner.name}", inner.device
         self.num_frames = inner.num_frames
-        self.decodes_last = getattr(inner, "decodes_last", False)
+        self.decodes_last = inner.decodes_last
         self._features: dict[bytes, object] = {}
         self._windows: dict[tuple, WindowPrediction] = {}
 

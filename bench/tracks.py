@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.backends.factory import load_backend
 from unihoi_ros.flow import DISFlow
 from unihoi_ros.pipeline import OracleBackend, Reconstructor
@@ -42,7 +42,7 @@ KEYS = ("2cm", "5cm", "10cm")
 FAST = TrackerConfig(method="lk+dense", lk_window=9, dense_max_side=160)
 
 
-class KnownK:
+class KnownK(Backend):
     """Backend wrapper: the model's depth and confidence with the clip's true K (isolates
     the depth from the intrinsics, which the bundled model gets wrong)."""
 

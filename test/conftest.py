@@ -24,10 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 use_loopback()
 os.environ["ROS_DOMAIN_ID"] = str(unique_domain_id(os.getpid() % 97))
 
-# The automatic ONNX export (backend auto on the CPU: unihoi_ros.backends.cached_onnx) is
+# The automatic ONNX export (backend auto on the CPU: unihoi_ros.backends.onnx_router) is
 # off for the suite, here and in the processes tests start: a test's backend stays the one
 # it asked for instead of switching to ONNX Runtime when a background export finishes, and
-# nothing is written to the user's cache. test/test_onnx_cache.py turns it on, in a folder
+# nothing is written to the user's cache. test/test_onnx_router.py turns it on, in a folder
 # of the test run's own (as is this one, in case a test turns it on without a folder).
 os.environ["UNIHOI_ONNX_CACHE"] = "0"
 _CACHE_ROOT = tempfile.mkdtemp(prefix="unihoi_test_cache_")

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.cli import main as cli_main
 from unihoi_ros.evaluation import evaluate
 from unihoi_ros.flow import GroundTruthFlow
@@ -320,7 +321,7 @@ def test_bad_inputs_fail_clearly(tmp_path, clip, capsys):
     assert "cannot open video" in capsys.readouterr().err
 
 
-class ConstantBackend:
+class ConstantBackend(Backend):
     """Constant depth, a 60-degree K and full confidence: for inputs the oracle cannot know."""
 
     name, device, num_frames = "constant", "cpu", 4
@@ -329,8 +330,6 @@ class ConstantBackend:
         return rgb.shape[:2]
 
     def infer_window(self, features, rgbs, flows):
-        from unihoi_ros.backends.base import WindowPrediction
-
         h, w = features[0]
         f = w / (2 * np.tan(np.radians(30)))
         K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])

@@ -183,11 +183,11 @@ def test_inference_error_is_counted_and_the_stream_goes_on():
 
 
 def test_first_window_with_degenerate_pose_solves_is_published():
-    from unihoi_ros.backends.base import WindowPrediction
+    from unihoi_ros.backends.base import Backend, WindowPrediction
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.pipeline import Reconstructor
 
-    class NoConfidence:  # confidence 0 everywhere: every pair solve of a window fails
+    class NoConfidence(Backend):  # confidence 0 everywhere: every pair solve of a window fails
         name, device, num_frames = "zero", "cpu", 4
 
         def encode(self, rgb):

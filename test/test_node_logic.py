@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("rosbags")
 pytest.importorskip("cyclonedds")  # topic-name rules live in unihoi_ros.ros.dds
 
+from unihoi_ros.backends.base import Backend
 from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.pipeline import OracleBackend
 from unihoi_ros.pipeline.outcome import DropReason
@@ -42,7 +43,7 @@ ODOM, CAMERA = "odom_t", "cam_t_optical_frame"
 
 
 # --------------------------------------------------------------------------- helpers
-class MultiOracle:
+class MultiOracle(Backend):
     """Ground truth of several synthetic clips (frames recognised by their pixels)."""
 
     name = "oracle"

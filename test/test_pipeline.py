@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow import DISFlow, GroundTruthFlow
 from unihoi_ros.geometry.metrics import ate, rpe
 from unihoi_ros.pipeline import OracleBackend, Reconstructor, ReconstructorConfig
@@ -52,7 +52,7 @@ def test_oracle_ground_truth_flow_is_exact(long_clip):
     assert rec.stats()["counts"]["encoder_passes"] == len(seq.rgb)
 
 
-class WrappedBackend:
+class WrappedBackend(Backend):
     """A backend around ``inner`` that changes its predictions (subclasses override
     ``infer_window``); encoding is the inner backend's."""
 

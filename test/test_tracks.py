@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.flow import GroundTruthFlow
 from unihoi_ros.pipeline import OracleBackend, Reconstructor
 from unihoi_ros.pipeline.results import FrameResult
@@ -29,7 +29,7 @@ def run_stream(seq, backend):
     return rec.flush()
 
 
-class UniformConfidence:
+class UniformConfidence(Backend):
     """Backend wrapper: confidence 1 everywhere (no hint of what moves)."""
 
     def __init__(self, inner):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -59,43 +60,78 @@ class WindowPrediction:
     first_frame: int = 0
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """What the reconstructor needs from an inference backend.
+class Backend(ABC):
+    """What the reconstructor needs from an inference backend: the base class of every
+    backend (torch, ONNX Runtime, the ONNX router, TensorRT, the oracle, tests' stand-ins).
+
+    Every capability is declared here with a default, so callers use it directly instead of
+    probing for it (as ultralytics' ``AutoBackend`` declares its backends' flags). A
+    subclass implements :meth:`encode` and :meth:`infer_window` and overrides what it has.
 
     Attributes:
         name: short identifier (``"torch"``, ``"onnxruntime"``, ``"tensorrt"``, ``"oracle"``).
         device: where it runs, for the start-up log (``"cpu"``, ``"cuda:0"``, ...).
         num_frames: window length F the network expects (4 for UniHOI).
-
-    A backend that can decode only a window's last frames (the torch network, the cached
-    ONNX graphs) also has ``decodes_last = True`` and takes ``infer_window(...,
-    decode_last=n)``; the reconstructor asks for it when the older frames' results exist.
+        input_size: ``(H, W)`` pixels the backend is fixed to (an ONNX graph or TensorRT
+            engine of one size), or None: any frame size.
+        decodes_last: :meth:`infer_window` honours ``decode_last`` (decodes only the
+            window's last frames: the torch network, the ONNX router, the oracle); the
+            reconstructor asks for it when the older frames' results exist.
+        background: prepare a new input size in a background thread while another path
+            serves (the live node sets it); only backends that prepare per size read it.
+        model: the torch network where the backend has one (``UniHOI``), else None.
     """
 
-    name: str
-    device: str
-    num_frames: int
+    name: str = "backend"
+    device: str = "cpu"
+    num_frames: int = 4
+    input_size: tuple[int, int] | None = None
+    decodes_last: bool = False
+    background: bool = False
+    model: Any = None
 
+    @abstractmethod
     def encode(self, rgb: np.ndarray) -> Any:
         """Per-frame encoder features of ``rgb`` ``(H, W, 3)`` uint8 (opaque, cached)."""
-        ...
 
-    def infer_window(
-        self, features: Sequence[Any], rgbs: Sequence[np.ndarray], flows_bwd: np.ndarray
-    ) -> WindowPrediction:
+    @abstractmethod
+    def infer_window(self, features: Sequence[Any], rgbs: Sequence[np.ndarray],
+                     flows_bwd: np.ndarray, decode_last: int | None = None
+                     ) -> WindowPrediction:
         """Run the window network.
 
         Args:
             features: F cached outputs of :meth:`encode`, oldest first.
             rgbs: the F frames ``(H, W, 3)`` uint8, oldest first.
             flows_bwd: ``(F-1, H, W, 2)`` float32 pixels, frame t → t-1 for t = 1..F-1.
+            decode_last: decode only the window's last n frames (where
+                :attr:`decodes_last`); the prediction's ``first_frame`` says which it holds.
         """
-        ...
+
+    def prepare(self, size: tuple[int, int], decode_last: int | None = None) -> bool:
+        """Get ready for ``(H, W)`` frames (decoding the last ``decode_last`` frames; None:
+        the full window) where the backend prepares per size; True when it is ready or
+        needs nothing (the default)."""
+        return True
+
+    def describe(self) -> str:
+        """The backend's own state for the start-up line and diagnostics (which input size
+        runs on what); empty where it has none (the default)."""
+        return ""
+
+    def recent_sizes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` sizes prepared before, most recently used first; empty (the default)
+        for backends that need no preparation."""
+        return []
+
+    def common_sizes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` sizes worth preparing before the first frame of an unknown camera;
+        empty (the default) for backends that need no preparation."""
+        return []
 
 
 @dataclass
-class LoadedBackend:
+class LoadedBackend(Backend):
     """What :func:`~unihoi_ros.backends.factory.load_backend` returns: the backend and what
     was loaded into it. It is a :class:`Backend` itself (by delegation), so the
     reconstructor takes it as it is.
@@ -106,7 +142,7 @@ class LoadedBackend:
         untrained: True for ``random:<size>`` networks (outputs are meaningless).
         precision: ``fp32``, ``fp16`` or ``bf16``.
         selection: the choice among the backends and why the others were skipped
-            (:class:`unihoi_ros.backends.select.Selection`).
+            (:class:`unihoi_ros.backends.select.Selection`), or None.
     """
 
     backend: Backend
@@ -130,36 +166,43 @@ class LoadedBackend:
     @property
     def input_size(self) -> tuple[int, int] | None:
         """``(height, width)`` the backend is fixed to (ONNX graph, engine), or None."""
-        size = getattr(self.backend, "input_size", None)
+        size = self.backend.input_size
         return None if size is None else (int(size[0]), int(size[1]))
+
+    @property
+    def decodes_last(self) -> bool:
+        """Whether ``infer_window`` takes ``decode_last`` (see :class:`Backend`)."""
+        return bool(self.backend.decodes_last)
+
+    @property
+    def background(self) -> bool:
+        return self.backend.background
+
+    @property
+    def model(self) -> Any:
+        """The torch network where the backend has one (torch backend), else None."""
+        return self.backend.model
 
     def describe(self) -> str:
         """What runs and why, for the start-up line and diagnostics: name, device,
-        precision, the selection's choice and reason, and the backend's own state where it
-        has one (the cached ONNX backend: which input size runs on what)."""
+        precision, the selection's choice and reason (and why the next better candidate
+        was skipped), and the backend's own state where it has one (the ONNX router: which
+        input size runs on what)."""
         text = f"{self.name} on {self.device} ({self.precision})"
-        sel = self.selection
-        if sel is not None:
-            text += f", chosen: {sel.choice} ({sel.reason})"
-            why_not = sel.skipped.get("onnxruntime-cpu-cached")
-            if sel.choice == "torch-cpu" and why_not:  # the default CPU backend was passed
-                text += f"; not the cached ONNX graph: {why_not}"
-        state = getattr(self.backend, "describe", None)
-        return f"{text}; {state()}" if callable(state) else text
+        if self.selection is not None:
+            text += f", {self.selection.describe()}"
+        state = self.backend.describe()
+        return f"{text}; {state}" if state else text
 
     def prepare(self, size: tuple[int, int], tail_frames: int | None = None) -> bool:
         """Get ready for ``(H, W)`` frames now where the backend prepares per size (the
-        cached ONNX backend exports or loads its graphs); True if it is or needs nothing.
+        ONNX router exports or loads its graphs); True if it is or needs nothing.
         ``tail_frames``: the stream will also ask for windows decoding only their last
         this many frames (``stride + 1``): prepared too where the backend keeps a graph
         per count."""
-        prepare = getattr(self.backend, "prepare", None)
-        if not callable(prepare):
-            return True
-        ready = bool(prepare(size))
-        if (tail_frames is not None and tail_frames < self.num_frames
-                and getattr(self.backend, "decodes_last", False)):
-            prepare(size, decode_last=int(tail_frames))
+        ready = bool(self.backend.prepare(size))
+        if tail_frames is not None and tail_frames < self.num_frames and self.decodes_last:
+            self.backend.prepare(size, decode_last=int(tail_frames))
         return ready
 
     def prepare_before_first_frame(self, size: tuple[int, int] | None,
@@ -174,39 +217,28 @@ class LoadedBackend:
                      expected[0], (time.perf_counter() - t0) * 1e3)
 
     def prepare_in_background(self, enabled: bool = True) -> None:
-        """Where the backend prepares per input size (the cached ONNX backend), do it for a
-        new size in a background thread while it serves with torch (a live stream never
+        """Where the backend prepares per input size (the ONNX router), do it for a new
+        size in a background thread while it serves with torch (a live stream never
         waits), instead of in the first frame's call (deterministic offline runs)."""
-        if hasattr(self.backend, "background"):
-            self.backend.background = bool(enabled)
+        self.backend.background = bool(enabled)
 
     def recent_sizes(self) -> list[tuple[int, int]]:
-        """``(H, W)`` sizes the backend has prepared before (the cached ONNX backend: graphs
-        in the cache for this model, most recently used first); empty for the others."""
-        recent = getattr(self.backend, "recent_sizes", None)
-        return list(recent()) if callable(recent) else []
+        """``(H, W)`` sizes the backend has prepared before (the ONNX router: graphs in the
+        cache for this model, most recently used first); empty for the others."""
+        return list(self.backend.recent_sizes())
+
+    def common_sizes(self) -> list[tuple[int, int]]:
+        return list(self.backend.common_sizes())
 
     def expected_sizes(self) -> list[tuple[int, int]]:
         """``(H, W)`` sizes worth preparing before the first frame when the camera's is not
-        known yet: the common ones (the cached ONNX backend: the encoder inputs of 4:3 and
-        16:9 frames, one graph each for every such camera) and the most recently used one;
+        known yet: the common ones (the ONNX router: the encoder inputs of 4:3 and 16:9
+        frames, one graph each for every such camera) and the most recently used one;
         empty for backends that need no preparation."""
-        common = getattr(self.backend, "common_sizes", None)
-        sizes = list(common()) if callable(common) else []
-        return list(dict.fromkeys(sizes + self.recent_sizes()[:1]))
-
-    @property
-    def model(self) -> Any:
-        """The torch network where the backend has one (torch backend), else None."""
-        return getattr(self.backend, "model", None)
+        return list(dict.fromkeys(self.common_sizes() + self.recent_sizes()[:1]))
 
     def encode(self, rgb: np.ndarray) -> Any:
         return self.backend.encode(rgb)
-
-    @property
-    def decodes_last(self) -> bool:
-        """Whether ``infer_window`` takes ``decode_last`` (see :class:`Backend`)."""
-        return bool(getattr(self.backend, "decodes_last", False))
 
     def infer_window(self, features: Sequence[Any], rgbs: Sequence[np.ndarray],
                      flows_bwd: np.ndarray, decode_last: int | None = None

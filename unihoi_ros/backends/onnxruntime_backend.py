@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from unihoi_ros.backends import window_graph as wg
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.optional import require
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     """Runs an ``unihoi export`` graph with ONNX Runtime.
 
     Three layouts: the fused window graph (the encoder runs inside every window call: F
@@ -138,7 +138,11 @@ class OnnxRuntimeBackend:
         return self.encoder_session.run(self._feature_names, {"image": frame[None]})
 
     def infer_window(self, features: Sequence, rgbs: Sequence[np.ndarray],
-                     flows_bwd: np.ndarray) -> WindowPrediction:
+                     flows_bwd: np.ndarray, decode_last: int | None = None
+                     ) -> WindowPrediction:
+        """Depth ``(F, H, W)``, K ``(3, 3)`` and confidence ``(F-1, H, W)`` of the whole
+        window: a graph decodes every frame (``decodes_last`` is False, so
+        ``decode_last`` is ignored; the prediction's ``first_frame`` is 0)."""
         if self.encoder_session is None:
             inputs = wg.window_inputs(features, flows_bwd)
             if self.network_input_size is not None:

@@ -2,7 +2,7 @@
 
 ``auto`` prefers TensorRT > ONNX Runtime CUDA > torch CUDA > ONNX Runtime CPU (a given
 graph) > ONNX Runtime CPU on a cached export of the model (``onnxruntime-cpu-cached``, the
-small model only: :mod:`~unihoi_ros.backends.cached_onnx`) > torch CPU, skipping each
+small model only: :mod:`~unihoi_ros.backends.onnx_router`) > torch CPU, skipping each
 candidate whose requirements are missing (no engine/ONNX file, no CUDA, no TensorRT,
 ``UNIHOI_ONNX_CACHE=0``, ...), and logs the choice with the reason for every skipped
 candidate. ``onnxruntime-cpu-cached`` is ``auto``'s only: ``backend: onnxruntime`` means
@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unihoi_ros.backends.base import torch_dtype
+from unihoi_ros.backends.base import Backend, torch_dtype
 from unihoi_ros.errors import BackendError, ConfigError
 from unihoi_ros.options import BackendName, parse, values
 
@@ -27,12 +27,32 @@ BACKENDS = values(BackendName)
 
 @dataclass
 class Selection:
-    """The chosen backend and why (``skipped``: candidate -> reason)."""
+    """The chosen backend and why.
 
-    backend: object
+    Attributes:
+        backend: the built :class:`~unihoi_ros.backends.base.Backend`.
+        choice: the chosen candidate's name (``"torch-cpu"``, ``"onnxruntime-cpu-cached"``, ...).
+        reason: why it could be used.
+        skipped: candidate -> why it was not, for every candidate ranked above the choice
+            (in ranking order).
+        requested: the name asked for (``"auto"``, ``"torch"``, ...).
+    """
+
+    backend: Backend
     choice: str
     reason: str
     skipped: dict[str, str] = field(default_factory=dict)
+    requested: str = "auto"
+
+    def describe(self) -> str:
+        """``chosen: <choice> (<reason>)``; for ``auto`` also why the candidate ranked just
+        above the choice was skipped (on a CPU where torch serves: why not the ONNX
+        router), the one a reader would have expected."""
+        text = f"chosen: {self.choice} ({self.reason})"
+        if self.requested == "auto" and self.skipped:
+            nearest, why = list(self.skipped.items())[-1]
+            text += f"; not {nearest}: {why}"
+        return text
 
 
 def _cuda_available() -> bool:
@@ -54,7 +74,7 @@ def _ort_providers() -> set[str]:
 def candidates(model, onnx_path, engine_path, device: str, precision: str,
                force_engine_update: bool = False, threads: int = 0):
     """``(name, available, reason, factory)`` in ``auto``'s order of preference."""
-    from unihoi_ros.backends.cached_onnx import auto_status
+    from unihoi_ros.backends.onnx_router import auto_status
     from unihoi_ros.backends.tensorrt_backend import tensorrt_status
 
     cuda = _cuda_available() and (device in ("auto", "cuda") or device.startswith("cuda:"))
@@ -82,9 +102,9 @@ def candidates(model, onnx_path, engine_path, device: str, precision: str,
         return lambda: OnnxRuntimeBackend(onnx_path, provs, threads)
 
     def cached_ort():
-        from unihoi_ros.backends.cached_onnx import CachedOnnxBackend
+        from unihoi_ros.backends.onnx_router import OnnxRouterBackend
 
-        return CachedOnnxBackend(model, threads)
+        return OnnxRouterBackend(model, threads)
 
     def torch_on(dev):
         from unihoi_ros.backends.torch_backend import TorchBackend
@@ -152,6 +172,6 @@ def select_backend(name_or_auto: str = "auto", *, model=None, onnx_path=None,
         for s, why in skipped.items():
             log.info("backend %s skipped: %s", s, why)
         log.info("backend: %s (%s)", cname, reason)
-        return Selection(backend, cname, reason, skipped)
+        return Selection(backend, cname, reason, skipped, name_or_auto)
     detail = "; ".join(f"{k}: {v}" for k, v in skipped.items())
     raise BackendError(f"no usable backend for {name_or_auto!r} ({detail})")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from unihoi_ros.backends import window_graph as wg
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.backends.engine_record import EngineError, RuntimeInfo, check_engine
 from unihoi_ros.optional import require
 
@@ -46,7 +46,7 @@ def runtime_info(device_index: int = 0) -> RuntimeInfo:
     return RuntimeInfo(trt.__version__, props.name, f"{props.major}.{props.minor}")
 
 
-class TensorRTBackend:
+class TensorRTBackend(Backend):
     """Runs a serialized engine built by ``unihoi build-engine`` from an exported graph.
 
     Args:
@@ -100,7 +100,9 @@ class TensorRTBackend:
         return wg.frame_tensor(rgb)
 
     def infer_window(self, features: Sequence[np.ndarray], rgbs: Sequence[np.ndarray],
-                     flows_bwd: np.ndarray) -> WindowPrediction:
+                     flows_bwd: np.ndarray, decode_last: int | None = None
+                     ) -> WindowPrediction:
+        """The whole window (an engine decodes every frame: ``decode_last`` is ignored)."""
         torch = self._torch
         inputs = wg.window_inputs(features, flows_bwd)
         with torch.cuda.stream(self._stream):

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     """Runs :class:`unihoi_ros.model.UniHOI` with one encoder pass per frame.
 
     Args:

@@ -130,7 +130,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from unihoi_ros.backends import onnx_cache
+    from unihoi_ros.backends import onnx_graph_cache
     from unihoi_ros.backends.factory import load_network
     from unihoi_ros.commands.process import parse_size
     from unihoi_ros.model.bundled import BUNDLED_MODELS
@@ -141,14 +141,14 @@ def _run_prepare(args: argparse.Namespace) -> int:
             print(f"--ship writes the bundled model's graphs; {args.model} is not one of "
                   f"{sorted(BUNDLED_MODELS)}", file=sys.stderr)
             return 2
-        for path in onnx_cache.write_shipped(model, (None, 2)):
+        for path in onnx_graph_cache.write_shipped(model, (None, 2)):
             print(f"shipped {path} ({path.stat().st_size / 1e6:.1f} MB)")
         return 0
-    sizes = [parse_size(s) for s in args.size] or list(onnx_cache.COMMON_FRAME_SIZES)
+    sizes = [parse_size(s) for s in args.size] or list(onnx_graph_cache.COMMON_FRAME_SIZES)
     nets = list(dict.fromkeys(tuple(model.network_input_shape(*s)) for s in sizes))
     for hh, ww in nets:
         for n in (None, 2):
-            graph = onnx_cache.ensure_graph(model, hh, ww, decode_last=n)
+            graph = onnx_graph_cache.ensure_graph(model, hh, ww, decode_last=n)
             print(f"{description}: encoder input {ww}x{hh} "
                   f"({'all frames' if n is None else f'last {n} frames'}): {graph.origin} "
                   f"{graph.path}")

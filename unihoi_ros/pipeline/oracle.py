@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 
 
 def _frame_key(rgb: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
 
 
-class OracleBackend:
+class OracleBackend(Backend):
     """Ground-truth depth and K of a :class:`unihoi_ros.sim.Sequence`; confidence 1 on
     static and 0 on dynamic pixels.
 

@@ -61,7 +61,7 @@ def fit_to_backend(config: ReconstructorConfig, backend: Backend) -> Reconstruct
     frames of any camera are resized to it (K and every output then describe the resized
     image), said once here. Backends without a fixed size leave ``config`` unchanged.
     """
-    fixed = getattr(backend, "input_size", None)
+    fixed = backend.input_size
     if fixed is None:
         return config
     fixed = (int(fixed[0]), int(fixed[1]))
@@ -394,7 +394,7 @@ class Reconstructor:
         cfg = self.config
         anchor = cfg.window - new_count - 1
         if (cfg.decode_full_window or anchor < 1 or not slots[anchor].reconstructed
-                or not getattr(self.backend, "decodes_last", False)):
+                or not self.backend.decodes_last):
             return cfg.window
         return new_count + 1
 

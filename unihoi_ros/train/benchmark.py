@@ -28,6 +28,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from unihoi_ros.backends.base import Backend
+
 #: Held-out seeds of the bundled model's evaluation (training uses seeds < 10000).
 HELD_OUT_SEEDS = tuple(range(10_000, 10_005))
 
@@ -136,8 +138,8 @@ def evaluate_on_synthetic(
     """Stream held-out synthetic clips through the pipeline and score them.
 
     Args:
-        backend_or_model: a backend (anything with ``encode``/``infer_window``) or a
-            ``UniHOI`` network (wrapped in a CPU ``TorchBackend``).
+        backend_or_model: a :class:`~unihoi_ros.backends.base.Backend` or a ``UniHOI``
+            network (wrapped in a CPU ``TorchBackend``).
         seeds: ``make_sequence`` seeds (keep them outside the training seeds).
         num_frames, height, width: clip length and image size, pixels.
         reconstructor_config: a ``ReconstructorConfig`` (None: defaults).
@@ -166,7 +168,7 @@ def evaluate_on_synthetic(
     config = reconstructor_config or ReconstructorConfig()
 
     backend = backend_or_model
-    if not hasattr(backend, "infer_window"):
+    if not isinstance(backend, Backend):
         from unihoi_ros.backends.torch_backend import TorchBackend
 
         backend = TorchBackend(backend_or_model)

@@ -1,7 +1,7 @@
 """The default CPU backend of the small model: ONNX Runtime on the any-size window graph
 (:func:`~unihoi_ros.model.export.export_any_size_onnx`), one per encoder input size,
 shipped with the package for the bundled model or exported once and cached
-(:mod:`~unihoi_ros.backends.onnx_cache`), with torch as the fallback.
+(:mod:`~unihoi_ros.backends.onnx_graph_cache`), with torch as the fallback.
 
 Why: for unihoi-tiny the fused graph (one ONNX Runtime call per window, the encoder inside)
 is 1.3-1.7x faster than torch eager on the CPU (``bench/backends.py``), and one call that
@@ -17,15 +17,15 @@ the full window's, and one that decodes only the window's last :data:`TAIL_FRAME
 (what a stride-1 stream needs once its older frames have results; about 40 % cheaper).
 
 - A node prepares the graphs of the common encoder inputs (4:3 and 16:9,
-  :func:`onnx_cache.common_network_sizes`) and of its fixed processing size before it says
-  ready (:meth:`CachedOnnxBackend.prepare`): loaded when shipped or cached, exported
+  :func:`onnx_graph_cache.common_network_sizes`) and of its fixed processing size before it says
+  ready (:meth:`OnnxRouterBackend.prepare`): loaded when shipped or cached, exported
   otherwise (another model's weights: seconds, once).
 - A frame of another encoder input prepares that input's graphs: by default right there,
   so every window of an offline run comes from the same backend and the results do not
   depend on timing; with ``background`` (the live node) in a background thread while torch
   serves, and the switch is logged once with the reason.
 - A graph that cannot be exported or loaded leaves its frames to torch for good, said
-  once (WARNING) with the reason, and in :meth:`~CachedOnnxBackend.describe`; so do frames
+  once (WARNING) with the reason, and in :meth:`~OnnxRouterBackend.describe`; so do frames
   smaller than the encoder input (the graph only enlarges).
 - The first window of a frame size also makes a session of the same graph specialised
   to that size (ONNX Runtime's free-dimension override: static shapes, about 1.35x faster
@@ -53,9 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from unihoi_ros.backends import onnx_cache
+from unihoi_ros.backends import onnx_graph_cache
 from unihoi_ros.backends import window_graph as wg
-from unihoi_ros.backends.base import WindowPrediction
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.errors import one_line
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,13 @@ TAIL_FRAMES = 2
 
 
 def auto_status(model: Any, device: str) -> tuple[bool, str]:
-    """Whether ``auto`` may use :class:`CachedOnnxBackend` for ``model`` on ``device``,
+    """Whether ``auto`` may use :class:`OnnxRouterBackend` for ``model`` on ``device``,
     and why (or why not). Checks what can be checked without exporting."""
     if model is None:
         return False, "no torch model to export"
     if device not in ("auto", "cpu"):
         return False, f"device {device} (the cached graph runs on the CPU)"
-    off = onnx_cache.disabled_reason()
+    off = onnx_graph_cache.disabled_reason()
     if off:
         return False, off
     size = model.config.size
@@ -94,7 +94,7 @@ def auto_status(model: Any, device: str) -> tuple[bool, str]:
         return False, "ONNX Runtime has no CPU provider"
     return True, (f"{size} model on the CPU: fused any-size ONNX graph per encoder input, "
                   f"shipped for the bundled model or exported once into "
-                  f"{onnx_cache.onnx_cache_dir()}")
+                  f"{onnx_graph_cache.onnx_cache_dir()}")
 
 
 @dataclass
@@ -118,7 +118,7 @@ class _Graph:
     backend: Any = None  # OnnxRuntimeBackend once ready
     reason: str = ""  # why it failed
     thread: threading.Thread | None = None
-    info: Any = None  # onnx_cache.CachedGraph
+    info: Any = None  # onnx_graph_cache.CachedGraph
     threads: int = 0  # ONNX Runtime intra-op threads
     ready_s: float = 0.0
     done: threading.Event = field(default_factory=threading.Event)
@@ -129,7 +129,7 @@ class _Graph:
     uses: dict[tuple[int, int], int] = field(default_factory=dict)  # windows per frame size
 
 
-class CachedOnnxBackend:
+class OnnxRouterBackend(Backend):
     """ONNX Runtime on ``model``'s any-size graphs, one per encoder input size; torch
     meanwhile and as the fallback (see module docstring).
 
@@ -144,7 +144,7 @@ class CachedOnnxBackend:
         model: a ``UniHOI`` network (the torch backend runs it; its weights key the cache).
         threads: ONNX Runtime intra-op threads; 0 takes torch's thread count when a graph's
             session is made (the node's thread policy sets it before the first frame).
-        cache_dir: folder of cached graphs (default :func:`onnx_cache.onnx_cache_dir`).
+        cache_dir: folder of cached graphs (default :func:`onnx_graph_cache.onnx_cache_dir`).
         background: prepare a new encoder input's graphs in a background thread while torch
             serves (the live node sets it); False: in the first ``encode`` call of that size.
 
@@ -231,11 +231,11 @@ class CachedOnnxBackend:
     def recent_sizes(self) -> list[tuple[int, int]]:
         """Encoder input sizes ``(hh, ww)`` this model's graph is cached for, most recently
         used first (each is also a frame size that maps to itself)."""
-        return onnx_cache.cached_sizes(self.model, self.cache_dir)
+        return onnx_graph_cache.cached_sizes(self.model, self.cache_dir)
 
     def common_sizes(self) -> list[tuple[int, int]]:
         """Encoder input sizes of 4:3 and 16:9 frames (prepared before a node is ready)."""
-        return onnx_cache.common_network_sizes(self.model)
+        return onnx_graph_cache.common_network_sizes(self.model)
 
     def _ready(self, size: tuple[int, int] | None, decode_last: int | None = None):
         """The ready ONNX Runtime backend serving ``(H, W)`` frames for ``decode_last``
@@ -258,8 +258,8 @@ class CachedOnnxBackend:
         return True
 
     # ------------------------------------------------------------------ preparation
-    def prepare(self, size: tuple[int, int], wait: bool = True,
-                timeout: float | None = None, decode_last: int | None = None) -> bool:
+    def prepare(self, size: tuple[int, int], decode_last: int | None = None, *,
+                wait: bool = True, timeout: float | None = None) -> bool:
         """Make the graphs serving ``(H, W)`` frames ready (loaded when shipped or cached,
         else exported; warmed up): the full window's and the last-:data:`TAIL_FRAMES` one,
         or only the one decoding ``decode_last`` frames when given.
@@ -316,7 +316,7 @@ class CachedOnnxBackend:
             import torch
 
             threads = self.threads or torch.get_num_threads()
-            backend, info = onnx_cache.open_cached(self.model, hh, ww, threads, self.cache_dir,
+            backend, info = onnx_graph_cache.open_cached(self.model, hh, ww, threads, self.cache_dir,
                                                    None if n == f else n)
             backend.infer_window([np.zeros((3, hh, ww), np.float32)] * f, None,
                                  np.zeros((f - 1, hh, ww, 2), np.float32))  # first-run costs

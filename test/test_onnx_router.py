@@ -17,9 +17,9 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from unihoi_ros.backends import onnx_cache
+from unihoi_ros.backends import onnx_graph_cache
 from unihoi_ros.backends.base import LoadedBackend
-from unihoi_ros.backends.cached_onnx import CachedOnnxBackend, auto_status
+from unihoi_ros.backends.onnx_router import OnnxRouterBackend, auto_status
 from unihoi_ros.backends.factory import load_backend, load_network
 from unihoi_ros.backends.select import select_backend
 from unihoi_ros.backends.torch_backend import TorchBackend
@@ -58,7 +58,7 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(tiny, cache_dir):
-    return onnx_cache.ensure_graph(tiny, H, W, cache_dir)
+    return onnx_graph_cache.ensure_graph(tiny, H, W, cache_dir)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def assert_same_results(a, b, tol=1e-4):
 
 # --------------------------------------------------------------------------- parity
 def test_cached_graph_matches_torch_through_the_reconstructor(tiny, cache_dir, exported, clip):
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.prepare((H, W)) and cached.status((H, W)) == "ready"
     ours = stream(cached, clip.rgb)
     assert cached.name == "onnxruntime" and "ONNX Runtime" in cached.describe()
@@ -104,7 +104,7 @@ def test_cached_graph_matches_torch_through_the_reconstructor(tiny, cache_dir, e
 def test_the_last_frames_graph_serves_a_stride_one_stream(tiny, cache_dir, exported, clip):
     """Both graphs of a size are prepared together; after the first window the stream asks
     for its last two frames only, and that graph's outputs equal torch's full decode."""
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.prepare((H, W)) and cached.status((H, W), 2) == "ready"
     assert "last 2 frames" in cached.describe()
     from unihoi_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -126,10 +126,10 @@ def test_the_last_frames_graph_serves_a_stride_one_stream(tiny, cache_dir, expor
     assert all(c[2] == [H, W] for c in calls)
     full_decode = stream(TorchBackend(tiny, "cpu"), clip.rgb, decode_full_window=True)
     assert_same_results(ours, full_decode)
-    path = onnx_cache.ensure_graph(tiny, H, W, cache_dir, decode_last=2).path
+    path = onnx_graph_cache.ensure_graph(tiny, H, W, cache_dir, decode_last=2).path
     assert path.name.endswith(".last2.onnx") and path != exported.path
-    assert (H, W) in onnx_cache.cached_sizes(tiny, cache_dir)  # full-window graphs only
-    assert all(n == tiny.network_input_shape(*n) for n in onnx_cache.cached_sizes(tiny,
+    assert (H, W) in onnx_graph_cache.cached_sizes(tiny, cache_dir)  # full-window graphs only
+    assert all(n == tiny.network_input_shape(*n) for n in onnx_graph_cache.cached_sizes(tiny,
                                                                                  cache_dir))
 
 
@@ -138,7 +138,7 @@ def test_one_graph_serves_every_frame_size_of_its_encoder_input(tiny, cache_dir,
     (the same encoder input), equal to torch; frames smaller than the encoder input, or of
     another aspect ratio's input, are not taken by it."""
     big = make_sequence(4, 6, 2 * H, 2 * W)
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.prepare((H, W))
     assert cached.status((2 * H, 2 * W)) == "ready"  # prepared by the other size
     before = sorted(cache_dir.glob("*.onnx"))
@@ -155,7 +155,7 @@ def test_one_graph_serves_every_frame_size_of_its_encoder_input(tiny, cache_dir,
 
 def test_frames_smaller_than_the_encoder_input_stay_with_torch(tiny, cache_dir, caplog):
     small = make_sequence(5, 5, 48, 64)  # encoder input 64x88: the graph would enlarge
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir)
     with caplog.at_level(logging.WARNING):
         ours = stream(cached, small.rgb)
     assert cached.name == "torch" and "64x48 frames: torch" in cached.describe()
@@ -173,9 +173,9 @@ def test_the_bundled_models_graphs_ship_with_the_package(size):
 
     model, _, _ = load_network("unihoi-tiny")
     net = model.network_input_shape(*size)
-    assert net in onnx_cache.common_network_sizes(model)
+    assert net in onnx_graph_cache.common_network_sizes(model)
     for n in (None, 2):
-        graph = onnx_cache.ensure_graph(model, *net, decode_last=n)
+        graph = onnx_graph_cache.ensure_graph(model, *net, decode_last=n)
         assert graph.shipped and not graph.exported, (
             "the shipped graphs are stale: run `unihoi prepare --ship` and commit "
             "unihoi_ros/model/weights/")
@@ -199,14 +199,14 @@ def test_torch_serves_until_the_graph_is_ready_then_onnxruntime(tiny, cache_dir,
     """The first frame of a size starts the preparation in the background; the stream
     never waits, switches once the graph is ready, and its results stay torch's."""
     gate = threading.Event()
-    real = onnx_cache.open_cached
+    real = onnx_graph_cache.open_cached
 
     def slow_open(*args, **kwargs):
         gate.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(onnx_cache, "open_cached", slow_open)
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir, background=True)
+    monkeypatch.setattr(onnx_graph_cache, "open_cached", slow_open)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir, background=True)
     rec = Reconstructor(cached, DISFlow("medium"), ReconstructorConfig())
     results, names = [], []
     for i, frame in enumerate(clip.rgb):
@@ -222,7 +222,7 @@ def test_torch_serves_until_the_graph_is_ready_then_onnxruntime(tiny, cache_dir,
 def test_by_default_the_first_frame_of_a_size_waits_for_its_graph(tiny, cache_dir, exported,
                                                                   clip):
     """Offline runs: every window from the same backend, whatever the timing."""
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.status((H, W)) == "new" and cached.name == "torch"
     rec = Reconstructor(cached, DISFlow("medium"), ReconstructorConfig())
     names = []
@@ -236,28 +236,28 @@ def test_by_default_the_first_frame_of_a_size_waits_for_its_graph(tiny, cache_di
 def test_second_load_hits_the_cache(tiny, cache_dir, exported, caplog):
     before = exported.path.read_bytes()
     with caplog.at_level(logging.INFO):
-        again = onnx_cache.ensure_graph(copy.deepcopy(tiny), H, W, cache_dir)
-        backend, graph = onnx_cache.open_cached(tiny, H, W, 1, cache_dir)
+        again = onnx_graph_cache.ensure_graph(copy.deepcopy(tiny), H, W, cache_dir)
+        backend, graph = onnx_graph_cache.open_cached(tiny, H, W, 1, cache_dir)
     assert not again.exported and not graph.exported and graph.seconds == 0.0
     assert again.path == graph.path == exported.path and again.key == exported.key
     assert exported.path.read_bytes() == before
     assert "from the cache" in caplog.text and "exported the ONNX graph" not in caplog.text
-    assert onnx_cache.graph_key(backend.session) == exported.key
+    assert onnx_graph_cache.graph_key(backend.session) == exported.key
     assert not list(cache_dir.glob(".*.tmp")), "no temporary file is left"
 
 
 def test_key_follows_weights_size_and_code(tiny, monkeypatch):
-    key = onnx_cache.cache_key(tiny, H, W)
-    assert onnx_cache.cache_key(copy.deepcopy(tiny), H, W) == key
+    key = onnx_graph_cache.cache_key(tiny, H, W)
+    assert onnx_graph_cache.cache_key(copy.deepcopy(tiny), H, W) == key
     changed = copy.deepcopy(tiny)
     with torch.no_grad():
         next(changed.parameters()).view(-1)[0] += 1e-3
-    assert onnx_cache.cache_key(changed, H, W) != key
-    assert onnx_cache.cache_key(tiny, H, W + 16) != key
-    assert onnx_cache.cache_key(tiny, H, W, opset=18) != key
-    monkeypatch.setattr(onnx_cache, "code_fingerprint", lambda: "edited model code")
-    assert onnx_cache.cache_key(tiny, H, W) != key
-    name = onnx_cache.graph_path(tiny, H, W, "/x", key).name
+    assert onnx_graph_cache.cache_key(changed, H, W) != key
+    assert onnx_graph_cache.cache_key(tiny, H, W + 16) != key
+    assert onnx_graph_cache.cache_key(tiny, H, W, opset=18) != key
+    monkeypatch.setattr(onnx_graph_cache, "code_fingerprint", lambda: "edited model code")
+    assert onnx_graph_cache.cache_key(tiny, H, W) != key
+    name = onnx_graph_cache.graph_path(tiny, H, W, "/x", key).name
     assert name.startswith(f"tiny_net{H}x{W}_") and name.endswith(".onnx")
 
 
@@ -275,10 +275,10 @@ def test_an_unusable_cache_file_is_replaced(tiny, cache_dir, exported, damage, c
                 prop.value = "unihoi_ros onnx cache key 0123"
         onnx.save(proto, str(exported.path))
     with caplog.at_level(logging.WARNING):
-        backend, graph = onnx_cache.open_cached(tiny, H, W, 1, cache_dir)
+        backend, graph = onnx_graph_cache.open_cached(tiny, H, W, 1, cache_dir)
     assert graph.exported and graph.path == exported.path
     assert "unusable" in caplog.text and str(exported.path) in caplog.text
-    assert onnx_cache.graph_key(backend.session) == exported.key
+    assert onnx_graph_cache.graph_key(backend.session) == exported.key
 
 
 def test_export_failure_leaves_torch_serving(tiny, tmp_path, clip, monkeypatch, caplog):
@@ -288,7 +288,7 @@ def test_export_failure_leaves_torch_serving(tiny, tmp_path, clip, monkeypatch, 
         raise RuntimeError("Exporting the operator 'aten::frobnicate' is not supported")
 
     monkeypatch.setattr(export, "export_any_size_onnx", broken)
-    cached = CachedOnnxBackend(tiny, cache_dir=tmp_path)
+    cached = OnnxRouterBackend(tiny, cache_dir=tmp_path)
     with caplog.at_level(logging.WARNING):
         assert not cached.prepare((H, W))
     assert cached.status((H, W)) == "failed" and cached.name == "torch"
@@ -297,12 +297,12 @@ def test_export_failure_leaves_torch_serving(tiny, tmp_path, clip, monkeypatch, 
     assert_same_results(stream(cached, clip.rgb[:5]), stream(TorchBackend(tiny, "cpu"),
                                                              clip.rgb[:5]), tol=1e-6)
     with pytest.raises(BackendError, match="frobnicate"):
-        onnx_cache.open_cached(tiny, H, W, directory=tmp_path)
+        onnx_graph_cache.open_cached(tiny, H, W, directory=tmp_path)
 
 
 def test_a_runtime_failure_falls_back_to_torch_for_that_size(tiny, cache_dir, exported, clip,
                                                              caplog):
-    cached = CachedOnnxBackend(tiny, threads=1, cache_dir=cache_dir)
+    cached = OnnxRouterBackend(tiny, threads=1, cache_dir=cache_dir)
     assert cached.prepare((H, W))
 
     def boom(*args, **kwargs):
@@ -330,21 +330,21 @@ def test_prune_keeps_the_most_recent(tmp_path):
     stale = tmp_path / ".tiny_1x1_9.abc.tmp"
     stale.write_bytes(b"x")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    removed = onnx_cache.prune(tmp_path, keep=2)
+    removed = onnx_graph_cache.prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_1x1_3.onnx", "tiny_1x1_4.onnx"]
     assert len(removed) == 4
-    assert onnx_cache.clear(tmp_path) == 2 and not list(tmp_path.iterdir())
+    assert onnx_graph_cache.clear(tmp_path) == 2 and not list(tmp_path.iterdir())
 
 
 def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("UNIHOI_CACHE_DIR", str(tmp_path / "c"))
-    assert onnx_cache.onnx_cache_dir() == tmp_path / "c" / "onnx"
+    assert onnx_graph_cache.onnx_cache_dir() == tmp_path / "c" / "onnx"
     monkeypatch.delenv("UNIHOI_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert onnx_cache.onnx_cache_dir() == tmp_path / "xdg" / "unihoi_ros" / "onnx"
+    assert onnx_graph_cache.onnx_cache_dir() == tmp_path / "xdg" / "unihoi_ros" / "onnx"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert onnx_cache.onnx_cache_dir() == tmp_path / "home" / ".cache" / "unihoi_ros" / "onnx"
+    assert onnx_graph_cache.onnx_cache_dir() == tmp_path / "home" / ".cache" / "unihoi_ros" / "onnx"
 
 
 # --------------------------------------------------------------------------- selection
@@ -354,7 +354,7 @@ def test_auto_picks_the_cached_graph_on_the_cpu_unless_turned_off(tiny, monkeypa
     monkeypatch.setenv("UNIHOI_ONNX_CACHE", "1")
     with caplog.at_level(logging.INFO):
         sel = select_backend("auto", model=tiny, device="cpu", threads=1)
-    assert sel.choice == "onnxruntime-cpu-cached" and isinstance(sel.backend, CachedOnnxBackend)
+    assert sel.choice == "onnxruntime-cpu-cached" and isinstance(sel.backend, OnnxRouterBackend)
     assert sel.backend.threads == 1 and "onnxruntime-cpu" in sel.skipped
     assert "backend: onnxruntime-cpu-cached" in caplog.text
     assert select_backend("torch", model=tiny).choice == "torch-cpu"
@@ -365,7 +365,7 @@ def test_auto_picks_the_cached_graph_on_the_cpu_unless_turned_off(tiny, monkeypa
     assert sel.choice == "torch-cpu"
     assert "UNIHOI_ONNX_CACHE=0" in sel.skipped["onnxruntime-cpu-cached"]
     loaded = LoadedBackend(sel.backend, "tiny", False, "fp32", sel)
-    assert "not the cached ONNX graph: turned off by UNIHOI_ONNX_CACHE=0" in loaded.describe()
+    assert "not onnxruntime-cpu-cached: turned off by UNIHOI_ONNX_CACHE=0" in loaded.describe()
 
 
 def test_auto_status_reasons(tiny, monkeypatch):
