@@ -167,3 +167,47 @@ def test_focal_ratio_is_the_geometric_mean_of_the_axes():
     assert abs(focal_ratio(longer, K) - 4.0) < 1e-12
     assert abs(focal_ratio(K, longer) - 0.25) < 1e-12
 
+
+
+def test_numpy_and_torch_give_the_same_bits():
+    """One model for both kinds: the same formula, so the same float64 / float32 bits."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.float64, np.float32):
+        K = np.array([[300.0, 1.5, 160.5], [0.0, 310.0, 119.0], [0.0, 0.0, 1.0]], dtype)
+        uv = (rng.uniform(0, 200, (64, 2))).astype(dtype)
+        z = rng.uniform(0.3, 5.0, 64).astype(dtype)
+        pts = unproject_pixels(uv, z, K)
+        assert isinstance(pts, np.ndarray) and pts.dtype == dtype and pts.shape == (64, 3)
+        ref = unproject_pixels(torch.from_numpy(uv), torch.from_numpy(z), torch.from_numpy(K))
+        assert pts.tobytes() == ref.numpy().tobytes()
+        uv_np, z_np = project(pts, K)
+        uv_t, z_t = project(torch.from_numpy(pts), torch.from_numpy(K))
+        assert uv_np.tobytes() == uv_t.numpy().tobytes() and z_np.tobytes() == z_t.numpy().tobytes()
+        depth = rng.uniform(0.3, 5.0, (2, 5, 7)).astype(dtype)
+        assert unproject(depth, K).tobytes() == unproject(
+            torch.from_numpy(depth), torch.from_numpy(K)).numpy().tobytes()
+    assert np.array_equal(pixel_grid(3, 5, dtype=np.float64), pixel_grid(3, 5, dtype=F64).numpy())
+
+
+def test_numpy_path_keeps_the_bits_of_the_formulas_it_replaced():
+    """Without skew the model's numpy path equals, bit for bit, the per-module formulas it
+    replaced (point clouds: ``(u - cx) / fx * z``; simulator rays ``(u - cx) / fx`` with z
+    1; tracker projection ``(x / z) @ K[:2, :2].T + K[:2, 2]``), so clips, clouds and
+    tracks are unchanged."""
+    rng = np.random.default_rng(4)
+    K = np.array([[211.3, 0.0, 80.7], [0.0, 209.9, 61.2], [0.0, 0.0, 1.0]])
+    uv = rng.uniform(-0.5, 160, (500, 2))
+    z = rng.uniform(0.2, 6.0, 500)
+    old = np.stack([(uv[:, 0] - K[0, 2]) / K[0, 0] * z, (uv[:, 1] - K[1, 2]) / K[1, 1] * z, z],
+                   axis=-1)
+    assert unproject_pixels(uv, z, K).tobytes() == old.tobytes()
+    k32, uv32, z32 = K.astype(np.float32), uv.astype(np.float32), z.astype(np.float32)
+    old32 = np.stack([(uv32[:, 0] - k32[0, 2]) / k32[0, 0] * z32,
+                      (uv32[:, 1] - k32[1, 2]) / k32[1, 1] * z32, z32], axis=-1)
+    assert unproject_pixels(uv32, z32, k32).tobytes() == old32.tobytes()
+    rays = np.stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1],
+                     np.ones(500)], axis=-1)
+    assert unproject_pixels(uv, 1.0, K).tobytes() == rays.tobytes()
+    pts = old
+    assert project(pts, K)[0].tobytes() == (
+        (pts[:, :2] / pts[:, 2:]) @ K[:2, :2].T + K[:2, 2]).tobytes()

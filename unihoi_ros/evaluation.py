@@ -33,10 +33,9 @@ import cv2
 import numpy as np
 
 from unihoi_ros.geometry import metrics
-from unihoi_ros.geometry.camera import scale_intrinsics
+from unihoi_ros.geometry.camera import scale_intrinsics, transform_points, unproject_pixels
 from unihoi_ros.io.ground_truth import GroundTruth
 from unihoi_ros.io.predictions import Predictions
-from unihoi_ros.pipeline.points import unproject_pixels
 
 MAX_CLOUD_POINTS = 20000
 
@@ -65,8 +64,8 @@ def _strided_K(K: np.ndarray, stride: int) -> np.ndarray:
 
 
 def _to_world(d, k, t, rows, cols) -> np.ndarray:
-    cam = unproject_pixels(cols, rows, d[rows, cols].astype(np.float64), k)
-    return cam @ t[:3, :3].T + t[:3, 3]
+    cam = unproject_pixels(np.stack([cols, rows], axis=-1), d[rows, cols].astype(np.float64), k)
+    return transform_points(t, cam)
 
 
 def corresponding_clouds(pred_depth, pred_K, pred_T, gt_depth, gt_K, gt_T, stride: int):

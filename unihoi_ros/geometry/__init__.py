@@ -1,53 +1,70 @@
-"""Pure geometry on torch tensors: camera model, Procrustes fits, poses and metrics.
+"""Pure geometry: camera model, Procrustes fits, poses and metrics.
 
 Imports nothing else of the package but the torch-free option enums
 (:mod:`unihoi_ros.options`). Conventions: OpenCV optical axes (x right, y down,
 z forward), z-depth in metres, pixel centres at integer ``(u, v) = (column, row)``,
 camera-to-world poses as ``(..., 4, 4)`` matrices, quaternions ``(x, y, z, w)``.
+
+The names below are imported on first use (PEP 562), so importing one torch-free module
+(:mod:`~unihoi_ros.geometry.camera` on numpy arrays, :mod:`~unihoi_ros.geometry.quaternions`,
+:mod:`~unihoi_ros.geometry.frames`) does not import torch: the simulator and the ROS message
+code use them without it.
 """
 
 from __future__ import annotations
 
-from .camera import (
-    denormalize_intrinsics,
-    normalize_intrinsics,
-    pixel_grid,
-    pixel_to_grid,
-    project,
-    scale_intrinsics,
-    transform_points,
-    unproject,
-    unproject_pixels,
-)
-from .metrics import (
-    RPEResult,
-    abs_rel,
-    align_trajectory,
-    ate,
-    chamfer_distance,
-    delta1,
-    depth_metrics,
-    fscore,
-    nearest_distances,
-    pointcloud_metrics,
-    rmse,
-    rpe,
-    trajectory_metrics,
-    umeyama,
-)
-from .poses import (
-    chain_relative,
-    chain_relative_np,
-    compose,
-    invert_se3,
-    matrix_from_quaternion,
-    quaternion_from_matrix,
-    relative_pose,
-    rotation_angle,
-    se3_from_rt,
-    sim3_matrix,
-)
-from .procrustes import trimmed_weighted_rigid, weighted_rigid, weighted_sim3
+import importlib
+
+#: Public name -> the submodule that defines it.
+_HOME = {
+    # camera
+    "denormalize_intrinsics": "camera",
+    "normalize_intrinsics": "camera",
+    "pixel_grid": "camera",
+    "pixel_to_grid": "camera",
+    "project": "camera",
+    "scale_intrinsics": "camera",
+    "transform_points": "camera",
+    "unproject": "camera",
+    "unproject_pixels": "camera",
+    # metrics
+    "RPEResult": "metrics",
+    "abs_rel": "metrics",
+    "align_trajectory": "metrics",
+    "ate": "metrics",
+    "chamfer_distance": "metrics",
+    "delta1": "metrics",
+    "depth_metrics": "metrics",
+    "fscore": "metrics",
+    "nearest_distances": "metrics",
+    "pointcloud_metrics": "metrics",
+    "rmse": "metrics",
+    "rpe": "metrics",
+    "trajectory_metrics": "metrics",
+    "umeyama": "metrics",
+    # poses
+    "chain_relative": "poses",
+    "chain_relative_np": "poses",
+    "compose": "poses",
+    "invert_se3": "poses",
+    "matrix_from_quaternion": "poses",
+    "quaternion_from_matrix": "poses",
+    "relative_pose": "poses",
+    "rotation_angle": "poses",
+    "se3_from_rt": "poses",
+    "sim3_matrix": "poses",
+    # procrustes
+    "trimmed_weighted_rigid": "procrustes",
+    "weighted_rigid": "procrustes",
+    "weighted_sim3": "procrustes",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RPEResult",

@@ -1,4 +1,4 @@
-"""Pinhole camera maths: pixel grids, (un)projection, intrinsics normalisation.
+"""The package's one pinhole camera model: pixel grids, (un)projection, intrinsics.
 
 Conventions (shared by the whole package):
 
@@ -13,19 +13,30 @@ Conventions (shared by the whole package):
   ``[-1, 1]`` units of ``F.grid_sample(..., align_corners=False)``, where -1 and 1 are the
   outer *edges* of the image, so pixel centre ``c`` sits at ``(2c + 1) / size - 1``.
 
-All torch functions are pure, differentiable, batched over leading dimensions ``...``
-(torch broadcasting rules) and keep the input dtype (float32 or float64).
-:func:`scale_intrinsics` is plain numpy.
+The camera functions (:func:`pixel_grid`, :func:`unproject_pixels`, :func:`unproject`,
+:func:`project`, :func:`transform_points`, :func:`pixel_to_grid`) take numpy arrays or torch
+tensors and return the same kind, with one formula for both (the network's geometry runs
+on tensors; the host's point clouds, the tracker and the simulator on arrays). They are
+pure, batched over leading dimensions ``...`` (broadcasting rules), differentiable on
+tensors, and keep the input dtype (float32 or float64). :func:`normalize_intrinsics` and
+:func:`denormalize_intrinsics` are torch; :func:`scale_intrinsics` and :func:`focal_ratio`
+are numpy. The module imports torch only when given tensors (the simulator, which depends
+on numpy only, uses it too).
 """
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "denormalize_intrinsics",
+    "focal_ratio",
     "normalize_intrinsics",
     "pixel_grid",
     "pixel_to_grid",
@@ -36,33 +47,60 @@ __all__ = [
     "unproject_pixels",
 ]
 
+#: A numpy array or a torch tensor (the camera functions return the kind they are given).
+Array = Any
+
+
+def _is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (a tensor exists only once torch is imported, so
+    this never imports it)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _stack_last(parts: list, like: Array) -> Array:
+    """``parts`` broadcast together and stacked along a new last axis, as ``like``'s kind."""
+    if _is_tensor(like):
+        import torch
+
+        return torch.stack(torch.broadcast_tensors(*parts), dim=-1)
+    return np.stack(np.broadcast_arrays(*parts), axis=-1)
+
 
 def pixel_grid(
     height: int,
     width: int,
     *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> Tensor:
+    dtype: Any = None,
+    device: Any = None,
+) -> Array:
     """Pixel-centre coordinates of an image.
 
     Args:
         height: image height H in pixels.
         width: image width W in pixels.
-        dtype: floating dtype of the result.
-        device: device of the result.
+        dtype: floating dtype of the result: a torch dtype (a tensor; None:
+            ``torch.float32``) or a numpy one (an array, e.g. ``np.float64``).
+        device: device of a tensor result.
 
     Returns:
         ``(H, W, 2)``: ``[..., 0] = u`` (column index) and ``[..., 1] = v`` (row index), in
         pixels, so ``grid[r, c] == (c, r)``.
     """
-    v = torch.arange(height, dtype=dtype, device=device)
-    u = torch.arange(width, dtype=dtype, device=device)
-    vv, uu = torch.meshgrid(v, u, indexing="ij")
-    return torch.stack([uu, vv], dim=-1)
+    torch = sys.modules.get("torch")
+    if dtype is None or (torch is not None and isinstance(dtype, torch.dtype)):
+        import torch
+
+        v = torch.arange(height, dtype=dtype or torch.float32, device=device)
+        u = torch.arange(width, dtype=dtype or torch.float32, device=device)
+        vv, uu = torch.meshgrid(v, u, indexing="ij")
+        return torch.stack([uu, vv], dim=-1)
+    vv, uu = np.meshgrid(np.arange(height, dtype=dtype), np.arange(width, dtype=dtype),
+                         indexing="ij")
+    return np.stack([uu, vv], axis=-1)
 
 
-def pixel_to_grid(coord: Tensor, size: int, offset: Tensor | None = None) -> Tensor:
+def pixel_to_grid(coord: Array, size: int, offset: Array | None = None) -> Array:
     """Pixel coordinates along one image axis to ``grid_sample`` units.
 
     For ``F.grid_sample(..., align_corners=False)``: -1 and 1 are the outer edges of the
@@ -115,30 +153,30 @@ def scale_intrinsics(
     return np.stack([row0, row1, row2])
 
 
-def _k_entries(K: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _k_entries(K: Array) -> tuple[Array, Array, Array, Array, Array]:
     """``(fx, s, cx, fy, cy)``, each ``(...)``, from ``K (..., 3, 3)``."""
     return K[..., 0, 0], K[..., 0, 1], K[..., 0, 2], K[..., 1, 1], K[..., 1, 2]
 
 
-def unproject_pixels(uv: Tensor, z: Tensor, K: Tensor) -> Tensor:
+def unproject_pixels(uv: Array, z: Array | float, K: Array) -> Array:
     """Lift pixels with known z-depth to camera-space points.
 
     Args:
         uv: ``(..., 2)`` pixel coordinates (column, row), pixels.
-        z: ``(...)`` z-depth, metres.
+        z: ``(...)`` z-depth, metres (1.0: the rays through the pixels, z component 1).
         K: ``(..., 3, 3)`` intrinsics in pixels; its leading dims broadcast with ``uv``'s
             (for a ``(B, N, 2)`` set of pixels pass ``K[:, None]``).
 
     Returns:
-        ``(..., 3)`` points in the camera optical frame, metres.
+        ``(..., 3)`` points in the camera optical frame, metres (same kind as ``uv``).
     """
     fx, s, cx, fy, cy = _k_entries(K)
     y_n = (uv[..., 1] - cy) / fy
     x_n = (uv[..., 0] - cx - s * y_n) / fx  # closed-form inverse of K: no matrix inverse
-    return torch.stack(torch.broadcast_tensors(x_n * z, y_n * z, z), dim=-1)
+    return _stack_last([x_n * z, y_n * z, z], uv)
 
 
-def unproject(depth: Tensor, K: Tensor) -> Tensor:
+def unproject(depth: Array, K: Array) -> Array:
     """Depth map to a camera-space point map.
 
     Args:
@@ -150,11 +188,14 @@ def unproject(depth: Tensor, K: Tensor) -> Tensor:
         ``unproject(depth, K)[..., r, c, :]`` is the point seen at pixel ``(u, v) = (c, r)``.
     """
     h, w = depth.shape[-2:]
-    grid = pixel_grid(h, w, dtype=depth.dtype, device=depth.device)
+    if _is_tensor(depth):
+        grid = pixel_grid(h, w, dtype=depth.dtype, device=depth.device)
+    else:
+        grid = pixel_grid(h, w, dtype=depth.dtype)
     return unproject_pixels(grid, depth, K[..., None, None, :, :])
 
 
-def project(points: Tensor, K: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+def project(points: Array, K: Array, eps: float = 1e-8) -> tuple[Array, Array]:
     """Project camera-space points to pixels.
 
     Args:
@@ -165,19 +206,27 @@ def project(points: Tensor, K: Tensor, eps: float = 1e-8) -> tuple[Tensor, Tenso
             result stays finite (their pixels are meaningless: callers mask ``z > 0``).
 
     Returns:
-        ``uv (..., 2)`` pixel coordinates (column, row) and ``z (...)`` depth, metres.
+        ``uv (..., 2)`` pixel coordinates (column, row) and ``z (...)`` depth, metres (same
+        kind as ``points``).
     """
-    x, y, z = points.unbind(dim=-1)
-    z_safe = torch.where(z.abs() > eps, z, torch.full_like(z, eps))
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    if _is_tensor(points):
+        import torch
+
+        z_safe = torch.where(z.abs() > eps, z, torch.full_like(z, eps))
+    else:
+        z_safe = np.where(np.abs(z) > eps, z, np.asarray(eps, dtype=z.dtype))
     x_n, y_n = x / z_safe, y / z_safe
     fx, s, cx, fy, cy = _k_entries(K)
     u = fx * x_n + s * y_n + cx
     v = fy * y_n + cy
-    return torch.stack(torch.broadcast_tensors(u, v), dim=-1), z
+    return _stack_last([u, v], points), z
 
 
 def _image_size(value: float | Tensor, like: Tensor) -> Tensor:
     """Return a size as a tensor that broadcasts against a ``(..., 3)`` row of ``K``."""
+    import torch
+
     size = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     return size[..., None]
 
@@ -205,6 +254,8 @@ def normalize_intrinsics(
     row2 = K[..., 2, :]
     row0 = (K[..., 0, :] + pixel_offset * row2) / _image_size(width, K)
     row1 = (K[..., 1, :] + pixel_offset * row2) / _image_size(height, K)
+    import torch
+
     return torch.stack(torch.broadcast_tensors(row0, row1, row2), dim=-2)
 
 
@@ -226,10 +277,12 @@ def denormalize_intrinsics(
     row2 = K_norm[..., 2, :]
     row0 = K_norm[..., 0, :] * _image_size(width, K_norm) - pixel_offset * row2
     row1 = K_norm[..., 1, :] * _image_size(height, K_norm) - pixel_offset * row2
+    import torch
+
     return torch.stack(torch.broadcast_tensors(row0, row1, row2), dim=-2)
 
 
-def transform_points(T: Tensor, points: Tensor) -> Tensor:
+def transform_points(T: Array, points: Array) -> Array:
     """Apply a rigid (or similarity / affine) transform to a set of points.
 
     Args:
@@ -239,9 +292,11 @@ def transform_points(T: Tensor, points: Tensor) -> Tensor:
         points: ``(..., N, 3)`` points (a single point: pass ``p[..., None, :]``).
 
     Returns:
-        ``(..., N, 3)`` transformed points, same units as ``points``.
+        ``(..., N, 3)`` transformed points, same units and kind as ``points``.
     """
-    return points @ T[..., :3, :3].mT + T[..., None, :3, 3]
+    R = T[..., :3, :3]
+    R_t = R.mT if _is_tensor(R) else np.swapaxes(R, -1, -2)
+    return points @ R_t + T[..., None, :3, 3]
 
 
 def focal_ratio(K_known: np.ndarray, K_predicted: np.ndarray) -> float:

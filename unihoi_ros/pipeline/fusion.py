@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from unihoi_ros.pipeline.points import unproject_pixels
+from unihoi_ros.geometry.camera import transform_points, unproject_pixels
 from unihoi_ros.pipeline.results import FrameResult
 
 
@@ -58,9 +58,9 @@ class CloudFuser:
         if len(rows) > self.max_points_per_frame:
             pick = self._rng.choice(len(rows), self.max_points_per_frame, replace=False)
             rows, cols = rows[pick], cols[pick]
-        cam = unproject_pixels(cols, rows, d[rows, cols].astype(np.float64), K)
-        T = result.T_world_cam
-        self._points.append(cam @ T[:3, :3].T + T[:3, 3])
+        cam = unproject_pixels(np.stack([cols, rows], axis=-1),
+                               d[rows, cols].astype(np.float64), K)
+        self._points.append(transform_points(result.T_world_cam, cam))
         self._colors.append(result.rgb[rows, cols])
 
     def cloud(self) -> tuple[np.ndarray, np.ndarray]:

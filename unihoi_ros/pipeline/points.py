@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def unproject_pixels(u: np.ndarray, v: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` camera points (optical frame) of pixels ``(u, v)`` (column, row; centres at
-    integers) with z-depth ``z`` (metres), ``K`` ``(3, 3)`` pixels; dtype follows ``z``."""
-    x = (u - K[0, 2]) / K[0, 0] * z
-    y = (v - K[1, 2]) / K[1, 1] * z
-    return np.stack([x, y, z], axis=-1)
+from unihoi_ros.geometry.camera import unproject_pixels
 
 
 def colored_points(
@@ -40,7 +34,7 @@ def colored_points(
         keep &= confidence[::stride, ::stride] >= min_confidence
     rows, cols = np.nonzero(keep)
     z = d[rows, cols].astype(np.float32)
-    points = unproject_pixels((cols * stride).astype(np.float32),
-                              (rows * stride).astype(np.float32), z, K.astype(np.float32))
+    uv = np.stack([cols * stride, rows * stride], axis=-1).astype(np.float32)
+    points = unproject_pixels(uv, z, K.astype(np.float32))
     colors = rgb[::stride, ::stride][rows, cols]
     return points, np.ascontiguousarray(colors)

@@ -10,7 +10,8 @@ Modules: ``scene`` (primitives, intersections), ``texture`` (procedural solid te
 ``world`` (random scene construction), ``trajectory`` (hand, object and camera motion),
 ``render`` (ray casting, shading, visibility), ``flow`` (analytic flow),
 ``sequence`` (``make_sequence`` and the result dataclasses), ``camera`` / ``rigid``
-(small sim-internal numpy helpers). It depends on numpy only.
+(small sim-internal numpy helpers). It depends on numpy and the package's camera model
+(:mod:`unihoi_ros.geometry.camera`, torch-free) only.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Pinhole camera helpers for the simulator (pure numpy, sim-internal).
+"""The simulator's camera: the package's pinhole model (:mod:`unihoi_ros.geometry.camera`,
+numpy, torch-free) on the simulator's layouts, plus the simulator's own helpers (a K from
+a field of view, image bounds, a sphere's image rectangle).
 
 Conventions: OpenCV / REP-103 optical axes (x right, y down, z forward); pixel ``(u, v)``
 is column ``u``, row ``v`` with pixel *centres* at integer coordinates, so the image spans
@@ -10,6 +12,8 @@ parameter of a hit is its z-depth.
 from __future__ import annotations
 
 import numpy as np
+
+from unihoi_ros.geometry import camera
 
 
 def intrinsics(width: int, height: int, hfov_rad: float, pp_offset: np.ndarray) -> np.ndarray:
@@ -32,23 +36,21 @@ def hfov_of(k: np.ndarray, width: int) -> float:
 
 def pixel_grid(height: int, width: int) -> np.ndarray:
     """Pixel centres ``(H * W, 2)`` float64 ``(u, v)`` in row-major order."""
-    v, u = np.mgrid[0:height, 0:width]
-    return np.stack([u.ravel(), v.ravel()], axis=-1).astype(np.float64)
+    return camera.pixel_grid(height, width, dtype=np.float64).reshape(-1, 2)
 
 
 def rays(k: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Camera-frame rays ``(M, 3)`` through pixels ``uv`` ``(M, 2)``, with z component 1."""
-    out = np.empty((uv.shape[0], 3))
-    out[:, 0] = (uv[:, 0] - k[0, 2]) / k[0, 0]
-    out[:, 1] = (uv[:, 1] - k[1, 2]) / k[1, 1]
-    out[:, 2] = 1.0
-    return out
+    """Camera-frame rays ``(M, 3)`` float64 through pixels ``uv`` ``(M, 2)``, with z
+    component 1 (the points at z-depth 1)."""
+    return camera.unproject_pixels(uv, 1.0, k)
 
 
 def project(k: np.ndarray, x_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Project camera-frame points ``(M, 3)`` (m) -> pixels ``(M, 2)`` and z-depth ``(M,)``.
 
-    Points with ``z <= 0`` get NaN pixel coordinates.
+    Points with ``z <= 0`` get NaN pixel coordinates. Not :func:`unihoi_ros.geometry.camera.
+    project`: this multiplies by ``1 / z`` where that divides by ``z`` (1 ulp apart), and the
+    simulator's clips are kept bit for bit; skew is 0 here.
     """
     z = x_cam[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from unihoi_ros.geometry import camera
+
 
 def inside(uv: np.ndarray, height: int, width: int, margin: float = 0.0) -> np.ndarray:
     """``(M,)`` bool: ``uv`` ``(M, 2)`` lies within the image, ``margin`` pixels inside
@@ -66,12 +68,8 @@ def lift(uv: np.ndarray, z: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray) 
     """World points ``(M, 3)`` float64 metres of pixels ``uv`` ``(M, 2)`` at z-depths ``z``
     ``(M,)`` (m) seen by a camera with intrinsics ``K`` ``(3, 3)`` and pose ``T_world_cam``
     ``(4, 4)``. NaN depth gives NaN points."""
-    uv = np.asarray(uv, np.float64)
-    z = np.asarray(z, np.float64)
-    x = (uv[:, 0] - K[0, 2] - K[0, 1] * (uv[:, 1] - K[1, 2]) / K[1, 1]) / K[0, 0]
-    y = (uv[:, 1] - K[1, 2]) / K[1, 1]
-    cam = np.stack([x * z, y * z, z], axis=1)
-    return cam @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+    cam = camera.unproject_pixels(np.asarray(uv, np.float64), np.asarray(z, np.float64), K)
+    return camera.transform_points(T_world_cam, cam)
 
 
 def project(xyz: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray
@@ -80,9 +78,7 @@ def project(xyz: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray
     camera ``(K, T_world_cam)``; pixels are NaN for points not in front (z <= 1 mm)."""
     R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
     cam = (np.asarray(xyz, np.float64) - t) @ R  # R^T (x - t), row-wise
-    z = cam[:, 2]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        front = z > 1e-3
-        zs = np.where(front, z, np.nan)
-        uv = (cam[:, :2] / zs[:, None]) @ K[:2, :2].T + K[:2, 2]
+    uv, z = camera.project(cam, K)
+    with np.errstate(invalid="ignore"):
+        uv[~(z > 1e-3)] = np.nan
     return uv, z
