@@ -148,13 +148,12 @@ def run_segment(backend, flow_preset: str, cfg: ReconstructorConfig, frames, gt,
                              ("poses", ("poses",)))}
     r = evaluate(Predictions.from_results(results),
                  GroundTruth(gt.stamps_ns, gt.T_world_cam, None, gt.K), clouds=False)
-    tr, line = r["trajectory"], r["baseline_straight_line"]
-    cv = r["baseline_constant_velocity"]
-    return {"ate_pct": tr["ate_pct_path"], "ate_vs_line": tr["ate_pct_path"] / line["ate_pct_path"],
-            "ate_vs_cv": tr["ate_pct_path"] / cv["ate_pct_path"],
-            "line_ate_pct": line["ate_pct_path"], "cv_ate_pct": cv["ate_pct_path"],
-            "rpe_trans_mm": 1e3 * tr["rpe_trans"], "rpe_rot_deg": tr["rpe_rot_deg"],
-            "path_m": r["gt_path_length_m"], "pose_degenerate": sum(not x.pose_ok for x in results),
+    tr, line, cv = r.trajectory, r.baseline_straight_line, r.baseline_constant_velocity
+    return {"ate_pct": tr.ate_pct_path, "ate_vs_line": tr.ate_pct_path / line.ate_pct_path,
+            "ate_vs_cv": tr.ate_pct_path / cv.ate_pct_path,
+            "line_ate_pct": line.ate_pct_path, "cv_ate_pct": cv.ate_pct_path,
+            "rpe_trans_mm": 1e3 * tr.rpe_trans, "rpe_rot_deg": tr.rpe_rot_deg,
+            "path_m": r.gt_path_length_m, "pose_degenerate": sum(not x.pose_ok for x in results),
             "ms": cost}
 
 

@@ -100,12 +100,12 @@ def accuracy(out: Path, gt) -> dict:
     """ATE % of path (Sim(3)) and depth abs_rel (metric, median-scaled) of a run."""
     pred = load_run(out)
     res = evaluate(pred, gt, clouds=False)
-    d = res["depth"]
-    return {"ate_pct": res["trajectory"]["ate_pct_path"],
-            "rpe_trans_mm": 1e3 * res["trajectory"]["rpe_trans"],
-            "abs_rel": d["abs_rel"], "abs_rel_scaled": d["median_scaled"]["abs_rel"],
-            "delta1": d["delta1"], "fx_rel": res.get("intrinsics", {}).get("fx_rel_err"),
-            "frames": res["frames_evaluated"], "size": list(pred.depth.shape[1:])}
+    d, k = res.depth, res.intrinsics
+    return {"ate_pct": res.trajectory.ate_pct_path,
+            "rpe_trans_mm": 1e3 * res.trajectory.rpe_trans,
+            "abs_rel": d.abs_rel, "abs_rel_scaled": d.median_scaled.abs_rel,
+            "delta1": d.delta1, "fx_rel": None if k is None else k.fx_rel_err,
+            "frames": res.frames_evaluated, "size": list(pred.depth.shape[1:])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,8 @@ from unihoi_ros.geometry.poses import (
     chain_relative_np,
     compose,
     invert_se3,
-    matrix_from_quaternion,
-    quaternion_from_matrix,
+    matrices_from_quaternions,
+    quaternions_from_matrices,
     relative_pose,
     rotation_angle,
     se3_from_rt,
@@ -121,15 +121,15 @@ def _same_quaternion(a: np.ndarray, b: np.ndarray, atol: float) -> None:
 
 def test_quaternion_against_scipy_xyzw():
     R = np.concatenate([Rotation.random(200, random_state=8).as_matrix(), _special_rotations()])
-    q = quaternion_from_matrix(torch.tensor(R)).numpy()
+    q = quaternions_from_matrices(torch.tensor(R)).numpy()
     assert (q[:, 3] >= 0).all()
     np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-12)
     _same_quaternion(q, Rotation.from_matrix(R).as_quat(), 1e-12)  # scipy: (x, y, z, w)
-    R_back = matrix_from_quaternion(torch.tensor(q)).numpy()
+    R_back = matrices_from_quaternions(torch.tensor(q)).numpy()
     np.testing.assert_allclose(R_back, R, atol=1e-12)
     q_rand = np.random.default_rng(9).normal(size=(50, 4))
     np.testing.assert_allclose(
-        matrix_from_quaternion(torch.tensor(q_rand)).numpy(),
+        matrices_from_quaternions(torch.tensor(q_rand)).numpy(),
         Rotation.from_quat(q_rand).as_matrix(),
         atol=1e-12,
     )
@@ -137,7 +137,7 @@ def test_quaternion_against_scipy_xyzw():
 
 def test_quaternion_order_is_xyzw():
     R = Rotation.from_rotvec([0.0, 0.0, math.pi / 2]).as_matrix()  # 90 deg about z
-    q = quaternion_from_matrix(torch.tensor(R)).numpy()
+    q = quaternions_from_matrices(torch.tensor(R)).numpy()
     np.testing.assert_allclose(q, [0.0, 0.0, math.sqrt(0.5), math.sqrt(0.5)], atol=1e-12)
 
 
@@ -145,15 +145,15 @@ def test_quaternion_order_is_xyzw():
 @given(seed=st.integers(0, 2**32 - 1))
 def test_quaternion_round_trip_property(seed):
     R = Rotation.random(random_state=seed).as_matrix()
-    q = quaternion_from_matrix(torch.tensor(R))
-    np.testing.assert_allclose(matrix_from_quaternion(q).numpy(), R, atol=1e-12)
+    q = quaternions_from_matrices(torch.tensor(R))
+    np.testing.assert_allclose(matrices_from_quaternions(q).numpy(), R, atol=1e-12)
 
 
 def test_quaternion_float32_and_gradients():
     R = torch.tensor(Rotation.random(4, random_state=10).as_matrix(), dtype=torch.float32)
-    assert quaternion_from_matrix(R).dtype == torch.float32
+    assert quaternions_from_matrices(R).dtype == torch.float32
     R64 = torch.tensor(_special_rotations()).requires_grad_()
-    quaternion_from_matrix(R64).sum().backward()
+    quaternions_from_matrices(R64).sum().backward()
     assert torch.isfinite(R64.grad).all()
 
 

@@ -284,7 +284,7 @@ def test_eval_equals_metrics_module(tmp_path, clip, capsys):
     assert got["intrinsics"]["fx_rel_err"] == pytest.approx(0.0, abs=1e-9)
     assert got["baseline_constant_velocity"]["ate_pct_path"] > 0
     direct = evaluate(pred, load_ground_truth(tmp_path / "gt.npz"))
-    assert direct["trajectory"] == got["trajectory"]
+    assert direct.to_dict()["trajectory"] == got["trajectory"]  # eval.json is to_dict()
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -366,10 +366,10 @@ def test_pointcloud_metrics_are_similarity_invariant():
                        np.ones_like(seq.depth))
     gt = load_ground_truth_from_seq(seq)
     out = evaluate(pred, gt)
-    assert out["pointcloud"]["alignment_scale"] == pytest.approx(1 / s, rel=1e-6)
-    assert out["pointcloud"]["chamfer"] < 2e-3
-    assert out["pointcloud"]["fscore@0.01"] > 0.95
-    assert out["baseline_pointcloud"]["chamfer"] > 5 * out["pointcloud"]["chamfer"]
+    assert out.pointcloud.alignment_scale == pytest.approx(1 / s, rel=1e-6)
+    assert out.pointcloud.chamfer < 2e-3
+    assert out.pointcloud.fscore[0.01] > 0.95
+    assert out.baseline_pointcloud.chamfer > 5 * out.pointcloud.chamfer
 
 
 def test_evaluate_reports_intrinsics_unscaled_depth_and_constant_velocity():
@@ -381,32 +381,32 @@ def test_evaluate_reports_intrinsics_unscaled_depth_and_constant_velocity():
     K[:, 1, 2] += 3.0  # cy 3 px low
     pred = Predictions(seq.stamps_ns, seq.depth * 1.3, K, T, np.ones_like(seq.depth))
     out = evaluate(pred, load_ground_truth_from_seq(seq))
-    k = out["intrinsics"]
-    assert k["fx_rel_err"] == pytest.approx(0.2, abs=1e-12)
-    assert k["fx_ratio"] == pytest.approx(0.8, abs=1e-12)
-    assert k["fy_rel_err"] == pytest.approx(0.0, abs=1e-12)
-    assert k["cx_err_px"] == pytest.approx(0.0, abs=1e-12)
-    assert k["cy_err_px"] == pytest.approx(3.0, abs=1e-12)
-    assert k["pp_err_frac"] == pytest.approx(3.0 / 48, abs=1e-12)
-    assert not k["gt_size_assumed"]
-    centred = out["baseline_centred_principal_point"]
-    assert centred["cx_err_px"] == pytest.approx(abs(seq.K[0, 2] - 31.5), abs=1e-12)
+    k = out.intrinsics
+    assert k.fx_rel_err == pytest.approx(0.2, abs=1e-12)
+    assert k.fx_ratio == pytest.approx(0.8, abs=1e-12)
+    assert k.fy_rel_err == pytest.approx(0.0, abs=1e-12)
+    assert k.cx_err_px == pytest.approx(0.0, abs=1e-12)
+    assert k.cy_err_px == pytest.approx(3.0, abs=1e-12)
+    assert k.pp_err_frac == pytest.approx(3.0 / 48, abs=1e-12)
+    assert not k.gt_size_assumed
+    centred = out.baseline_centred_principal_point
+    assert centred.cx_err_px == pytest.approx(abs(seq.K[0, 2] - 31.5), abs=1e-12)
     # Unscaled depth is judged as predicted; median scaling hides the 1.3x.
-    assert out["depth"]["abs_rel"] == pytest.approx(0.3, rel=1e-5)
-    assert out["depth"]["median_scaled"]["abs_rel"] < 1e-5
+    assert out.depth.abs_rel == pytest.approx(0.3, rel=1e-5)
+    assert out.depth.median_scaled.abs_rel < 1e-5
     # Exact poses: zero ATE; the constant-velocity line does not follow the sim's path.
-    tr, cv = out["trajectory"], out["baseline_constant_velocity"]
-    assert tr["ate_pct_path"] < 1e-6
-    assert cv["ate_pct_path"] == pytest.approx(100 * cv["ate"] / out["gt_path_length_m"])
-    assert cv["ate_pct_path"] > 1.0
+    tr, cv = out.trajectory, out.baseline_constant_velocity
+    assert tr.ate_pct_path < 1e-6
+    assert cv.ate_pct_path == pytest.approx(100 * cv.ate / out.gt_path_length_m)
+    assert cv.ate_pct_path > 1.0
     # A prediction at half the size: K is rescaled to the ground truth's pixels first.
     small = np.repeat(np.array([[seq.K[0, 0] / 2, 0, (seq.K[0, 2] + 0.5) / 2 - 0.5],
                                 [0, seq.K[1, 1] / 2, (seq.K[1, 2] + 0.5) / 2 - 0.5],
                                 [0, 0, 1]])[None], 6, 0)
     half = Predictions(seq.stamps_ns, seq.depth[:, ::2, ::2], small, T,
                        np.ones_like(seq.depth[:, ::2, ::2]))
-    k = evaluate(half, load_ground_truth_from_seq(seq))["intrinsics"]
-    assert k["fx_rel_err"] < 1e-12 and k["pp_err_frac"] < 1e-12
+    k = evaluate(half, load_ground_truth_from_seq(seq)).intrinsics
+    assert k.fx_rel_err < 1e-12 and k.pp_err_frac < 1e-12
 
 
 def load_ground_truth_from_seq(seq):

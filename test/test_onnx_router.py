@@ -19,8 +19,8 @@ pytest.importorskip("onnx")
 
 from unihoi_ros.backends import onnx_graph_cache
 from unihoi_ros.backends.base import LoadedBackend
-from unihoi_ros.backends.onnx_router import OnnxRouterBackend, auto_status
 from unihoi_ros.backends.factory import load_backend, load_network
+from unihoi_ros.backends.onnx_router import OnnxRouterBackend, auto_status
 from unihoi_ros.backends.select import select_backend
 from unihoi_ros.backends.torch_backend import TorchBackend
 from unihoi_ros.errors import BackendError

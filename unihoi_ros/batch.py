@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unihoi_ros.evaluation_result import EvaluationResult, MetricPath
+
 #: Marker written last into a finished input's output folder.
 DONE_MARKER = "unihoi_done.json"
 #: Marker written first when an input starts (an output folder of ours, maybe unfinished).
@@ -320,15 +322,20 @@ INDEX_METRICS = ("trajectory.ate", "trajectory.rpe_trans", "trajectory.rpe_rot_d
                  "pointcloud.fscore@0.1")
 
 
-def flat_metrics(result: dict | None) -> dict[str, float]:
-    """The :data:`INDEX_METRICS` of an :func:`unihoi_ros.evaluation.evaluate` result that it
-    has, as ``{"trajectory.ate": m, "depth.abs_rel": ..., "pointcloud.chamfer": m, ...}``."""
+#: Each index column's number (checked against the result records at import).
+_INDEX_PATHS = {key: MetricPath.parse(key) for key in INDEX_METRICS}
+
+
+def flat_metrics(result: EvaluationResult | dict | None) -> dict[str, float]:
+    """The :data:`INDEX_METRICS` of an :func:`unihoi_ros.evaluation.evaluate` result (a
+    record or its ``eval.json`` layout) that it has, as ``{"trajectory.ate": m,
+    "depth.abs_rel": ..., "pointcloud.chamfer": m, ...}`` (a block that was not evaluated
+    is left out)."""
+    record = EvaluationResult.coerce(result)
     out = {}
-    for key in INDEX_METRICS:
-        block, name = key.split(".", 1)
-        v = ((result or {}).get(block) or {}).get(name)
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            out[key] = float(v)
+    for key, path in _INDEX_PATHS.items():
+        if getattr(record, path.block) is not None:
+            out[key] = path.read(record)
     return out
 
 

@@ -172,7 +172,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     write_run(cfg.out, preds)  # depth/, confidence/, frames.json: unihoi_ros.io.load_run
     gt = GroundTruth(seq.stamps_ns, seq.T_world_cam, seq.depth, seq.K, f"synthetic seed {cfg.seed}")
     metrics = evaluate(preds, gt)
-    (cfg.out / "eval.json").write_text(json.dumps(metrics, indent=2))
+    (cfg.out / "eval.json").write_text(json.dumps(metrics.to_dict(), indent=2))
     from unihoi_ros.evaluation import associate
     from unihoi_ros.geometry.metrics import align_trajectory
 
@@ -180,8 +180,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     aligned = np.asarray(align_trajectory(preds.T_world_cam[ip], gt.T_world_cam[ig], "sim3"))
     if pictures:
         evaluation_png(cfg.out / "eval.png", aligned, gt.T_world_cam[ig],
-                       metrics["per_frame_translation_error_m"],
-                       metrics["depth"]["per_frame_abs_rel"], title=f"demo vs ground truth "
+                       metrics.per_frame_translation_error_m,
+                       metrics.depth.per_frame_abs_rel, title=f"demo vs ground truth "
                        f"({cfg.model})")
     fuser = CloudFuser(voxel=0.005)
     for r in results:
@@ -198,9 +198,9 @@ def run_demo(cfg: DemoConfig) -> dict:
         "complete": bool(complete), "stream_s": round(stream_s, 2),
         "wall_s": round(time.perf_counter() - t0, 2), "dds_domain": domain,
         "node": node_stats, "bag_counts": dict(recorder.counts),
-        "metrics": {k: metrics[k] for k in ("trajectory", "baseline_identity_pose", "depth",
-                                            "baseline_constant_depth", "pointcloud",
-                                            "baseline_pointcloud") if k in metrics},
+        "metrics": {k: v for k, v in metrics.to_dict().items() if k in (
+            "trajectory", "baseline_identity_pose", "depth", "baseline_constant_depth",
+            "pointcloud", "baseline_pointcloud")},
     }
     summary["metrics"]["depth"] = {k: v for k, v in summary["metrics"]["depth"].items()
                                    if k != "per_frame_abs_rel"}

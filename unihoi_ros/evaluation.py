@@ -32,6 +32,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from unihoi_ros.evaluation_result import (
+    CloudScores,
+    DepthScores,
+    EvaluationResult,
+    IntrinsicsScores,
+    PrincipalPointScores,
+    ScaledDepthScores,
+    TrajectoryScores,
+)
 from unihoi_ros.geometry import metrics
 from unihoi_ros.geometry.camera import scale_intrinsics, transform_points, unproject_pixels
 from unihoi_ros.io.ground_truth import GroundTruth
@@ -80,7 +89,7 @@ def corresponding_clouds(pred_depth, pred_K, pred_T, gt_depth, gt_K, gt_T, strid
     return np.concatenate(P), np.concatenate(G)
 
 
-def aligned_cloud_metrics(P: np.ndarray, G: np.ndarray, rng, max_points: int) -> dict:
+def aligned_cloud_metrics(P: np.ndarray, G: np.ndarray, rng, max_points: int) -> CloudScores:
     """Chamfer / F-score after the Sim(3) that best maps ``P`` onto ``G`` (per row)."""
     import torch
 
@@ -92,13 +101,11 @@ def aligned_cloud_metrics(P: np.ndarray, G: np.ndarray, rng, max_points: int) ->
     A = s * P @ T[:3, :3].T + T[:3, 3]
     pick_a = rng.choice(len(A), min(len(A), max_points), replace=False)
     pick_g = rng.choice(len(G), min(len(G), max_points), replace=False)
-    out = metrics.pointcloud_metrics(A[pick_a], G[pick_g])
-    out["alignment_scale"] = s
-    out["alignment_ok"] = bool(ok)
-    return out
+    return CloudScores.from_metrics(metrics.pointcloud_metrics(A[pick_a], G[pick_g]), s,
+                                    bool(ok))
 
 
-def _depth_block(pred_depth, gt_depth) -> dict:
+def _depth_block(pred_depth, gt_depth) -> DepthScores:
     """Metric and median-scaled depth metrics, plus per-frame abs_rel."""
     per_frame, scaled_p, scaled_g = [], [], []
     for p, g in zip(pred_depth, gt_depth):
@@ -108,22 +115,22 @@ def _depth_block(pred_depth, gt_depth) -> dict:
             s = np.median(g[valid]) / np.median(p[valid])
             scaled_p.append(p[valid] * s)
             scaled_g.append(g[valid])
-    out = metrics.depth_metrics(pred_depth, gt_depth)
+    out = DepthScores(**metrics.depth_metrics(pred_depth, gt_depth))
     if scaled_p:
         sp, sg = np.concatenate(scaled_p), np.concatenate(scaled_g)
-        out["median_scaled"] = {"abs_rel": metrics.abs_rel(sp, sg), "rmse": metrics.rmse(sp, sg),
-                                "delta1": metrics.delta1(sp, sg)}
-    out["per_frame_abs_rel"] = [float(x) for x in per_frame]
+        out.median_scaled = ScaledDepthScores(metrics.abs_rel(sp, sg), metrics.rmse(sp, sg),
+                                              metrics.delta1(sp, sg))
+    out.per_frame_abs_rel = [float(x) for x in per_frame]
     return out
 
 
 def _trajectory_block(est: np.ndarray, gt_T: np.ndarray, length_m: float,
-                      align: str = "sim3") -> dict:
+                      align: str = "sim3") -> TrajectoryScores:
     """``trajectory_metrics`` (Sim(3) unless ``align`` says) plus ``ate_pct_path`` (ATE
     over the path length, %; NaN for a path of (nearly) zero length)."""
     out = metrics.trajectory_metrics(est, gt_T, align=align)
-    out["ate_pct_path"] = 100.0 * out["ate"] / length_m if length_m > 1e-9 else float("nan")
-    return out
+    pct = 100.0 * out["ate"] / length_m if length_m > 1e-9 else float("nan")
+    return TrajectoryScores(**out, ate_pct_path=pct)
 
 
 def _centred_K(K: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -134,58 +141,63 @@ def _centred_K(K: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def evaluate(pred: Predictions, gt: GroundTruth, cloud_stride: int = 4, seed: int = 0,
-             clouds: bool = True) -> dict:
+             clouds: bool = True) -> EvaluationResult:
     """All metrics of ``pred`` against ``gt`` on the frames they share (see module doc).
 
     The ground truth's K is taken to belong to its depth maps' size (to the prediction's
     size when it has no depth: then ``intrinsics.gt_size_assumed`` is True). ``clouds``
     False skips the point-cloud metrics (the costly part: nearest neighbours).
+
+    Returns:
+        the typed record (:class:`~unihoi_ros.evaluation_result.EvaluationResult`);
+        ``.to_dict()`` is the ``eval.json`` layout.
     """
     ip, ig = associate(pred.stamps_ns, gt.stamps_ns)
     if len(ip) == 0:
         raise ValueError("no predicted stamp matches a ground-truth stamp")
-    out: dict = {"frames_evaluated": len(ip), "frames_predicted": len(pred.stamps_ns)}
+    out = EvaluationResult(frames_evaluated=len(ip), frames_predicted=len(pred.stamps_ns))
     rng = np.random.default_rng(seed)
     est = pred.T_world_cam[ip]
     gt_T = None if gt.T_world_cam is None else gt.T_world_cam[ig]
     aligned = None
     if gt_T is not None and len(ip) >= 3:
         length = metrics.path_length(gt_T)
-        out["trajectory"] = _trajectory_block(est, gt_T, length)
-        out["gt_path_length_m"] = length
+        out.trajectory = _trajectory_block(est, gt_T, length)
+        out.gt_path_length_m = length
         aligned = metrics.align_trajectory(est, gt_T, mode="sim3")
-        out["per_frame_translation_error_m"] = [
+        out.per_frame_translation_error_m = [
             float(x) for x in np.linalg.norm(aligned[:, :3, 3] - gt_T[:, :3, 3], axis=1)]
         identity = np.tile(np.eye(4), (len(ip), 1, 1))
-        out["baseline_identity_pose"] = _trajectory_block(identity, gt_T, length)
+        out.baseline_identity_pose = _trajectory_block(identity, gt_T, length)
         cv = metrics.constant_velocity_path(gt_T, gt.stamps_ns[ig])
-        out["baseline_constant_velocity"] = _trajectory_block(cv, gt_T, length)
+        out.baseline_constant_velocity = _trajectory_block(cv, gt_T, length)
         line = metrics.straight_line_path(gt_T, gt.stamps_ns[ig])  # already the best fit
-        out["baseline_straight_line"] = _trajectory_block(line, gt_T, length, align="none")
+        out.baseline_straight_line = _trajectory_block(line, gt_T, length, align="none")
     if gt.K is not None:
         pred_hw = tuple(pred.depth.shape[1:])
         gt_hw = pred_hw if gt.depth is None else tuple(gt.depth.shape[1:])
-        out["intrinsics"] = metrics.intrinsics_errors(pred.K[ip], gt.K, pred_hw, gt_hw)
-        out["intrinsics"]["gt_size_assumed"] = gt.depth is None
+        out.intrinsics = IntrinsicsScores(
+            **metrics.intrinsics_errors(pred.K[ip], gt.K, pred_hw, gt_hw),
+            gt_size_assumed=gt.depth is None)
         centre = metrics.intrinsics_errors(_centred_K(gt.K, gt_hw)[None], gt.K, gt_hw, gt_hw)
-        out["baseline_centred_principal_point"] = {
-            k: centre[k] for k in ("cx_err_px", "cy_err_px", "pp_err_frac")}
+        out.baseline_centred_principal_point = PrincipalPointScores(
+            centre["cx_err_px"], centre["cy_err_px"], centre["pp_err_frac"])
     if gt.depth is not None:
         shape = gt.depth.shape[1:]
         pd = np.stack([_resize_depth(pred.depth[i], shape) for i in ip])
         gd = gt.depth[ig]
-        out["depth"] = _depth_block(pd, gd)
+        out.depth = _depth_block(pd, gd)
         const = np.full_like(gd, np.median(gd[np.isfinite(gd) & (gd > 0)]))
-        out["baseline_constant_depth"] = metrics.depth_metrics(const, gd)
+        out.baseline_constant_depth = DepthScores(**metrics.depth_metrics(const, gd))
         if clouds and gt_T is not None and gt.K is not None:
             # Pixel columns are compared, so rows/cols index the stride grid consistently.
             pK = np.stack([scale_intrinsics(pred.K[i], pred.depth.shape[1:], shape) for i in ip])
             gK = np.repeat(gt.K[None], len(ig), axis=0)
             P, G = corresponding_clouds(pd, _strided_K(pK, cloud_stride), est,
                                         gd, _strided_K(gK, cloud_stride), gt_T, cloud_stride)
-            out["pointcloud"] = aligned_cloud_metrics(P, G, rng, MAX_CLOUD_POINTS)
+            out.pointcloud = aligned_cloud_metrics(P, G, rng, MAX_CLOUD_POINTS)
             identity = np.tile(np.eye(4), (len(ig), 1, 1))
             B, G = corresponding_clouds(const, _strided_K(gK, cloud_stride), identity,
                                         gd, _strided_K(gK, cloud_stride), gt_T, cloud_stride)
-            out["baseline_pointcloud"] = aligned_cloud_metrics(B, G, rng, MAX_CLOUD_POINTS)
+            out.baseline_pointcloud = aligned_cloud_metrics(B, G, rng, MAX_CLOUD_POINTS)
     return out

@@ -38,6 +38,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from unihoi_ros.evaluation_result import EvaluationResult
+
 #: Variants :func:`evaluate_real` runs (module docstring).
 VARIANTS = ("model", "model_known_K", "oracle")
 #: The shared recording the benchmark is defined on (``../shared`` beside the checkout).
@@ -161,25 +163,24 @@ def oracle_backend(frames: Sequence[np.ndarray], depth: np.ndarray, K: np.ndarra
                                          dynamic=~v))
 
 
-def segment_metrics(result: dict, dynamic_rows: float, costs: dict) -> dict:
+def segment_metrics(result: EvaluationResult, dynamic_rows: float, costs: dict) -> dict:
     """The benchmark's numbers of one segment from an :func:`unihoi_ros.evaluation.
     evaluate` result (:data:`COLUMNS`)."""
-    tr, cv = result["trajectory"], result["baseline_constant_velocity"]
-    line = result["baseline_straight_line"]
-    d, k = result["depth"], result.get("intrinsics", {})
-    ms = d.get("median_scaled", {})
+    tr, cv = result.trajectory, result.baseline_constant_velocity
+    line, d, k = result.baseline_straight_line, result.depth, result.intrinsics
+    ms = d.median_scaled
     nan = float("nan")
     return {
-        "ate_pct": tr["ate_pct_path"], "line_ate_pct": line["ate_pct_path"],
-        "cv_ate_pct": cv["ate_pct_path"],
-        "ate_vs_line": tr["ate_pct_path"] / line["ate_pct_path"],
-        "ate_vs_cv": tr["ate_pct_path"] / cv["ate_pct_path"],
-        "ate_m": tr["ate"], "path_m": result["gt_path_length_m"],
-        "rpe_trans_mm": 1e3 * tr["rpe_trans"], "line_rpe_trans_mm": 1e3 * line["rpe_trans"],
-        "cv_rpe_trans_mm": 1e3 * cv["rpe_trans"], "rpe_rot_deg": tr["rpe_rot_deg"],
-        "abs_rel": d["abs_rel"], "abs_rel_scaled": ms.get("abs_rel", nan),
-        "delta1": d["delta1"], "delta1_scaled": ms.get("delta1", nan),
-        "fx_rel": k.get("fx_rel_err", nan), "fy_rel": k.get("fy_rel_err", nan),
+        "ate_pct": tr.ate_pct_path, "line_ate_pct": line.ate_pct_path,
+        "cv_ate_pct": cv.ate_pct_path,
+        "ate_vs_line": tr.ate_pct_path / line.ate_pct_path,
+        "ate_vs_cv": tr.ate_pct_path / cv.ate_pct_path,
+        "ate_m": tr.ate, "path_m": result.gt_path_length_m,
+        "rpe_trans_mm": 1e3 * tr.rpe_trans, "line_rpe_trans_mm": 1e3 * line.rpe_trans,
+        "cv_rpe_trans_mm": 1e3 * cv.rpe_trans, "rpe_rot_deg": tr.rpe_rot_deg,
+        "abs_rel": d.abs_rel, "abs_rel_scaled": ms.abs_rel if ms else nan,
+        "delta1": d.delta1, "delta1_scaled": ms.delta1 if ms else nan,
+        "fx_rel": k.fx_rel_err if k else nan, "fy_rel": k.fy_rel_err if k else nan,
         "dynamic_rows": dynamic_rows, **costs,
     }
 

@@ -57,6 +57,7 @@ from unihoi_ros.batch import (
     write_index,
     write_json_atomic,
 )
+from unihoi_ros.evaluation_result import EvaluationResult
 
 log = logging.getLogger("unihoi.process")
 
@@ -230,7 +231,8 @@ def _auto_ground_truth(path: Path) -> bool:
     return any(path.glob("frame-*.pose.txt"))
 
 
-def evaluate_output(out_dir: Path, item: BatchItem, fps: float) -> tuple[dict | None, str | None]:
+def evaluate_output(out_dir: Path, item: BatchItem, fps: float
+                    ) -> tuple[EvaluationResult | None, str | None]:
     """Metrics of the run in ``out_dir`` (:func:`unihoi_ros.io.load_run`) against the item's
     ground truth (the manifest's, else the input folder's own), written to
     ``out_dir/eval.json``.
@@ -254,7 +256,7 @@ def evaluate_output(out_dir: Path, item: BatchItem, fps: float) -> tuple[dict | 
     else:
         gt = load_ground_truth(gt_path)
     result = evaluate(load_run(out_dir), gt)
-    (out_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "eval.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result, str(gt_path)
 
 

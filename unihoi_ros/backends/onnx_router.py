@@ -316,8 +316,8 @@ class OnnxRouterBackend(Backend):
             import torch
 
             threads = self.threads or torch.get_num_threads()
-            backend, info = onnx_graph_cache.open_cached(self.model, hh, ww, threads, self.cache_dir,
-                                                   None if n == f else n)
+            backend, info = onnx_graph_cache.open_cached(self.model, hh, ww, threads,
+                                                         self.cache_dir, None if n == f else n)
             backend.infer_window([np.zeros((3, hh, ww), np.float32)] * f, None,
                                  np.zeros((f - 1, hh, ww, 2), np.float32))  # first-run costs
             graph.backend, graph.info, graph.threads = backend, info, threads

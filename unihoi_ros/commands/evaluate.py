@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from unihoi_ros.evaluation_result import EvaluationResult, PrincipalPointScores
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -28,52 +30,47 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def format_table(result: dict) -> str:
+def format_table(result: EvaluationResult) -> str:
     """Human-readable lines for the main numbers (and the baselines next to them)."""
-    lines = [f"frames evaluated: {result['frames_evaluated']}"]
-    tr = result.get("trajectory")
+    nan = float("nan")
+    lines = [f"frames evaluated: {result.frames_evaluated}"]
+    tr = result.trajectory
     if tr:
-        base = result["baseline_identity_pose"]
-        cv = result.get("baseline_constant_velocity", {})
-        lines.append(f"ATE (Sim3)     {tr['ate']:.4f} m     identity-pose baseline "
-                     f"{base['ate']:.4f} m")
-        if "ate_pct_path" in tr:
-            line = result.get("baseline_straight_line", {})
-            lines.append(f"ATE / path     {tr['ate_pct_path']:.2f} %       constant-velocity "
-                         f"baseline {cv.get('ate_pct_path', float('nan')):.2f} %, straight "
-                         f"line {line.get('ate_pct_path', float('nan')):.2f} % "
-                         f"(path {result.get('gt_path_length_m', float('nan')):.3f} m)")
-        lines.append(f"RPE trans      {tr['rpe_trans']:.4f} m     baseline "
-                     f"{base['rpe_trans']:.4f} m")
-        lines.append(f"RPE rot        {tr['rpe_rot_deg']:.3f} deg   baseline "
-                     f"{base['rpe_rot_deg']:.3f} deg")
-    d = result.get("depth")
+        base = result.baseline_identity_pose
+        cv, line = result.baseline_constant_velocity, result.baseline_straight_line
+        lines.append(f"ATE (Sim3)     {tr.ate:.4f} m     identity-pose baseline "
+                     f"{base.ate:.4f} m")
+        path = nan if result.gt_path_length_m is None else result.gt_path_length_m
+        lines.append(f"ATE / path     {tr.ate_pct_path:.2f} %       constant-velocity "
+                     f"baseline {cv.ate_pct_path if cv else nan:.2f} %, straight "
+                     f"line {line.ate_pct_path if line else nan:.2f} % (path {path:.3f} m)")
+        lines.append(f"RPE trans      {tr.rpe_trans:.4f} m     baseline "
+                     f"{base.rpe_trans:.4f} m")
+        lines.append(f"RPE rot        {tr.rpe_rot_deg:.3f} deg   baseline "
+                     f"{base.rpe_rot_deg:.3f} deg")
+    d = result.depth
     if d:
-        b = result["baseline_constant_depth"]
-        ms = d.get("median_scaled", {})
-        lines.append(f"depth abs_rel  {d['abs_rel']:.4f}       constant-depth baseline "
-                     f"{b['abs_rel']:.4f}   (metric, no rescaling)")
+        b, ms = result.baseline_constant_depth, d.median_scaled
+        lines.append(f"depth abs_rel  {d.abs_rel:.4f}       constant-depth baseline "
+                     f"{b.abs_rel:.4f}   (metric, no rescaling)")
         if ms:
-            lines.append(f"  median-scaled {ms['abs_rel']:.4f}      (per-frame median scaling, "
-                         f"rmse {ms['rmse']:.4f} m, delta1 {ms['delta1']:.4f})")
-        lines.append(f"depth rmse     {d['rmse']:.4f} m     baseline {b['rmse']:.4f} m")
-        lines.append(f"depth delta1   {d['delta1']:.4f}       baseline {b['delta1']:.4f}")
-    k = result.get("intrinsics")
+            lines.append(f"  median-scaled {ms.abs_rel:.4f}      (per-frame median scaling, "
+                         f"rmse {ms.rmse:.4f} m, delta1 {ms.delta1:.4f})")
+        lines.append(f"depth rmse     {d.rmse:.4f} m     baseline {b.rmse:.4f} m")
+        lines.append(f"depth delta1   {d.delta1:.4f}       baseline {b.delta1:.4f}")
+    k = result.intrinsics
     if k:
-        c = result.get("baseline_centred_principal_point", {})
-        nan = float("nan")
-        lines.append(f"K fx, fy       rel. error {k['fx_rel_err']:.4f}, {k['fy_rel_err']:.4f}   "
-                     f"(pred/true {k['fx_ratio']:.3f}, {k['fy_ratio']:.3f})")
-        lines.append(f"K cx, cy       {k['cx_err_px']:.2f}, {k['cy_err_px']:.2f} px      "
-                     f"image-centre baseline {c.get('cx_err_px', nan):.2f}, "
-                     f"{c.get('cy_err_px', nan):.2f} px")
-        lines.append(f"K principal pt {100 * k['pp_err_frac']:.2f} % of the image    baseline "
-                     f"{100 * c.get('pp_err_frac', nan):.2f} %"
-                     + ("   (GT size assumed = prediction's)" if k.get("gt_size_assumed")
-                        else ""))
-    pc = result.get("pointcloud")
-    if pc:
-        lines.append("points: " + ", ".join(f"{k} {v:.4f}" for k, v in pc.items()))
+        c = result.baseline_centred_principal_point or PrincipalPointScores(nan, nan, nan)
+        lines.append(f"K fx, fy       rel. error {k.fx_rel_err:.4f}, {k.fy_rel_err:.4f}   "
+                     f"(pred/true {k.fx_ratio:.3f}, {k.fy_ratio:.3f})")
+        lines.append(f"K cx, cy       {k.cx_err_px:.2f}, {k.cy_err_px:.2f} px      "
+                     f"image-centre baseline {c.cx_err_px:.2f}, {c.cy_err_px:.2f} px")
+        lines.append(f"K principal pt {100 * k.pp_err_frac:.2f} % of the image    baseline "
+                     f"{100 * c.pp_err_frac:.2f} %"
+                     + ("   (GT size assumed = prediction's)" if k.gt_size_assumed else ""))
+    if result.pointcloud:
+        lines.append("points: " + ", ".join(f"{k} {v:.4f}"
+                                            for k, v in result.pointcloud.to_dict().items()))
     return "\n".join(lines)
 
 
@@ -135,13 +132,13 @@ def run(args) -> int:
         print(f"unihoi eval: error: {exc}", file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
-    if pictures and gt.T_world_cam is not None and "trajectory" in result:
+    (out / "eval.json").write_text(json.dumps(result.to_dict(), indent=2))
+    if pictures and gt.T_world_cam is not None and result.trajectory is not None:
         ip, ig = associate(pred.stamps_ns, gt.stamps_ns)
         aligned = align_trajectory(pred.T_world_cam[ip], gt.T_world_cam[ig], mode="sim3")
         evaluation_png(out / "eval.png", np.asarray(aligned), gt.T_world_cam[ig],
-                       result["per_frame_translation_error_m"],
-                       result.get("depth", {}).get("per_frame_abs_rel"),
+                       result.per_frame_translation_error_m,
+                       None if result.depth is None else result.depth.per_frame_abs_rel,
                        title=f"{args.pred_dir.name} vs {gt.source}")
     print(format_table(result))
     print(f"wrote {out / 'eval.json'}" + (f" and {out / 'eval.png'}"

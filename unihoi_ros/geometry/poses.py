@@ -8,7 +8,7 @@ Conventions:
   (evo's ``relative_se3``; the authors' backward relative transform for ``a = t-1``,
   ``b = t``).
 - Quaternions are ``(x, y, z, w)``, the order of ROS ``geometry_msgs/Quaternion`` and of
-  scipy's ``Rotation.as_quat``; :func:`quaternion_from_matrix` returns unit quaternions
+  scipy's ``Rotation.as_quat``; :func:`quaternions_from_matrices` returns unit quaternions
   with ``w >= 0``.
 - A Sim(3) transform is stored as an SE(3) ``T`` plus a scale ``s``: ``p' = s R p + t``
   (see :func:`sim3_matrix` for the single 4x4 form ``[[s R, t], [0, 1]]``).
@@ -31,8 +31,8 @@ __all__ = [
     "chain_relative_np",
     "compose",
     "invert_se3",
-    "matrix_from_quaternion",
-    "quaternion_from_matrix",
+    "matrices_from_quaternions",
+    "quaternions_from_matrices",
     "relative_pose",
     "rotation_angle",
     "se3_from_rt",
@@ -145,8 +145,9 @@ def chain_relative_np(rel: np.ndarray) -> np.ndarray:
     return np.stack(poses, axis=-3)
 
 
-def matrix_from_quaternion(q: Tensor) -> Tensor:
-    """Rotation matrices from quaternions in ``(x, y, z, w)`` order.
+def matrices_from_quaternions(q: Tensor) -> Tensor:
+    """Rotation matrices from quaternions in ``(x, y, z, w)`` order (batched tensors; one
+    numpy rotation: :func:`unihoi_ros.geometry.quaternions.matrix_from_quaternion`).
 
     Args:
         q: ``(..., 4)`` quaternions ``(x, y, z, w)``; normalised here (a zero quaternion
@@ -171,8 +172,10 @@ def _safe_sqrt(x: Tensor) -> Tensor:
     return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), 0.0)
 
 
-def quaternion_from_matrix(R: Tensor) -> Tensor:
-    """Convert rotation matrices to unit quaternions ``(x, y, z, w)`` with ``w >= 0``.
+def quaternions_from_matrices(R: Tensor) -> Tensor:
+    """Convert rotation matrices to unit quaternions ``(x, y, z, w)`` with ``w >= 0``
+    (batched tensors; one numpy rotation:
+    :func:`unihoi_ros.geometry.quaternions.quaternion_from_matrix`).
 
     Branch-free Shepperd method: of the four algebraically equivalent formulas, the one
     dividing by the largest quaternion component is used (stable for every rotation).

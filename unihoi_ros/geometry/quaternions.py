@@ -1,9 +1,11 @@
 """Quaternions of single rotations on numpy arrays (the ROS message side).
 
-The batched, differentiable torch versions with the same names are in
-:mod:`unihoi_ros.geometry.poses`; these take and return float64 numpy arrays and need no
-torch. Quaternions are ``(x, y, z, w)`` (the order of ``geometry_msgs/Quaternion`` and of
-scipy's ``Rotation.as_quat``); :func:`quaternion_from_matrix` returns unit quaternions with
+These take and return one float64 numpy rotation and need no torch. The batched,
+differentiable torch versions (another algorithm: branch-free Shepperd) are
+:func:`unihoi_ros.geometry.poses.quaternions_from_matrices` and
+:func:`~unihoi_ros.geometry.poses.matrices_from_quaternions`. Quaternions are
+``(x, y, z, w)`` (the order of ``geometry_msgs/Quaternion`` and of scipy's
+``Rotation.as_quat``); :func:`quaternion_from_matrix` returns unit quaternions with
 ``w >= 0``.
 """
 

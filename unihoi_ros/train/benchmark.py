@@ -29,11 +29,12 @@ from collections.abc import Iterable
 import numpy as np
 
 from unihoi_ros.backends.base import Backend
+from unihoi_ros.evaluation_result import EvaluationResult, MetricPath
 
 #: Held-out seeds of the bundled model's evaluation (training uses seeds < 10000).
 HELD_OUT_SEEDS = tuple(range(10_000, 10_005))
 
-#: The headline numbers: (name, path in the evaluate() result, higher is better).
+#: The headline numbers: (name, the number in the evaluate() result, higher is better).
 #: ``abs_rel`` is the metric depth as predicted (no rescaling), ``abs_rel_scaled`` the same
 #: after per-frame median scaling; ``fx_rel`` / ``fy_rel`` are mean ``|pred / true - 1|``,
 #: ``cx_px`` / ``cy_px`` mean principal-point errors (pixels of the clip) and ``pp_frac``
@@ -43,28 +44,28 @@ HELD_OUT_SEEDS = tuple(range(10_000, 10_005))
 #: puts within 2 / 5 / 10 cm after one metric-scale fit per clip
 #: (:func:`unihoi_ros.tracks.evaluate_tracks`).
 HEADLINE = (
-    ("abs_rel", ("depth", "abs_rel"), False),
-    ("abs_rel_scaled", ("depth", "median_scaled", "abs_rel"), False),
-    ("rmse_m", ("depth", "rmse"), False),
-    ("delta1", ("depth", "delta1"), True),
-    ("fx_rel", ("intrinsics", "fx_rel_err"), False),
-    ("fy_rel", ("intrinsics", "fy_rel_err"), False),
-    ("cx_px", ("intrinsics", "cx_err_px"), False),
-    ("cy_px", ("intrinsics", "cy_err_px"), False),
-    ("pp_frac", ("intrinsics", "pp_err_frac"), False),
-    ("ate_m", ("trajectory", "ate"), False),
-    ("ate_pct", ("trajectory", "ate_pct_path"), False),
-    ("rpe_trans_m", ("trajectory", "rpe_trans"), False),
-    ("rpe_rot_deg", ("trajectory", "rpe_rot_deg"), False),
-    ("chamfer_m", ("pointcloud", "chamfer"), False),
-    ("fscore_2.5cm", ("pointcloud", "fscore@0.025"), True),
-    ("fscore_5cm", ("pointcloud", "fscore@0.05"), True),
-    ("fscore_10cm", ("pointcloud", "fscore@0.1"), True),
-    *((f"{short}_{d}", ("tracks", "tracker", kind, d), True)
+    ("abs_rel", MetricPath("depth", "abs_rel"), False),
+    ("abs_rel_scaled", MetricPath("depth", "median_scaled", ("abs_rel",)), False),
+    ("rmse_m", MetricPath("depth", "rmse"), False),
+    ("delta1", MetricPath("depth", "delta1"), True),
+    ("fx_rel", MetricPath("intrinsics", "fx_rel_err"), False),
+    ("fy_rel", MetricPath("intrinsics", "fy_rel_err"), False),
+    ("cx_px", MetricPath("intrinsics", "cx_err_px"), False),
+    ("cy_px", MetricPath("intrinsics", "cy_err_px"), False),
+    ("pp_frac", MetricPath("intrinsics", "pp_err_frac"), False),
+    ("ate_m", MetricPath("trajectory", "ate"), False),
+    ("ate_pct", MetricPath("trajectory", "ate_pct_path"), False),
+    ("rpe_trans_m", MetricPath("trajectory", "rpe_trans"), False),
+    ("rpe_rot_deg", MetricPath("trajectory", "rpe_rot_deg"), False),
+    ("chamfer_m", MetricPath("pointcloud", "chamfer"), False),
+    ("fscore_2.5cm", MetricPath("pointcloud", "fscore", (0.025,)), True),
+    ("fscore_5cm", MetricPath("pointcloud", "fscore", (0.05,)), True),
+    ("fscore_10cm", MetricPath("pointcloud", "fscore", (0.1,)), True),
+    *((f"{short}_{d}", MetricPath("tracks", "tracker", (kind, d)), True)
       for short, kind in (("dyn", "dynamic"), ("static", "static"))
       for d in ("2cm", "5cm", "10cm")),
 )
-#: Each row's baseline (a path in the evaluate() result; None: no baseline, NaN):
+#: Each row's baseline (a number in the evaluate() result; None: no baseline, NaN):
 #:
 #: - depth rows and ``abs_rel_scaled``: constant depth at the clip's true median (an
 #:   oracle's scale, so it is a fair reference for the scaled row too);
@@ -75,24 +76,24 @@ HEADLINE = (
 #: - cloud rows: the constant-depth + identity-pose cloud;
 #: - tracking rows: holding each query point where it was first seen (no tracking).
 BASELINE = {
-    "abs_rel": ("baseline_constant_depth", "abs_rel"),
-    "abs_rel_scaled": ("baseline_constant_depth", "abs_rel"),
-    "rmse_m": ("baseline_constant_depth", "rmse"),
-    "delta1": ("baseline_constant_depth", "delta1"),
+    "abs_rel": MetricPath("baseline_constant_depth", "abs_rel"),
+    "abs_rel_scaled": MetricPath("baseline_constant_depth", "abs_rel"),
+    "rmse_m": MetricPath("baseline_constant_depth", "rmse"),
+    "delta1": MetricPath("baseline_constant_depth", "delta1"),
     "fx_rel": None,
     "fy_rel": None,
-    "cx_px": ("baseline_centred_principal_point", "cx_err_px"),
-    "cy_px": ("baseline_centred_principal_point", "cy_err_px"),
-    "pp_frac": ("baseline_centred_principal_point", "pp_err_frac"),
-    "ate_m": ("baseline_identity_pose", "ate"),
-    "ate_pct": ("baseline_constant_velocity", "ate_pct_path"),
-    "rpe_trans_m": ("baseline_identity_pose", "rpe_trans"),
-    "rpe_rot_deg": ("baseline_identity_pose", "rpe_rot_deg"),
-    "chamfer_m": ("baseline_pointcloud", "chamfer"),
-    "fscore_2.5cm": ("baseline_pointcloud", "fscore@0.025"),
-    "fscore_5cm": ("baseline_pointcloud", "fscore@0.05"),
-    "fscore_10cm": ("baseline_pointcloud", "fscore@0.1"),
-    **{f"{short}_{d}": ("tracks", "hold", kind, d)
+    "cx_px": MetricPath("baseline_centred_principal_point", "cx_err_px"),
+    "cy_px": MetricPath("baseline_centred_principal_point", "cy_err_px"),
+    "pp_frac": MetricPath("baseline_centred_principal_point", "pp_err_frac"),
+    "ate_m": MetricPath("baseline_identity_pose", "ate"),
+    "ate_pct": MetricPath("baseline_constant_velocity", "ate_pct_path"),
+    "rpe_trans_m": MetricPath("baseline_identity_pose", "rpe_trans"),
+    "rpe_rot_deg": MetricPath("baseline_identity_pose", "rpe_rot_deg"),
+    "chamfer_m": MetricPath("baseline_pointcloud", "chamfer"),
+    "fscore_2.5cm": MetricPath("baseline_pointcloud", "fscore", (0.025,)),
+    "fscore_5cm": MetricPath("baseline_pointcloud", "fscore", (0.05,)),
+    "fscore_10cm": MetricPath("baseline_pointcloud", "fscore", (0.1,)),
+    **{f"{short}_{d}": MetricPath("tracks", "hold", (kind, d))
        for short, kind in (("dyn", "dynamic"), ("static", "static"))
        for d in ("2cm", "5cm", "10cm")},
 }
@@ -104,22 +105,14 @@ BASELINE_LEGEND = (
     "identity poses; dyn/static = no tracking (each point held where first seen)")
 
 
-def _get(d: dict, path: tuple[str, ...] | None) -> float:
-    if path is None:
-        return float("nan")
-    for key in path:
-        if not isinstance(d, dict) or key not in d:
-            return float("nan")
-        d = d[key]
-    return float(d)
-
-
-def headline(result: dict) -> tuple[dict[str, float], dict[str, float]]:
-    """``(model, baseline)`` headline metrics of one ``evaluate()`` result."""
+def headline(result: EvaluationResult | dict) -> tuple[dict[str, float], dict[str, float]]:
+    """``(model, baseline)`` headline metrics of one ``evaluate()`` result (a record, or its
+    ``to_dict()`` layout); a block that was not evaluated gives NaN."""
+    result = EvaluationResult.coerce(result)
     model, base = {}, {}
     for name, path, _ in HEADLINE:
-        model[name] = _get(result, path)
-        base[name] = _get(result, BASELINE[name])
+        model[name] = path.read(result)
+        base[name] = float("nan") if BASELINE[name] is None else BASELINE[name].read(result)
     return model, base
 
 
@@ -188,9 +181,9 @@ def evaluate_on_synthetic(
         if tracks:
             from unihoi_ros.tracks import evaluate_tracks
 
-            full["tracks"] = clip["tracks"] = evaluate_tracks(results, seq)
+            full.tracks = clip["tracks"] = evaluate_tracks(results, seq)
         clip["metrics"], clip["baseline"] = headline(full)
-        clips.append({**clip, "full": full})
+        clips.append({**clip, "full": full.to_dict()})
     names = [n for n, _, _ in HEADLINE]
     mean = {n: _nanmean([c["metrics"][n] for c in clips]) for n in names}
     base = {n: _nanmean([c["baseline"][n] for c in clips]) for n in names}
