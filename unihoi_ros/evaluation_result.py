@@ -37,8 +37,20 @@ def _scalars(cls, d: dict) -> dict:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
 
 
+class _Record:
+    """A block's record: its fields are its JSON keys (subclasses with nested or optional
+    parts override the two methods)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        return cls(**_scalars(cls, d))
+
+
 @dataclass
-class TrajectoryScores:
+class TrajectoryScores(_Record):
     """Trajectory errors after one alignment (:func:`unihoi_ros.geometry.metrics.
     trajectory_metrics`): ``ate``, ``rpe_trans`` (m), ``rpe_rot_deg``, the alignment's
     ``scale`` and ``align_ok``, ``num_poses``, and ``ate_pct_path`` (ATE in per cent of the
@@ -52,32 +64,18 @@ class TrajectoryScores:
     num_poses: int
     ate_pct_path: float
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrajectoryScores:
-        return cls(**_scalars(cls, d))
-
 
 @dataclass
-class ScaledDepthScores:
+class ScaledDepthScores(_Record):
     """Depth after per-frame median scaling: ``abs_rel``, ``rmse`` (m), ``delta1``."""
 
     abs_rel: float
     rmse: float
     delta1: float
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ScaledDepthScores:
-        return cls(**_scalars(cls, d))
-
 
 @dataclass
-class DepthScores:
+class DepthScores(_Record):
     """Depth metrics (:func:`unihoi_ros.geometry.metrics.depth_metrics`): ``abs_rel``,
     ``rmse`` (m), ``delta1``, ``num_valid`` pixels, ``coverage``; for the model also the
     median-scaled ones and the per-frame abs_rel (None for a baseline)."""
@@ -108,7 +106,7 @@ class DepthScores:
 
 
 @dataclass
-class IntrinsicsScores:
+class IntrinsicsScores(_Record):
     """Intrinsics errors (:func:`unihoi_ros.geometry.metrics.intrinsics_errors`) and
     whether the ground truth's image size was assumed to be the prediction's."""
 
@@ -134,23 +132,16 @@ class IntrinsicsScores:
 
 
 @dataclass
-class PrincipalPointScores:
+class PrincipalPointScores(_Record):
     """Principal-point errors (pixels, and the larger as a fraction of the image)."""
 
     cx_err_px: float
     cy_err_px: float
     pp_err_frac: float
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PrincipalPointScores:
-        return cls(**_scalars(cls, d))
-
 
 @dataclass
-class CloudScores:
+class CloudScores(_Record):
     """Point-cloud metrics after the Sim(3) alignment of the clouds: ``chamfer`` (m) and,
     per distance threshold (m), ``precision``, ``recall`` and ``fscore``; the alignment's
     ``alignment_scale`` and ``alignment_ok``. JSON: ``"fscore@0.05"`` and so on."""
