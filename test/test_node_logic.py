@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rosbags")
-pytest.importorskip("cyclonedds")  # topic-name rules live in unihoi_ros.ros.dds
 
 from unihoi_ros.backends.base import Backend
 from unihoi_ros.geometry.camera import scale_intrinsics

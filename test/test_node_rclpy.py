@@ -1,9 +1,9 @@
-"""The rclpy node: message conversion (always; with stand-ins for rclpy's generated
-classes), and start-up, parameters and the launch file (only where ROS 2 is installed)."""
+"""The rclpy node: messages through the wire codec (rclpy's own serialisation where rclpy
+is installed), and start-up, parameters and the launch file (only where ROS 2 is
+installed)."""
 
 from __future__ import annotations
 
-import array
 import importlib.util
 import time
 
@@ -13,74 +13,12 @@ import pytest
 pytest.importorskip("rosbags")
 
 from unihoi_ros.ros import messages as M
-from unihoi_ros.ros.rclpy_node import from_rclpy, ros_type_name, to_rclpy
+from unihoi_ros.ros import wire
+from unihoi_ros.ros.rclpy_node import ros_type_name
 
 from conftest import REPO_ROOT
 
 TS = M.get_typestore()
-
-# rosbags base type -> rclpy's get_fields_and_field_types() spelling
-_RCLPY_BASE = {"float64": "double", "float32": "float", "bool": "boolean", "byte": "octet",
-               "char": "uint8"}
-_CODES = {"uint8": "B", "octet": "B", "int8": "b", "uint16": "H", "int16": "h", "uint32": "I",
-          "int32": "i", "uint64": "Q", "int64": "q", "float": "f", "double": "d"}
-_FAKES: dict[str, type] = {}
-
-
-def _type_string(spec) -> str:
-    from rosbags.interfaces import Nodetype
-
-    kind, detail = spec
-    if kind == Nodetype.BASE:
-        name, bound = detail
-        name = _RCLPY_BASE.get(name, name)
-        return f"string<={bound}" if name == "string" and bound else name
-    if kind == Nodetype.NAME:
-        pkg, _, typ = detail.split("/")
-        return f"{pkg}/{typ}"
-    inner, n = detail
-    if kind == Nodetype.ARRAY:
-        return f"{_type_string(inner)}[{n}]"
-    return f"sequence<{_type_string(inner)}" + (f", {n}>" if n else ">")
-
-
-def fake_rclpy_class(msgtype: str) -> type:
-    """A stand-in with the API of rclpy's generated message classes that matters here:
-    ``get_fields_and_field_types()`` and default-constructed attributes of the right kind
-    (``array.array`` for numeric sequences, numpy arrays for fixed-size numeric arrays)."""
-    if msgtype in _FAKES:
-        return _FAKES[msgtype]
-    fields = {name: _type_string(spec) for name, spec in TS.fielddefs[msgtype][1]}
-
-    def default(ftype: str):
-        if ftype.startswith("sequence<"):
-            elem = ftype[9:-1].split(",")[0].strip()
-            return array.array(_CODES[elem]) if elem in _CODES else []
-        if ftype.endswith("]"):
-            elem, n = ftype[:-1].split("[")
-            return np.zeros(int(n), dtype=np.float64 if elem == "double" else np.int64)
-        if ftype == "boolean":
-            return False
-        if ftype in _CODES:
-            return 0
-        if ftype.startswith("string"):
-            return ""
-        return fake_rclpy_class(ros_type_name(ftype))()
-
-    def __init__(self):
-        for name, ftype in fields.items():
-            setattr(self, name, default(ftype))
-
-    cls = type(msgtype.replace("/", "_"), (), {
-        "__init__": __init__,
-        "get_fields_and_field_types": classmethod(lambda c: dict(fields)),
-    })
-    _FAKES[msgtype] = cls
-    return cls
-
-
-def _resolve(elem: str) -> type:
-    return fake_rclpy_class(ros_type_name(elem))
 
 
 def _samples():
@@ -103,22 +41,11 @@ def _samples():
 
 
 @pytest.mark.parametrize("msgtype", list(_samples()))
-def test_generic_conversion_round_trip(msgtype):
+def test_codec_round_trip(msgtype):
     msg = _samples()[msgtype]
-    cls = fake_rclpy_class(msgtype)
-    ros = to_rclpy(msg, cls, _resolve)
-    assert isinstance(ros, cls)
-    back = from_rclpy(ros, msgtype, TS)
+    back = wire.deserialize(wire.serialize(msg, msgtype, TS), msgtype, TS)
+    assert type(back) is type(msg)
     assert bytes(TS.serialize_cdr(back, msgtype)) == bytes(TS.serialize_cdr(msg, msgtype))
-
-
-def test_conversion_uses_fast_containers():
-    ros = to_rclpy(_samples()[M.IMAGE], fake_rclpy_class(M.IMAGE), _resolve)
-    assert isinstance(ros.data, array.array) and ros.data.typecode == "B"
-    assert isinstance(ros.header, fake_rclpy_class(M.HEADER))
-    info = to_rclpy(_samples()[M.CAMERA_INFO], fake_rclpy_class(M.CAMERA_INFO), _resolve)
-    assert isinstance(info.k, np.ndarray) and info.k.dtype == np.float64 and info.k.shape == (9,)
-    assert isinstance(info.d, array.array) and info.d.typecode == "d"
     assert ros_type_name("std_msgs/Header") == "std_msgs/msg/Header"
 
 
@@ -238,22 +165,24 @@ def test_launch_file_parses(monkeypatch):
 
 
 @pytest.mark.parametrize("msgtype", list(_samples()))
-def test_conversion_matches_real_rclpy_serialisation(msgtype):
-    """Our rosbags message -> the real rclpy class -> rclpy's own CDR -> rosbags: the same
-    message (catches fields rclpy's C layer reads differently, e.g. octets)."""
+def test_codec_bytes_are_rclpys(msgtype):
+    """Our bytes -> the real rclpy class (what a raw publish is to rclpy peers) -> rclpy's
+    own CDR -> our codec (``from_rclpy``, the message_filters path): the same message
+    (catches fields rclpy's C layer reads differently, e.g. octets)."""
     _need("rclpy")
-    from rclpy.serialization import serialize_message
+    from rclpy.serialization import deserialize_message
 
     from unihoi_ros.optional import MissingDependencyError
-    from unihoi_ros.ros.rclpy_node import rclpy_message_class
+    from unihoi_ros.ros.rclpy_node import from_rclpy, rclpy_message_class
 
     try:
         cls = rclpy_message_class(msgtype)
     except MissingDependencyError:
         pytest.skip(f"{msgtype}: its message package is not installed here")
     msg = _samples()[msgtype]
-    wire = serialize_message(to_rclpy(msg, cls))
-    # Compared after rosbags reads rclpy's bytes back: Fast CDR leaves alignment padding
+    ros = deserialize_message(bytes(wire.serialize(msg, msgtype, TS)), cls)
+    assert isinstance(ros, cls)
+    # Compared after the codec reads rclpy's bytes back: Fast CDR leaves alignment padding
     # uninitialised, so the raw bytes may differ where no field is.
-    back = TS.deserialize_cdr(wire, msgtype)
+    back = from_rclpy(ros, msgtype, TS)
     assert bytes(TS.serialize_cdr(back, msgtype)) == bytes(TS.serialize_cdr(msg, msgtype))

@@ -1,9 +1,12 @@
-"""CDR conformance: our Cyclone DDS types serialise byte for byte like rosbags.
+"""CDR conformance: our Cyclone DDS types have rosbags' layout; the wire codec round-trips.
 
 rosbags' ``serialize_cdr`` (4-byte header ``00 01 00 00`` + plain CDR little endian) is the
-reference ROS 2 bag/wire encoding. For every message type the package exchanges, and for
-the Humble and Jazzy typestores, ``IdlStruct.serialize()`` (which also writes the header)
-must produce the same bytes, and conversions must round-trip.
+reference ROS 2 bag/wire encoding and the package's one codec (``unihoi_ros.ros.wire``).
+For every message type the package exchanges, and for the Humble and Jazzy typestores,
+Cyclone's own (stock) machinery reads rosbags' bytes into our declared IDL struct with the
+same field values and writes the same bytes back: the type Cyclone announces to peers is
+the one whose bytes we send. The topic types that carry bytes (``idl.wire_type``) have the
+declared types' name and type identifier.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from hypothesis import strategies as st
 
 from unihoi_ros.geometry.quaternions import matrix_from_quaternion
 from unihoi_ros.pipeline.results import FrameResult
-from unihoi_ros.ros import idl
+from unihoi_ros.ros import idl, wire
 from unihoi_ros.ros import messages as M
+from unihoi_ros.ros.msg.types import as_u8
 from unihoi_ros.ros.qos import qos_profile, to_cyclone_qos
 
 DISTROS = ["humble", "jazzy"]
@@ -134,11 +138,37 @@ def _cases():
 CASES = list(_cases())
 
 
+def _same_values(msg, sample, typename, ts) -> None:
+    """Every field of the rosbags ``msg`` equals the IDL ``sample``'s (recursively)."""
+    from rosbags.interfaces import Nodetype
+
+    for name, (kind, desc) in ts.fielddefs[typename][1]:
+        a, b = getattr(msg, name), getattr(sample, name)
+        if kind == Nodetype.NAME:
+            _same_values(a, b, desc, ts)
+        elif kind == Nodetype.BASE:
+            assert a == b, (typename, name, a, b)
+        else:
+            (sub_kind, sub_desc), _ = desc
+            assert len(a) == len(b), (typename, name)
+            if sub_kind == Nodetype.NAME:
+                for x, y in zip(a, b):
+                    _same_values(x, y, sub_desc, ts)
+            else:
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(list(b)), err_msg=name)
+
+
 def test_every_message_type_is_covered_and_named_like_ros2():
     covered = {c.values[1] for c in CASES}
     assert covered == set(M.MESSAGE_TYPES) == set(idl.IDL_TYPES)
     for typename, cls in idl.IDL_TYPES.items():
         assert cls.__idl_typename__.replace(".", "::") == idl.dds_type_name(typename)
+        # the bytes-carrying topic type is the same IDL type to a peer
+        carrier = idl.wire_type(typename)
+        assert carrier.__idl_typename__ == cls.__idl_typename__
+        for t in (cls, carrier):
+            t.__idl__.fill_type_data()
+        assert carrier.__idl__.get_type_id() == cls.__idl__.get_type_id(), typename
     assert idl.dds_type_name(M.IMAGE) == "sensor_msgs::msg::dds_::Image_"
 
 
@@ -147,77 +177,82 @@ def test_cyclone_bytes_equal_rosbags_bytes(distro, typename, msg):
     ts = M.get_typestore(distro)
     ref = bytes(ts.serialize_cdr(msg, typename))
     assert ref[:4] == b"\x00\x01\x00\x00"  # CDR_LE encapsulation header
-    sample = idl.to_idl(msg, typename, ts)
-    ours = sample.serialize(use_version_2=False)
-    assert ours == ref
+    assert bytes(wire.serialize(msg, typename, ts)) == ref
+
+    # Cyclone's stock machinery reads rosbags' bytes into our struct, field for field ...
+    sample = idl.idl_type(typename).deserialize(ref)
+    _same_values(msg, sample, typename, ts)
+    # ... and writes them back unchanged
+    assert sample.serialize(use_version_2=False) == ref
     assert sample.serialize() == ref  # the types' native representation is XCDR1 too
 
-    # IDL -> bytes -> IDL
-    back = idl.idl_type(typename).deserialize(ours)
-    assert back.serialize() == ref
-    # rosbags -> IDL -> rosbags
-    msg2 = idl.from_idl(back, typename, ts)
+    # the codec: bytes -> message -> bytes, DDS padding tolerated
+    msg2 = wire.deserialize(wire.pad4(ref), typename, ts)
     assert type(msg2) is type(msg)
     assert bytes(ts.serialize_cdr(msg2, typename)) == ref
-    # and rosbags reads our bytes
-    assert bytes(ts.serialize_cdr(ts.deserialize_cdr(ours, typename), typename)) == ref
+    # a DDS sample of the carrier type writes exactly the codec's bytes
+    assert idl.wire_type(typename).from_cdr(wire.pad4(ref)).serialize() == wire.pad4(ref)
 
 
 def test_xcdr2_would_differ_so_the_representation_policy_matters():
     """CameraInfo has float64 after 4-byte fields: XCDR2 aligns them to 4, XCDR1 to 8."""
     ts = M.get_typestore()
     msg = sample_messages(ts)[M.CAMERA_INFO][0]
-    sample = idl.to_idl(msg, M.CAMERA_INFO, ts)
-    assert sample.serialize(use_version_2=True) != bytes(ts.serialize_cdr(msg, M.CAMERA_INFO))
+    ref = bytes(ts.serialize_cdr(msg, M.CAMERA_INFO))
+    sample = idl.CameraInfo.deserialize(ref)
+    assert sample.serialize(use_version_2=True) != ref
     qos = to_cyclone_qos(qos_profile("SENSOR_DATA"))
     from cyclonedds.qos import Policy
 
     assert Policy.DataRepresentation(use_cdrv0_representation=True) in list(qos)
 
 
-def test_uint8_payload_accepts_bytes_lists_and_strided_numpy():
-    assert idl.FAST_U8  # cyclonedds internals as expected: payloads skip element loops
+def test_uint8_payload_numpy_any_stride_and_clear_errors_otherwise():
     ts = M.get_typestore()
     base = np.arange(24, dtype=np.uint8)
-    ref = None
-    for data in (
-        base,
-        base.tobytes(),
-        bytearray(base.tobytes()),
-        list(base),
-        np.repeat(base, 2)[::2],
-        memoryview(base.tobytes()),
-    ):
-        sample = idl.Image(
-            header=idl.Header(stamp=idl.Time(1, 2), frame_id="f"),
-            height=2,
-            width=4,
-            encoding="rgb8",
-            is_bigendian=0,
-            step=12,
-            data=data,
-        )
-        out = sample.serialize()
-        ref = ref or out
-        assert out == ref
-    msg = ts.deserialize_cdr(ref, M.IMAGE)
-    np.testing.assert_array_equal(msg.data, base)
-    back = idl.Image.deserialize(ref)
+
+    def image(data):
+        return ts.types[M.IMAGE](header=M.make_header(1_000_000_002, "f", ts), height=2,
+                                 width=4, encoding="rgb8", is_bigendian=0, step=12, data=data)
+
+    ref = bytes(wire.serialize(image(base), M.IMAGE, ts))
+    assert bytes(wire.serialize(image(np.repeat(base, 2)[::2]), M.IMAGE, ts)) == ref
+    for data in (base.tobytes(), bytearray(base.tobytes()), list(base),
+                 memoryview(base.tobytes())):
+        with pytest.raises(wire.CdrError, match="numpy"):
+            wire.serialize(image(data), M.IMAGE, ts)
+        assert bytes(wire.serialize(image(as_u8(data)), M.IMAGE, ts)) == ref
+    back = wire.deserialize(ref, M.IMAGE, ts)
     assert isinstance(back.data, np.ndarray) and back.data.dtype == np.uint8
-    back.data[0] = 7  # writable, owns its memory
+    np.testing.assert_array_equal(back.data, base)
+    assert not back.data.flags.writeable  # a view into the received bytes: no copy
+
+
+def test_codec_refuses_what_is_not_the_type():
+    ts = M.get_typestore()
+    ref = bytes(wire.serialize(sample_messages(ts)[M.IMAGE][0], M.IMAGE, ts))
+    for bad in (b"", b"\x00\x01", b"\x01\x00\x00\x00" + ref[4:], ref[:-8], ref + b"\0" * 8):
+        with pytest.raises(wire.CdrError):
+            wire.deserialize(bad, M.IMAGE, ts)
+    with pytest.raises(wire.CdrError):
+        wire.check_le(b"\x00\x00\x00\x00")  # big endian: not what ROS 2 writes
+    assert issubclass(wire.CdrError, ValueError)
 
 
 def test_big_image_round_trip_has_no_per_element_python_work():
-    """A 640x480 rgb8 image (921600 bytes) converts and serialises without element loops:
-    counted in Python trace events (lines and calls), not in time, so a busy machine gives
-    the same answer. A loop over the bytes would cost at least one event per byte; the
-    buffer path costs about a thousand in all. (Its speed is measured in ``bench/``.)"""
+    """A 640x480 rgb8 image (921600 bytes) goes message -> DDS sample -> message without
+    element loops: counted in Python trace events (lines and calls), not in time, so a busy
+    machine gives the same answer. A loop over the bytes would cost at least one event per
+    byte; the buffer path costs a few hundred in all. (Its speed is measured in
+    ``bench/``.)"""
     import sys
 
     ts = M.get_typestore()
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     msg = M.rgb_to_image(rgb, 1, "cam", typestore=ts)
-    idl.to_idl(msg, M.IMAGE, ts).serialize()  # first use: imports and type set-up
+    carrier = idl.wire_type(M.IMAGE)
+    wire.deserialize(carrier.from_cdr(wire.pad4(wire.serialize(msg, M.IMAGE, ts))).serialize(),
+                     M.IMAGE, ts)  # first use: imports and type set-up
     events = 0
 
     def trace(frame, event, arg):
@@ -227,8 +262,8 @@ def test_big_image_round_trip_has_no_per_element_python_work():
 
     sys.settrace(trace)
     try:
-        raw = idl.to_idl(msg, M.IMAGE, ts).serialize()
-        back = idl.from_idl(idl.Image.deserialize(raw), M.IMAGE, ts)
+        raw = carrier.from_cdr(wire.pad4(wire.serialize(msg, M.IMAGE, ts))).serialize()
+        back = wire.deserialize(carrier.deserialize(raw).cdr, M.IMAGE, ts)
     finally:
         sys.settrace(None)
     np.testing.assert_array_equal(back.data, msg.data)
@@ -285,6 +320,8 @@ def test_random_images_and_camera_infos_match_rosbags(
     )
     for msg, typename in ((img, M.IMAGE), (ci, M.CAMERA_INFO)):
         ref = bytes(ts.serialize_cdr(msg, typename))
-        assert idl.to_idl(msg, typename, ts).serialize() == ref
-        back = idl.from_idl(idl.idl_type(typename).deserialize(ref), typename, ts)
-        assert bytes(ts.serialize_cdr(back, typename)) == ref
+        sample = idl.idl_type(typename).deserialize(ref)
+        _same_values(msg, sample, typename, ts)
+        assert sample.serialize() == ref
+        back = wire.deserialize(wire.pad4(ref), typename, ts)
+        assert bytes(wire.serialize(back, typename, ts)) == ref

@@ -1,4 +1,5 @@
-"""Cyclone DDS transport: names, QoS mapping, and real exchanges over loopback.
+"""Cyclone DDS transport: QoS mapping, and real exchanges over loopback (the naming rules:
+``test_ros_names.py``).
 
 Every participant here is created with the loopback-only configuration (``dds_helpers``
 sets it at import) on a fresh domain id; the peer process gets the same environment.
@@ -29,7 +30,7 @@ def _ref_bytes(msg, typename=M.IMAGE) -> bytes:
     return bytes(TS.serialize_cdr(msg, typename))
 
 
-# --------------------------------------------------------------------------- loopback, names
+# --------------------------------------------------------------------------- loopback
 def test_loopback_configuration_is_exactly_the_designed_one():
     assert loopback.LOOPBACK_CYCLONEDDS_URI == (
         '<CycloneDDS><Domain Id="any"><General><Interfaces><NetworkInterface name="lo"/>'
@@ -42,34 +43,6 @@ def test_loopback_configuration_is_exactly_the_designed_one():
     assert loopback.use_loopback(env) is env and loopback.is_loopback(env)
     assert loopback.is_loopback()  # set by dds_helpers for this process
     assert 1 <= loopback.unique_domain_id(3) <= loopback.MAX_DOMAIN_ID
-
-
-def test_topic_name_resolution():
-    assert dds.resolve_topic_name("depth/image") == "/unihoi/depth/image"
-    assert dds.dds_topic_name("depth/image") == "rt/unihoi/depth/image"
-    assert dds.dds_topic_name("/tf") == "rt/tf"
-    assert dds.dds_topic_name("image", namespace="robot1/cam/") == "rt/robot1/cam/image"
-    assert dds.dds_topic_name("image", namespace="") == "rt/image"
-    assert dds.dds_topic_name("image", namespace=None) == "rt/image"
-    assert dds.resolve_topic_name("~/status", node_name="unihoi_node") == (
-        "/unihoi/unihoi_node/status"
-    )
-    assert dds.ros_topic_name("rt/unihoi/points") == "/unihoi/points"
-    for bad in ("", "a//b", "1abc", "points/", "a b", "~/x"):
-        with pytest.raises(ValueError):
-            dds.resolve_topic_name(bad)
-    with pytest.raises(ValueError):
-        dds.ros_topic_name("unihoi/points")
-
-
-def test_domain_id_from_env(monkeypatch):
-    monkeypatch.delenv("ROS_DOMAIN_ID", raising=False)
-    assert dds.domain_id_from_env() == 0
-    monkeypatch.setenv("ROS_DOMAIN_ID", "42")
-    assert dds.domain_id_from_env() == 42
-    monkeypatch.setenv("ROS_DOMAIN_ID", "300")
-    with pytest.raises(ValueError):
-        dds.domain_id_from_env()
 
 
 # --------------------------------------------------------------------------- QoS

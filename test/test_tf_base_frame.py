@@ -12,7 +12,6 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 pytest.importorskip("rosbags")
-pytest.importorskip("cyclonedds")  # MemoryTransport's name rules live in unihoi_ros.ros.dds
 
 from test_node_logic import CAMERA, ODOM, MultiOracle, clip, feed, image, make_node
 

@@ -3,8 +3,12 @@
 ROS 2 topic ``/unihoi/depth/image`` of type ``sensor_msgs/msg/Image`` is the DDS topic
 ``rt/unihoi/depth/image`` of type ``sensor_msgs::msg::dds_::Image_`` in plain little-endian
 CDR (XCDR1). :class:`Publisher` and :class:`Subscriber` take and return rosbags messages
-(:mod:`unihoi_ros.ros.messages`) and convert through :mod:`unihoi_ros.ros.idl`; ROS 2 nodes
-on the same domain (rmw_cyclonedds or rmw_fastrtps) see them as ordinary ROS topics.
+(:mod:`unihoi_ros.ros.messages`) or their CDR bytes; bytes are made and read by the wire
+codec (:mod:`unihoi_ros.ros.wire`) and written and taken through Cyclone's public
+``DataWriter.write`` / ``DataReader.take`` with topic types that carry CDR bytes
+(:func:`unihoi_ros.ros.idl.wire_type`). ROS 2 nodes on the same domain (rmw_cyclonedds or
+rmw_fastrtps) see them as ordinary ROS topics. The naming rules live in
+:mod:`unihoi_ros.ros.names` (no cyclonedds needed).
 
 Endpoints carry ROS 2's ``typehash=RIHS01_<hex>;`` USER_DATA (what Iron and later send;
 Humble ignores it), computed by rosbags from the typestore's definitions.
@@ -27,23 +31,27 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from unihoi_ros.optional import require
-from unihoi_ros.ros import idl
+from unihoi_ros.ros import idl, wire
 from unihoi_ros.ros.messages import get_typestore
-from unihoi_ros.ros.params import DEFAULT_NAMESPACE as PARAMS_DEFAULT_NAMESPACE
+from unihoi_ros.ros.names import (
+    DEFAULT_NAMESPACE,
+    MAX_DOMAIN_ID,
+    ROS_TOPIC_PREFIX,
+    domain_id_from_env,
+    resolve_topic_name,
+)
 from unihoi_ros.ros.qos import DEFAULT, SENSOR_DATA, QosProfile, qos_profile, to_cyclone_qos
 
 if TYPE_CHECKING:
     from cyclonedds.domain import DomainParticipant
 
 _core = require("cyclonedds.core")
-_clayer = require("cyclonedds._clayer")
 _domain = require("cyclonedds.domain")
 _pub = require("cyclonedds.pub")
 _sub = require("cyclonedds.sub")
@@ -52,93 +60,12 @@ duration = require("cyclonedds.util").duration
 
 log = logging.getLogger(__name__)
 
-#: Namespace relative names resolve under by default (the node's).
-DEFAULT_NAMESPACE = PARAMS_DEFAULT_NAMESPACE
-#: Prefix ROS 2 puts in front of topic names on DDS ("ROS topic").
-ROS_TOPIC_PREFIX = "rt"
-#: Largest valid ROS_DOMAIN_ID with the default port mapping.
-MAX_DOMAIN_ID = 232
-
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Samples taken per ``DataReader.take`` call.
+_TAKE_BATCH = 32
 _ANY_SAMPLE = _core.SampleState.Any | _core.ViewState.Any | _core.InstanceState.Any
 
 
-# --------------------------------------------------------------------------- names
-def _check_tokens(path: str, what: str) -> None:
-    for tok in path.strip("/").split("/"):
-        if tok and not _TOKEN.fullmatch(tok):
-            raise ValueError(f"invalid ROS {what} {path!r}: token {tok!r}")
-    if "//" in path:
-        raise ValueError(f"invalid ROS {what} {path!r}: empty token")
-
-
-def normalize_namespace(namespace: str | None) -> str:
-    """``"unihoi/"`` -> ``"/unihoi"``; ``None``, ``""`` and ``"/"`` -> ``"/"``."""
-    ns = "/" + (namespace or "").strip().strip("/")
-    _check_tokens(ns, "namespace")
-    return ns
-
-
-def resolve_topic_name(
-    name: str, namespace: str | None = DEFAULT_NAMESPACE, node_name: str | None = None
-) -> str:
-    """Resolve a ROS 2 topic name to its fully qualified form.
-
-    Absolute names (``/tf``) are kept; relative names (``depth/image``) go under
-    ``namespace``; private names (``~/x``) under ``namespace/node_name``.
-
-    Raises:
-        ValueError: an invalid name, or a private name without ``node_name``.
-    """
-    name = name.strip()
-    if not name or name.endswith("/"):
-        raise ValueError(f"invalid ROS topic name {name!r}")
-    ns = normalize_namespace(namespace)
-    if name.startswith("~"):
-        if not node_name:
-            raise ValueError(f"private topic name {name!r} needs a node name")
-        base = ns.rstrip("/") + "/" + node_name
-        full = base + "/" + name[1:].lstrip("/") if name != "~" else base
-    elif name.startswith("/"):
-        full = name
-    else:
-        full = ns.rstrip("/") + "/" + name
-    _check_tokens(full, "topic name")
-    return full
-
-
-def dds_topic_name(
-    name: str, namespace: str | None = DEFAULT_NAMESPACE, node_name: str | None = None
-) -> str:
-    """ROS 2 topic name -> DDS topic name: ``depth/image`` -> ``rt/unihoi/depth/image``."""
-    return ROS_TOPIC_PREFIX + resolve_topic_name(name, namespace, node_name)
-
-
-def ros_topic_name(dds_name: str) -> str:
-    """DDS topic name -> ROS 2 topic name: ``rt/unihoi/points`` -> ``/unihoi/points``.
-
-    Raises:
-        ValueError: not a ROS topic (no ``rt/`` prefix).
-    """
-    if not dds_name.startswith(ROS_TOPIC_PREFIX + "/"):
-        raise ValueError(f"{dds_name!r} is not a ROS 2 topic on DDS (no 'rt/' prefix)")
-    return dds_name[len(ROS_TOPIC_PREFIX) :]
-
-
 # --------------------------------------------------------------------------- participant
-def domain_id_from_env(default: int = 0) -> int:
-    """``ROS_DOMAIN_ID`` from the environment (``default`` when unset or empty).
-
-    Raises:
-        ValueError: not an integer in ``[0, 232]``.
-    """
-    raw = os.environ.get("ROS_DOMAIN_ID", "").strip()
-    value = int(raw) if raw else default
-    if not 0 <= value <= MAX_DOMAIN_ID:
-        raise ValueError(f"ROS_DOMAIN_ID must be in [0, {MAX_DOMAIN_ID}], got {value}")
-    return value
-
-
 #: Cyclone DDS configuration fragment that lets Fast DDS 3 endpoints match (module docstring).
 FASTDDS_COMPAT_CONFIG = (
     "<CycloneDDS><Domain><Compatibility><IgnoreTypeInformation>1.15</IgnoreTypeInformation>"
@@ -232,11 +159,11 @@ class _Endpoint:
         self.ros_type = ros_type
         self.topic_name = resolve_topic_name(topic, namespace)
         self.dds_topic_name = ROS_TOPIC_PREFIX + self.topic_name
-        self.idl_type = idl.idl_type(ros_type)
+        self.wire_type = idl.wire_type(ros_type)
         self.qos = qos_profile(qos)
         user_data = type_hash_user_data(ros_type, self.typestore) if type_hash else None
         self._cyclone_qos = to_cyclone_qos(self.qos, user_data=user_data)
-        self._topic = _topic.Topic(participant, self.dds_topic_name, self.idl_type)
+        self._topic = _topic.Topic(participant, self.dds_topic_name, self.wire_type)
 
     def __repr__(self) -> str:
         return (
@@ -270,7 +197,6 @@ class Publisher(_Endpoint):
         type_hash: bool = True,
     ) -> None:
         super().__init__(participant, topic, ros_type, qos, namespace, typestore, type_hash)
-        self._to_idl = idl.to_idl_converter(self.typestore, ros_type)
         self._writer: Any = _pub.DataWriter(participant, self._topic, self._cyclone_qos)
         self.published = 0
 
@@ -280,30 +206,29 @@ class Publisher(_Endpoint):
         return self._writer
 
     def publish(self, msg: Any, timestamp_ns: int | None = None) -> None:
-        """Convert and write one rosbags message (its type must be ``ros_type``).
+        """Serialise (:func:`unihoi_ros.ros.wire.serialize`) and write one rosbags message
+        (its type must be ``ros_type``).
 
         Args:
             timestamp_ns: DDS source timestamp (default: now); message stamps are untouched.
         """
-        self._live_writer().write(self._to_idl(msg), timestamp=timestamp_ns)
-        self.published += 1
+        self._write(wire.pad4(wire.serialize(msg, self.ros_type, self.typestore)), timestamp_ns)
 
-    def publish_raw(self, cdr: bytes | bytearray | memoryview) -> None:
-        """Write one already serialised message (e.g. from a bag) without converting it.
+    def publish_raw(self, data: bytes | bytearray | memoryview,
+                    timestamp_ns: int | None = None) -> None:
+        """Write one already serialised message (e.g. from a bag, or the node's outputs).
 
-        ``cdr`` is plain CDR little endian with its 4-byte header (``00 01 00 00``), as
+        ``data`` is plain CDR little endian with its 4-byte header (``00 01 00 00``), as
         rosbags' ``serialize_cdr`` and rosbag2 store it.
 
         Raises:
-            ValueError: not little-endian plain CDR.
+            CdrError: not little-endian plain CDR (a ValueError).
         """
-        data = bytes(cdr)
-        if len(data) < 4 or data[:2] != b"\x00\x01":
-            raise ValueError("publish_raw needs plain CDR little endian (header 00 01 ..)")
-        pad = -len(data) % 4
-        ret = _clayer.ddspy_write(self._live_writer()._ref, data + b"\0" * pad if pad else data)
-        if ret is not None and ret < 0:
-            raise _core.DDSException(ret, f"while writing raw data in {self!r}")
+        wire.check_le(data)
+        self._write(wire.pad4(data), timestamp_ns)
+
+    def _write(self, data: bytes, timestamp_ns: int | None) -> None:
+        self._live_writer().write(self.wire_type.from_cdr(data), timestamp=timestamp_ns)
         self.published += 1
 
     @property
@@ -364,7 +289,6 @@ class Subscriber(_Endpoint):
     ) -> None:
         super().__init__(participant, topic, ros_type, qos, namespace, typestore, type_hash)
         self.raw = raw
-        self._from_idl = idl.from_idl_converter(self.typestore, ros_type)
         self._callback = callback
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_size or self.qos.depth))
         self.received = 0
@@ -399,17 +323,17 @@ class Subscriber(_Endpoint):
         if reader is None:
             return
         while True:
-            samples = _clayer.ddspy_take(reader._ref, _ANY_SAMPLE, 32)
-            if isinstance(samples, int):
-                raise _core.DDSException(samples, f"while taking data in {self!r}")
+            samples = reader.take(_TAKE_BATCH)
             if not samples:
                 return
-            for data, info in samples:
-                if not info.valid_data:
-                    continue
+            for sample in samples:
+                if not sample.sample_info.valid_data:
+                    continue  # a writer left or an instance changed state: no data
+                data = sample.cdr
                 try:
-                    msg = data if self.raw else self._from_idl(self.idl_type.deserialize(data))
-                except Exception:
+                    msg = data if self.raw else wire.deserialize(data, self.ros_type,
+                                                                 self.typestore)
+                except wire.CdrError:
                     self.errors += 1
                     log.exception("%r: could not deserialise a %d-byte sample", self, len(data))
                     continue

@@ -22,8 +22,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from unihoi_ros.ros import dds
+from unihoi_ros.ros import dds, wire
 from unihoi_ros.ros import messages as M
+from unihoi_ros.ros.names import (
+    DEFAULT_NAMESPACE,
+    domain_id_from_env,
+    normalize_namespace,
+    resolve_topic_name,
+)
 from unihoi_ros.ros.params import NODE_NAME
 from unihoi_ros.ros.qos import QosProfile
 from unihoi_ros.ros.transport import (
@@ -49,12 +55,9 @@ class DdsOutput:
         self.msgtype = publisher.ros_type
 
     def publish(self, msg: Any, cdr: bytes | memoryview | None = None) -> None:
-        if cdr is None and self._recorder is not None:
-            cdr = self._pub.typestore.serialize_cdr(msg, self.msgtype)
-        if cdr is not None:
-            self._pub.publish_raw(cdr)
-        else:
-            self._pub.publish(msg)
+        if cdr is None:
+            cdr = wire.serialize(msg, self.msgtype, self._pub.typestore)
+        self._pub.publish_raw(cdr)
         if self._recorder is not None:
             self._recorder.write(self.topic, cdr, time.time_ns())
 
@@ -84,23 +87,22 @@ class DdsTransport(Transport):
     """
 
     name = "dds"
-    #: Outputs are best handed over serialised (written without converting).
     wants_cdr = True
 
     def __init__(
         self,
         domain_id: int | None = None,
-        namespace: str = dds.DEFAULT_NAMESPACE,
+        namespace: str = DEFAULT_NAMESPACE,
         node_name: str = NODE_NAME,
         recorder: Any | None = None,
         typestore: Any | None = None,
         fastdds_compat: bool | None = None,
     ) -> None:
-        self.namespace = dds.normalize_namespace(namespace)
+        self.namespace = normalize_namespace(namespace)
         self.node_name = node_name
         self.recorder = recorder
         self.typestore = typestore if typestore is not None else M.get_typestore()
-        self.domain_id = dds.domain_id_from_env() if domain_id is None else int(domain_id)
+        self.domain_id = domain_id_from_env() if domain_id is None else int(domain_id)
         self.participant = dds.create_participant(self.domain_id, fastdds_compat=fastdds_compat)
         self._outputs: list[DdsOutput] = []
         self._subscribers: list[dds.Subscriber] = []
@@ -111,7 +113,7 @@ class DdsTransport(Transport):
 
     # ------------------------------------------------------------------ endpoints
     def resolve(self, topic: str) -> str:
-        return dds.resolve_topic_name(topic, self.namespace)
+        return resolve_topic_name(topic, self.namespace)
 
     def create_publisher(self, topic: str, msgtype: str, qos: QosProfile) -> DdsOutput:
         pub = dds.Publisher(self.participant, topic, msgtype, qos=qos, namespace=self.namespace,

@@ -1,16 +1,17 @@
-"""Cyclone DDS wire types with ROS 2's DDS names, and rosbags <-> IDL conversion.
+"""Cyclone DDS topic types with ROS 2's DDS names, carrying CDR bytes.
 
 ROS 2 maps ``pkg/msg/Name`` to the DDS type ``pkg::msg::dds_::Name_`` on topic ``rt/<name>``;
 the structs below spell out the ROS 2 IDL of every message this package exchanges (keyless,
-final extensibility). On the wire they are plain CDR, little endian (XCDR1): writers and
-readers must carry ``Policy.DataRepresentation(use_cdrv0_representation=True)`` (see
-:func:`unihoi_ros.ros.qos.to_cyclone_qos`), and then the bytes equal rosbags'
+final extensibility). Cyclone DDS announces a topic's type from them (XTypes type
+information, matched by ROS 2 peers); their plain CDR (XCDR1) equals rosbags'
 ``serialize_cdr`` of the same message (tested for the Humble and Jazzy typestores).
 
-``sequence<uint8>`` fields (image and point-cloud payloads) keep their XTypes type identifier
-(``sequence<uint8>``) but are (de)serialised by a fast machine installed here: it writes any
-bytes-like object or numpy array in one copy and reads into a numpy ``uint8`` array, instead
-of cyclonedds' element-wise ``struct`` packing of Python ints.
+Samples never go through these structs' fields: :func:`wire_type` gives, per message type,
+a struct with the same IDL (same name, fields, type identifier) whose samples carry their
+CDR bytes (``from_cdr(data)``, ``sample.cdr``): Cyclone's public
+``DataWriter.write`` writes what ``serialize()`` returns and ``DataReader.take`` hands the
+received bytes to ``deserialize()``. The bytes are made and read by the one codec,
+:mod:`unihoi_ros.ros.wire` (rosbags).
 
 Importing this module needs ``cyclonedds``; :mod:`unihoi_ros.ros.messages` does not.
 
@@ -19,16 +20,13 @@ of IdlStruct classes at run time and cannot evaluate postponed (string) annotati
 ``"types.sequence[PointField]"``.
 """
 
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 
 from unihoi_ros.optional import require
+from unihoi_ros.ros.names import dds_type_name
 
 _cdds_idl = require("cyclonedds.idl")
-_mach = require("cyclonedds.idl._machinery")
 types = require("cyclonedds.idl.types")
 IdlStruct = _cdds_idl.IdlStruct
 
@@ -258,12 +256,6 @@ IDL_TYPES: dict[str, type[IdlStruct]] = {
 }
 
 
-def dds_type_name(ros_type: str) -> str:
-    """``"sensor_msgs/msg/Image"`` -> ``"sensor_msgs::msg::dds_::Image_"``."""
-    pkg, kind, name = ros_type.split("/")
-    return f"{pkg}::{kind}::dds_::{name}_"
-
-
 def idl_type(ros_type: str) -> type[IdlStruct]:
     """The IDL struct of a ROS 2 interface name.
 
@@ -278,183 +270,48 @@ def idl_type(ros_type: str) -> type[IdlStruct]:
         ) from None
 
 
-# --------------------------------------------------------------------------- fast uint8[]
-class _FastU8SequenceMachine(_mach.PlainCdrV2SequenceOfPrimitiveMachine):
-    """``sequence<uint8>`` in one copy: writes bytes-like/numpy, reads a numpy uint8 array."""
+@functools.cache
+def wire_type(ros_type: str) -> type[IdlStruct]:
+    """The topic type of ``ros_type`` for Cyclone DDS: the IDL of :func:`idl_type` (same
+    type name, fields and type identifier, so peers see the ROS 2 type) whose samples are
+    CDR bytes: ``serialize()`` returns them (``DataWriter.write``), ``deserialize(data)``
+    keeps them (``DataReader.take``). A sample's ``cdr`` is plain CDR little endian with
+    its 4-byte header (:func:`unihoi_ros.ros.wire.serialize`, padded to 4 bytes); a taken
+    one also has Cyclone's ``sample_info``. Cached: one class per type. (IdlStruct must be
+    the only base: Cyclone reads a struct's first base as its IDL base type.)
 
-    def serialize(self, buffer, value, serialize_kind=None, key_enabled=None):
-        if isinstance(value, np.ndarray):
-            mv = memoryview(np.ascontiguousarray(value)).cast("B")
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            mv = memoryview(value).cast("B")
-        else:  # list of ints
-            mv = memoryview(np.asarray(value, dtype=np.uint8))
-        n = mv.nbytes
-        if self.max_length is not None and n > self.max_length:
-            raise ValueError(f"sequence of {n} bytes exceeds its bound {self.max_length}")
-        buffer.align(4)
-        buffer.write("I", 4, n)
-        if n:
-            buffer.ensure_size(n)
-            buffer._bytes[buffer._pos : buffer._pos + n] = mv
-            buffer._pos += n
-
-    def deserialize(self, buffer, deserialize_kind=None, key_enabled=None):
-        buffer.align(4)
-        n = buffer.read("I", 4)
-        out = np.frombuffer(buffer._bytes, dtype=np.uint8, count=n, offset=buffer._pos).copy()
-        buffer._pos += n
-        return out
-
-    def default_initialize(self):
-        return np.zeros(0, dtype=np.uint8)
-
-
-def _install_fast_machines(cls: type[IdlStruct]) -> int:
-    """Swap the ``sequence<uint8>`` machines of ``cls`` for the fast one; returns how many."""
-    idl = cls.__idl__
-    idl.populate()
-    swapped = 0
-    for machine in (idl.v1_machine, idl.v2_machine):
-        members = getattr(machine, "members_machines", {})
-        for sub in members.values():
-            if type(sub) is _mach.PlainCdrV2SequenceOfPrimitiveMachine and sub.code == "B":
-                sub.__class__ = _FastU8SequenceMachine
-                swapped += 1
-    return swapped
-
-
-#: True when every uint8[] payload uses the fast machine (cyclonedds' internals as expected);
-#: otherwise conversions fall back to Python lists (correct, slow for big images).
-FAST_U8 = all(_install_fast_machines(c) == 2 for c in (Image, CompressedImage, PointCloud2))
-for _cls in IDL_TYPES.values():
-    _install_fast_machines(_cls)
-
-
-# --------------------------------------------------------------------------- conversion
-_NP_DTYPES = {
-    "bool": np.bool_,
-    "byte": np.uint8,
-    "char": np.uint8,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "int16": np.int16,
-    "uint16": np.uint16,
-    "int32": np.int32,
-    "uint32": np.uint32,
-    "int64": np.int64,
-    "uint64": np.uint64,
-    "float32": np.float32,
-    "float64": np.float64,
-}
-_PY_SCALAR = {"bool": bool, "float32": float, "float64": float, "string": str, "wstring": str}
-
-Converter = Callable[[Any], Any]
-_TO_IDL: dict[tuple[int, str], Converter] = {}
-_FROM_IDL: dict[tuple[int, str], Converter] = {}
-
-
-def _nodetypes() -> Any:
-    return require("rosbags.interfaces").Nodetype
-
-
-def _build_to_idl(typestore: Any, ros_type: str) -> Converter:
-    nt = _nodetypes()
-    cls = idl_type(ros_type)
-    convs: list[tuple[str, Converter]] = []
-    for name, (kind, desc) in typestore.fielddefs[ros_type][1]:
-        if kind == nt.NAME:
-            convs.append((name, to_idl_converter(typestore, desc)))
-        elif kind == nt.BASE:
-            convs.append((name, _PY_SCALAR.get(desc[0], int)))
-        else:  # ARRAY or SEQUENCE
-            (sub_kind, sub_desc), _ = desc
-            if sub_kind == nt.NAME:
-                sub = to_idl_converter(typestore, sub_desc)
-                convs.append((name, lambda v, sub=sub: [sub(x) for x in v]))
-            elif kind == nt.SEQUENCE and sub_desc[0] in ("uint8", "byte", "char") and FAST_U8:
-                convs.append((name, lambda v: v))  # fast machine takes bytes/numpy as is
-            elif sub_desc[0] in ("string", "wstring"):
-                convs.append((name, lambda v: [str(x) for x in v]))
-            else:
-                dt = _NP_DTYPES[sub_desc[0]]
-                convs.append((name, lambda v, dt=dt: _to_numpy(v, dt).tolist()))
-
-    def convert(msg: Any) -> Any:
-        return cls(**{n: c(getattr(msg, n)) for n, c in convs})
-
-    return convert
-
-
-def _build_from_idl(typestore: Any, ros_type: str) -> Converter:
-    nt = _nodetypes()
-    cls = typestore.types[ros_type]
-    convs: list[tuple[str, Converter]] = []
-    for name, (kind, desc) in typestore.fielddefs[ros_type][1]:
-        if kind == nt.NAME:
-            convs.append((name, from_idl_converter(typestore, desc)))
-        elif kind == nt.BASE:
-            convs.append((name, _PY_SCALAR.get(desc[0], int)))
-        else:
-            (sub_kind, sub_desc), _ = desc
-            if sub_kind == nt.NAME:
-                sub = from_idl_converter(typestore, sub_desc)
-                convs.append((name, lambda v, sub=sub: [sub(x) for x in v]))
-            elif sub_desc[0] in ("string", "wstring"):
-                convs.append((name, lambda v: [str(x) for x in v]))
-            else:
-                dt = _NP_DTYPES[sub_desc[0]]
-                convs.append((name, lambda v, dt=dt: _to_numpy(v, dt)))
-
-    def convert(sample: Any) -> Any:
-        return cls(**{n: c(getattr(sample, n)) for n, c in convs})
-
-    return convert
-
-
-def _to_numpy(value: Any, dtype: Any) -> np.ndarray:
-    if isinstance(value, np.ndarray):
-        return value if value.dtype == dtype else value.astype(dtype)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return np.frombuffer(value, dtype=np.uint8).astype(dtype, copy=False)
-    return np.asarray(value, dtype=dtype)
-
-
-def to_idl_converter(typestore: Any, ros_type: str) -> Converter:
-    """A compiled function rosbags message -> IDL struct of ``ros_type`` (cached)."""
-    key = (id(typestore), ros_type)
-    conv = _TO_IDL.get(key)
-    if conv is None:
-        conv = _TO_IDL[key] = _build_to_idl(typestore, ros_type)
-    return conv
-
-
-def from_idl_converter(typestore: Any, ros_type: str) -> Converter:
-    """A compiled function IDL struct -> rosbags message of ``ros_type`` (cached)."""
-    key = (id(typestore), ros_type)
-    conv = _FROM_IDL.get(key)
-    if conv is None:
-        conv = _FROM_IDL[key] = _build_from_idl(typestore, ros_type)
-    return conv
-
-
-def to_idl(msg: Any, ros_type: str | None = None, typestore: Any | None = None) -> Any:
-    """Convert a rosbags message to its IDL struct (big ``uint8[]`` payloads: no copy).
-
-    Args:
-        msg: a rosbags message instance.
-        ros_type: its interface name; default ``msg.__msgtype__``.
-        typestore: rosbags typestore; default :func:`unihoi_ros.ros.messages.get_typestore`.
+    Raises:
+        KeyError: the type is not one of :data:`IDL_TYPES`.
     """
-    from unihoi_ros.ros.messages import get_typestore
+    decl = idl_type(ros_type)
 
-    ts = get_typestore() if typestore is None else typestore
-    return to_idl_converter(ts, ros_type or msg.__msgtype__)(msg)
+    class Wire(IdlStruct, typename=decl.__idl_typename__):
+        __annotations__ = dict(decl.__annotations__)
+        __slots__ = ("cdr", "sample_info")
+
+        @classmethod
+        def from_cdr(cls, data: bytes) -> "Wire":
+            """A sample holding ``data`` (plain CDR little endian, header included, its
+            length a multiple of 4 as DDS samples are)."""
+            sample = object.__new__(cls)
+            sample.cdr = data
+            return sample
+
+        def serialize(self, buffer=None, endianness=None, use_version_2=None) -> bytes:
+            return self.cdr
+
+        @classmethod
+        def deserialize(cls, data: bytes, has_header: bool = True,
+                        use_version_2: bool | None = None) -> "Wire":
+            return cls.from_cdr(data)
+
+        @classmethod
+        def deserialize_key(cls, data: bytes, has_header: bool = True,
+                            use_version_2: bool | None = None) -> "Wire":
+            return cls.from_cdr(data)  # keyless: an invalid sample's (dropped) key
+
+    Wire.__name__ = Wire.__qualname__ = f"{decl.__name__}Cdr"
+    return Wire
 
 
-def from_idl(sample: Any, ros_type: str, typestore: Any | None = None) -> Any:
-    """Convert an IDL struct to a rosbags message (``uint8[]`` become numpy uint8 arrays)."""
-    from unihoi_ros.ros.messages import get_typestore
-
-    ts = get_typestore() if typestore is None else typestore
-    return from_idl_converter(ts, ros_type)(sample)
+__all__ = ["IDL_TYPES", "dds_type_name", "idl_type", "wire_type"]

@@ -54,7 +54,7 @@ class FrameOutputs:
                  count: Callable[[str, int], None], ratelog: RateLimitedLog) -> None:
         self.params, self.transport, self.typestore = params, transport, typestore
         self._count, self._ratelog = count, ratelog
-        self._wants_cdr = bool(getattr(transport, "wants_cdr", False))
+        self._wants_cdr = transport.wants_cdr
         self.path = PathSerializer(typestore, params.world_frame, params.trajectory_max_poses)
         self.pubs: dict[str, Any] = {}
         self.tf_enabled = False

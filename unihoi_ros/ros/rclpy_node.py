@@ -11,28 +11,29 @@ Everything but the middleware lives in :mod:`unihoi_ros.ros.node`. Here:
 - ``/tf`` through a plain TFMessage publisher (tf2_msgs; tf2_ros' broadcaster QoS), the
   camera -> base transform of ``base_frame`` from a tf2_ros Buffer; diagnostics through
   diagnostic_updater;
-- rosbags messages <-> rclpy messages by walking the fields generically
-  (:func:`to_rclpy` / :func:`from_rclpy`); outputs the node already serialised are
-  published as CDR bytes (``Publisher.publish(bytes)``), without any per-field work.
+- messages cross as CDR bytes through the wire codec (:mod:`unihoi_ros.ros.wire`):
+  outputs are published serialised (``Publisher.publish(bytes)``), inputs are subscribed
+  in raw mode (``create_subscription(..., raw=True)``) and read by the codec; the
+  message_filters synchroniser needs rclpy messages, whose bytes
+  (``rclpy.serialization.serialize_message``) go through the same codec. No field of a
+  message is walked here.
 
-rclpy is imported lazily: the conversion helpers are importable (and tested) without it.
+rclpy is imported lazily: this module is importable without it.
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
-
 from unihoi_ros.errors import UnihoiError, one_line
 from unihoi_ros.optional import MissingDependencyError, require
 from unihoi_ros.ros import messages as M
+from unihoi_ros.ros import wire
+from unihoi_ros.ros.names import resolve_topic_name
 from unihoi_ros.ros.params import (
     BUILTIN_PARAMS,
     NODE_NAME,
@@ -51,20 +52,10 @@ from unihoi_ros.ros.transport import (
 
 log = logging.getLogger(__name__)
 
-# --------------------------------------------------------------------------- conversion
-_SEQUENCE = re.compile(r"^sequence<\s*([^,>]+?)\s*(?:,\s*\d+\s*)?>$")
-_ARRAY = re.compile(r"^(.+?)\[(\d+)\]$")
-_NUMERIC = {
-    "uint8": ("B", np.uint8), "octet": ("B", np.uint8), "char": ("B", np.uint8),
-    "int8": ("b", np.int8), "uint16": ("H", np.uint16), "int16": ("h", np.int16),
-    "uint32": ("I", np.uint32), "int32": ("i", np.int32), "uint64": ("Q", np.uint64),
-    "int64": ("q", np.int64), "float": ("f", np.float32), "double": ("d", np.float64),
-}
-_INTEGERS = {k for k in _NUMERIC if k not in ("float", "double")}
+# --------------------------------------------------------------------------- messages
 #: Seconds a ``base_frame`` lookup waits for the camera -> base transform at a frame's
 #: stamp (static transforms answer at once).
 TF_LOOKUP_WAIT_S = 0.1
-ClassResolver = Callable[[str], type]
 
 
 def ros_type_name(name: str) -> str:
@@ -84,85 +75,12 @@ def rclpy_message_class(msgtype: str) -> type:
     return getattr(module, name)
 
 
-def _is_string(elem: str) -> bool:
-    return elem.startswith(("string", "wstring"))
-
-
-def to_rclpy(msg: Any, cls: type, resolve: ClassResolver = rclpy_message_class) -> Any:
-    """A rosbags message as an instance of the rclpy message class ``cls``.
-
-    Numeric sequences become ``array.array`` (one buffer copy), fixed-size numeric arrays
-    numpy arrays (what rclpy's generated setters accept without per-element checks).
-    """
-    out = cls()
-    for name, ftype in cls.get_fields_and_field_types().items():
-        setattr(out, name, _to_rclpy_value(getattr(msg, name), ftype, getattr(out, name),
-                                           resolve))
-    return out
-
-
-def _to_rclpy_value(value: Any, ftype: str, default: Any, resolve: ClassResolver) -> Any:
-    seq, arr = _SEQUENCE.match(ftype), _ARRAY.match(ftype)
-    if seq or arr:
-        elem = (seq or arr).group(1)
-        if elem in _NUMERIC:
-            code, dtype = _NUMERIC[elem]
-            data = np.ascontiguousarray(np.asarray(value).reshape(-1), dtype=dtype)
-            if arr:
-                return data
-            out = array.array(code)
-            out.frombytes(data.tobytes())
-            return out
-        if elem == "boolean":
-            return [bool(v) for v in value]
-        if _is_string(elem):
-            return [str(v) for v in value]
-        ecls = resolve(elem)
-        return [to_rclpy(v, ecls, resolve) for v in value]
-    if ftype == "boolean":
-        return bool(value)
-    if ftype == "octet":  # rclpy's C conversion reads octets as 1-byte bytes, not ints
-        return bytes([int(value) & 0xFF])
-    if ftype in _INTEGERS:
-        return int(value)
-    if ftype in ("float", "double"):
-        return float(value)
-    if _is_string(ftype):
-        return str(value)
-    return to_rclpy(value, type(default), resolve)
-
-
 def from_rclpy(msg: Any, msgtype: str, typestore: Any | None = None) -> Any:
-    """An rclpy message as the rosbags message of ``msgtype``."""
-    ts = typestore if typestore is not None else M.get_typestore()
-    kwargs = {
-        name: _from_rclpy_value(getattr(msg, name), ftype, ts)
-        for name, ftype in type(msg).get_fields_and_field_types().items()
-    }
-    return ts.types[msgtype](**kwargs)
+    """An rclpy message as the rosbags message of ``msgtype``: rclpy's own CDR bytes read
+    by the wire codec (for what arrives as a message object: message_filters' pairs)."""
+    from rclpy.serialization import serialize_message
 
-
-def _from_rclpy_value(value: Any, ftype: str, ts: Any) -> Any:
-    seq, arr = _SEQUENCE.match(ftype), _ARRAY.match(ftype)
-    if seq or arr:
-        elem = (seq or arr).group(1)
-        if elem in _NUMERIC:
-            dtype = _NUMERIC[elem][1]
-            if isinstance(value, array.array):
-                return np.frombuffer(value, dtype=dtype).copy()
-            if isinstance(value, (bytes, bytearray)):
-                return np.frombuffer(value, dtype=dtype).copy()
-            return np.array(value, dtype=dtype).reshape(-1)
-        if elem == "boolean":
-            return [bool(v) for v in value]
-        if _is_string(elem):
-            return [str(v) for v in value]
-        return [from_rclpy(v, ros_type_name(elem), ts) for v in value]
-    if ftype in ("boolean", "float", "double") or ftype in _INTEGERS or _is_string(ftype):
-        if isinstance(value, bytes) and len(value) == 1:  # 'byte'/'char' fields
-            return value[0]
-        return value
-    return from_rclpy(value, ros_type_name(ftype), ts)
+    return wire.deserialize(serialize_message(msg), msgtype, typestore)
 
 
 def to_rclpy_qos(profile: QosProfile) -> Any:
@@ -182,16 +100,15 @@ def to_rclpy_qos(profile: QosProfile) -> Any:
 class _Output:
     """rclpy publisher taking rosbags messages (or their CDR bytes)."""
 
-    def __init__(self, publisher: Any, cls: type) -> None:
+    def __init__(self, publisher: Any, msgtype: str, typestore: Any) -> None:
         self._pub = publisher
-        self._cls = cls
+        self.msgtype, self._ts = msgtype, typestore
         self.topic = publisher.topic_name
 
     def publish(self, msg: Any, cdr: bytes | memoryview | None = None) -> None:
-        if cdr is not None:
-            self._pub.publish(bytes(cdr))  # rclpy publishes bytes as a serialised message
-        else:
-            self._pub.publish(to_rclpy(msg, self._cls))
+        if cdr is None:
+            cdr = wire.serialize(msg, self.msgtype, self._ts)
+        self._pub.publish(bytes(cdr))  # rclpy publishes bytes as a serialised message
 
     @property
     def subscription_count(self) -> int:
@@ -271,6 +188,8 @@ class RclpyTransport(Transport):
         self._tf_buffer = None  # tf2_ros Buffer, with base_frame
         self._updater = None
         self._memo: tuple[Any, Any] = (None, None)
+        #: Received samples the codec could not read (dropped).
+        self.input_errors = 0
         self._adaptive: list[_AdaptiveInput] = []  # inputs whose QoS follows the publishers
         self._graph_timer = None
 
@@ -286,8 +205,6 @@ class RclpyTransport(Transport):
         try:
             return self.node.resolve_topic_name(topic)  # expansion and remapping (Humble+)
         except AttributeError:
-            from unihoi_ros.ros.dds import resolve_topic_name
-
             return resolve_topic_name(topic, self.namespace, self.node.get_name())
 
     def input_publisher_count(self, topic: str) -> int | None:
@@ -298,7 +215,8 @@ class RclpyTransport(Transport):
 
     def create_publisher(self, topic: str, msgtype: str, qos: QosProfile) -> _Output:
         cls = rclpy_message_class(msgtype)
-        return _Output(self.node.create_publisher(cls, topic, to_rclpy_qos(qos)), cls)
+        return _Output(self.node.create_publisher(cls, topic, to_rclpy_qos(qos)), msgtype,
+                       self.typestore)
 
     #: Seconds between checks of the inputs' publishers (``match_publishers`` profiles).
     GRAPH_CHECK_PERIOD_S = 0.5
@@ -334,9 +252,18 @@ class RclpyTransport(Transport):
     def subscribe(self, topic: str, msgtype: str, qos: QosProfile, callback) -> None:
         cls = rclpy_message_class(msgtype)
 
+        def receive(data: bytes) -> None:  # raw: the CDR bytes, read by the codec
+            try:
+                msg = wire.deserialize(data, msgtype, self.typestore)
+            except wire.CdrError as exc:  # dropped and counted, as a DDS subscriber does
+                self.input_errors += 1
+                log.warning("%s: sample dropped: %s", topic, one_line(exc))
+                return
+            callback(msg)
+
         def build(profile: QosProfile) -> tuple[list[Any], list[Any]]:
-            sub = self.node.create_subscription(
-                cls, topic, lambda m: callback(self._convert(m, msgtype)), to_rclpy_qos(profile))
+            sub = self.node.create_subscription(cls, topic, receive, to_rclpy_qos(profile),
+                                                raw=True)
             return [sub], [sub]
 
         self._input([topic], qos, build)

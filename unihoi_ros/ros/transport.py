@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from unihoi_ros.optional import MissingDependencyError
 from unihoi_ros.ros.messages import stamp_to_ns
-from unihoi_ros.ros.params import DEFAULT_NAMESPACE
+from unihoi_ros.ros.names import DEFAULT_NAMESPACE, normalize_namespace, resolve_topic_name
 from unihoi_ros.ros.qos import QosProfile
 
 Callback = Callable[[Any], None]
@@ -62,7 +62,7 @@ class OutputPublisher(Protocol):
     def publish(self, msg: Any, cdr: bytes | memoryview | None = None) -> None:
         """Publish ``msg``; ``cdr`` (optional) is its serialised form (rosbags CDR).
 
-        Transports with ``wants_cdr = True`` may be given ``msg=None`` with ``cdr``.
+        Transports with :attr:`Transport.wants_cdr` may be given ``msg=None`` with ``cdr``.
         """
         ...
 
@@ -79,6 +79,11 @@ class Transport(abc.ABC):
     name: str = "transport"
     #: Namespace relative names resolve under (``/unihoi``).
     namespace: str = "/"
+    #: The middleware moves serialised messages: publishers are best handed the CDR bytes
+    #: (:func:`unihoi_ros.ros.wire.serialize`, made once by the node and shared with a bag
+    #: recorder), and accept ``msg=None`` with them. False: message objects are kept
+    #: (in-process), and bytes would be made for nothing.
+    wants_cdr: bool = False
 
     @abc.abstractmethod
     def resolve(self, topic: str) -> str:
@@ -242,8 +247,6 @@ class MemoryTransport(Transport):
 
     def __init__(self, namespace: str = DEFAULT_NAMESPACE,
                  clock_ns: Callable[[], int] = time.time_ns):
-        from unihoi_ros.ros.dds import normalize_namespace  # name rules live there
-
         self.namespace = normalize_namespace(namespace)
         self._clock = clock_ns
         self.publishers: dict[str, MemoryPublisher] = {}
@@ -257,8 +260,6 @@ class MemoryTransport(Transport):
         self.closed = False
 
     def resolve(self, topic: str) -> str:
-        from unihoi_ros.ros.dds import resolve_topic_name
-
         return resolve_topic_name(topic, self.namespace)
 
     def create_publisher(self, topic: str, msgtype: str, qos: QosProfile) -> MemoryPublisher:
