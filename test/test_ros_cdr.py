@@ -70,7 +70,7 @@ def sample_messages(ts) -> dict[str, list]:
         step=0,
         data=np.zeros(0, np.uint8),
     )
-    tf = M.tf_from_result(fr, "odom", "cam_optical_frame", ts)
+    tf = M.FrameMessages(fr, "cam_optical_frame", "odom", ts).tf()
     tf2 = M.tf_msg(
         [
             M.transform_stamped_msg(np.eye(4), 1, "a", "b", ts),

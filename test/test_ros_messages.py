@@ -291,7 +291,7 @@ def test_empty_point_cloud():
 
 def test_tf_path_and_quaternions_against_scipy():
     fr = make_frame(5)
-    tfm = M.tf_from_result(fr, child_frame=M.optical_frame_id("head_cam"))
+    tfm = M.FrameMessages(fr, M.optical_frame_id("head_cam")).tf()
     (t,) = tfm.transforms
     assert t.header.frame_id == "unihoi_world" and t.child_frame_id == "head_cam_optical_frame"
     assert M.stamp_to_ns(t.header.stamp) == fr.stamp_ns
@@ -349,12 +349,36 @@ def test_diagnostics():
 def test_frame_result_messages_bundle():
     fr = make_frame(6)
     out = M.frame_result_messages(fr, camera="cam")
-    assert set(out) == {"depth/image", "depth/camera_info", "confidence/image", "points", "/tf"}
+    assert set(out) == {"depth/image", "depth/camera_info", "confidence/image", "points", "/tf",
+                        "pose"}
     for key, msg in out.items():
         assert msg.__msgtype__ == M.DEFAULT_OUTPUT_TOPICS[key]
         header = msg.transforms[0].header if key == "/tf" else msg.header
         assert M.stamp_to_ns(header.stamp) == fr.stamp_ns
     assert "points" not in M.frame_result_messages(fr, points=False)
+    # pose and /tf hold the same (body-axes) camera pose, converted once
+    t, p = out["/tf"].transforms[0].transform, out["pose"].pose
+    assert (t.translation.x, t.translation.y, t.translation.z) == (
+        p.position.x, p.position.y, p.position.z)
+    assert (t.rotation.x, t.rotation.w) == (p.orientation.x, p.orientation.w)
+    # the table is every topic the node publishes, and nothing else
+    assert set(M.DEFAULT_OUTPUT_TOPICS) == {o.topic for o in M.OUTPUTS} | {"/diagnostics"}
+    assert M.output("points").on_demand and not M.output("depth").on_demand
+    with pytest.raises(KeyError):
+        M.output("nope")
+
+
+def test_compact_encodings_for_bags():
+    fr = make_frame(3)
+    msgs = M.FrameMessages(fr, "cam", compact=True)
+    depth, conf = msgs.build("depth"), msgs.build("confidence")
+    assert (depth.encoding, conf.encoding) == ("16UC1", "mono8")
+    mm = M.image_to_array(depth).astype(np.float64)
+    valid = np.isfinite(fr.depth) & (fr.depth > 0)
+    np.testing.assert_allclose(mm[valid], np.round(fr.depth[valid] * 1000.0), atol=1)
+    assert (mm[~valid] == 0).all()  # invalid: 0 (REP-118 for integer depth)
+    np.testing.assert_allclose(M.image_to_array(conf) / 255.0,
+                               np.clip(fr.confidence, 0, 1), atol=0.5 / 255 + 1e-6)
 
 
 # --------------------------------------------------------------------------- time, stores

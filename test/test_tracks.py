@@ -386,3 +386,23 @@ def test_the_noise_raised_motion_tolerance_is_capped():
     lat, dep = arrays.tolerances(z, conf, TrackerConfig(noise_k=0, lateral_k=0))
     np.testing.assert_allclose(dep, floor)
     np.testing.assert_allclose(lat, floor)
+
+
+def test_tracking_stage_restarts_after_a_gap_and_with_the_stream():
+    """The stage the node and ``unihoi process`` share: tracks carry on while wanted; a
+    frame after a gap (not wanted: skipped) or a reset starts new tracks (all age 0), so no
+    frame is linked to one from before the gap; ids keep counting."""
+    from unihoi_ros.tracks.stage import TrackingStage
+
+    seq = make_sequence(seed=3, num_frames=6, height=48, width=64)
+    results = run_stream(seq, OracleBackend(seq))
+    stage = TrackingStage(TrackerConfig(max_tracks=16))
+    first = stage.update(results[0])
+    second = stage.update(results[1])
+    assert len(first.ids) and (second.age[np.isin(second.ids, first.ids)] == 1).all()
+    assert stage.update(results[2], wanted=False) is None
+    after_gap = stage.update(results[3])
+    assert len(after_gap.ids) and (after_gap.age == 0).all()
+    assert after_gap.ids.min() > second.ids.max()
+    stage.reset()
+    assert (stage.update(results[4]).age == 0).all()

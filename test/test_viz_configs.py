@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 import yaml
 
+pytest.importorskip("rosbags")
+
 from unihoi_ros.ros import messages as M
+from unihoi_ros.ros.outputs import FrameOutputs
 from unihoi_ros.ros.params import NodeParams
+from unihoi_ros.ros.ratelog import RateLimitedLog
+from unihoi_ros.ros.transport import MemoryTransport
 
 from conftest import REPO_ROOT
 
@@ -15,9 +22,15 @@ NS = "/unihoi"
 
 
 def _published() -> set[str]:
-    """Topics of the node under the default namespace, and its default input topic."""
+    """Topics the node's outputs create under the default namespace (what it publishes
+    from), and its default input topic."""
     params = NodeParams.load()
-    topics = {t if t.startswith("/") else f"{NS}/{t}" for t in M.DEFAULT_OUTPUT_TOPICS}
+    transport = MemoryTransport(NS)
+    outputs = FrameOutputs(params, transport, M.get_typestore(), lambda key, n: None,
+                           RateLimitedLog(logging.getLogger(__name__)))
+    outputs.create(tf_enabled=True)
+    topics = set(transport.publishers) | {"/tf", "/diagnostics"}  # TF, diagnostics: transport's
+    assert topics == {transport.resolve(t) for t in M.DEFAULT_OUTPUT_TOPICS}  # one table
     return topics | {f"{NS}/{params.image_topic}"}
 
 

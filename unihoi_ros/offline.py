@@ -38,11 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from unihoi_ros.errors import UnihoiError
-from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.io.camera_info import CameraCalibration
 from unihoi_ros.io.ground_truth import write_tum_trajectory
 from unihoi_ros.io.ply import write_ply
-from unihoi_ros.io.run_layout import confidence_to_u8, depth_to_mm
 from unihoi_ros.io.sources import FrameSource, SourceError
 from unihoi_ros.pipeline.downscale import downscaled_result
 from unihoi_ros.pipeline.fusion import CloudFuser
@@ -87,7 +85,8 @@ class BagOutputs:
     - ``pose`` (PoseStamped), ``tracks`` (PointCloud2), ``/tf``, and ``trajectory`` (the
       whole Path once, at :meth:`close`).
 
-    The live node's topics are unchanged (``32FC1`` depth and confidence, raw images).
+    The messages come from the node's table (:mod:`unihoi_ros.ros.msg.bundle`) with its
+    compact encodings; the live node publishes ``32FC1`` depth and confidence.
     """
 
     def __init__(self, bag_dir: Path, camera: str = "camera", world_frame: str = "unihoi_world",
@@ -125,30 +124,25 @@ class BagOutputs:
         return dict(self._topics)
 
     def write(self, result: FrameResult, tracks=None) -> None:
-        """One frame's outputs (and its :class:`~unihoi_ros.tracks.TrackSet`, if given);
-        the pose as a PoseStamped (``pose``), the whole Path once at :meth:`close` (a Path
-        per frame would grow the bag quadratically)."""
+        """One frame's outputs (and its :class:`~unihoi_ros.tracks.TrackSet`, if given), as
+        the node's table builds them (:data:`~unihoi_ros.ros.msg.bundle.OUTPUTS`); the
+        whole Path once at :meth:`close` (a Path per frame would grow the bag
+        quadratically)."""
         m, stamp = self._m, result.stamp_ns
         small = downscaled_result(result, self.max_side, self.point_stride,
                                   self.min_point_confidence)
-        frame = m.optical_frame_id(self.camera)
-        rel = self._resolve
+        msgs = m.FrameMessages(small, m.optical_frame_id(self.camera), self.world_frame,
+                               compact=True)
         if self.image_topic is not None:
             self._rec.write(self.image_topic, m.rgb_to_compressed(
-                small.rgb, stamp, frame, "jpeg", self.jpeg_quality), stamp)
-        self._rec.write(rel("depth/image"),
-                        m.array_to_image(depth_to_mm(small.depth), stamp, frame), stamp)
-        self._rec.write(rel("depth/camera_info"), m.camera_info_from_result(small, frame), stamp)
-        self._rec.write(rel("confidence/image"),
-                        m.array_to_image(confidence_to_u8(small.confidence), stamp, frame),
-                        stamp)
-        self._rec.write(rel("points"), m.point_cloud_msg(small, frame), stamp)
-        self._rec.write("/tf", m.tf_from_result(small, self.world_frame, frame), stamp)
-        pose = m.pose_stamped_msg(body_world_pose(result.T_world_cam), stamp, self.world_frame)
-        self._rec.write(rel("pose"), pose, stamp)
-        if tracks is not None:
-            self._rec.write(rel("tracks"), m.tracks_msg(tracks, self.world_frame), stamp)
-        self._poses.append(pose)
+                small.rgb, stamp, msgs.frame_id, "jpeg", self.jpeg_quality), stamp)
+        for o in m.OUTPUTS:
+            if o.name == "trajectory" or (o.name == "tracks" and tracks is None):
+                continue
+            msg = msgs.build(o.name, tracks)
+            self._rec.write(self._resolve(o.topic), msg, stamp)
+            if o.name == "pose":
+                self._poses.append(msg)
         self._poses = self._poses[-self.max_path_poses:]
         self._last_stamp = stamp
 
@@ -226,8 +220,8 @@ def process_source(
     from unihoi_ros.io.tracks_io import TracksRecorder
     from unihoi_ros.ros.camera_input import CameraInput
     from unihoi_ros.ros.ratelog import RateLimitedLog
-    from unihoi_ros.tracks import PointTracker
     from unihoi_ros.tracks.background import BackgroundTracker
+    from unihoi_ros.tracks.stage import TrackingStage
 
     if cloud_stride < 1:
         raise ValueError(f"cloud_stride must be >= 1, got {cloud_stride}")
@@ -244,7 +238,7 @@ def process_source(
                  "no time left", source.path.name)
     results: list[FrameResult] = []
     fuser = CloudFuser()
-    tracker, tracks = PointTracker(), TracksRecorder()
+    tracker, tracks = TrackingStage(), TracksRecorder()
     bar = tqdm(total=total or None, desc=f"process {source.path.name}", unit="frame",
                disable=not progress, dynamic_ncols=True)
     bag = (BagOutputs(out_dir / "bag", max_side=bag_max_side, image=bag_image,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from unihoi_ros.optional import require
+from unihoi_ros.ros import wire
 from unihoi_ros.ros.qos import QosProfile, to_rosbags_qos
 
 
@@ -175,7 +176,7 @@ class BagRecorder:
         if isinstance(msg_or_cdr, (bytes, bytearray, memoryview)):
             data = msg_or_cdr
         else:
-            data = self.typestore.serialize_cdr(msg_or_cdr, msgtype)
+            data = wire.serialize(msg_or_cdr, msgtype, self.typestore)
         with self._lock:
             self._check_open()
             self._writer.write(conn, int(stamp_ns), bytes(data))

@@ -6,7 +6,7 @@ them:
 
 - :mod:`unihoi_ros.ros.msg.types`: ``get_typestore``, ``msg_class``, the type names
   (``IMAGE``, ``CAMERA_INFO``, ... and ``MESSAGE_TYPES``), ``DEFAULT_DISTRO``,
-  ``DEFAULT_OUTPUT_TOPICS``, ``WORLD_FRAME``, ``stamp_to_ns``, ``ns_to_stamp``,
+  ``WORLD_FRAME``, ``stamp_to_ns``, ``ns_to_stamp``,
   ``make_header``, ``optical_frame_id`` and the errors ``ImageConversionError``,
   ``UnsupportedEncodingError``, ``MalformedImageError``.
 - :mod:`unihoi_ros.ros.msg.image`: ``image_to_rgb``, ``image_to_array``, ``rgb_to_image``,
@@ -15,11 +15,13 @@ them:
 - :mod:`unihoi_ros.ros.msg.camera_info`: ``camera_info_msg``, ``camera_info_from_result``.
 - :mod:`unihoi_ros.ros.msg.cloud`: ``points_to_cloud``, ``point_cloud_msg``,
   ``cloud_to_points``, ``CLOUD_DTYPE``, ``POINTFIELD_FLOAT32``.
-- :mod:`unihoi_ros.ros.msg.tf`: ``transform_stamped_msg``, ``tf_msg``, ``tf_from_result``,
-  ``pose_stamped_msg``, ``path_msg``.
+- :mod:`unihoi_ros.ros.msg.tf`: ``transform_stamped_msg``, ``tf_msg``,
+  ``pose_stamped_msg``, ``path_msg``, ``transform_matrix``.
 - :mod:`unihoi_ros.ros.msg.diagnostics`: ``diagnostic_status_msg``,
   ``diagnostic_array_msg``, ``DIAG_OK``, ``DIAG_WARN``, ``DIAG_ERROR``, ``DIAG_STALE``.
-- :mod:`unihoi_ros.ros.msg.bundle`: ``frame_result_messages``.
+- :mod:`unihoi_ros.ros.msg.bundle`: the outputs' table (``OUTPUTS``, ``Output``,
+  ``output``, ``DEFAULT_OUTPUT_TOPICS``) and one FrameResult -> its messages
+  (``FrameMessages``, ``frame_result_messages``).
 - :mod:`unihoi_ros.geometry.quaternions` (numpy): ``rotation_to_quaternion`` and
   ``quaternion_to_rotation`` are kept here as aliases of its ``quaternion_from_matrix`` and
   ``matrix_from_quaternion``; new code should import those.
@@ -45,7 +47,14 @@ dtype: the message then shares memory with the caller's array.
 from __future__ import annotations
 
 from unihoi_ros.geometry.quaternions import matrix_from_quaternion, quaternion_from_matrix
-from unihoi_ros.ros.msg.bundle import frame_result_messages
+from unihoi_ros.ros.msg.bundle import (
+    DEFAULT_OUTPUT_TOPICS,
+    OUTPUTS,
+    FrameMessages,
+    Output,
+    frame_result_messages,
+    output,
+)
 from unihoi_ros.ros.msg.camera_info import camera_info_from_result, camera_info_msg
 from unihoi_ros.ros.msg.cloud import (
     CLOUD_DTYPE,
@@ -82,7 +91,6 @@ from unihoi_ros.ros.msg.image import (
 from unihoi_ros.ros.msg.tf import (
     path_msg,
     pose_stamped_msg,
-    tf_from_result,
     tf_msg,
     transform_matrix,
     transform_stamped_msg,
@@ -91,7 +99,6 @@ from unihoi_ros.ros.msg.types import (
     CAMERA_INFO,
     COMPRESSED_IMAGE,
     DEFAULT_DISTRO,
-    DEFAULT_OUTPUT_TOPICS,
     DIAGNOSTIC_ARRAY,
     DIAGNOSTIC_STATUS,
     HEADER,
@@ -145,6 +152,7 @@ __all__ = [
     "IMAGE",
     "KEY_VALUE",
     "MESSAGE_TYPES",
+    "OUTPUTS",
     "PATH",
     "POINT",
     "POINTFIELD_FLOAT32",
@@ -162,8 +170,10 @@ __all__ = [
     "TRANSFORM_STAMPED",
     "VECTOR3",
     "WORLD_FRAME",
+    "FrameMessages",
     "ImageConversionError",
     "MalformedImageError",
+    "Output",
     "UnsupportedEncodingError",
     "array_to_image",
     "camera_info_from_result",
@@ -183,6 +193,7 @@ __all__ = [
     "msg_class",
     "ns_to_stamp",
     "optical_frame_id",
+    "output",
     "path_msg",
     "point_cloud_msg",
     "points_to_cloud",
@@ -193,7 +204,6 @@ __all__ = [
     "rgb_to_image",
     "rotation_to_quaternion",
     "stamp_to_ns",
-    "tf_from_result",
     "tf_msg",
     "tracks_msg",
     "tracks_to_cloud",

@@ -1,7 +1,8 @@
 """Poses as messages: ``TransformStamped``, ``TFMessage``, ``PoseStamped``, ``Path``.
 
 Conventions (docs/conventions.md): TF goes from the world frame (:data:`WORLD_FRAME` by
-default; REP-103 body axes, see :mod:`unihoi_ros.geometry.frames`) to the camera's optical
+default; REP-103 body axes, see :mod:`unihoi_ros.geometry.frames`; a frame's pose is
+converted once, in :class:`unihoi_ros.ros.msg.bundle.FrameMessages`) to the camera's optical
 frame; quaternions are ordered x, y, z, w with ``w >= 0``
 (:func:`unihoi_ros.geometry.quaternions.quaternion_from_matrix`).
 """
@@ -9,11 +10,10 @@ frame; quaternions are ordered x, y, z, w with ``w >= 0``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from unihoi_ros.geometry.frames import body_world_pose
 from unihoi_ros.geometry.quaternions import quaternion_from_matrix, rigid_from_quaternion
 from unihoi_ros.ros.msg.types import (
     PATH,
@@ -30,13 +30,9 @@ from unihoi_ros.ros.msg.types import (
     msg_class,
 )
 
-if TYPE_CHECKING:
-    from unihoi_ros.pipeline.results import FrameResult
-
 __all__ = [
     "path_msg",
     "pose_stamped_msg",
-    "tf_from_result",
     "tf_msg",
     "transform_matrix",
     "transform_stamped_msg",
@@ -82,24 +78,6 @@ def transform_matrix(transform: Any) -> np.ndarray:
 def tf_msg(transforms: Sequence[Any], typestore: Any | None = None) -> Any:
     """``tf2_msgs/TFMessage`` holding the given TransformStamped messages."""
     return msg_class(TF_MESSAGE, typestore)(transforms=list(transforms))
-
-
-def tf_from_result(
-    result: FrameResult,
-    parent_frame: str = WORLD_FRAME,
-    child_frame: str = "camera_optical_frame",
-    typestore: Any | None = None,
-) -> Any:
-    """TFMessage with the frame's camera pose ``parent_frame -> child_frame``; the parent
-    has REP-103 body axes (:func:`unihoi_ros.geometry.frames.body_world_pose`)."""
-    ts = transform_stamped_msg(
-        body_world_pose(result.T_world_cam),
-        result.stamp_ns,
-        parent_frame,
-        child_frame,
-        typestore,
-    )
-    return tf_msg([ts], typestore)
 
 
 def pose_stamped_msg(

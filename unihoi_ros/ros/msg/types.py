@@ -69,19 +69,6 @@ MESSAGE_TYPES: tuple[str, ...] = (
     DIAGNOSTIC_ARRAY,
 )
 
-#: Default output topics (relative names resolve under the node namespace) and their types.
-DEFAULT_OUTPUT_TOPICS: dict[str, str] = {
-    "depth/image": IMAGE,
-    "depth/camera_info": CAMERA_INFO,
-    "confidence/image": IMAGE,
-    "points": POINT_CLOUD2,
-    "tracks": POINT_CLOUD2,
-    "trajectory": PATH,
-    "pose": POSE_STAMPED,
-    "/tf": TF_MESSAGE,
-    "/diagnostics": DIAGNOSTIC_ARRAY,
-}
-
 _NS_PER_S = 1_000_000_000
 
 
