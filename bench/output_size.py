@@ -70,23 +70,21 @@ def main() -> int:
         print(f"{DATA} not found (the shared real frames)")
         return 1
 
-    from unihoi_ros.commands.process import build_reconstructor
     from unihoi_ros.io import load_run
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import process_source
+    from unihoi_ros.pipeline.settings import StreamSettings
     from unihoi_ros.tracks import PointTracker
 
-    ns = argparse.Namespace(model="unihoi-tiny", backend="auto", device="cpu", onnx_file=None,
-                            engine_file=None, stride=1, process_size=None, max_side=640,
-                            flow_preset="medium", pose_solver="pnp")
+    settings = StreamSettings(device="cpu", max_side=640, flow_preset="medium")
     with tempfile.TemporaryDirectory(prefix="unihoi_output_size_") as tmp:
         out = Path(tmp) / "run"
         out.mkdir()
-        rec = build_reconstructor(ns)
+        rec = settings.make_reconstructor(settings.load_backend())
         rec.backend.prepare_before_first_frame(None, 2)
         t0 = time.perf_counter()
         results = process_source(open_source(DATA), rec, out, max_frames=args.frames,
-                                 progress=True, info={"model": ns.model})
+                                 progress=True, info={"model": settings.model})
         wall = time.perf_counter() - t0
         report = json.loads((out / "report.json").read_text())
         sizes = report["outputs"]

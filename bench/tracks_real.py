@@ -3,7 +3,7 @@ the current tracker and (optionally) a baseline revision's, in the same process.
 
 Real: segments of 7-Scenes RedKitchen (``../shared/data/7scenes_redkitchen_300_699``,
 nothing in it moves) streamed through ``Reconstructor`` with the bundled model at the
-``unihoi process`` default size (longer side ``OFFLINE_MAX_SIDE``; ``--max-side``), with
+``unihoi process`` default size (longer side ``MAX_SIDE``; ``--max-side``), with
 the network's K and with the colour camera's K
 (``unihoi_ros.io.registration.SEVEN_SCENES_K_COLOR``); per segment the fraction of track
 rows flagged dynamic (every row a ``PointTracker`` reports, as ``tracks.csv`` holds them)
@@ -46,7 +46,7 @@ from unihoi_ros.flow import DISFlow
 from unihoi_ros.io.registration import SEVEN_SCENES_K_COLOR
 from unihoi_ros.io.sources import open_seven_scenes
 from unihoi_ros.pipeline import OracleBackend, Reconstructor, ReconstructorConfig
-from unihoi_ros.pipeline.config import OFFLINE_MAX_SIDE
+from unihoi_ros.pipeline.settings import MAX_SIDE
 from unihoi_ros.sim import make_sequence
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help="7-Scenes sequence folder")
     ap.add_argument("--segments", default="300,400,500,600", help="first frame numbers")
     ap.add_argument("--frames", type=int, default=50, help="frames per segment")
-    ap.add_argument("--max-side", type=int, default=OFFLINE_MAX_SIDE,
+    ap.add_argument("--max-side", type=int, default=MAX_SIDE,
                     help="longer side the frames are processed at (0: the input's); "
                     "default: `unihoi process`'s")
     ap.add_argument("--baseline-rev", default=None, help="git revision to compare with")

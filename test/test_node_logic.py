@@ -122,6 +122,20 @@ def test_yaml_is_the_single_source_of_parameters():
     assert "ApproximateTimeSynchronizer" in descriptions["use_camera_info"]
 
 
+def test_node_says_its_effective_settings(caplog):
+    seq = clip()
+    with caplog.at_level(logging.INFO, logger="unihoi_ros.node"):
+        node, tp = make_node(seq)
+        try:
+            feed(node, tp, [image(rgb, i) for i, rgb in enumerate(seq.rgb[:2])])
+        finally:
+            node.stop()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("settings: ")]
+    assert node.settings == NodeParams.load().stream_settings()
+    assert len(said) == 2 and "max side 320" in said[0]  # at start-up, then the first frame
+    assert "64x48 processed at 64x48 (max side 320), flow DIS medium (auto)" in said[1]
+
+
 def test_parameter_overrides_files_and_errors(tmp_path):
     p = NodeParams.load(overrides={"window_stride": "2", "use_compressed": "true",
                                    "min_confidence": "0.25", "model": "random:tiny"})

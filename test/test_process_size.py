@@ -1,6 +1,6 @@
 """The processing size of ``unihoi process``: the ``max_side`` rule
 (:func:`unihoi_ros.pipeline.config.processing_size`), its offline default
-(:data:`~unihoi_ros.pipeline.config.OFFLINE_MAX_SIDE`) and its effect on the outputs."""
+(:data:`~unihoi_ros.pipeline.settings.MAX_SIDE`, the node's too) and its effect on the outputs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 
 from unihoi_ros.cli import main as cli_main
 from unihoi_ros.io import load_run
-from unihoi_ros.pipeline.config import OFFLINE_MAX_SIDE, ReconstructorConfig, processing_size
+from unihoi_ros.pipeline.config import ReconstructorConfig, processing_size
+from unihoi_ros.pipeline.settings import MAX_SIDE as OFFLINE_MAX_SIDE
 from unihoi_ros.sim import make_sequence
 
 INPUT_HW = (240, 424)  # larger than OFFLINE_MAX_SIDE on the long side, not 4:3
@@ -65,6 +66,14 @@ def test_offline_default_processes_at_max_side_and_says_so(folder, tmp_path, cap
     said = [r.getMessage() for r in caplog.records if "are processed at" in r.getMessage()]
     assert said == [f"frames {INPUT_HW[1]}x{INPUT_HW[0]} are processed at {expected[1]}x"
                     f"{expected[0]} (width x height; --max-side {OFFLINE_MAX_SIDE})"]
+    # the effective settings are said and written in the report
+    settings = report["settings"]
+    assert settings["processing_size"] == list(expected)
+    assert settings["input_size"] == list(INPUT_HW)
+    assert settings["flow_preset"] == "auto" and settings["flow_preset_used"] == "medium"
+    assert settings["precision"] == "fp32" and settings["max_side"] == OFFLINE_MAX_SIDE
+    assert any(r.getMessage().startswith("settings: ") and "processed at" in r.getMessage()
+               for r in caplog.records)
     # K describes the processed image: the principal point lies inside it
     assert np.all(pred.K[:, 0, 2] < expected[1]) and np.all(pred.K[:, 1, 2] < expected[0])
 

@@ -259,26 +259,22 @@ def test_real_frames_compact_outputs_and_bag(shared_dir, tmp_path):
     trajectory) stays under the issue's 0.35 MB per frame (bench/output_size.py measures
     the whole folder on 100 frames); ``load_run`` gives the results back; the bag is the
     documented compact one."""
-    import argparse
-
     pytest.importorskip("mcap")
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
 
-    from unihoi_ros.commands.process import build_reconstructor
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import process_source
     from unihoi_ros.pipeline.downscale import downscaled_result
+    from unihoi_ros.pipeline.settings import StreamSettings
     from unihoi_ros.ros import messages as m
 
-    args = argparse.Namespace(model="unihoi-tiny", backend="auto", device="cpu", onnx_file=None,
-                              engine_file=None, stride=1, process_size=None, max_side=640,
-                              flow_preset="medium", pose_solver="pnp")
+    settings = StreamSettings(device="cpu", max_side=640, flow_preset="medium")
     out = tmp_path / "run"
     out.mkdir()
     src = open_source(shared_dir / "data" / "7scenes_redkitchen_300_699")
-    results = process_source(src, build_reconstructor(args), out, max_frames=4,
-                             progress=False, pictures=False)
+    results = process_source(src, settings.make_reconstructor(settings.load_backend()), out,
+                             max_frames=4, progress=False, pictures=False)
     n = len(results)
     assert n == 4 and results[0].depth.shape == (480, 640)
     sizes = json.loads((out / "report.json").read_text())["outputs"]["by_entry"]

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unihoi_ros.errors import UnihoiError
 from unihoi_ros.evaluation_result import EvaluationResult, MetricPath
 
 #: Marker written last into a finished input's output folder.
@@ -43,7 +44,7 @@ MANIFEST_SUFFIXES = (".txt", ".lst", ".list")
 _GLOB_CHARS = "*?["
 
 
-class BatchError(ValueError):
+class BatchError(UnihoiError, ValueError):
     """The batch itself cannot be planned (e.g. a glob that matches nothing)."""
 
 

@@ -30,6 +30,12 @@ class BackendError(UnihoiError, RuntimeError):
     """No usable inference backend, or an engine that does not match its model."""
 
 
+class InferenceError(BackendError):
+    """The backend failed on one frame or window (``encode`` / ``infer_window`` raised):
+    the reconstructor resets the stream and drops the frame; anything else that fails in
+    the pipeline is a bug and propagates with its traceback."""
+
+
 class TransformUnavailableError(UnihoiError, LookupError):
     """A transform the node needs (``base_frame``: camera -> base) is not known at a
     frame's stamp (not broadcast yet, or outside the tf2 buffer's time range)."""

@@ -265,8 +265,7 @@ def process_source(
         for stamp, rgb in _frames_checked(source, max_frames):
             rgb, K = camera_input.prepare(rgb, camera)
             # No per-frame points: nothing offline reads them (the bag builds its own).
-            reconstructor.push(stamp, rgb, K=K, build_points=False)
-            emit(reconstructor.drain())
+            emit(reconstructor.feed(stamp, rgb, K=K, build_points=False).results)
             bar.update(1)
         emit(reconstructor.flush())
         finished = True

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import logging
 import os
 import shutil
@@ -58,6 +57,7 @@ from unihoi_ros.batch import (
     write_json_atomic,
 )
 from unihoi_ros.evaluation_result import EvaluationResult
+from unihoi_ros.pipeline.settings import StreamSettings
 
 log = logging.getLogger("unihoi.process")
 
@@ -66,11 +66,12 @@ log = logging.getLogger("unihoi.process")
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(days=7)
 #: Name prefix of output folders being deleted (see :func:`discard`).
 TRASH_PREFIX = ".unihoi_trash_"
-#: The flags that change what is computed; a done marker must match them to be reused
-#: (where the work runs -- backend, device, threads -- does not count).
-SETTING_KEYS = ("model", "stride", "process_size", "max_side", "flow_preset", "pose_solver",
-                "topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info",
-                "no_bag", "bag_max_side", "no_bag_image")
+#: The flags besides the stream settings that change what is computed; a done marker must
+#: match them and :meth:`StreamSettings.as_dict` (less :data:`PLACEMENT_KEYS`) to be reused.
+INPUT_KEYS = ("topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info",
+              "no_bag", "bag_max_side", "no_bag_image")
+#: Stream settings that say where the work runs, not what it computes (not compared).
+PLACEMENT_KEYS = ("backend", "device", "force_engine_update")
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Plan:
     Attributes:
         items, names: the inputs and their output folder names, in input order.
         lengths: frames per input (0: unknown or unreadable), ``max_frames`` applied.
-        model_hash, settings: what a done marker must match (see :data:`SETTING_KEYS`).
+        model_hash, settings: what a done marker must match (:func:`batch_settings`).
         run_id: this run's id (markers written now carry it).
         complete: indices of inputs found complete (skipped).
         refused: ``{index: error}`` of inputs not processed (a foreign output folder).
@@ -118,52 +119,11 @@ class Plan:
 
 
 # ---------------------------------------------------------------------------- planning
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_fingerprint(model: str, onnx_file: str | None = None,
-                      engine_file: str | None = None) -> str:
-    """Hash of what defines the network's function: the weights file (and its sidecar
-    config) for a path or a bundled name, the name and seed for ``random:<size>``, plus the
-    ONNX graph and TensorRT engine when given.
-
-    Raises:
-        FileNotFoundError: the model (or a given graph/engine file) does not exist.
-    """
-    from unihoi_ros.backends.factory import _CKPT_SUFFIXES, RANDOM_PREFIX, RANDOM_SEED
-
-    h = hashlib.sha256()
-    spec = str(model).strip()
-    if spec.startswith(RANDOM_PREFIX):
-        h.update(f"{spec}|seed={RANDOM_SEED}".encode())
-    else:
-        path = Path(spec).expanduser()
-        if path.suffix.lower() not in _CKPT_SUFFIXES:
-            from unihoi_ros.model.checkpoint import resolve_pretrained
-
-            path = resolve_pretrained(path.with_suffix(".safetensors")
-                                      if path.suffix.lower() == ".json" else spec)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        h.update(file_sha256(path).encode())
-        sidecar = path.with_suffix(".json")
-        if sidecar.is_file() and sidecar != path:
-            h.update(file_sha256(sidecar).encode())
-    for extra in (onnx_file, engine_file):
-        if extra:
-            h.update(file_sha256(Path(extra)).encode())
-    return h.hexdigest()
-
-
-def batch_settings(args) -> dict:
-    """The :data:`SETTING_KEYS` of the parsed command line (JSON-friendly)."""
-    out = {k: getattr(args, k, None) for k in SETTING_KEYS}
+def batch_settings(args, settings: StreamSettings) -> dict:
+    """What a done marker must match (JSON-friendly): the stream ``settings`` that change
+    the result (:data:`PLACEMENT_KEYS` aside) and the command line's :data:`INPUT_KEYS`."""
+    out = {k: v for k, v in settings.as_dict().items() if k not in PLACEMENT_KEYS}
+    out.update({k: getattr(args, k, None) for k in INPUT_KEYS})
     if out["camera_info"] is not None:
         out["camera_info"] = str(out["camera_info"])
     return out
@@ -180,8 +140,8 @@ def probe_length(item: BatchItem, topic: str | None, fps: float, max_frames: int
     return min(n, max_frames) if max_frames else n
 
 
-def make_plan(args, world_size: int) -> Plan:
-    """Rank 0's plan for ``args.input`` (see module doc).
+def make_plan(args, settings: StreamSettings, world_size: int) -> Plan:
+    """Rank 0's plan for ``args.input`` with ``settings`` (see module doc).
 
     Raises:
         BatchError: the inputs cannot be expanded (e.g. a glob that matches nothing).
@@ -191,9 +151,11 @@ def make_plan(args, world_size: int) -> Plan:
     names = output_names([b.path for b in items])
     for trash in Path(args.out).glob(f"{TRASH_PREFIX}*"):  # a kill during a deletion
         shutil.rmtree(trash, ignore_errors=True)
-    model_hash = model_fingerprint(args.model, args.onnx_file, args.engine_file)
-    settings = batch_settings(args)
-    plan = Plan(Path(args.out), items, names, [0] * len(items), model_hash, settings,
+    from unihoi_ros.backends.factory import model_files_sha256
+
+    model_hash = model_files_sha256(settings.model, settings.onnx_file, settings.engine_file)
+    marker_settings = batch_settings(args, settings)
+    plan = Plan(Path(args.out), items, names, [0] * len(items), model_hash, marker_settings,
                 uuid.uuid4().hex)
     pending = []
     for i, (item, name) in enumerate(zip(items, names)):
@@ -201,7 +163,7 @@ def make_plan(args, world_size: int) -> Plan:
         if not args.force:
             state, reason = check_output(plan.out_dir / name, input_path=item.path,
                                          signature=input_signature(item.path),
-                                         model_hash=model_hash, settings=settings)
+                                         model_hash=model_hash, settings=marker_settings)
         if state == "complete":
             plan.complete.append(i)
         elif state == "foreign":
@@ -284,22 +246,17 @@ def discard(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict:
-    """Process input ``i`` of ``plan`` into ``OUT/<name>/`` and write its marker.
+def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, info: RankInfo,
+                 bar) -> dict:
+    """Process input ``i`` of ``plan`` into ``OUT/<name>/`` with ``settings`` and write its
+    marker.
 
     Returns:
         the done or failed marker written (never raises for a bad input).
     """
-    from unihoi_ros.commands.process import (
-        choose_camera_for,
-        max_side_of,
-        output_options,
-        parse_size,
-    )
-    from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import process_source
-    from unihoi_ros.pipeline import Reconstructor, ReconstructorConfig
+    from unihoi_ros.offline_options import choose_camera_for, first_frame_size, output_options
 
     item, name = plan.items[i], plan.names[i]
     out = plan.out_dir / name
@@ -316,11 +273,12 @@ def process_item(plan: Plan, i: int, backend, args, info: RankInfo, bar) -> dict
         source = open_source(item.path, topic=args.topic, fps=args.fps)
         camera = choose_camera_for(args, source)
         counter = _CountingSource(source, bar)
-        cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
-                                  max_side=max_side_of(args), pose_solver=args.pose_solver)
-        rec = Reconstructor(backend, DISFlow(args.flow_preset), cfg)
+        rec = settings.make_reconstructor(backend)
+        size = first_frame_size(source)
         results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
-                                 progress=False, info={"model": args.model}, camera=camera,
+                                 progress=False, camera=camera,
+                                 info={"model": settings.model,
+                                       "settings": settings.effective(size)},
                                  pictures=getattr(args, "pictures", True),
                                  **output_options(args))
         wall = time.perf_counter() - t0
@@ -428,8 +386,9 @@ def _broadcast(obj, info: RankInfo):
     return box[0]
 
 
-def run_batch(args) -> int:
-    """``unihoi process`` over several inputs (module doc). Returns the exit status: 0 when
+def run_batch(args, settings: StreamSettings | None = None) -> int:
+    """``unihoi process`` over several inputs (module doc) with ``settings`` (default: those
+    of ``args``' model flags). Returns the exit status: 0 when
     every input was processed or recorded as failed in the index, 1 when the batch could
     not be planned."""
     import cv2
@@ -437,6 +396,10 @@ def run_batch(args) -> int:
     import torch.distributed as dist
     from tqdm import tqdm
 
+    if settings is None:
+        from unihoi_ros.offline_options import settings_from_args
+
+        settings = settings_from_args(args)
     info = RankInfo.from_env()
     threads = args.threads or default_threads(info)
     if threads:
@@ -452,7 +415,7 @@ def run_batch(args) -> int:
         if info.rank == 0:
             try:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
-                plan = make_plan(args, info.world_size)
+                plan = make_plan(args, settings, info.world_size)
             except (BatchError, FileNotFoundError, OSError, ValueError) as exc:
                 error = str(exc)
         plan, error = _broadcast((plan, error), info)
@@ -466,14 +429,14 @@ def run_batch(args) -> int:
                      len(plan.items), len(plan.complete),
                      sum(len(s) for s in plan.shares), info.world_size)
         if share:
-            _run_share(plan, share, args, info, tqdm)
+            _run_share(plan, share, args, settings, info, tqdm)
         if info.world_size > 1:
             dist.barrier()
         if info.rank == 0:
             rows = index_rows(plan.names, plan.items, _collect(plan), plan.run_id)
             summary = {**summarize(rows), "run_id": plan.run_id,
                        "world_size": info.world_size, "wall_time_s": time.perf_counter() - t0,
-                       "model": args.model, "model_hash": plan.model_hash,
+                       "model": settings.model, "model_hash": plan.model_hash,
                        "settings": plan.settings, "finished_utc": _utc_now()}
             csv_path, _ = write_index(plan.out_dir, rows, summary)
             print(format_summary(summary, rows, summary["wall_time_s"], info.world_size))
@@ -484,15 +447,11 @@ def run_batch(args) -> int:
             dist.destroy_process_group()
 
 
-def _run_share(plan: Plan, share: list[int], args, info: RankInfo, tqdm) -> None:
+def _run_share(plan: Plan, share: list[int], args, settings: StreamSettings, info: RankInfo,
+               tqdm) -> None:
     """Load the backend once and process this rank's inputs in order."""
-    from unihoi_ros.backends.factory import load_backend
-    from unihoi_ros.commands.process import parse_size
-
-    device = rank_device(args.device, info.local_rank)
-    backend = load_backend(args.model, args.backend, device, "fp32", args.onnx_file,
-                           args.engine_file)
-    backend.prepare_before_first_frame(parse_size(args.process_size), args.stride + 1)
+    backend = settings.load_backend(device=rank_device(settings.device, info.local_rank))
+    backend.prepare_before_first_frame(settings.process_size, settings.stride + 1)
     log.info("rank %d/%d: %d inputs on %s", info.rank, info.world_size, len(share),
              backend.describe())
     bar = tqdm(total=sum(plan.lengths[i] for i in share), unit="frame",
@@ -501,6 +460,6 @@ def _run_share(plan: Plan, share: list[int], args, info: RankInfo, tqdm) -> None
     try:
         for n, i in enumerate(share, 1):
             bar.set_postfix_str(f"{n}/{len(share)} {plan.names[i]}")
-            process_item(plan, i, backend, args, info, bar)
+            process_item(plan, i, backend, args, settings, info, bar)
     finally:
         bar.close()

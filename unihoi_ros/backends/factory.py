@@ -19,6 +19,7 @@ backend plus ``model_source`` (what was loaded, for the start-up line), ``untrai
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from unihoi_ros.backends.base import LoadedBackend, torch_dtype
@@ -62,6 +63,96 @@ def _dtype(precision: str, device: str):
     return dtype
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a ``model`` string names (module docstring), parsed once for every user.
+
+    Attributes:
+        text: the string as given (stripped).
+        kind: ``"random"``, ``"checkpoint"`` (the authors' ``.ckpt``/``.pth``/``.pt``),
+            ``"weights"`` (a path to our safetensors) or ``"bundled"`` (a bundled name).
+        path: the file (``.json`` sidecars name their ``.safetensors``); for a bundled name
+            the name itself (resolved by :meth:`weights_file`); None for ``random:``.
+        size: the ``random:`` network's size (default ``tiny``), else None.
+    """
+
+    text: str
+    kind: str
+    path: Path | str | None = None
+    size: str | None = None
+
+    def weights_file(self) -> Path | None:
+        """The file holding the network's weights (None for ``random:``).
+
+        Raises:
+            ModelNotFoundError: the file, or the bundled name, does not exist.
+        """
+        if self.kind == "random":
+            return None
+        if self.kind == "checkpoint":
+            if not Path(self.path).is_file():
+                raise ModelNotFoundError(f"checkpoint not found: {self.path}")
+            return Path(self.path)
+        from unihoi_ros.model.checkpoint import resolve_pretrained
+
+        try:
+            return resolve_pretrained(self.path)
+        except FileNotFoundError as exc:
+            raise ModelNotFoundError(str(exc)) from None
+
+
+def parse_model_spec(model: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a ``model`` string (no file is read).
+
+    Raises:
+        ModelNotFoundError: a path (it has a suffix or a ``/``) that does not exist.
+    """
+    spec = str(model).strip()
+    if spec.startswith(RANDOM_PREFIX):
+        return ModelSpec(spec, "random", size=spec[len(RANDOM_PREFIX):] or "tiny")
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in _CKPT_SUFFIXES:
+        return ModelSpec(spec, "checkpoint", path)
+    if path.suffix.lower() == ".json":
+        path = path.with_suffix(".safetensors")
+    if path.suffix != "" or "/" in spec or path.exists():
+        if not path.exists():
+            raise ModelNotFoundError(f"model file not found: {path}")
+        return ModelSpec(spec, "weights", path)
+    return ModelSpec(spec, "bundled", spec)
+
+
+def model_files_sha256(model: str, onnx_file: str | None = None,
+                       engine_file: str | None = None) -> str:
+    """Hex sha256 of what defines the network's function: the weights file (and its
+    sidecar config) for a path or a bundled name, the name and seed for ``random:<size>``,
+    plus the ONNX graph and TensorRT engine when given. (Not
+    :func:`~unihoi_ros.backends.onnx_graph_cache.model_fingerprint`, which hashes a loaded
+    network's tensors.)
+
+    Raises:
+        FileNotFoundError: the model (or a given graph/engine file) does not exist.
+    """
+    import hashlib
+
+    from unihoi_ros.backends.engine_record import file_sha256
+
+    h = hashlib.sha256()
+    parsed = parse_model_spec(model)
+    path = parsed.weights_file()
+    if path is None:
+        h.update(f"{parsed.text}|seed={RANDOM_SEED}".encode())
+    else:
+        h.update(file_sha256(path).encode())
+        sidecar = path.with_suffix(".json")
+        if sidecar.is_file() and sidecar != path:
+            h.update(file_sha256(sidecar).encode())
+    for extra in (onnx_file, engine_file):
+        if extra:
+            h.update(file_sha256(Path(extra)).encode())
+    return h.hexdigest()
+
+
 def load_network(model: str):
     """The UniHOI network ``model`` names (see module docstring) and a description.
 
@@ -77,37 +168,29 @@ def load_network(model: str):
 
     from unihoi_ros.model import UniHOI
 
-    spec = str(model).strip()
-    if spec.startswith(RANDOM_PREFIX):
-        size = spec[len(RANDOM_PREFIX):] or "tiny"
+    parsed = parse_model_spec(model)
+    spec = parsed.text
+    if parsed.kind == "random":
         with torch.random.fork_rng(devices=[]):  # fixed weights, caller's RNG untouched
             torch.manual_seed(RANDOM_SEED)
-            net = UniHOI.from_size(size)
+            net = UniHOI.from_size(parsed.size)
         log.warning(
             "MODEL %s IS UNTRAINED: random weights (seed %d); depth, poses and confidence "
             "are meaningless - use it for tests and timing only", spec, RANDOM_SEED,
         )
-        return net.eval(), f"{spec} (untrained, size {size})", True
-    path = Path(spec).expanduser()
-    if path.suffix.lower() in _CKPT_SUFFIXES:
-        if not path.is_file():
-            raise ModelNotFoundError(f"checkpoint not found: {path}")
+        return net.eval(), f"{spec} (untrained, size {parsed.size})", True
+    if parsed.kind == "checkpoint":
+        path = parsed.weights_file()
         return (_read_model_file(path, _load_authors_checkpoint), f"{path} (authors' checkpoint)",
                 False)
-    if path.suffix.lower() == ".json":
-        path = path.with_suffix(".safetensors")
-    looks_like_path = path.suffix != "" or "/" in spec or path.exists()
-    if looks_like_path and not path.exists():
-        raise ModelNotFoundError(f"model file not found: {path}")
     try:
-        net = _read_model_file(path if looks_like_path else spec, UniHOI.from_pretrained)
+        net = _read_model_file(parsed.path, UniHOI.from_pretrained)
     except FileNotFoundError as exc:
         raise ModelNotFoundError(
             f"{exc}. Pass --model PATH (our .safetensors or the authors' .ckpt), or "
             f"random:tiny for an untrained network (tests and timing only)."
         ) from None
-    kind = "bundled" if not looks_like_path else "weights"
-    return net, f"{spec} ({kind}, size {net.config.size})", False
+    return net, f"{spec} ({parsed.kind}, size {net.config.size})", False
 
 
 def _read_model_file(path, loader):

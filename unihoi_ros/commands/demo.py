@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from unihoi_ros.commands import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="synthetic clip -> node over DDS -> bag, pictures and "
@@ -18,9 +20,9 @@ def register(sub) -> None:
     p.add_argument("--model", default="unihoi-tiny",
                    help="bundled model name or weights path (random:tiny: untrained)")
     p.add_argument("--seed", type=int, default=10_000, help="synthetic clip (held-out seed)")
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--height", type=int, default=120)
-    p.add_argument("--width", type=int, default=160)
+    p.add_argument("--frames", type=positive_int, default=60)
+    p.add_argument("--height", type=positive_int, default=120)
+    p.add_argument("--width", type=positive_int, default=160)
     p.add_argument("--force", action="store_true",
                    help="overwrite a non-empty --out that is not an earlier demo output")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from unihoi_ros.commands import non_negative_int, positive_int, usage_error
 from unihoi_ros.evaluation_result import EvaluationResult, PrincipalPointScores
 
 
@@ -20,11 +21,11 @@ def register(sub) -> None:
                    help="where to write eval.json / eval.png (default: PRED_DIR)")
     p.add_argument("--model", default=None, help="with --synthetic: model to evaluate "
                    "(bundled name, weights path, random:<size>)")
-    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+    p.add_argument("--synthetic", type=non_negative_int, default=0, metavar="N",
                    help="evaluate --model on N held-out synthetic clips (seeds 10000+), next to "
                    "the untrained network and the baselines (constant depth, identity / "
                    "constant-velocity poses, centred principal point, no tracking)")
-    p.add_argument("--frames", type=int, default=32, help="frames per synthetic clip")
+    p.add_argument("--frames", type=positive_int, default=32, help="frames per synthetic clip")
     p.add_argument("--no-tracks", action="store_true",
                    help="with --synthetic: skip the long-term 3D tracking rows (faster)")
     p.set_defaults(func=run)
@@ -107,13 +108,11 @@ def run(args) -> int:
 
     if args.synthetic:
         if not args.model:
-            print("unihoi eval: --synthetic needs --model", file=sys.stderr)
-            return 2
+            return usage_error("eval", ValueError("--synthetic needs --model"))
         return run_synthetic(args)
     if args.pred_dir is None or args.gt is None:
-        print("unihoi eval: give PRED_DIR and GT, or --model NAME --synthetic N",
-              file=sys.stderr)
-        return 2
+        return usage_error("eval", ValueError("give PRED_DIR and GT, or --model NAME "
+                                              "--synthetic N"))
 
     from unihoi_ros.errors import UnihoiError
     from unihoi_ros.evaluation import associate, evaluate

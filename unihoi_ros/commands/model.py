@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from unihoi_ros.commands import frame_size, positive_int, usage_error
 
 # Parts of the network, by state-dict prefix (the authors' key names).
 PARTS = {
@@ -77,6 +78,9 @@ def model_info(size: str) -> dict:
 def _run_info(args: argparse.Namespace) -> int:
     from unihoi_ros.model.config import SIZES
 
+    if args.size and args.size not in SIZES:
+        return usage_error("model-info", ValueError(f"--size {args.size!r}: known sizes "
+                                                    f"{', '.join(SIZES)}"))
     sizes = [args.size] if args.size else list(SIZES)
     infos = [model_info(s) for s in sizes]
     if args.json:
@@ -94,6 +98,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.config import SIZES
     from unihoi_ros.model.export import (
         export_any_size_onnx,
         export_onnx,
@@ -101,15 +106,17 @@ def _run_export(args: argparse.Namespace) -> int:
         unsupported_ops,
     )
 
+    if args.split and args.any_size:
+        return usage_error("export", ValueError("--split and --any-size are exclusive"))
+    if not args.model and args.size not in SIZES:
+        return usage_error("export", ValueError(f"--size {args.size!r}: known sizes "
+                                                f"{', '.join(SIZES)}"))
     if args.model:
         model = UniHOI.from_pretrained(args.model)
         provenance = f"weights {args.model}"
     else:
         model = UniHOI.from_size(args.size)
         provenance = f"random initialisation of size {args.size} (no --model given)"
-    if args.split and args.any_size:
-        print("--split and --any-size are exclusive", file=sys.stderr)
-        return 2
     if args.any_size:
         hh, ww = model.network_input_shape(args.height, args.width)
         paths = (export_any_size_onnx(model, args.output, hh, ww, opset=args.opset,
@@ -132,19 +139,18 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_prepare(args: argparse.Namespace) -> int:
     from unihoi_ros.backends import onnx_graph_cache
     from unihoi_ros.backends.factory import load_network
-    from unihoi_ros.commands.process import parse_size
     from unihoi_ros.model.bundled import BUNDLED_MODELS
 
+    if args.ship and args.model not in BUNDLED_MODELS:
+        return usage_error("prepare", ValueError(
+            f"--ship writes the bundled model's graphs; {args.model} is not one of "
+            f"{sorted(BUNDLED_MODELS)}"))
     model, description, _ = load_network(args.model)
     if args.ship:
-        if args.model not in BUNDLED_MODELS:
-            print(f"--ship writes the bundled model's graphs; {args.model} is not one of "
-                  f"{sorted(BUNDLED_MODELS)}", file=sys.stderr)
-            return 2
         for path in onnx_graph_cache.write_shipped(model, (None, 2)):
             print(f"shipped {path} ({path.stat().st_size / 1e6:.1f} MB)")
         return 0
-    sizes = [parse_size(s) for s in args.size] or list(onnx_graph_cache.COMMON_FRAME_SIZES)
+    sizes = list(args.size) or list(onnx_graph_cache.COMMON_FRAME_SIZES)
     nets = list(dict.fromkeys(tuple(model.network_input_shape(*s)) for s in sizes))
     for hh, ww in nets:
         for n in (None, 2):
@@ -164,9 +170,9 @@ def register(sub) -> None:
     e = sub.add_parser("export", help="export the window network to ONNX")
     e.add_argument("--size", default="tiny", help="network size (vitl14, vits14, tiny)")
     e.add_argument("--model", default=None, help="trained weights: path or bundled name")
-    e.add_argument("--height", type=int, default=120)
-    e.add_argument("--width", type=int, default=160)
-    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--height", type=positive_int, default=120)
+    e.add_argument("--width", type=positive_int, default=160)
+    e.add_argument("--opset", type=positive_int, default=17)
     e.add_argument("-o", "--output", type=Path, required=True, help="output .onnx path")
     e.add_argument("--split", action="store_true",
                    help="write <out>.encoder.onnx + <out>.window.onnx: one encoder pass per "
@@ -185,7 +191,7 @@ def register(sub) -> None:
         "4:3 and 16:9 frames come with the package.")
     r.add_argument("--model", default="unihoi-tiny",
                    help="bundled model name, weights path, or random:<size>")
-    r.add_argument("--size", action="append", default=[], metavar="HxW",
+    r.add_argument("--size", action="append", default=[], metavar="HxW", type=frame_size,
                    help="a frame size the lab's cameras deliver (repeatable; default: "
                    "480x640 and 720x1280, i.e. every 4:3 and 16:9 camera)")
     r.add_argument("--ship", action="store_true",

@@ -13,28 +13,44 @@ import os
 import sys
 from pathlib import Path
 
+from unihoi_ros.commands import frame_size, non_negative_int, positive_int, usage_error
+from unihoi_ros.offline_options import BAG_MAX_SIDE
+
 log = logging.getLogger("unihoi.process")
 
 
 def add_model_arguments(p) -> None:
-    """Model/backend flags shared by the offline commands."""
-    p.add_argument("--model", default="unihoi-tiny",
+    """Model, backend and stream flags: their defaults are
+    :class:`~unihoi_ros.pipeline.settings.StreamSettings`' (the node's parameters have the
+    same), so a recording is processed as the live node processes its camera."""
+    from unihoi_ros.options import BackendName, FlowPreset, PoseSolver, Precision, values
+    from unihoi_ros.pipeline.settings import StreamSettings
+
+    d = StreamSettings()
+    p.add_argument("--model", default=d.model,
                    help="bundled model name, weights path, or random:<size> (untrained)")
-    p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime | tensorrt")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--backend", default=d.backend, choices=values(BackendName),
+                   help="inference backend (auto: the best one here)")
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda[:N]")
+    p.add_argument("--precision", default=d.precision, choices=values(Precision),
+                   help="fp16 / bf16 on CUDA only (node parameter precision)")
     p.add_argument("--onnx-file", default=None,
                    help="graph from `unihoi export` (ONNX Runtime; TensorRT builds from it)")
     p.add_argument("--engine-file", default=None, help="TensorRT engine (`unihoi build-engine`)")
-    p.add_argument("--stride", type=int, default=1, help="window stride (1-3)")
-    p.add_argument("--process-size", default=None, metavar="HxW",
-                   help="resize frames to this size before inference (default: input size)")
-    p.add_argument("--max-side", type=int, default=None,
+    p.add_argument("--stride", type=positive_int, default=d.stride,
+                   help="window stride (1-3; node parameter window_stride)")
+    p.add_argument("--process-size", type=frame_size, default=None, metavar="HxW",
+                   help="resize frames to this size before inference (default: the "
+                   "--max-side rule)")
+    p.add_argument("--max-side", type=non_negative_int, default=d.max_side,
                    help="downscale larger frames to this longer side before inference (0: "
-                   "never; default: unihoi_ros.pipeline.config.OFFLINE_MAX_SIDE, 320: the "
-                   "tiny network's encoder sees 96x128, larger frames mostly add per-pixel "
-                   "work); the processing size is said at start")
-    p.add_argument("--flow-preset", default="medium", help="OpenCV DIS preset")
-    p.add_argument("--pose-solver", default="pnp", choices=("pnp", "procrustes"),
+                   f"never; default {d.max_side}, as the node's max_side: the tiny network's "
+                   "encoder sees 96x128, larger frames mostly add per-pixel work); the "
+                   "processing size is said at start")
+    p.add_argument("--flow-preset", default=d.flow_preset, choices=values(FlowPreset),
+                   help="OpenCV DIS preset (auto: medium up to 320x240 processed pixels, "
+                   "fast above)")
+    p.add_argument("--pose-solver", default=d.pose_solver, choices=values(PoseSolver),
                    help="relative pose per frame pair: pnp (default) or procrustes (the "
                         "paper's weighted 3D-3D fit)")
 
@@ -57,27 +73,12 @@ def add_camera_arguments(p) -> None:
 def add_output_arguments(p) -> None:
     """What the run's bag holds (the full-resolution predictions are PNG files)."""
     p.add_argument("--no-bag", action="store_true", help="write no rosbag2 (bag/)")
-    p.add_argument("--bag-max-side", type=int, default=320, metavar="PX",
+    p.add_argument("--bag-max-side", type=non_negative_int, default=BAG_MAX_SIDE, metavar="PX",
                    help="longest side of the bag's images (input JPEG, 16UC1 depth, mono8 "
                    "confidence), an integer divisor of the frame size; 0: full resolution "
                    "(about 0.2 MB more per 640x480 frame)")
     p.add_argument("--no-bag-image", action="store_true",
                    help="leave the input frames (image/compressed) out of the bag")
-
-
-def output_options(args) -> dict:
-    """``process_source`` keywords of :func:`add_output_arguments`' flags."""
-    return {"write_bag": not getattr(args, "no_bag", False),
-            "bag_max_side": getattr(args, "bag_max_side", 320) or None,
-            "bag_image": not getattr(args, "no_bag_image", False)}
-
-
-def choose_camera_for(args, source):
-    """The run's known camera from the flags and the source (None: predict K)."""
-    from unihoi_ros.io.camera_info import choose_camera
-
-    return choose_camera(source, getattr(args, "K", None), getattr(args, "camera_info", None),
-                         getattr(args, "ignore_camera_info", False))
 
 
 def register(sub) -> None:
@@ -103,72 +104,36 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
-
-
-def max_side_of(args) -> int | None:
-    """The ``max_side`` of ``--max-side`` (None: never downscale; flag not given:
-    :data:`~unihoi_ros.pipeline.config.OFFLINE_MAX_SIDE`)."""
-    from unihoi_ros.pipeline.config import OFFLINE_MAX_SIDE
-
-    value = getattr(args, "max_side", None)
-    return OFFLINE_MAX_SIDE if value is None else (value or None)
-
-
-def build_reconstructor(args):
-    """Backend + DIS flow + config from the shared model flags."""
-    from unihoi_ros.backends.factory import load_backend
-    from unihoi_ros.flow import DISFlow
-    from unihoi_ros.pipeline import Reconstructor, ReconstructorConfig
-
-    backend = load_backend(args.model, args.backend, args.device, "fp32",
-                           getattr(args, "onnx_file", None), getattr(args, "engine_file", None))
-    cfg = ReconstructorConfig(stride=args.stride, process_size=parse_size(args.process_size),
-                              max_side=max_side_of(args),
-                              pose_solver=getattr(args, "pose_solver", "pnp"))
-    return Reconstructor(backend, DISFlow(args.flow_preset), cfg)
-
-
 def run(args) -> int:
     from unihoi_ros.batch import is_batch
+    from unihoi_ros.errors import ConfigError
     from unihoi_ros.io.pictures import pictures_enabled
+    from unihoi_ros.offline_options import settings_from_args
 
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:  # e.g. --stride 5: a bad command line
+        return usage_error("process", exc)
     args.pictures = pictures_enabled(["summary.png", "tracks.png"])  # said before the work
     if is_batch(args.input):
         from unihoi_ros.offline_batch import run_batch
 
-        return run_batch(args)
+        return run_batch(args, settings)
     args.input = args.input[0]
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun with one input: rank 0 does it
         log.info("one input: rank 0 processes it, rank %s has nothing to do",
                  os.environ["RANK"])
         return 0
-    return run_single(args)
+    return run_single(args, settings)
 
 
-def first_frame_size(source) -> tuple[int, int] | None:
-    """``(height, width)`` of ``source``'s first frame (read once; the run reads it again),
-    or None when it cannot be read (the run then reports why)."""
-    from unihoi_ros.io.sources import SourceError
-
-    try:
-        for _, rgb in source:
-            return tuple(int(v) for v in rgb.shape[:2])
-    except (SourceError, OSError, ValueError):
-        return None
-    return None
-
-
-def run_single(args) -> int:
-    """One input, today's layout directly in ``args.out``."""
+def run_single(args, settings) -> int:
+    """One input, today's layout directly in ``args.out``, with ``settings``
+    (:class:`~unihoi_ros.pipeline.settings.StreamSettings`)."""
     from unihoi_ros.errors import UnihoiError
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import prepare_output_dir, process_source
-    from unihoi_ros.pipeline.config import processing_size
+    from unihoi_ros.offline_options import choose_camera_for, first_frame_size, output_options
 
     if args.threads:
         import torch
@@ -178,23 +143,26 @@ def run_single(args) -> int:
         source = open_source(args.input, topic=args.topic, fps=args.fps)
         camera = choose_camera_for(args, source)
         prepare_output_dir(args.out, args.force)
-        rec = build_reconstructor(args)
+        rec = settings.make_reconstructor(settings.load_backend())
         log.info("input: %s (%s)", source.path, source.description)
         size = first_frame_size(source)
-        work = None if size is None else processing_size(rec.config, size)
+        work = None if size is None else settings.processing_size(size)
         if size is not None:
             log.info("frames %dx%d are processed at %dx%d (width x height; %s)", size[1],
-                     size[0], work[1], work[0], "--process-size" if rec.config.process_size
-                     else f"--max-side {rec.config.max_side}" if rec.config.max_side
+                     size[0], work[1], work[0], "--process-size" if settings.process_size
+                     else f"--max-side {settings.max_side}" if settings.max_side
                      else "input size")
+        log.info("%s", settings.describe(size))
         # Only the input's own size is prepared (not every common aspect ratio).
-        rec.backend.prepare_before_first_frame(work, rec.config.stride + 1)
-        log.info("model %s on backend %s", args.model, rec.backend.describe())
+        rec.backend.prepare_before_first_frame(work, settings.stride + 1)
+        log.info("model %s on backend %s", settings.model, rec.backend.describe())
         log.info("intrinsics: %s", "predicted by the network" if camera is None else
                  f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
         results = process_source(source, rec, args.out, max_frames=args.max_frames,
-                                 progress=not args.no_progress, info={"model": args.model},
+                                 progress=not args.no_progress,
+                                 info={"model": settings.model,
+                                       "settings": settings.effective(size)},
                                  camera=camera, pictures=getattr(args, "pictures", True),
                                  **output_options(args))
     except (UnihoiError, FileNotFoundError, ValueError) as exc:

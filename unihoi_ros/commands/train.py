@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from unihoi_ros.commands import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -14,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("config", type=Path, help="training config (YAML), e.g. "
                    "unihoi_ros/train/configs/unihoi_tiny.yaml")
     p.add_argument("--output-dir", default=None, help="override the config's output_dir")
-    p.add_argument("--steps", type=int, default=None, help="override optim.steps")
+    p.add_argument("--steps", type=positive_int, default=None, help="override optim.steps")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

@@ -1,4 +1,6 @@
-"""Settings of the streaming reconstructor (the node's parameters map onto these)."""
+"""Settings of the streaming reconstructor's algorithm. The node, ``unihoi process`` and
+the batch runner build theirs from one :class:`~unihoi_ros.pipeline.settings.StreamSettings`
+(its defaults are the product's: e.g. ``max_side`` 320 there, None here)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,6 @@ from unihoi_ros.options import PoseSolver, parse, values
 #: Relative-pose solvers of the streaming pipeline (see :attr:`ReconstructorConfig.pose_solver`),
 #: the values of :class:`unihoi_ros.options.PoseSolver`.
 POSE_SOLVERS = values(PoseSolver)
-
-#: ``unihoi process``'s default ``max_side`` (pixels, longer side). The bundled tiny
-#: network's encoder sees 96x128 for any 4:3 frame, so a 640x480 frame processed at full
-#: size buys per-pixel work (depth upsampling, the per-pixel confidence MLP, DIS flow), not
-#: accuracy: on the real 7-Scenes frames 320x240 keeps ATE and depth within a few per cent
-#: of 640x480 at about twice the frame rate (README, "Offline throughput";
-#: ``bench/process_real.py``).
-OFFLINE_MAX_SIDE = 320
-
 
 def processing_size(config: ReconstructorConfig, size: tuple[int, int]) -> tuple[int, int]:
     """``(height, width)`` pixels at which ``config`` processes frames of ``size``

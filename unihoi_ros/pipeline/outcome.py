@@ -63,9 +63,12 @@ class FeedOutcome:
         dropped: why the frame itself gave nothing, or None.
         reset: why the stream was reset (before the frame, or after a failed window).
         message: a human-readable detail of the drop or reset ("" when none).
+        error: the backend's failure behind an ``inference_error`` (its traceback is the
+            cause's), else None.
     """
 
     results: list[FrameResult] = field(default_factory=list)
     dropped: DropReason | None = None
     reset: ResetReason | None = None
     message: str = ""
+    error: BaseException | None = None

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from unihoi_ros.backends.base import Backend, WindowPrediction
+from unihoi_ros.errors import InferenceError
 from unihoi_ros.flow.base import FlowProvider
 from unihoi_ros.geometry.camera import focal_ratio, scale_intrinsics
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
@@ -42,8 +43,9 @@ from unihoi_ros.geometry.pnp import (
 from unihoi_ros.geometry.poses import chain_relative_np
 from unihoi_ros.geometry.procrustes import trimmed_weighted_rigid, weighted_rigid
 from unihoi_ros.pipeline.config import ReconstructorConfig, processing_size
+from unihoi_ros.pipeline.gate import StreamGate
 from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
-from unihoi_ros.pipeline.outcome import TIME_JUMP_NS, DropReason, FeedOutcome, ResetReason
+from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult, ResultFlag
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
@@ -74,17 +76,23 @@ def fit_to_backend(config: ReconstructorConfig, backend: Backend) -> Reconstruct
 
 
 class Reconstructor:
-    """Frames in (``push``), :class:`FrameResult` out.
+    """Frames in (:meth:`feed`), :class:`FrameResult` out.
 
     Args:
         backend: the network (:class:`unihoi_ros.backends.Backend`).
         flow: the backward-flow provider (:class:`unihoi_ros.flow.FlowProvider`).
         config: settings; None for the defaults.
 
-    ``push`` never raises on bad input: empty or non-finite frames and duplicate or
+    :meth:`feed` is the one entry, live and offline: the stream's gate
+    (:class:`~unihoi_ros.pipeline.gate.StreamGate`: stamps and sizes), the frame checks,
+    then the work. Bad input never raises: empty or non-finite frames and duplicate or
     out-of-order stamps are dropped and counted (see :meth:`stats`); a change of
-    resolution resets the stream with a warning. A backend with a fixed input size
-    (``input_size``) gets every frame resized to it (:func:`fit_to_backend`).
+    resolution or a jump back in time resets the stream; a failing backend
+    (:class:`~unihoi_ros.errors.InferenceError`) resets it and drops the frame. Any other
+    exception is a bug and propagates with its traceback. :meth:`push` is :meth:`feed`
+    for batch callers (results queued for :meth:`drain`); :meth:`flush` ends a stream. A
+    backend with a fixed input size (``input_size``) gets every frame resized to it
+    (:func:`fit_to_backend`).
     """
 
     def __init__(
@@ -93,17 +101,14 @@ class Reconstructor:
         self.backend = backend
         self.flow = flow
         self.config = fit_to_backend(config or ReconstructorConfig(), backend)
+        self.gate = StreamGate()
         self._stats = StreamStats(self.config.timing_window)
         self._buffer = RingBuffer(self.config.window)
         self._ready: list[FrameResult] = []
-        self._size: tuple[int, int] | None = None
         self._since_window = 0
         self._grid: torch.Tensor | None = None
         self._stream_K = StreamIntrinsics()
         self._pnp_noise: float | None = None  # running reprojection noise, pixels
-        self._admission = FeedOutcome()
-        self._last_seen: int | None = None  # newest stamp offered to feed / check_stamp
-        self._checked: int | None = None  # stamp passed by check_stamp, not yet pushed
 
     # ------------------------------------------------------------------ public API
     def feed(
@@ -114,12 +119,13 @@ class Reconstructor:
         K: np.ndarray | None = None,
         build_points: bool = True,
     ) -> FeedOutcome:
-        """One frame of a live stream in, its outcome out: the single entry of the node.
+        """One frame of a stream in, its outcome out: the single entry, live and offline.
 
-        Owns the stream rules: a stamp that jumps back by more than
-        :data:`~unihoi_ros.pipeline.outcome.TIME_JUMP_NS` or a new resolution resets the
-        stream; a duplicate, older, empty or non-finite frame is dropped; a failing
-        backend resets the stream and drops the frame. Never raises for a frame.
+        Owns the stream rules (:class:`~unihoi_ros.pipeline.gate.StreamGate`): a stamp
+        that jumps back by more than :data:`~unihoi_ros.pipeline.outcome.TIME_JUMP_NS` or
+        a new resolution resets the stream; a duplicate, older, empty or non-finite frame
+        is dropped; a failing backend resets the stream and drops the frame. Never raises
+        for a frame or a backend failure; other exceptions (bugs) propagate.
 
         Args:
             stamp_ns: the frame's stamp, nanoseconds.
@@ -131,49 +137,48 @@ class Reconstructor:
         Returns:
             the :class:`FeedOutcome`: results completed by this frame (also those of older
             frames of a window stride), or the drop reason; the reset reason, if any.
+            The results are returned only (not queued for :meth:`drain`).
         """
-        self._ready.clear()  # feed's results are returned, not queued for drain()
+        self._stats.counts["frames_in"] += 1
+        checked = FeedOutcome()
+        if not self.gate.checked(stamp_ns):
+            # The stamp counts as seen only once the frame is admitted (a NaN frame does
+            # not take its stamp from a good one that follows).
+            checked = self.check_stamp(stamp_ns, record=False)
+            if checked.dropped is not None:
+                return checked
+        with self._stats.time("preprocess"):
+            frame, admission = self._admit(rgb)
+        if frame is None:
+            self.gate.offered()
+        else:
+            self.gate.admit(stamp_ns, np.asarray(rgb).shape[:2])
+        if admission.reset is None and checked.reset is not None:
+            admission = dataclasses.replace(admission, reset=checked.reset,
+                                            message=checked.message)
+        if frame is None:
+            return admission
         try:
-            self.push(stamp_ns, rgb, K=K, build_points=build_points)
-        except Exception as exc:  # a failed window must not stop the stream
-            self.reset()
-            self._stats.drop(DropReason.INFERENCE_ERROR)
-            return FeedOutcome([], DropReason.INFERENCE_ERROR, ResetReason.INFERENCE_ERROR,
-                               f"inference failed ({exc!r}): resetting the stream")
-        a = self._admission
-        return FeedOutcome(self.drain(), a.dropped, a.reset, a.message)
+            admission.results = self._process(int(stamp_ns), frame, rgb, K, build_points)
+        except InferenceError as exc:  # the backend failed: a new stream, not a crash
+            return self._failed(exc)
+        return admission
 
     def check_stamp(self, stamp_ns: int, record: bool = True) -> FeedOutcome:
-        """The stream's stamp rules for a frame about to be fed (before it is decoded, so
-        a frame that cannot be decoded still counts as seen):
+        """The gate's stamp rules (:meth:`StreamGate.check_stamp
+        <unihoi_ros.pipeline.gate.StreamGate.check_stamp>`) for a frame about to be fed,
+        applied: a drop is counted, a jump back in time resets the stream.
 
-        - the same stamp as the last frame seen: dropped (``duplicate_stamp``);
-        - older by up to :data:`~unihoi_ros.pipeline.outcome.TIME_JUMP_NS`: dropped
-          (``out_of_order``);
-        - older by more: a jump back in time (bag loop, clock reset): the stream is reset.
-
-        With ``record`` the stamp counts as seen now, whatever happens to the frame (the
-        node: a frame that cannot be decoded still takes its stamp). :meth:`push` (and so
-        :meth:`feed`) applies the rules itself to a stamp not checked yet, recording it
-        once the frame is admitted.
+        The node calls it before decoding (``record``: a frame that cannot be decoded
+        still takes its stamp); :meth:`feed` then does not apply the rules again to that
+        stamp, and applies them itself to a stamp not checked yet.
         """
-        stamp, last = int(stamp_ns), self._last_seen
-        if last is not None and stamp == last:
-            self._stats.drop(DropReason.DUPLICATE_STAMP)
-            return FeedOutcome(dropped=DropReason.DUPLICATE_STAMP,
-                               message=f"stamp {stamp} after {last}")
-        if last is not None and last - TIME_JUMP_NS <= stamp < last:
-            self._stats.drop(DropReason.OUT_OF_ORDER)
-            return FeedOutcome(dropped=DropReason.OUT_OF_ORDER,
-                               message=f"stamp {stamp} after {last}")
-        if record:
-            self._last_seen = self._checked = stamp
-        if last is not None and stamp < last:
+        outcome = self.gate.check_stamp(stamp_ns, record)
+        if outcome.dropped is not None:
+            self._stats.drop(outcome.dropped)
+        elif outcome.reset is not None:
             self.reset()
-            return FeedOutcome(reset=ResetReason.TIME_JUMP, message=(
-                f"input stamps jumped back {(last - stamp) / 1e9:.3f} s (bag loop or clock "
-                "reset): resetting the stream"))
-        return FeedOutcome()
+        return outcome
 
     def push(
         self,
@@ -183,70 +188,33 @@ class Reconstructor:
         K: np.ndarray | None = None,
         build_points: bool = True,
     ) -> FrameResult | None:
-        """Add a frame; return the newest frame's result when a window ran, else None.
-
-        Args:
-            stamp_ns: the frame's stamp, nanoseconds; must increase.
-            rgb: ``(H, W, 3)`` uint8 RGB, or float in [0, 1].
-            K: ``(3, 3)`` known intrinsics of ``rgb`` (rescaled with it), or None.
-            build_points: build this frame's coloured point cloud.
-
-        Every result (also those of the older new frames of a window when ``stride`` > 1)
-        is also queued for :meth:`drain`. Bad frames are dropped and counted (see
-        :meth:`stats`); a failing backend raises (:meth:`feed` turns that into a reset).
-        """
-        self._stats.counts["frames_in"] += 1
-        checked = FeedOutcome()
-        if self._checked != int(stamp_ns):  # not just checked by check_stamp
-            # The stamp counts as seen only once the frame is admitted (a NaN frame does
-            # not take its stamp from a good one that follows).
-            checked = self.check_stamp(stamp_ns, record=False)
-            if checked.dropped is not None:
-                self._admission = checked
-                return None
-        with self._stats.time("preprocess"):
-            frame = self._admit(rgb)
-        self._checked = None
-        if frame is not None:
-            self._last_seen = int(stamp_ns)
-        if checked.reset is not None and self._admission.reset is None:
-            self._admission.reset, self._admission.message = checked.reset, checked.message
-        if frame is None:
-            return None
-        known_K = None
-        if K is not None:
-            known_K = scale_intrinsics(K, np.asarray(rgb).shape[:2], frame.shape[:2])
-        with self._stats.time("encoder"):
-            features = self.backend.encode(frame)
-        self._stats.counts["encoder_passes"] += 1
-        prev = self._buffer.last
-        with self._stats.time("flow"):
-            if prev is None:
-                flow = np.zeros((*frame.shape[:2], 2), np.float32)
-            else:
-                flow = self.flow.backward(frame, prev.rgb, int(stamp_ns), prev.stamp_ns)
-        self._buffer.append(FrameSlot(int(stamp_ns), frame, features, flow, known_K,
-                                      bool(build_points)))
-        self._since_window += 1
-        if self._since_window < self.config.stride:
-            return None
-        return self._run_window()
+        """:meth:`feed` for batch callers: every result is also queued for :meth:`drain`
+        (and :meth:`flush`); returns the newest frame's result when a window ran, else None
+        (dropped frames, a window stride still waiting, a backend failure)."""
+        results = self.feed(stamp_ns, rgb, K=K, build_points=build_points).results
+        self._ready.extend(results)
+        return results[-1] if results else None
 
     def flush(self) -> list[FrameResult]:
-        """Reconstruct frames still waiting for a window (stride > 1) and drain the queue."""
+        """End of the stream: reconstruct frames still waiting for a window (stride > 1),
+        then return them with every result queued by :meth:`push` (:meth:`drain`)."""
         if self._since_window > 0 and len(self._buffer) > 0:
-            self._run_window()
+            try:
+                self._ready.extend(self._run_window())
+            except InferenceError as exc:
+                self._failed(exc)
         return self.drain()
 
     def drain(self) -> list[FrameResult]:
-        """All results produced since the last drain, oldest first (one per frame)."""
+        """All results queued by :meth:`push` since the last drain, oldest first."""
         out, self._ready = self._ready, []
         return out
 
     def reset(self) -> None:
-        """Forget the stream: the next frame starts a new world frame."""
+        """Forget the stream: the next frame starts a new world frame (its size is the
+        stream's; the newest stamp stays seen)."""
         self._buffer.clear()
-        self._size = None
+        self.gate.size = None
         self._since_window = 0
         self._grid = None
         self._stream_K.clear()
@@ -281,12 +249,9 @@ class Reconstructor:
         return self._stats.summary()
 
     # ------------------------------------------------------------------ input checks
-    def _admit(self, rgb) -> np.ndarray | None:
-        """Validated, preprocessed ``(H, W, 3)`` uint8 frame, or None (dropped, counted).
-
-        The decision (drop reason, reset) is kept in ``self._admission`` for :meth:`feed`.
-        """
-        self._admission = FeedOutcome()
+    def _admit(self, rgb) -> tuple[np.ndarray | None, FeedOutcome]:
+        """The validated, preprocessed ``(H, W, 3)`` uint8 frame (None: dropped, counted)
+        and the decision (drop reason; a resolution-change reset, already applied)."""
         arr = np.asarray(rgb) if rgb is not None else None
         if arr is None or arr.size == 0:
             return self._drop(DropReason.EMPTY, "empty frame")
@@ -297,14 +262,12 @@ class Reconstructor:
             if not np.isfinite(arr).all():
                 return self._drop(DropReason.NON_FINITE, "frame holds NaN or inf values")
             arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        size = arr.shape[:2]  # the camera's: a new camera resets even at a fixed process size
-        if self._size is not None and size != self._size:
-            message = f"input resolution changed {self._size} -> {size}: resetting the stream"
-            log.warning("%s", message)
+        # the camera's size: a new camera resets even at a fixed process size
+        outcome = self.gate.check_size(arr.shape[:2])
+        if outcome.reset is not None:
+            log.warning("%s", outcome.message)
             self.reset()
-            self._admission = FeedOutcome(reset=ResetReason.RESOLUTION_CHANGE, message=message)
-        self._size = size
-        return np.ascontiguousarray(self._resize(arr))
+        return np.ascontiguousarray(self._resize(arr)), outcome
 
     def _resize(self, arr: np.ndarray) -> np.ndarray:
         target = processing_size(self.config, arr.shape[:2])
@@ -314,16 +277,56 @@ class Reconstructor:
 
         return cv2.resize(arr, (target[1], target[0]), interpolation=cv2.INTER_AREA)
 
-    def _drop(self, reason: DropReason, message: str) -> None:
-        self._admission = FeedOutcome(dropped=reason, message=message)
+    def _drop(self, reason: DropReason, message: str) -> tuple[None, FeedOutcome]:
         self._stats.drop(reason)
         if self._stats.drops[reason] == 1 or self._stats.drops[reason] % 100 == 0:
             log.warning("dropped frame (%s, %d so far): %s", reason, self._stats.drops[reason],
                         message)
-        return None
+        return None, FeedOutcome(dropped=reason, message=message)
+
+    def _failed(self, exc: InferenceError) -> FeedOutcome:
+        """A backend failure: the stream is reset and the frame dropped (counted); the
+        outcome carries the exception (its cause: the backend's own, with traceback)."""
+        self.reset()
+        self._stats.drop(DropReason.INFERENCE_ERROR)
+        return FeedOutcome([], DropReason.INFERENCE_ERROR, ResetReason.INFERENCE_ERROR,
+                           f"inference failed ({exc}): resetting the stream", error=exc)
+
+    def _backend(self, call, *args, **kwargs):
+        """``call(*args, **kwargs)`` of the backend; whatever it raises becomes an
+        :class:`~unihoi_ros.errors.InferenceError` (the original as its cause)."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            raise InferenceError(repr(exc)) from exc
+
+    # ------------------------------------------------------------------ the frame
+    def _process(self, stamp_ns: int, frame: np.ndarray, rgb, K,
+                 build_points: bool) -> list[FrameResult]:
+        """An admitted frame: encoded, flow to the previous one, into the ring buffer; the
+        window runs every ``stride`` frames. Returns the results it completed."""
+        known_K = None
+        if K is not None:
+            known_K = scale_intrinsics(K, np.asarray(rgb).shape[:2], frame.shape[:2])
+        with self._stats.time("encoder"):
+            features = self._backend(self.backend.encode, frame)
+        self._stats.counts["encoder_passes"] += 1
+        prev = self._buffer.last
+        with self._stats.time("flow"):
+            if prev is None:
+                flow = np.zeros((*frame.shape[:2], 2), np.float32)
+            else:
+                flow = self.flow.backward(frame, prev.rgb, stamp_ns, prev.stamp_ns)
+        self._buffer.append(FrameSlot(stamp_ns, frame, features, flow, known_K,
+                                      bool(build_points)))
+        self._since_window += 1
+        if self._since_window < self.config.stride:
+            return []
+        return self._run_window()
 
     # ------------------------------------------------------------------ the window
-    def _run_window(self) -> FrameResult:
+    def _run_window(self) -> list[FrameResult]:
+        """The window on the newest frames; the results of its new frames, oldest first."""
         cfg = self.config
         slots = self._buffer.window(cfg.window)
         new_count = min(self._since_window, len(self._buffer))
@@ -337,10 +340,10 @@ class Reconstructor:
         decode = self._frames_to_decode(slots, new_count)
         with self._stats.time("network"):
             args = ([s.features for s in slots], [s.rgb for s in slots], flows)
-            pred = (self.backend.infer_window(*args) if decode == cfg.window else
-                    self.backend.infer_window(*args, decode_last=decode))
+            pred = (self._backend(self.backend.infer_window, *args) if decode == cfg.window
+                    else self._backend(self.backend.infer_window, *args, decode_last=decode))
         if pred.first_frame > cfg.window - decode:
-            raise RuntimeError(f"the backend decoded window frames {pred.first_frame}.."
+            raise InferenceError(f"the backend decoded window frames {pred.first_frame}.."
                                f"{cfg.window - 1}, {decode} were needed (an ONNX graph or "
                                "engine exported for fewer frames?)")
         self._choose_intrinsics(pred, slots[-1].known_K)
@@ -363,9 +366,8 @@ class Reconstructor:
             slot.confidence = (pred.confidence[k - 1] if k > 0
                                else np.ones_like(pred.depth[0], np.float32))
             results.append(self._result(slot, pose_ok, flags))
-        self._ready.extend(results)
         self._stats.counts["frames_out"] += len(results)
-        return results[-1]
+        return results
 
     def _choose_intrinsics(self, pred: WindowPrediction, known_K) -> None:
         """Replace the window's predicted K in place: by the camera's ``known_K`` (3, 3)

@@ -88,15 +88,15 @@ class UnihoiNode:
                  flow: Any | None = None, typestore: Any | None = None) -> None:
         from unihoi_ros.pipeline import Reconstructor
 
+        self.settings = params.stream_settings()  # the stream's (as `unihoi process`)
         if flow is None:
-            from unihoi_ros.flow import DISFlow
-
-            flow = DISFlow(params.flow_preset)
+            flow = self.settings.make_flow()
         self.params = params
         self.transport = transport
         self.backend = as_loaded(backend)  # the backend and what was loaded
         self.typestore = typestore if typestore is not None else M.get_typestore()
-        self.reconstructor = Reconstructor(self.backend, flow, params.reconstructor_config())
+        self.reconstructor = Reconstructor(self.backend, flow,
+                                           self.settings.reconstructor_config())
         self.live = params.effective_live_mode
         self.backend.prepare_in_background(self.live)  # a new input size never stalls live
         self.threads = params.thread_policy()
@@ -118,6 +118,7 @@ class UnihoiNode:
         self._accepting = False
         self._camera = CameraInput(self._count, self._ratelog)
         self._frame_id = params.camera_frame or DEFAULT_CAMERA_FRAME
+        self._input_size: tuple[int, ...] | None = None  # the camera's, once seen
         self._start_mono = time.monotonic()
         self._last_input_mono: float | None = None
         self._drops_reported: Counter[str] = Counter()
@@ -149,6 +150,7 @@ class UnihoiNode:
         else:
             tp.subscribe(p.image_input_topic, msgtype, p.input_qos_profile, self.on_image)
         log.info("%s", self.startup_summary())
+        log.info("%s", self.settings.describe())
 
     def _start_tf(self) -> bool:
         """Create the TF broadcaster; False (TF off, said once) where the transport cannot."""
@@ -187,7 +189,7 @@ class UnihoiNode:
 
         rng = np.random.default_rng(0)
         rec = Reconstructor(self.backend, self.reconstructor.flow,
-                            self.params.reconstructor_config())
+                            self.settings.reconstructor_config())
         t0 = time.perf_counter()
         for i in range(2):  # noise may give degenerate poses: only the timing matters
             rec.feed(i + 1, rng.integers(0, 256, (*size, 3), dtype=np.uint8))
@@ -198,7 +200,8 @@ class UnihoiNode:
         p, b = self.params, self.backend
         fixed = self.reconstructor.config.process_size
         size = (f"{fixed[1]}x{fixed[0]} (width x height; frames resized)" if fixed
-                else "input resolution (no resize)")
+                else f"input resolution, longer side at most {self.settings.max_side} (larger "
+                "frames downscaled)" if self.settings.max_side else "input resolution (no resize)")
         untrained = " [UNTRAINED: outputs are meaningless]" if b.untrained else ""
         cam = (f", K from {self.transport.resolve(p.camera_info_topic)}" if p.use_camera_info
                else ", K predicted (one per stream: running median)" if p.stream_intrinsics
@@ -305,6 +308,9 @@ class UnihoiNode:
         if rgb is None:
             return
         rgb, K = self._camera.prepare(rgb, frame.info)
+        if rgb.shape[:2] != self._input_size:  # the first frame, or a new camera
+            self._input_size = rgb.shape[:2]
+            log.info("%s", self.settings.describe(self._input_size))
         self._frame_id = self.params.camera_frame or _header_frame_id(frame.msg)
         with self._lock:
             self._recv_ns[frame.stamp_ns] = frame.recv_ns
@@ -329,7 +335,8 @@ class UnihoiNode:
             self._outputs.reset()
             failed = outcome.reset is ResetReason.INFERENCE_ERROR
             self._ratelog(logging.ERROR if failed else logging.WARNING, str(outcome.reset),
-                          "frame %d: %s", stamp_ns, outcome.message)
+                          "frame %d: %s", stamp_ns, outcome.message,
+                          exc_info=outcome.error)  # a backend failure: with its traceback
         elif outcome.dropped is not None:
             self._ratelog(logging.WARNING, str(outcome.dropped), "dropped frame %d (%s): %s",
                           stamp_ns, outcome.dropped.value.replace("_", " "), outcome.message)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from unihoi_ros.errors import ConfigError
-from unihoi_ros.options import BackendName, FlowPreset, PoseSolver, Precision, values
+from unihoi_ros.options import PoseSolver, values
+from unihoi_ros.pipeline.settings import StreamSettings
 from unihoi_ros.ros.qos import QosProfile, qos_profile
 
 #: Accepted ``pose_solver`` values (the option enum's; importable without torch).
@@ -75,6 +76,7 @@ class NodeParams:
     inference_threads: int
     process_height: int
     process_width: int
+    max_side: int
     # streaming
     window_stride: int
     min_confidence: float
@@ -151,6 +153,8 @@ class NodeParams:
             raise ConfigError("process_height/process_width must be >= 0")
         if not 1 <= self.window_stride <= 3:
             raise ConfigError(f"window_stride must be 1..3, got {self.window_stride}")
+        if self.max_side < 0:
+            raise ConfigError(f"max_side must be >= 0 (0: never downscale), got {self.max_side}")
         for name in ("point_stride", "trajectory_max_poses", "replay_queue_size",
                      "num_pose_points"):
             if getattr(self, name) < 1:
@@ -164,11 +168,7 @@ class NodeParams:
         if self.base_frame and self.base_frame in (self.world_frame, self.camera_frame):
             raise ConfigError(f"base_frame must differ from world_frame and camera_frame, got "
                               f"{self.base_frame!r}")
-        for name, options in (("flow_preset", FlowPreset), ("pose_solver", PoseSolver),
-                              ("precision", Precision), ("backend", BackendName)):
-            if getattr(self, name) not in values(options):
-                raise ConfigError(f"{name} must be one of {', '.join(values(options))}, got "
-                                  f"{getattr(self, name)!r}")
+        self.stream_settings()  # the stream's own checks (flow preset, solver, precision...)
 
     @property
     def process_size(self) -> tuple[int, int] | None:
@@ -204,6 +204,23 @@ class NodeParams:
 
         return choose_thread_policy(self.inference_threads)
 
+    def stream_settings(self) -> StreamSettings:
+        """The :class:`~unihoi_ros.pipeline.settings.StreamSettings` these parameters
+        describe (what ``unihoi process`` builds from its flags; same defaults).
+
+        Raises:
+            ConfigError: an invalid value (names the setting).
+        """
+        return StreamSettings(
+            model=self.model, backend=self.backend, device=self.device,
+            precision=self.precision, onnx_file=self.onnx_file_path,
+            engine_file=self.engine_file_path, force_engine_update=self.force_engine_update,
+            stride=self.window_stride, process_size=self.process_size,
+            max_side=self.max_side, flow_preset=self.flow_preset, pose_solver=self.pose_solver,
+            num_pose_points=self.num_pose_points, min_confidence=self.min_confidence,
+            point_stride=self.point_stride, min_point_confidence=self.min_point_confidence,
+            stream_intrinsics=self.stream_intrinsics)
+
     def load_backend(self, model: str | None = None):
         """The inference backend these parameters name (``model`` overrides
         ``self.model``), its ONNX Runtime sessions sized by :meth:`thread_policy`: what
@@ -212,27 +229,14 @@ class NodeParams:
         Raises:
             UnihoiError: the model or backend cannot be loaded (the message says why).
         """
-        from unihoi_ros.backends.factory import load_backend
-
-        return load_backend(model or self.model, self.backend, self.device, self.precision,
-                            self.onnx_file_path, self.engine_file_path,
-                            self.force_engine_update,
-                            threads=self.thread_policy().onnxruntime_threads)
+        settings = self.stream_settings()
+        if model:
+            settings = dataclasses.replace(settings, model=model)
+        return settings.load_backend(threads=self.thread_policy().onnxruntime_threads)
 
     def reconstructor_config(self):
         """The :class:`~unihoi_ros.pipeline.ReconstructorConfig` these parameters describe."""
-        from unihoi_ros.pipeline.config import ReconstructorConfig
-
-        return ReconstructorConfig(
-            stride=self.window_stride,
-            num_pose_points=self.num_pose_points,
-            min_confidence=self.min_confidence,
-            pose_solver=self.pose_solver,
-            process_size=self.process_size,
-            point_stride=self.point_stride,
-            min_point_confidence=self.min_point_confidence,
-            stream_intrinsics=self.stream_intrinsics,
-        )
+        return self.stream_settings().reconstructor_config()
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -26,8 +26,10 @@ class RateLimitedLog:
         self._suppressed: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def __call__(self, level: int, key: str, msg: str, *args: Any, exc_info: bool = False) -> bool:
-        """Log ``msg % args`` under ``key`` unless throttled; True when it was logged."""
+    def __call__(self, level: int, key: str, msg: str, *args: Any,
+                 exc_info: bool | BaseException | None = False) -> bool:
+        """Log ``msg % args`` under ``key`` unless throttled; True when it was logged
+        (``exc_info``: as :meth:`logging.Logger.log`'s, e.g. an exception: its traceback)."""
         now = self._clock()
         with self._lock:
             last = self._last.get(key)
