@@ -48,6 +48,9 @@ PARAMETER_ARGUMENTS = [
     ("onnx_file_path", "ONNX model exported with `unihoi export`"),
     ("process_height", "resize frames to this height before inference (0: input size)"),
     ("process_width", "resize frames to this width before inference (0: input size)"),
+    ("max_side", "without process_height/width: downscale frames to this longer side "
+                 "(0: never)"),
+    ("flow_preset", "DIS preset of the pose flow: auto | ultrafast | fast | medium"),
     ("window_stride", "run the 4-frame window every N new frames (1-3)"),
     ("live_mode", "true: drop frames when busy; false: process every frame"),
     ("input_qos", "SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT"),
