@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per setting (timings)")
     ap.add_argument("--model", default="unihoi-tiny")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pair-by-number", action="store_true",
+                    help="ground truth of each colour frame's own number (the recording's "
+                    "repeated frames not matched: load_seven_scenes(match_repeats=False))")
     ap.add_argument("--json", type=Path, default=Path("bench/results/pose_real.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for s in starts:
         seg = slice(s, s + args.segment_frames)
-        gt = load_seven_scenes(args.data, 30.0, frames=seg)
+        gt = load_seven_scenes(args.data, 30.0, frames=seg,
+                                match_repeats=not args.pair_by_number)
         K = scale_intrinsics(gt.K, gt.depth.shape[1:], hw)
         full = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for _, p in files[seg]]
         frames = [_resize(f, hw, cv2.INTER_AREA) for f in full]
@@ -226,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
            "settings": {"data": str(args.data), "start_frames": [f["start_frame"] for f in facts],
                         "segment_frames": args.segment_frames, "process_size": list(hw),
                         "flow_preset": args.flow_preset, "repeats": args.repeats,
+                        "pair_by_number": args.pair_by_number,
                         "configs": {n: dataclasses.asdict(c) for n, c in configs},
                         "wall_time_s": time.perf_counter() - t0},
            "recording": facts, "variants": {}}

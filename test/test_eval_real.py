@@ -11,7 +11,13 @@ import pytest
 
 from unihoi_ros.cli import main as cli_main
 from unihoi_ros.geometry import metrics
-from unihoi_ros.io.ground_truth import load_ground_truth, load_seven_scenes, write_tum_trajectory
+from unihoi_ros.geometry.registration import edge_alignment_cost, edge_points, project_depth_points
+from unihoi_ros.io.ground_truth import (
+    load_ground_truth,
+    load_seven_scenes,
+    match_repeated_streams,
+    write_tum_trajectory,
+)
 from unihoi_ros.io.predictions import Predictions
 from unihoi_ros.io.registration import SEVEN_SCENES, TUM_FREIBURG_K
 from unihoi_ros.io.sources import SourceError, open_source
@@ -79,6 +85,58 @@ def test_eval_scores_a_perfect_colour_camera_prediction_as_perfect(redkitchen, t
                     for i in range(n)]) / 1000.0
     both = np.isfinite(gt.depth) & (raw > 0)
     assert metrics.abs_rel(gt.depth[both], raw[both]) > 0.03
+
+
+def test_match_repeated_streams_pairs_frames_showing_the_same_moment():
+    """Run starts (:func:`repeat_run_starts`) of two streams to colour -> depth indices."""
+    n = np.arange(8)
+    assert (match_repeated_streams(n, n) == n).all()  # no repeats: own index
+    both = np.array([0, 1, 1, 3, 4, 5, 6, 7])  # both repeat frame 1 at index 2
+    assert match_repeated_streams(both, both).tolist() == [0, 1, 1, 3, 4, 5, 6, 7]
+    # colour repeats at 2, depth at 3: colour 2 shows moment 1, colour 3 shows depth 2's
+    colour, depth = np.array([0, 1, 1, 3, 4, 5, 6, 7]), np.array([0, 1, 2, 2, 4, 5, 6, 7])
+    assert match_repeated_streams(colour, depth).tolist() == [0, 1, 1, 2, 4, 5, 6, 7]
+    # depth repeats first (2), colour at 3: colour 2 is ahead and shows depth 3's moment
+    assert match_repeated_streams(depth, colour).tolist() == [0, 1, 3, 3, 4, 5, 6, 7]
+    # colour ahead at the end, with no depth frame of its moment: its own index
+    assert match_repeated_streams(np.arange(4), np.array([0, 1, 1, 3])).tolist() == [0, 1, 3, 3]
+    with pytest.raises(ValueError, match="shapes"):
+        match_repeated_streams(n, n[:-1])
+
+
+def _contours_to_colour_edges(data, depth_n, colour_n):
+    """Mean distance (px, cap 8) of depth frame ``depth_n``'s occluding contours, projected
+    into the colour camera, to colour frame ``colour_n``'s Canny edges."""
+    raw = cv2.imread(str(data / f"frame-{depth_n:06d}.depth.png"), cv2.IMREAD_UNCHANGED)
+    uv, z = edge_points(np.where(raw == 65535, 0, raw).astype(np.float32) / 1000.0)
+    grey = cv2.cvtColor(cv2.imread(str(data / f"frame-{colour_n:06d}.color.jpg")),
+                        cv2.COLOR_BGR2GRAY)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 1.0), 40, 120)
+    dist = cv2.distanceTransform((edges == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    uv_c = project_depth_points(uv, z, SEVEN_SCENES.K_depth, SEVEN_SCENES.K_color,
+                                SEVEN_SCENES.T_color_depth)[0]
+    return edge_alignment_cost(uv_c, dist)
+
+
+def test_seven_scenes_repeated_frames_get_the_truth_of_the_moment_they_show(redkitchen):
+    """Colour 453 is byte-identical to 452 while depth 453 is new (depth repeats at 454):
+    colour 453 gets frame 452's depth and pose. Colour 515 is new while depth 515 repeats
+    514 (colour repeats at 516): colour 515 shows depth 516's moment. The depth contours
+    chosen so lie closer to each image's colour edges than the frame's own (poses play
+    no part in that check)."""
+    for colour_n, depth_n in ((453, 452), (515, 516)):
+        seg = slice(colour_n - 302, colour_n - 297)  # colour_n is the third of five
+        gt = load_seven_scenes(redkitchen, frames=seg)
+        own = load_seven_scenes(redkitchen, frames=seg, match_repeats=False)
+        assert "frames given the depth and pose" in gt.source
+        j = 2 + depth_n - colour_n
+        np.testing.assert_array_equal(gt.depth[2], own.depth[j])
+        np.testing.assert_array_equal(gt.T_world_cam[2], own.T_world_cam[j])
+        assert (_contours_to_colour_edges(redkitchen, depth_n, colour_n)
+                < _contours_to_colour_edges(redkitchen, colour_n, colour_n) - 0.5)
+        # two frames on, both streams are in step again: the frame's own truth
+        np.testing.assert_array_equal(gt.T_world_cam[4], own.T_world_cam[4])
+        np.testing.assert_array_equal(gt.depth[4], own.depth[4])
 
 
 def _write_png16(path, depth_m, scale):
