@@ -25,7 +25,8 @@ pose solver (SIFT matches, OpenCV PnP, depth contours), and prints one table plu
    measured in 3 (linear maps fitted on the pairs), chained over the benchmark's segments:
    the ATE (% of path) a pose solver that reproduced the frames' motion exactly would score.
 
-Usage: ``python bench/real_motion_check.py [--gap 5] [--depth-step 6] [--json out.json]``
+Usage: ``python bench/real_motion_check.py [--gap 5] [--depth-step 6] [--pair-by-number]
+[--json out.json]``
 (about 3 minutes on 2 idle cores).
 """
 
@@ -60,7 +61,7 @@ from unihoi_ros.io.sources import seven_scenes_files
 def tls_ratio(gt: np.ndarray, est: np.ndarray) -> float:
     """Slope through the origin of ``est`` against ``gt`` ``(N,)``, total least squares
     (noise on both sides; the ordinary slope is biased low by noise in ``gt``)."""
-    w, v = np.linalg.eigh(np.stack([gt, est]) @ np.stack([gt, est]).T)
+    _, v = np.linalg.eigh(np.stack([gt, est]) @ np.stack([gt, est]).T)
     return float(v[1, 1] / v[0, 1])
 
 
@@ -182,13 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--gap", type=int, default=5, help="frames between colour pairs")
     ap.add_argument("--depth-step", type=int, default=6, help="every n-th depth pair")
+    ap.add_argument("--pair-by-number", action="store_true",
+                    help="colour frames get the truth of their own number (repeats not "
+                    "matched) in 2, 3 and 5")
     ap.add_argument("--json", type=Path, default=Path("bench/results/real_motion_check.json"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     rig, data, gap = SEVEN_SCENES, args.data, args.gap
     files = seven_scenes_files(data)
     numbers = [n for n, _ in files]
-    out: dict = {"data": str(data), "gap": gap}
+    out: dict = {"data": str(data), "gap": gap, "pair_by_number": args.pair_by_number}
 
     # 1. repeats and pairing
     cf = repeat_run_starts([p for _, p in files])
@@ -207,14 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         "depth_changed": len(changed), "matched_depth_closer": int((matched < own).sum()),
         "edge_cost_own_px": float(own.mean()), "edge_cost_matched_px": float(matched.mean())}
 
-    gt = load_seven_scenes(data)  # colour camera, repeats matched
+    gt = load_seven_scenes(data, match_repeats=not args.pair_by_number)  # colour camera
     grey = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for _, p in files]
     matches = Matches(grey)
     K = np.asarray(gt.K, np.float64)
 
     # 2. timing: consecutive-frame rotations against the truth's, at lags
     step_r, step_g = [], []
-    for i, a, b, z, T in colour_pairs(matches, gt, 1):
+    for _, a, b, z, T in colour_pairs(matches, gt, 1):
         r = pnp(back_project(a, z, K), b, K)
         step_r.append(r[0] if r else np.full(3, np.nan))
         step_g.append(rotvec(T))
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"real": ([], [], [], []), "synthetic": ([], [], [], [])}
     focals = (474.0, 500.0, 526.6, 560.0, 585.0)
     reproj = {f: [] for f in focals}
-    for i, a, b, z, T in pairs:
+    for _, a, b, z, T in pairs:
         X = back_project(a, z, K)
         r = pnp(X, b, K)
         if r is None:
@@ -280,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         (uv, z, _), (_, _, dist) = depth_contours(i), depth_contours(i + dgap)
         T = np.linalg.inv(T_depth[i + dgap]) @ T_depth[i]
         r, t = depth_contour_fit(uv, z, dist, Kd, np.r_[rotvec(T), T[:3, 3]])
-        g_r.append(rotvec(T)); e_r.append(r); g_t.append(T[:3, 3]); e_t.append(t)
+        for lst, v in zip((g_r, e_r, g_t, e_t), (rotvec(T), r, T[:3, 3], t)):
+            lst.append(v)
         for f in by_f:
             Kf = Kd.copy()
             Kf[0, 0] = Kf[1, 1] = f

@@ -98,8 +98,11 @@ def test_match_repeated_streams_pairs_frames_showing_the_same_moment():
     assert match_repeated_streams(colour, depth).tolist() == [0, 1, 1, 2, 4, 5, 6, 7]
     # depth repeats first (2), colour at 3: colour 2 is ahead and shows depth 3's moment
     assert match_repeated_streams(depth, colour).tolist() == [0, 1, 3, 3, 4, 5, 6, 7]
-    # colour ahead at the end, with no depth frame of its moment: its own index
-    assert match_repeated_streams(np.arange(4), np.array([0, 1, 1, 3])).tolist() == [0, 1, 3, 3]
+    # a colour stream at half the rate: each repeat shows the frame before's moment
+    half = np.array([0, 0, 2, 2, 4, 4, 6, 6])
+    assert match_repeated_streams(half, n).tolist() == half.tolist()
+    # a depth repeat with no colour partner: nothing to pair differently, own indices
+    assert (match_repeated_streams(n, np.array([0, 1, 1, 3, 4, 5, 6, 7])) == n).all()
     with pytest.raises(ValueError, match="shapes"):
         match_repeated_streams(n, n[:-1])
 

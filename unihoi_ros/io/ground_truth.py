@@ -160,13 +160,15 @@ def match_repeated_streams(color_first: np.ndarray, depth_first: np.ndarray) -> 
     """Which depth frame (and pose) shows the moment each colour frame shows.
 
     Two streams recorded side by side, each repeating its last frame when no new one came
-    (:func:`repeat_run_starts` gives ``*_first``): colour frame ``n`` shows the ``k``-th
-    distinct colour picture; it is matched with the first depth frame that shows the
-    ``k``-th distinct depth picture. In step the two streams repeat at the same index and
-    every frame keeps its own index, except that a repeated frame goes to the first frame
-    of its run; where one stream repeats a frame before the other does, the frames between
-    the two repeats go one index back (colour behind) or on (colour ahead). Colour frames
-    with no such depth frame keep their own index.
+    (:func:`repeat_run_starts` gives ``*_first``). Between two frames where both streams
+    are new ("in step"; the first frame counts as one), colour frame ``n`` shows the
+    ``k``-th new colour picture since the last in-step frame ``s`` (``k = 0``: the picture
+    of ``s``); it is matched with the first depth frame after ``s`` that shows the ``k``-th
+    new depth picture, before the next in-step frame. So a picture repeated in both streams
+    goes to its first showing, and where one stream repeats a frame before the other does,
+    the frame between goes one index back (colour behind) or on (colour ahead). A colour
+    frame with no such depth frame (a colour stream slower than the depth's, a depth frame
+    the colour has no partner for) keeps ``s`` (``k = 0``) or its own index.
 
     Args:
         color_first, depth_first: ``(N,)`` run starts of the colour and depth files.
@@ -178,10 +180,26 @@ def match_repeated_streams(color_first: np.ndarray, depth_first: np.ndarray) -> 
     if cf.shape != df.shape or cf.ndim != 1:
         raise ValueError(f"run starts of one recording expected, got shapes {cf.shape} and "
                          f"{df.shape}")
-    n = np.arange(cf.size)
-    c_count = np.cumsum(cf == n) - 1  # distinct pictures before and at each frame, from 0
-    first_of = np.nonzero(df == n)[0]  # first depth frame of each distinct depth picture
-    return np.where(c_count < first_of.size, first_of[np.minimum(c_count, first_of.size - 1)], n)
+    n_all = np.arange(cf.size)
+    c_new, d_new = cf == n_all, df == n_all
+    in_step = c_new & d_new
+    in_step[:1] = True
+    out = n_all.copy()
+    s = 0
+    for n in range(cf.size):
+        if in_step[n]:
+            s = n
+            continue
+        k = int(c_new[s + 1:n + 1].sum())
+        if k == 0:
+            out[n] = s
+            continue
+        stop = n + 1
+        while stop < cf.size and not in_step[stop]:
+            stop += 1
+        hit = np.flatnonzero(np.cumsum(d_new[s + 1:stop]) == k)
+        out[n] = s + 1 + hit[0] if hit.size else n
+    return out
 
 
 def load_seven_scenes(path: Path, fps: float = 30.0, *, frames: slice | None = None,
