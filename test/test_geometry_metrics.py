@@ -290,6 +290,12 @@ def test_constant_velocity_path_repeats_the_first_step():
     # A pure translation (zero rotation) stays a straight line at constant speed.
     line = constant_velocity_path(np.stack([np.eye(4), _pose([0, 0, 0], [0.1, 0, 0])] * 2))
     assert np.allclose(line[:, :3, 3], [[0, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [0.3, 0, 0]])
+    # A repeated first moment (a recording that wrote its first frame twice): the motion
+    # to the first pose that differs, over the time it took, not a standstill.
+    stamps = np.arange(10) * 33_000_000
+    held = constant_velocity_path(gt[[0, 0, 2, 3, 4, 5, 6, 7, 8, 9]], stamps)
+    assert np.allclose(held[2:], gt[2:], atol=1e-10)
+    assert np.allclose(constant_velocity_path(gt[[0, 0, 2, 3]]), gt[:4], atol=1e-10)
 
 
 def test_constant_velocity_baseline_misses_a_curved_path():

@@ -1,7 +1,7 @@
 """Reference paths a pose estimate has to beat (scored with the trajectory metrics).
 
-- Constant-velocity path (:func:`constant_velocity_path`): the first two poses' relative
-  motion ``D = inv(T_0) T_1`` repeated, ``T_k = T_0 D^k`` (a constant twist, the usual
+- Constant-velocity path (:func:`constant_velocity_path`): the first motion
+  ``D = inv(T_0) T_1`` (to the first pose that differs from ``T_0``) repeated, ``T_k = T_0 D^k`` (a constant twist, the usual
   visual-odometry motion model; fractional powers when the stamps are uneven; SE(3) log and
   exp from :mod:`unihoi_ros.geometry.lie_algebra`).
 - Straight-line path (:func:`straight_line_path`): the best-fit uniform straight line
@@ -19,27 +19,33 @@ __all__ = ["constant_velocity_path", "straight_line_path"]
 
 
 def constant_velocity_path(T: ArrayLike, stamps_ns: ArrayLike | None = None) -> np.ndarray:
-    """The first two poses' motion extrapolated at constant velocity (constant twist).
+    """The first motion of the poses extrapolated at constant velocity (constant twist).
+
+    The first motion is from ``T[0]`` to ``T[m]``, the first pose that differs from it
+    (``m = 1`` unless the recording repeats its first moment, as 7-Scenes does where a
+    frame is written twice: a zero first step would make the baseline a standstill).
 
     Args:
-        T: ``(N, 4, 4)`` camera-to-world poses (only ``T[0]`` and ``T[1]`` are used), N >= 2.
-        stamps_ns: optional ``(N,)`` stamps; frame k is then ``(t_k - t_0) / (t_1 - t_0)``
-            steps from the start (frame indices when None or when ``t_1 == t_0``).
+        T: ``(N, 4, 4)`` camera-to-world poses (``T[0]`` and ``T[m]`` are used), N >= 2.
+        stamps_ns: optional ``(N,)`` stamps; frame k is then ``(t_k - t_0) / (t_m - t_0)``
+            first motions from the start (``k / m`` when None or when ``t_m == t_0``).
 
     Returns:
-        ``(N, 4, 4)`` float64 ``T_0 D^a_k`` with ``D = inv(T_0) T_1`` (so rows 0 and 1
-        equal ``T[0]`` and ``T[1]``; ``D^a`` through SE(3) log / exp).
+        ``(N, 4, 4)`` float64 ``T_0 D^a_k`` with ``D = inv(T_0) T_m`` (so rows 0 and m
+        equal ``T[0]`` and ``T[m]``; ``D^a`` through SE(3) log / exp).
     """
     T = _numpy64(T)
     n = T.shape[0]
     if n < 2:
         raise ValueError(f"a constant-velocity path needs >= 2 poses, got {n}")
-    steps = np.arange(n, dtype=np.float64)
+    moved = np.flatnonzero((T[1:] != T[0]).any(axis=(1, 2)))
+    m = int(moved[0]) + 1 if moved.size else 1
+    steps = np.arange(n, dtype=np.float64) / m
     if stamps_ns is not None:
         t = np.asarray(stamps_ns, dtype=np.float64)
-        if t[1] != t[0]:
-            steps = (t - t[0]) / (t[1] - t[0])
-    w, u = se3_log(np.linalg.inv(T[0]) @ T[1])  # twist (w, u): D = exp([w, u])
+        if t[m] != t[0]:
+            steps = (t - t[0]) / (t[m] - t[0])
+    w, u = se3_log(np.linalg.inv(T[0]) @ T[m])  # twist (w, u): D = exp([w, u])
     out = np.empty((n, 4, 4))
     for k, a in enumerate(steps):
         out[k] = T[0] @ se3_exp(a * w, a * u)
