@@ -1,9 +1,10 @@
 """Reference paths a pose estimate has to beat (scored with the trajectory metrics).
 
 - Constant-velocity path (:func:`constant_velocity_path`): the first motion
-  ``D = inv(T_0) T_1`` (to the first pose that differs from ``T_0``) repeated, ``T_k = T_0 D^k`` (a constant twist, the usual
-  visual-odometry motion model; fractional powers when the stamps are uneven; SE(3) log and
-  exp from :mod:`unihoi_ros.geometry.lie_algebra`).
+  ``D = inv(T_0) T_1`` (to the first pose that differs from ``T_0``) repeated,
+  ``T_k = T_0 D^k`` (a constant twist, the usual visual-odometry motion model; fractional
+  powers when the stamps are uneven; SE(3) log and exp from
+  :mod:`unihoi_ros.geometry.lie_algebra`).
 - Straight-line path (:func:`straight_line_path`): the best-fit uniform straight line
   through the true positions.
 """
