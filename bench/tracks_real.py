@@ -15,6 +15,11 @@ figures of ``evaluate_tracks`` (within 2 / 5 / 10 cm, dynamic and static, beside
 no-tracking baseline) and the flag's figures of ``flag_scores`` (sustained movers
 flagged, static points flagged, rows flagged).
 
+Variants: ``current``; ``current, pipeline flow``: the same tracker fed each result's
+backward flow from the reconstructor (``Reconstructor.backward_flow``), as ``unihoi
+process`` runs it (the streaming figures change; ``evaluate_tracks``' offline queries
+compute their own flows, so its figures are the current's).
+
 ``--baseline-rev REV`` loads ``unihoi_ros/tracks`` as it was at git revision REV into a
 temporary package and measures it on the same results.
 
@@ -95,26 +100,59 @@ def bench_tracks():
     return module
 
 
+#: The current tracker fed each result's backward flow from the reconstructor, as
+#: ``unihoi process`` runs it (it then computes only the forward flow).
+REUSED = "current, pipeline flow"
+
+
 def variants(baseline_rev: str | None) -> dict:
     import unihoi_ros.tracks as current
 
-    out = {"current": current}
+    out = {"current": current, REUSED: current}
     if baseline_rev:
         out[f"baseline {baseline_rev}"] = tracks_at(baseline_rev)
     return out
 
 
-def stream(backend, frames, K=None, config: ReconstructorConfig | None = None) -> list:
+class Results(list):
+    """A stream's results; ``flows``: stamp -> the reconstructor's ``backward_flow``."""
+
+    flows: dict
+
+
+def stream(backend, frames, K=None, config: ReconstructorConfig | None = None) -> Results:
     rec = Reconstructor(backend, DISFlow(), config)
-    results = []
+    results = Results()
+    results.flows = {}
+
+    def take(batch):
+        for r in batch:
+            results.append(r)
+            results.flows[r.stamp_ns] = rec.backward_flow(r.stamp_ns)
+
     for stamp, rgb in frames:
         rec.push(int(stamp), rgb, K=K)
-        results += rec.drain()
-    return results + rec.flush()
+        take(rec.drain())
+    take(rec.flush())
+    return results
 
 
-def dynamic_rows(module, results) -> dict:
+class FedTracker:
+    """A ``PointTracker`` fed the reconstructor's flow of each result (by stamp)."""
+
+    def __init__(self, tracker, flows: dict) -> None:
+        self.tracker, self.flows = tracker, flows
+
+    def update(self, result):
+        return self.tracker.update(result, self.flows.get(result.stamp_ns))
+
+
+def tracker_for(name: str, module, results: Results):
     tracker = module.PointTracker()
+    return FedTracker(tracker, results.flows) if name == REUSED else tracker
+
+
+def dynamic_rows(tracker, results) -> dict:
     rows = dyn = 0
     ever: set[int] = set()
     ids: set[int] = set()
@@ -144,7 +182,7 @@ def real(args, model, mods) -> list[dict]:
         for name, mod in mods.items():
             rows.append({"segment": f"{start}-{start + len(seg) - 1}", "K": kname,
                          "variant": name, "size": f"{results[0].width}x{results[0].height}",
-                         **dynamic_rows(mod, results)})
+                         **dynamic_rows(tracker_for(name, mod, results), results)})
     return rows
 
 
@@ -163,7 +201,7 @@ def synthetic(args, model, mods) -> list[dict]:
             results = stream(backend, frames)
             for name, mod in mods.items():
                 ev = mod.evaluate_tracks(results, seq)
-                fl = flag_scores(results, seq, tracker=mod.PointTracker())
+                fl = flag_scores(results, seq, tracker=tracker_for(name, mod, results))
                 rows.append({"seed": seed, "depth": depth, "variant": name, **ev, "flag": fl})
     return rows
 

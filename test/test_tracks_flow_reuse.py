@@ -177,3 +177,27 @@ def test_thinned_keeps_every_kth_point():
     assert same is cloud and none is None
     with pytest.raises(ValueError):
         thinned(cloud, colors, max_points=0)
+
+
+def test_offline_sessions_let_idle_threads_sleep():
+    pytest.importorskip("onnxruntime")
+    from pathlib import Path
+
+    import unihoi_ros
+    from unihoi_ros.backends import onnxruntime_backend as orb
+
+    graph = next((Path(unihoi_ros.__file__).parent / "model" / "weights").glob("*.onnx"))
+    key = "session.intra_op.allow_spinning"
+
+    def spinning(backend) -> str | None:
+        try:
+            return backend.session.get_session_options().get_session_config_entry(key)
+        except RuntimeError:  # not set: ONNX Runtime's default (spinning)
+            return None
+
+    try:
+        orb.set_idle_spinning(False)
+        assert spinning(orb.OnnxRuntimeBackend(graph, threads=1)) == "0"
+    finally:
+        orb.set_idle_spinning(True)
+    assert spinning(orb.OnnxRuntimeBackend(graph, threads=1)) is None  # the default

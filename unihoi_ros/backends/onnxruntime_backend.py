@@ -17,6 +17,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
+#: Whether new sessions' intra-op threads spin while waiting for work (ONNX Runtime's
+#: default) rather than sleep: :func:`set_idle_spinning`.
+_idle_spinning = True
+
+
+def set_idle_spinning(enabled: bool) -> None:
+    """Sessions made from now on (in this process) keep their idle intra-op threads
+    spinning (``True``, ONNX Runtime's default: the lowest latency when the cores are
+    free) or let them sleep (``False``: ``unihoi process``, whose tracker and writer
+    threads work between the network's calls on the same cores; measured on 2 busy cores,
+    50 real frames: the command's CPU time 14.0 to 10.1 s, bench/RESULTS.md). The live
+    node keeps the default."""
+    global _idle_spinning
+    _idle_spinning = bool(enabled)
+
 
 class OnnxRuntimeBackend(Backend):
     """Runs an ``unihoi export`` graph with ONNX Runtime.
@@ -59,6 +74,8 @@ class OnnxRuntimeBackend(Backend):
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        if not _idle_spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if frame_size is not None:  # an any-size graph's H and W fixed for this session:
             # ONNX Runtime plans it for static shapes (1.35x faster at 120x160), no export
             opts.add_free_dimension_override_by_name("H", int(frame_size[0]))

@@ -105,6 +105,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from unihoi_ros.backends.onnxruntime_backend import set_idle_spinning
     from unihoi_ros.batch import is_batch
     from unihoi_ros.errors import ConfigError
     from unihoi_ros.io.pictures import pictures_enabled
@@ -114,6 +115,7 @@ def run(args) -> int:
         settings = settings_from_args(args)
     except ConfigError as exc:  # e.g. --stride 5: a bad command line
         return usage_error("process", exc)
+    set_idle_spinning(False)  # the tracker and writer threads share the cores
     args.pictures = pictures_enabled(["summary.png", "tracks.png"])  # said before the work
     if is_batch(args.input):
         from unihoi_ros.offline_batch import run_batch
