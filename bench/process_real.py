@@ -9,7 +9,8 @@ same venv); the working tree is run as it is. Both run every segment once as a w
 command (``python -m unihoi_ros.cli process SEGMENT -o OUT --no-progress``), alternating
 (the order swaps every segment), after one warm-up run each (graphs exported / cached,
 files in the page cache). Per command: frames / wall seconds of the whole command
-(start-up, model load, writing and pictures included), and the reconstructor's per-stage
+(start-up, model load, writing and pictures included), its CPU seconds (all threads; less
+sensitive than wall time to other work on the machine), and the reconstructor's per-stage
 costs from its ``report.json`` (ms per frame). The frames/s figure is the median over the
 segments; the ratio is current / baseline.
 
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import subprocess
@@ -80,13 +82,16 @@ def run_process(code: Path, segment: Path, out: Path, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "unihoi_ros.cli", "process", str(segment), "-o", str(out),
            "--force", "--no-progress", *extra]
     env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=code)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} (PYTHONPATH={code}) failed:\n{proc.stderr[-3000:]}")
     report = json.loads((out / "report.json").read_text())
-    return {"wall_s": wall, "report": report, "log": proc.stderr[-4000:]}
+    return {"wall_s": wall, "cpu_s": cpu, "report": report, "log": proc.stderr[-4000:]}
 
 
 def stage_costs(report: dict, frames: int) -> dict:
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     n = r["report"]["frames_out"]
                     row = {"segment": f"{seg_files[0][0]}-{seg_files[-1][0]}",
                            "frames": n, "wall_s": r["wall_s"], "frames_per_s": n / r["wall_s"],
+                           "cpu_s": r["cpu_s"],
                            "stages_ms_per_frame": stage_costs(r["report"], n),
                            **accuracy(out, gt)}
                     rows[name].append(row)
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                   for s in STAGES}
         summary[name] = {
             "frames_per_s_median": float(np.median([r["frames_per_s"] for r in rs])),
+            "cpu_ms_per_frame": float(np.mean([1e3 * r["cpu_s"] / r["frames"] for r in rs])),
             **{k: float(np.mean([r[k] for r in rs])) for k in
                ("ate_pct", "rpe_trans_mm", "abs_rel", "abs_rel_scaled", "delta1")},
             "stages_ms_per_frame": stages,
@@ -194,8 +201,15 @@ def main(argv: list[str] | None = None) -> int:
               + " | ".join(f"{s['stages_ms_per_frame'][st]:.0f}" for st in stage_cols)
               + f" | {s['other_ms_per_frame']:.0f} |")
     rel = {k: c[k] / b[k] for k in ("ate_pct", "abs_rel", "abs_rel_scaled")}
-    print(f"\nratio (current / baseline): frames/s {ratio:.2f}x; ATE {rel['ate_pct']:.2f}, "
-          f"abs_rel {rel['abs_rel']:.2f}, median-scaled {rel['abs_rel_scaled']:.2f}")
+    per_segment = [rc["frames_per_s"] / rb["frames_per_s"]
+                   for rb, rc in zip(rows["baseline"], rows["current"])]
+    cpu_ratio = b["cpu_ms_per_frame"] / c["cpu_ms_per_frame"]
+    print(f"\nratio (current / baseline): frames/s {ratio:.2f}x (per segment "
+          + ", ".join(f"{x:.2f}x" for x in per_segment) + f"; frames per CPU second "
+          f"{cpu_ratio:.2f}x: {c['cpu_ms_per_frame']:.0f} vs {b['cpu_ms_per_frame']:.0f} ms "
+          f"of CPU per frame); ATE {rel['ate_pct']:.2f}, abs_rel {rel['abs_rel']:.2f}, "
+          f"median-scaled {rel['abs_rel_scaled']:.2f}; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
@@ -203,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": args.baseline, "baseline_args": args.baseline_args,
             "current": current, "args": args.args, "cpu_count": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(),
-            "ratio_frames_per_s": ratio, "accuracy_ratio": rel, "summary": summary,
+            "ratio_frames_per_s": ratio, "ratio_per_segment": per_segment,
+            "ratio_frames_per_cpu_s": cpu_ratio, "load_average_end": os.getloadavg()[0],
+            "accuracy_ratio": rel, "summary": summary,
             "rows": rows}, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
