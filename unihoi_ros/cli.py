@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "unihoi_ros.commands.evaluate",
     "unihoi_ros.commands.engine",
     "unihoi_ros.commands.train",
+    "unihoi_ros.commands.adapt",
 )
 
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unihoi",
         description="UniHOI egocentric 4D reconstruction: demo, run, process, eval, train, "
-        "export, build-engine.",
+        "adapt, export, build-engine.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -158,6 +158,10 @@ def run_single(args, settings) -> int:
         # Only the input's own size is prepared (not every common aspect ratio).
         rec.backend.prepare_before_first_frame(work, settings.stride + 1)
         log.info("model %s on backend %s", settings.model, rec.backend.describe())
+        from unihoi_ros.model_info import model_lines
+
+        for line in model_lines(settings.model):
+            log.info("%s", line)
         log.info("intrinsics: %s", "predicted by the network" if camera is None else
                  f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")

@@ -151,6 +151,10 @@ class UnihoiNode:
             tp.subscribe(p.image_input_topic, msgtype, p.input_qos_profile, self.on_image)
         log.info("%s", self.startup_summary())
         log.info("%s", self.settings.describe())
+        from unihoi_ros.model_info import model_lines
+
+        for line in model_lines(p.model):  # what the model was trained on (issue #25)
+            log.info("%s", line)
 
     def _start_tf(self) -> bool:
         """Create the TF broadcaster; False (TF off, said once) where the transport cannot."""

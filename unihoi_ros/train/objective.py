@@ -39,6 +39,9 @@ BATCH_KEYS = {
     "tracks_visible": "(B, C, F, P) bool",
     "static": "(B, C, F, H, W) in [0, 1]",
 }
+#: Optional batch keys: ``teacher_weight (B, C, F, H, W)`` >= 0, per-pixel weight of the
+#: teacher in the ``shape`` loss (``unihoi adapt``: 1 on triangulated depth, less on the
+#: base model's own depth); absent: 1 wherever the teacher is valid.
 
 
 def _clips(x: Tensor) -> Tensor:
@@ -77,7 +80,10 @@ def compute_losses(
 
     terms: dict[str, Tensor] = {}
     if weights.get("shape", 0.0):
-        terms["shape"] = per_sample(shape_loss(points, t_points, t_valid.to(points.dtype)))
+        t_weight = t_valid.to(points.dtype)
+        if "teacher_weight" in batch:
+            t_weight = t_weight * _clips(batch["teacher_weight"]).to(points.dtype)
+        terms["shape"] = per_sample(shape_loss(points, t_points, t_weight))
     if weights.get("flow_3d", 0.0):
         terms["flow_3d"] = per_sample(flow_3d_loss(
             points, poses, _clips(batch["flow_fwd"]).to(points.dtype), flow_bwd.to(points.dtype),
