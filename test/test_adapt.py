@@ -205,7 +205,7 @@ def test_adapt_runs_resumes_and_loads(recording, tmp_path):
 
 
 def test_adapt_bad_arguments_exit_2(recording, tmp_path, capsys):
-    folder, K, base = recording
+    folder, _K, _base = recording
     out = tmp_path / "m.safetensors"
     assert cli_main(["adapt", str(tmp_path / "missing"), "-o", str(out)]) == 2
     assert cli_main(["adapt", str(folder), "-o", str(tmp_path / "m.onnx")]) == 2
@@ -226,3 +226,48 @@ def test_bundled_model_says_synthetic_only():
     lines = model_lines("unihoi-tiny")
     assert "synthetic clips only" in lines[0] and lines[1] == REAL_CAMERA_HINT
     assert "unihoi adapt" in REAL_CAMERA_HINT and "authors'" in REAL_CAMERA_HINT
+
+
+def test_teacher_weight_in_the_shape_loss():
+    """``teacher_weight`` scales the shape loss per pixel: all ones equals no weight, and
+    a zero-weight region's teacher depth does not matter."""
+    import torch
+
+    from unihoi_ros.model import UniHOI
+    from unihoi_ros.model.config import ModelConfig, get_config
+    from unihoi_ros.train.objective import compute_losses
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_dict({**get_config("tiny").to_dict(), "token_bounds": [24, 48],
+                                 "image_shape": [48, 64]})
+    model = UniHOI(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    b, c, f, h, w = 1, 2, 4, 48, 64
+    batch = {
+        "rgb": torch.rand(b, c, f, 3, h, w, generator=g),
+        "flow_fwd": torch.zeros(b, c, f - 1, h, w, 2),
+        "flow_bwd": torch.zeros(b, c, f - 1, h, w, 2),
+        "valid_fwd": torch.ones(b, c, f - 1, h, w, dtype=torch.bool),
+        "valid_bwd": torch.ones(b, c, f - 1, h, w, dtype=torch.bool),
+        "teacher_depth": 1.0 + torch.rand(b, c, f, h, w, generator=g),
+        "teacher_K": torch.tensor([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]]).expand(b, c, 3, 3),
+        "tracks_uv": torch.zeros(b, c, f, 4, 2),
+        "tracks_visible": torch.zeros(b, c, f, 4, dtype=torch.bool),
+        "static": torch.ones(b, c, f, h, w),
+    }
+    weights = {"shape": 1.0}
+    with torch.no_grad():
+        plain = compute_losses(model, batch, weights)["shape"]
+        ones = compute_losses(model, {**batch, "teacher_weight": torch.ones(b, c, f, h, w)},
+                              weights)["shape"]
+        half = torch.ones(b, c, f, h, w)
+        half[..., : h // 2, :] = 0.0
+        a = compute_losses(model, {**batch, "teacher_weight": half}, weights)["shape"]
+        moved = batch["teacher_depth"].clone()
+        moved[..., : h // 2, :] *= 3.0
+        a2 = compute_losses(model, {**batch, "teacher_depth": moved, "teacher_weight": half},
+                            weights)["shape"]
+        b2 = compute_losses(model, {**batch, "teacher_depth": moved}, weights)["shape"]
+    torch.testing.assert_close(plain, ones)
+    torch.testing.assert_close(a, a2, rtol=1e-4, atol=1e-7)
+    assert not torch.allclose(plain, b2, rtol=1e-3)

@@ -33,7 +33,7 @@ def trained_on(model: str | Path) -> tuple[str, bool]:
         from unihoi_ros.model.checkpoint import read_pretrained_meta, resolve_pretrained
 
         meta = read_pretrained_meta(resolve_pretrained(text))
-    except Exception as exc:  # noqa: BLE001 - a description must not stop the start
+    except Exception as exc:
         return f"unknown (metadata unreadable: {exc})", False
     if meta.get("trained_on"):
         return str(meta["trained_on"]), False

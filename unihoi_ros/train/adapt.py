@@ -117,7 +117,7 @@ class AdaptConfig:
     progress: bool = True
     evaluate_truth: bool = True
     weights: dict = field(default_factory=lambda: dict(ADAPT_WEIGHTS))
-    two_view: TwoViewSettings = TwoViewSettings()
+    two_view: TwoViewSettings = field(default_factory=TwoViewSettings)
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -196,7 +196,7 @@ def resize_K(K: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) ->
 
 
 def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
-                     settings: TwoViewSettings = TwoViewSettings(), progress: bool = False,
+                     settings: TwoViewSettings | None = None, progress: bool = False,
                      ) -> tuple[np.ndarray, list[dict]]:
     """Triangulated depth of every frame from its pairs with ``i - offset`` and
     ``i + offset`` (module docstring).
@@ -238,7 +238,7 @@ def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
             if not 0 <= j < n:
                 continue
             flow, valid = pair(i, j)
-            d, info = two_view_depth(flow, valid, K, settings)
+            d, info = two_view_depth(flow, valid, K, settings or TwoViewSettings())
             maps.append(d)
             pinfo.append({key: v for key, v in info.items() if key not in ("R", "t")})
         # A pair's flows are needed by both its frames; once the later one is done, drop.
@@ -461,7 +461,7 @@ def write_adapted(model, out: Path, base: str, recordings: list[Recording], summ
     meta["adapted_from"] = base
     meta["trained_on"] = (f"adapted by `unihoi adapt` from {base} on {len(recordings)} "
                           f"recording(s): {names}")
-    meta["recordings"] = [{"path": str(r.path), "frames": int(len(r.frames))}
+    meta["recordings"] = [{"path": str(r.path), "frames": len(r.frames)}
                           for r in recordings]
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     tensors = load_file(str(weights))
@@ -482,7 +482,6 @@ def adapt(cfg: AdaptConfig) -> dict:
         load_resume,
         lr_at,
         plot_curves,
-        save_checkpoint,
     )
 
     t_start = time.monotonic()
@@ -518,7 +517,7 @@ def adapt(cfg: AdaptConfig) -> dict:
     splits, teacher = {}, {}
     for rec in recordings:
         n = len(rec.frames)
-        n_train = n - int(round(cfg.holdout * n))
+        n_train = n - round(cfg.holdout * n)
         splits[rec.video_id] = n_train
         log.info("%s: %d frames (%d for training, %d held out) at %dx%d; teacher at %dx%d",
                  rec.path, n, n_train, n - n_train, train_hw[1], train_hw[0],
@@ -622,7 +621,7 @@ def adapt(cfg: AdaptConfig) -> dict:
         "output": str(weights_path), "base": cfg.base,
         "settings": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "two_view"},
         "two_view": dataclasses.asdict(cfg.two_view),
-        "recordings": [{"path": str(r.path), "frames": int(len(r.frames)),
+        "recordings": [{"path": str(r.path), "frames": len(r.frames),
                         "train_frames": int(splits[r.video_id]),
                         "native_hw": list(r.native_hw),
                         "teacher_hw": list(r.teacher_frames.shape[1:3]),
