@@ -149,6 +149,8 @@ BAD_COMMAND_LINES = [
     ["build-engine"],
     ["build-engine", "a.onnx", "b.plan", "--precision", "int3"],
     ["train"],
+    ["adapt"],  # no input, no -o
+    ["adapt", "in.mp4", "-o", "m.safetensors", "--minutes", "soon"],
     ["train", "cfg.yaml", "--steps", "0"],
 ]
 
