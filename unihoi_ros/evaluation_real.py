@@ -15,8 +15,9 @@ reconstructor does) and fed at that size, so every variant sees the same pixels:
 
 Ground truth is the colour camera's (:func:`unihoi_ros.io.ground_truth.load_seven_scenes`:
 registered depth, colour poses, colour K; each colour frame paired with the depth frame that
-shows the same moment, where the recording repeats frames). Per segment (:func:`segment_metrics`): ATE in
-per cent of the path (Sim(3), evo definitions, :mod:`unihoi_ros.evaluation`), RPE, the
+shows the same moment, where the recording repeats frames). Per segment
+(:func:`segment_metrics`): ATE in per cent of the path (Sim(3), evo definitions,
+:mod:`unihoi_ros.evaluation`), RPE, the
 same for the best-fit uniform straight line and for constant velocity from the first two
 true poses, and the ATE's ratio to each; depth abs_rel metric and median-scaled and
 delta1 against the registered depth; fx / fy relative errors against the colour camera;
