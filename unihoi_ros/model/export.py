@@ -52,7 +52,7 @@ def export_onnx(
     """Write ``model`` as ONNX for ``height`` x ``width`` frames; return the path.
     ``decode_last``: the graph decodes only the window's last n frames (see module
     docstring); None: all F."""
-    import onnx
+    import onnx  # noqa: F401 - missing onnx fails here, before the export
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,24 +82,12 @@ def export_onnx(
         model.train(was_training)
         model.confidence_chunk_rows = chunk
         enc.frozen_pos.clear()
-    proto = onnx.load(str(path), load_external_data=False)
-    meta = {
-        "unihoi_config": json.dumps(cfg.to_dict()),
-        "unihoi_size": cfg.size,
-        "unihoi_input_size": json.dumps([height, width]),
-        "unihoi_network_input_size": json.dumps([hh, ww]),
-        "unihoi_format_version": str(FORMAT_VERSION),
-        "unihoi_provenance": provenance,
-        "unihoi_decode_last": str(n),
-        "unihoi_outputs": f"depth (1,{n},H,W) metres, frames {f - n}..{f - 1}; K (1,3,3) "
+    _write_metadata(path, _metadata(
+        cfg, hh, ww, provenance, unihoi_input_size=json.dumps([height, width]),
+        unihoi_decode_last=str(n),
+        unihoi_outputs=f"depth (1,{n},H,W) metres, frames {f - n}..{f - 1}; K (1,3,3) "
         f"pixels, pixel centres at integers; confidence (1,{n - 1},H,W) in [0,1] for frames "
-        f"{f - n + 1}..{f - 1}",
-    }
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(path))
+        f"{f - n + 1}..{f - 1}"))
     return path
 
 
@@ -146,7 +134,7 @@ def export_any_size_onnx(
     (enlargements, flow sampling) follow the frames' size, so one export serves a new
     camera at once, with no per-size export on the critical path.
     """
-    import onnx
+    import onnx  # noqa: F401 - missing onnx fails here, before the export
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,21 +173,8 @@ def export_any_size_onnx(
         model.train(was_training)
         model.confidence_chunk_rows = chunk
         model.encoder.frozen_pos.clear()
-    proto = onnx.load(str(path), load_external_data=False)
-    meta = {
-        "unihoi_config": json.dumps(cfg.to_dict()),
-        "unihoi_size": cfg.size,
-        "unihoi_graph": "any_size",
-        "unihoi_network_input_size": json.dumps([hh, ww]),
-        "unihoi_format_version": str(FORMAT_VERSION),
-        "unihoi_provenance": provenance,
-        "unihoi_decode_last": str(n),
-    }
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(path))
+    _write_metadata(path, _metadata(cfg, hh, ww, provenance, unihoi_graph="any_size",
+                                    unihoi_decode_last=str(n)))
     return path
 
 
@@ -281,20 +256,25 @@ def export_split_onnx(
         model.confidence_chunk_rows = chunk
         model.encoder.frozen_pos.clear()
     for p, graph in ((enc_path, "encoder"), (win_path, "window")):
-        _write_metadata(p, cfg, height, width, hh, ww, provenance, graph)
+        _write_metadata(p, _metadata(cfg, hh, ww, provenance,
+                                     unihoi_input_size=json.dumps([height, width]),
+                                     unihoi_graph=graph))
     return enc_path, win_path
 
 
-def _write_metadata(path: Path, cfg, height: int, width: int, hh: int, ww: int,
-                    provenance: str, graph: str) -> None:
+def _metadata(cfg, hh: int, ww: int, provenance: str, **extra: str) -> dict[str, str]:
+    """The ``unihoi_*`` metadata every exported graph carries, plus the graph's own keys."""
+    return {"unihoi_config": json.dumps(cfg.to_dict()), "unihoi_size": cfg.size,
+            "unihoi_network_input_size": json.dumps([hh, ww]),
+            "unihoi_format_version": str(FORMAT_VERSION), "unihoi_provenance": provenance,
+            **extra}
+
+
+def _write_metadata(path: Path, meta: dict[str, str]) -> None:
+    """Replace the ONNX file's metadata by ``meta`` (weights stay where they are)."""
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
-    meta = {"unihoi_config": json.dumps(cfg.to_dict()), "unihoi_size": cfg.size,
-            "unihoi_input_size": json.dumps([height, width]),
-            "unihoi_network_input_size": json.dumps([hh, ww]),
-            "unihoi_format_version": str(FORMAT_VERSION), "unihoi_provenance": provenance,
-            "unihoi_graph": graph}
     del proto.metadata_props[:]
     for k, v in meta.items():
         entry = proto.metadata_props.add()
