@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("rosbags")
 pytest.importorskip("cyclonedds")
 
-from test_node_logic import CAMERA, MultiOracle, clip, feed, image, stamps_of
+from test_node_logic import CAMERA, MultiOracle, clip, image, play_clip, stamps_of
 
 from unihoi_ros.optional import MissingDependencyError
 from unihoi_ros.ros import dds
@@ -47,11 +47,7 @@ def test_without_tf_every_other_output_arrives_and_it_is_said_once(caplog):
     transport = NoTfTransport()
     with caplog.at_level(logging.WARNING, logger="unihoi_ros"):
         node = _start(transport)
-        try:
-            feed(node, transport, [image(rgb, i) for i, rgb in enumerate(seq.rgb)])
-            stats = node.stats()
-        finally:
-            node.stop()
+        stats = play_clip(node, transport, seq)
     sent = [image(rgb, i) for i, rgb in enumerate(seq.rgb)]
     expected = [M.stamp_to_ns(m.header.stamp) for m in sent]
     for topic in OUTPUTS:
@@ -72,11 +68,7 @@ def test_one_failing_output_does_not_skip_the_ones_after_it():
         raise RuntimeError("middleware refused the message")
 
     confidence.publish = broken
-    try:
-        feed(node, transport, [image(rgb, i) for i, rgb in enumerate(seq.rgb)])
-        stats = node.stats()
-    finally:
-        node.stop()
+    stats = play_clip(node, transport, seq)
     n = len(seq.rgb)
     for topic in ("depth/image", "depth/camera_info", "points", "trajectory"):
         assert len(transport.messages(topic)) == n, topic

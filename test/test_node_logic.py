@@ -104,6 +104,16 @@ def feed(node, transport, msgs, topic: str = "image", timeout: float = 30.0) -> 
     assert node.wait_idle(timeout), "the node did not finish in time"
 
 
+def play_clip(node, transport, seq) -> dict:
+    """Feed every frame of ``seq`` on ``image``, wait until the node is idle, stop it (also
+    on failure) and return its stats."""
+    try:
+        feed(node, transport, [image(rgb, i) for i, rgb in enumerate(seq.rgb)])
+        return node.stats()
+    finally:
+        node.stop()
+
+
 def stamps_of(transport, topic: str) -> list[int]:
     return [M.stamp_to_ns(m.header.stamp) for m in transport.messages(topic)]
 

@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 pytest.importorskip("rosbags")
 
-from test_node_logic import CAMERA, ODOM, MultiOracle, clip, feed, image, make_node
+from test_node_logic import CAMERA, ODOM, MultiOracle, clip, feed, image, make_node, play_clip
 
 from unihoi_ros.errors import ConfigError
 from unihoi_ros.geometry.frames import T_BODY_OPTICAL, base_world_pose, body_world_pose
@@ -92,11 +92,7 @@ def test_base_frame_publishes_world_to_base_through_camera_to_base():
     T_cam_base = _camera_to_base()
     node, tp = make_node(seq, base_frame=BASE)
     tp.transforms[(CAMERA, BASE)] = T_cam_base
-    try:
-        feed(node, tp, [image(rgb, i) for i, rgb in enumerate(seq.rgb)])
-        stats = node.stats()
-    finally:
-        node.stop()
+    stats = play_clip(node, tp, seq)
     tf, poses = _tf_by_stamp(tp), _poses_by_stamp(tp)
     assert len(tf) == len(seq.rgb) == len(poses) and stats["tf_lookup_failures"] == 0
     for stamp, (parent, child, T_world_base) in tf.items():
@@ -116,11 +112,7 @@ def test_base_frame_without_the_transform_skips_tf_counts_and_warns_once(caplog)
     seq = clip()
     node, tp = make_node(seq, base_frame=BASE, subscribers=1)
     with caplog.at_level(logging.WARNING, logger="unihoi_ros"):
-        try:
-            feed(node, tp, [image(rgb, i) for i, rgb in enumerate(seq.rgb)])
-            stats = node.stats()
-        finally:
-            node.stop()
+        stats = play_clip(node, tp, seq)
     n = len(seq.rgb)
     assert tp.tf == [] and stats["tf_lookup_failures"] == n
     for topic in ("depth/image", "pose", "points", "trajectory"):  # the rest goes on
@@ -140,11 +132,7 @@ def test_base_frame_where_the_transport_keeps_no_tf_buffer_disables_tf_once(capl
     node = UnihoiNode(params, MultiOracle(seq), tp)
     with caplog.at_level(logging.WARNING, logger="unihoi_ros"):
         node.start()
-        try:
-            feed(node, tp, [image(rgb, i) for i, rgb in enumerate(seq.rgb)])
-            stats = node.stats()
-        finally:
-            node.stop()
+        stats = play_clip(node, tp, seq)
     notes = [r.getMessage() for r in caplog.records if "TF disabled" in r.getMessage()]
     assert len(notes) == 1 and "base_frame" in notes[0] and BASE in notes[0], notes
     assert tp.tf == [] and stats["tf"] is False and stats["published"] == len(seq.rgb)
