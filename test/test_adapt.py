@@ -13,7 +13,14 @@ import pytest
 from unihoi_ros.cli import main as cli_main
 from unihoi_ros.geometry.two_view import fuse_depths, triangulate_rays, two_view_depth
 from unihoi_ros.sim import make_sequence
-from unihoi_ros.train.adapt import block_median, geometric_depths, resize_K, teacher_maps
+from unihoi_ros.train.adapt import (
+    block_median,
+    geometric_depths,
+    mixed_step,
+    resize_K,
+    synthetic_seeds,
+    teacher_maps,
+)
 
 
 def _scaled_abs_rel(est: np.ndarray, true: np.ndarray, mask: np.ndarray) -> float:
@@ -204,6 +211,106 @@ def test_adapt_runs_resumes_and_loads(recording, tmp_path):
     assert (run / "frames.json").is_file()
 
 
+def test_mixed_step_walks_each_leg_without_gaps():
+    for every in (2, 3, 5):
+        legs = [mixed_step(s, every) for s in range(60)]
+        syn = [i for flag, i in legs if flag]
+        real = [i for flag, i in legs if not flag]
+        assert [flag for flag, _ in legs] == [s % every == every - 1 for s in range(60)]
+        assert syn == list(range(60 // every)) and real == list(range(60 - 60 // every))
+    from unihoi_ros.errors import ConfigError
+
+    assert synthetic_seeds(5, 2) == range(3) and synthetic_seeds(20000, 2) == range(10000)
+    with pytest.raises(ConfigError, match="evaluation"):
+        synthetic_seeds(20001, 2)
+
+
+def _csv_rows(path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _weights(path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_adapt_synthetic_leg_trains_on_both_caches(recording, tmp_path):
+    """--synthetic-pairs 3: 4 pairs (2 clips x 2) of training seeds 0-1 labelled as the
+    world-2 leg, every other step synthetic with that leg's weights, both legs' losses in
+    the CSV; --resume reuses the cache and continues the alternation."""
+    import yaml
+
+    from unihoi_ros.train.adapt import SYNTHETIC_LEG_CONFIG
+
+    folder, K, base = recording
+    out = tmp_path / "mix.safetensors"
+    mix = ("--synthetic-pairs", "3", "--synthetic-every", "2")
+    assert cli_main(_adapt_args(folder, K, base, out, "--max-steps", "3", *mix)) == 0
+    work = out.with_suffix(".adapt")
+    cache = work / "cache_synthetic"
+    names = json.loads((cache / "index.json").read_text())["samples"]
+    assert sorted(names) == [f"sim00000{s}_{k}.npz" for s in (0, 1) for k in (0, 1)]
+    assert all(int(n[3:9]) < 10000 for n in names)
+    # The clips are the synthetic world's seeds at the model's input size (48x64 here).
+    with np.load(cache / "sim000001_1.npz") as z:
+        rgb, idx = z["rgb"], z["indices"]
+        assert "gt_depth" in z.files
+    seq = make_sequence(1, 16, 48, 64)
+    np.testing.assert_array_equal(rgb, seq.rgb[idx])
+    rows = _csv_rows(work / "train.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    for r, syn in zip(rows, (False, True, False)):
+        assert (r["synthetic_total"] != "") == syn and (r["total"] != "") == (not syn)
+        value = float(r["synthetic_total"] if syn else r["total"])
+        assert np.isfinite(value) and value > 0
+    assert float(rows[1]["synthetic_dynamic_area"]) >= 0  # on: the clips have hand masks
+    assert "dynamic_area" not in rows[0]  # off for the recordings (no hand masks)
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    syn = report["synthetic"]
+    leg = yaml.safe_load(SYNTHETIC_LEG_CONFIG.read_text())
+    assert syn["clip_pairs"] == 4 and syn["steps"] == 1 and syn["seeds"] == [0, 2]
+    assert syn["weights"] == {k: float(v) for k, v in leg["losses"].items()}
+    assert syn["priors"] == leg["priors"] and syn["hw"] == [48, 64]
+    assert np.isfinite(syn["last_losses"]["total"])
+    assert np.isfinite(report["held_out_losses"]["after"]["total"])
+    assert "synthetic clip pairs" in json.loads(out.with_suffix(".json").read_text())[
+        "trained_on"]
+    mtimes = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npz")}
+    assert cli_main(_adapt_args(folder, K, base, out, "--max-steps", "4", "--resume",
+                                *mix)) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npz")} == mtimes
+    rows = _csv_rows(work / "train.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and rows[3]["total"] == ""
+    assert np.isfinite(float(rows[3]["synthetic_total"]))
+    assert json.loads(out.with_suffix(".report.json").read_text())["synthetic"]["steps"] == 2
+
+
+def test_adapt_synthetic_pairs_zero_is_the_plain_run(recording, tmp_path):
+    """--synthetic-pairs 0 gives the very weights of a run without the option (same seed,
+    same steps); a mixed run's differ (its second step is synthetic)."""
+    import torch
+
+    folder, K, base = recording
+    outs = {}
+    for name, extra in (("plain", ()), ("zero", ("--synthetic-pairs", "0")),
+                        ("mixed", ("--synthetic-pairs", "2"))):
+        outs[name] = tmp_path / f"{name}.safetensors"
+        assert cli_main(_adapt_args(folder, K, base, outs[name], "--max-steps", "2",
+                                    "--no-truth", *extra)) == 0
+    plain, zero, mixed = (_weights(outs[n]) for n in ("plain", "zero", "mixed"))
+    assert plain.keys() == zero.keys()
+    for key in plain:
+        assert torch.equal(plain[key], zero[key]), key
+    assert not all(torch.equal(plain[key], mixed[key]) for key in plain)
+    header = (tmp_path / "plain.adapt" / "train.csv").read_text().splitlines()[0]
+    assert (tmp_path / "zero.adapt" / "train.csv").read_text().splitlines()[0] == header
+    assert not (tmp_path / "zero.adapt" / "cache_synthetic").exists()
+
+
 def test_adapt_bad_arguments_exit_2(recording, tmp_path, capsys):
     folder, _K, _base = recording
     out = tmp_path / "m.safetensors"
@@ -216,8 +323,10 @@ def test_adapt_bad_arguments_exit_2(recording, tmp_path, capsys):
     assert cli_main(["adapt", str(folder), "-o", str(out), "--holdout", "0.7"]) == 2
     assert cli_main(["adapt", str(folder), "-o", str(out), "--K", "1,2"]) == 2
     assert cli_main(["adapt", str(folder), "-o", str(out), "--minutes", "0"]) == 2
+    assert cli_main(["adapt", str(folder), "-o", str(out), "--synthetic-pairs", "-1"]) == 2
+    assert cli_main(["adapt", str(folder), "-o", str(out), "--synthetic-every", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("unihoi adapt: error:") == 6
+    assert err.count("unihoi adapt: error:") == 8
 
 
 def test_bundled_model_says_synthetic_only():

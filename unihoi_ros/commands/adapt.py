@@ -43,6 +43,14 @@ def register(sub) -> None:
                    help="fraction at the end of each recording kept out of training and "
                    "used for the before/after report (default 0.1)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--synthetic-pairs", type=int, default=0, metavar="N",
+                   help="mix N synthetic clip pairs (labelled as the bundled model's last "
+                   "training leg, unihoi_tiny_world2.yaml) into training, so the model keeps "
+                   "its synthetic accuracy; built in MODEL.adapt/cache_synthetic "
+                   "(default 0: none)")
+    p.add_argument("--synthetic-every", type=int, default=2, metavar="K",
+                   help="with --synthetic-pairs: one step in K trains on a synthetic pair, "
+                   "the others on the recordings (default 2: every other step)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--no-truth", action="store_true",
                    help="skip the ground-truth scoring of held-out frames (7-Scenes inputs)")
@@ -86,6 +94,8 @@ def run(args) -> int:
                           base=args.model, minutes=args.minutes, topic=args.topic,
                           max_frames=args.max_frames, holdout=args.holdout,
                           max_steps=args.max_steps, threads=args.threads,
+                          synthetic_pairs=args.synthetic_pairs,
+                          synthetic_every=args.synthetic_every,
                           resume=args.resume, progress=not args.no_progress,
                           evaluate_truth=not args.no_truth)
     except (ConfigError, ValueError) as exc:
@@ -116,6 +126,10 @@ def summary_lines(report: dict) -> str:
     if hl:
         lines.append(f"held-out self-supervised loss {hl['before']['total']:.4g} -> "
                      f"{hl['after']['total']:.4g}")
+    syn = report.get("synthetic")
+    if syn:
+        lines.append(f"synthetic leg: {syn['clip_pairs']} clip pairs, {syn['steps']} of the "
+                     f"steps, last loss {syn['last_losses'].get('total', float('nan')):.4g}")
     for vid, tr in report.get("held_out_truth", {}).items():
         b, a = tr["before"]["mean"], tr["after"]["mean"]
         lines.append(f"{vid} held-out frames {tr['frames'][0]}-{tr['frames'][1] - 1}: "

@@ -24,13 +24,28 @@ the recordings themselves (no network teacher, no labels):
   as in training; no hand masks (:class:`~.priors.NoMasks`: the scene is taken as static;
   the ``dynamic_area`` term is off so the confidence head is left as it was).
 
+**Synthetic leg** (``synthetic_pairs > 0``, :func:`prepare_synthetic_leg`): so that the
+model keeps what it learned on the synthetic world, clip pairs of synthetic world clips are
+mixed in, labelled exactly as the bundled model's last training leg labelled its own
+(:data:`SYNTHETIC_LEG_CONFIG`: its ``priors``, i.e. the synthetic teacher with noise, DIS
+flow, LK tracks, synthetic masks; 16-frame clips, 2 pairs per clip, the same pair draw),
+from seeds ``0 .. ceil(synthetic_pairs / 2) - 1`` (training seeds stay below 10000: the
+evaluation seeds are 10000+, 20000+, 30000+) at the base model's input size (120x160 for
+``unihoi-tiny``, as that leg). One step in ``synthetic_every`` (the last of each group)
+trains on a synthetic pair with that leg's loss weights (``dynamic_area`` on: the synthetic
+clips have hand masks), the others on the recordings with :data:`ADAPT_WEIGHTS`; each leg
+walks its own permutation of its cache (:func:`mixed_step`). ``train.csv`` gives the real
+steps' terms under their names and the synthetic steps' as ``synthetic_<term>`` (a row
+holds one leg). ``synthetic_pairs = 0`` (the default) trains exactly as without the leg.
+
 Held-out frames: the last ``holdout`` fraction of each recording is never trained on; the
 report gives the self-supervised losses on clip pairs of them before and after, and where
 the input has ground truth (a 7-Scenes folder) the real-data metrics of
 :mod:`unihoi_ros.evaluation_real` on them (ATE against a straight line, median-scaled
 depth abs_rel), base against adapted.
 
-Work directory ``<output stem>.adapt/``: teacher arrays, the clip cache, checkpoints
+Work directory ``<output stem>.adapt/``: teacher arrays, the clip caches
+(``cache_train``, ``cache_val``, ``cache_synthetic``), checkpoints
 (every ``ckpt_minutes``), ``train.csv``; ``--resume`` continues from the last checkpoint
 (the wall-time budget counts the time already spent). Outputs: ``MODEL.safetensors`` +
 ``MODEL.json`` (its ``trained_on`` names the base and the recordings), ``MODEL.report.json``
@@ -42,6 +57,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +80,14 @@ ADAPT_WEIGHTS: dict[str, float] = {"shape": 4.0, "flow_3d": 5.0, "tracking_3d": 
                                    "dynamic_area": 0.0, "cc": 1.0, "scale": 1.0,
                                    "intrinsics": 2.0}
 
+#: The bundled model's last training leg (synthetic world version 2): the synthetic leg's
+#: clips, priors, pair draw (its ``seed``) and loss weights are this file's.
+SYNTHETIC_LEG_CONFIG = Path(__file__).parent / "configs" / "unihoi_tiny_world2.yaml"
+
+#: Synthetic training seeds stay below this: the evaluation clips' seeds start here
+#: (10000+, 20000+, 30000+).
+FIRST_EVAL_SEED = 10_000
+
 
 @dataclass
 class AdaptConfig:
@@ -84,6 +108,11 @@ class AdaptConfig:
         base_weight: weight of the base model's depth where the geometric teacher has none.
         lr: Adam learning rate (cosine to 5 % over the time budget).
         pairs: clip pairs in the training cache (None: one per 2 training frames).
+        synthetic_pairs: synthetic clip pairs mixed into training (module docstring; 0:
+            none, the run is exactly one without the leg); rounded up to the leg's pairs
+            per clip (2).
+        synthetic_every: one step in this many trains on a synthetic pair (>= 2; 2: every
+            other step), when ``synthetic_pairs > 0``.
         ckpt_minutes: checkpoint period.
         eval_pairs: held-out clip pairs per recording for the self-supervised losses.
         max_steps: stop after this many steps (None: the time budget decides).
@@ -108,6 +137,8 @@ class AdaptConfig:
     base_weight: float = 0.1
     lr: float = 2e-4
     pairs: int | None = None
+    synthetic_pairs: int = 0
+    synthetic_every: int = 2
     ckpt_minutes: float = 3.0
     eval_pairs: int = 4
     max_steps: int | None = None
@@ -131,6 +162,14 @@ class AdaptConfig:
             raise ConfigError(f"minutes {self.minutes}: must be > 0")
         if self.offset < 1:
             raise ConfigError(f"offset {self.offset}: must be >= 1")
+        if self.synthetic_pairs < 0:
+            raise ConfigError(f"synthetic pairs {self.synthetic_pairs}: must be >= 0")
+        if self.synthetic_every < 2:
+            raise ConfigError(f"synthetic every {self.synthetic_every}: must be >= 2 (1 "
+                              "would leave no step for the recordings)")
+        if self.synthetic_pairs:
+            synthetic_seeds(self.synthetic_pairs,
+                            int(synthetic_leg_config()["data"]["pairs_per_video"]))
 
     @property
     def work_dir(self) -> Path:
@@ -193,6 +232,36 @@ def resize_K(K: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) ->
     out[0, 2] = (out[0, 2] + 0.5) * sx - 0.5
     out[1, 2] = (out[1, 2] + 0.5) * sy - 0.5
     return out
+
+
+def synthetic_leg_config() -> dict:
+    """The full training config of :data:`SYNTHETIC_LEG_CONFIG` (defaults filled in)."""
+    from .config import load_config
+
+    return load_config(SYNTHETIC_LEG_CONFIG)
+
+
+def synthetic_seeds(pairs: int, pairs_per_video: int) -> range:
+    """Seeds ``0 .. M - 1`` of the synthetic clips holding ``pairs`` clip pairs,
+    ``M = ceil(pairs / pairs_per_video)``; ``ConfigError`` when they would reach the
+    evaluation seeds (:data:`FIRST_EVAL_SEED`)."""
+    count = math.ceil(int(pairs) / int(pairs_per_video))
+    if count > FIRST_EVAL_SEED:
+        raise ConfigError(f"synthetic pairs {pairs}: at most {FIRST_EVAL_SEED * pairs_per_video}"
+                          f" (seeds from {FIRST_EVAL_SEED} are evaluation clips)")
+    return range(count)
+
+
+def mixed_step(step: int, every: int) -> tuple[bool, int]:
+    """``(synthetic, index)`` of training step ``step`` (0-based) of a mixed run: steps
+    with ``step % every == every - 1`` train on the synthetic leg, the others on the
+    recordings; ``index`` numbers each leg's steps 0, 1, 2, ... without gaps (its position
+    in that leg's data order). A pure function of ``step``, so a resumed run continues
+    both legs where they were."""
+    synthetic_so_far = (step + 1) // every  # synthetic steps among 0..step
+    if step % every == every - 1:
+        return True, synthetic_so_far - 1
+    return False, step - synthetic_so_far
 
 
 def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
@@ -404,6 +473,47 @@ def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: Ada
     return arrays
 
 
+@dataclass
+class SyntheticLeg:
+    """The synthetic clip pairs of a mixed run and how they are trained.
+
+    Attributes:
+        cache: the labelled clip pairs (``<work>/cache_synthetic``).
+        weights: loss weights of the synthetic steps (:data:`SYNTHETIC_LEG_CONFIG`'s).
+        settings: what the report records (seeds, clip size, priors, weights, ...).
+    """
+
+    cache: ClipCache
+    weights: dict[str, float]
+    settings: dict
+
+
+def prepare_synthetic_leg(cfg: AdaptConfig, hw: tuple[int, int]) -> SyntheticLeg:
+    """Build (or, on resume, reuse) the synthetic leg's cache of ``cfg.synthetic_pairs``
+    clip pairs (module docstring) at ``hw = (h, w)``, the base model's input size, through
+    the trainer's own :func:`~.trainer.ensure_cache`."""
+    from .priors import make_priors
+    from .trainer import ensure_cache
+
+    leg = synthetic_leg_config()
+    data = leg["data"]
+    seeds = synthetic_seeds(cfg.synthetic_pairs, int(data["pairs_per_video"]))
+    section = dict(data, kind="synthetic", paths=[], seeds=[seeds.start, seeds.stop],
+                   height=int(hw[0]), width=int(hw[1]),
+                   cache_dir=str(cfg.work_dir / "cache_synthetic"))
+    ensure_cache(section, section, make_priors(leg["priors"]), int(leg["seed"]),
+                 cfg.progress)
+    weights = {k: float(v) for k, v in leg["losses"].items()}
+    settings = {"config": SYNTHETIC_LEG_CONFIG.name, "pairs": int(cfg.synthetic_pairs),
+                "every": int(cfg.synthetic_every), "seeds": [seeds.start, seeds.stop],
+                "num_frames": int(data["num_frames"]), "hw": [int(hw[0]), int(hw[1])],
+                "frames": int(data["frames"]), "max_interval": int(data["max_interval"]),
+                "pairs_per_video": int(data["pairs_per_video"]), "pair_seed": int(leg["seed"]),
+                "priors": leg["priors"], "weights": weights, "cache": section["cache_dir"]}
+    # Each pair is visited about once per run: kept on disk, not in memory.
+    return SyntheticLeg(ClipCache(section["cache_dir"], memory=False), weights, settings)
+
+
 # --------------------------------------------------------------------------- report
 def _losses_of(model, cache: ClipCache, weights: dict) -> dict[str, float]:
     from .trainer import evaluate_cache
@@ -453,14 +563,15 @@ def write_adapted(model, out: Path, base: str, recordings: list[Recording], summ
     from unihoi_ros.model import save_pretrained
 
     names = ", ".join(str(r.path) for r in recordings)
-    provenance = (f"unihoi adapt: {base} fine-tuned self-supervised on {names} "
+    mixed = f" mixed with {summary['synthetic']}" if summary.get("synthetic") else ""
+    provenance = (f"unihoi adapt: {base} fine-tuned self-supervised on {names}{mixed} "
                   f"({summary['steps']} steps, {summary['train_minutes']:.1f} min)")
     weights = save_pretrained(model, out, provenance=provenance)
     meta_path = weights.with_suffix(".json")
     meta = json.loads(meta_path.read_text())
     meta["adapted_from"] = base
     meta["trained_on"] = (f"adapted by `unihoi adapt` from {base} on {len(recordings)} "
-                          f"recording(s): {names}")
+                          f"recording(s): {names}{mixed}")
     meta["recordings"] = [{"path": str(r.path), "frames": len(r.frames)}
                           for r in recordings]
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -549,9 +660,11 @@ def adapt(cfg: AdaptConfig) -> dict:
             held = Video(video.video_id, video.frames)
             _held_out_cache(held, n_train, priors, work / "cache_val", cfg)
         val_cache = ClipCache(work / "cache_val")
+    synthetic = prepare_synthetic_leg(cfg, train_hw) if cfg.synthetic_pairs else None
     prep_s = time.monotonic() - t_prep
-    log.info("priors ready in %.0f s: %d training clip pairs, %d held-out", prep_s,
-             len(train_cache), len(val_cache) if val_cache else 0)
+    log.info("priors ready in %.0f s: %d training clip pairs, %d held-out, %d synthetic",
+             prep_s, len(train_cache), len(val_cache) if val_cache else 0,
+             len(synthetic.cache) if synthetic else 0)
 
     model = UniHOI.from_pretrained(cfg.base)
     weights = dict(cfg.weights)
@@ -561,8 +674,12 @@ def adapt(cfg: AdaptConfig) -> dict:
         step, _ = load_resume(model, optimizer, ckpt_dir)
         log.info("resuming from step %d (%.1f min already spent)", step, elapsed0 / 60)
     terms_names = [k for k, v in weights.items() if float(v)]
+    fields = ["step", "time_s", "lr", "total", *terms_names]
+    if synthetic:
+        syn_names = [k for k, v in synthetic.weights.items() if v]
+        fields += [f"synthetic_{k}" for k in ["total", *syn_names]]
     _truncate_csv(work / "train.csv", step)
-    train_log = _CsvLog(work / "train.csv", ["step", "time_s", "lr", "total", *terms_names])
+    train_log = _CsvLog(work / "train.csv", fields)
     before = None
     if val_cache is not None:
         before_path = work / "held_out_before.json"
@@ -585,24 +702,35 @@ def adapt(cfg: AdaptConfig) -> dict:
     last_ckpt = time.monotonic()
     train_t0 = elapsed()
     last_terms: dict[str, float] = {}
+    last_synthetic: dict[str, float] = {}
     while elapsed() < train_until and (cfg.max_steps is None or step < cfg.max_steps):
-        idx = global_batch_indices(step, 1, len(train_cache), cfg.seed)
-        batch = train_cache.batch(idx)
+        is_syn, k = mixed_step(step, cfg.synthetic_every) if synthetic else (False, step)
+        cache, w, names = ((synthetic.cache, synthetic.weights, syn_names) if is_syn
+                           else (train_cache, weights, terms_names))
+        batch = cache.batch(global_batch_indices(k, 1, len(cache), cfg.seed))
         frac = min(1.0, elapsed() / max(train_until, 1.0))
         lr = lr_at(step, optim, frac)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        terms = _compute(model, batch, weights)
+        terms = _compute(model, batch, w)
         loss = terms["total"].mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
         step += 1
-        last_terms = {k: float(terms[k].detach().mean()) for k in ["total", *terms_names]}
-        train_log.write({"step": step, "time_s": elapsed(), "lr": lr, **last_terms})
+        values = {n: float(terms[n].detach().mean()) for n in ["total", *names]}
+        if is_syn:
+            last_synthetic = values
+            row = {f"synthetic_{n}": v for n, v in values.items()}
+        else:
+            last_terms = row = values
+        train_log.write({"step": step, "time_s": elapsed(), "lr": lr, **row})
         bar.n = min(bar.total, int(elapsed() - (train_until - bar.total)))
-        bar.set_postfix(step=step, loss=f"{last_terms['total']:.4g}")
+        post = {"step": step, "loss": f"{last_terms.get('total', float('nan')):.4g}"}
+        if synthetic:
+            post["synthetic"] = f"{last_synthetic.get('total', float('nan')):.4g}"
+        bar.set_postfix(post)
         bar.refresh()
         if time.monotonic() - last_ckpt > cfg.ckpt_minutes * 60:
             _checkpoint(model, optimizer, step, ckpt_dir, elapsed(), state_path,
@@ -614,6 +742,11 @@ def adapt(cfg: AdaptConfig) -> dict:
                         cpu0 + time.process_time())
     model.eval()
     summary = {"steps": step, "train_minutes": train_s / 60.0}
+    if synthetic:
+        lo, hi = synthetic.settings["seeds"]
+        summary["synthetic"] = (f"{len(synthetic.cache)} synthetic clip pairs (world "
+                                f"{SYNTHETIC_LEG_CONFIG.name} leg, seeds {lo}-{hi - 1}, one "
+                                f"step in {cfg.synthetic_every})")
     weights_path = write_adapted(model, cfg.output, cfg.base, recordings, summary)
     plot_curves(work / "train.csv", work / "missing.csv", cfg.output.with_suffix(".losses.png"))
 
@@ -632,6 +765,10 @@ def adapt(cfg: AdaptConfig) -> dict:
         "time": {"prepare_s": prep_s, "train_s": train_s},
         "last_losses": last_terms,
     }
+    if synthetic:
+        report["synthetic"] = {**synthetic.settings, "clip_pairs": len(synthetic.cache),
+                               "steps": step // cfg.synthetic_every,
+                               "last_losses": last_synthetic}
     if val_cache is not None:
         report["held_out_losses"] = {"before": before,
                                      "after": _losses_of(model, val_cache, weights)}

@@ -66,7 +66,10 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
             m.eval()
 
 
-def _videos(section: dict, data: dict, info: ddp.DistInfo):
+def _videos(section: dict, data: dict):
+    """The videos of a cache section: its recordings (``paths``) or its synthetic seeds
+    (``seeds = [start, stop)``) drawn as ``data`` says (``num_frames``, ``height``,
+    ``width``)."""
     if section.get("paths"):
         return recorded_videos(section["paths"], data["height"], data["width"],
                                data.get("topic"), data.get("max_frames"), data.get("every", 1))
@@ -84,6 +87,18 @@ def _complete(section: dict, cache_dir: str, pairs: int) -> bool:
                for s in range(int(lo), int(hi)) for k in range(pairs))
 
 
+def ensure_cache(section: dict, data: dict, priors, seed: int, progress: bool) -> Path:
+    """Build the clip-pair cache of one section (``cache_dir``, ``pairs_per_video``, and
+    ``seeds`` or ``paths``; see :func:`_videos`) unless it already holds every sample;
+    ``data`` gives the clips' ``frames`` and ``max_interval``, ``seed`` the pairs' draw
+    (:func:`dataset.build_cache`). Returns the cache directory."""
+    if not _complete(section, section["cache_dir"], section["pairs_per_video"]):
+        build_cache(_videos(section, data), priors, section["cache_dir"],
+                    section["pairs_per_video"], seed, data["frames"], data["max_interval"],
+                    progress)
+    return Path(section["cache_dir"])
+
+
 def prepare_caches(cfg: dict, info: ddp.DistInfo) -> tuple[ClipCache, ClipCache | None]:
     """Build (rank 0) or open the training and validation caches."""
     data, val = cfg["data"], cfg["val"]
@@ -91,15 +106,9 @@ def prepare_caches(cfg: dict, info: ddp.DistInfo) -> tuple[ClipCache, ClipCache 
         priors = make_priors(cfg["priors"])
         progress = bool(cfg["log"]["progress"])
         train_src = dict(data, paths=data["paths"] if data["kind"] == "recorded" else [])
-        if not _complete(train_src, data["cache_dir"], data["pairs_per_video"]):
-            build_cache(_videos(train_src, data, info), priors, data["cache_dir"],
-                        data["pairs_per_video"], cfg["seed"], data["frames"],
-                        data["max_interval"], progress)
-        if (val.get("seeds") or val.get("paths")) and not _complete(
-                val, val["cache_dir"], val["pairs_per_video"]):
-            build_cache(_videos(val, data, info), priors, val["cache_dir"],
-                        val["pairs_per_video"], cfg["seed"] + 1, data["frames"],
-                        data["max_interval"], progress)
+        ensure_cache(train_src, data, priors, cfg["seed"], progress)
+        if val.get("seeds") or val.get("paths"):
+            ensure_cache(val, data, priors, cfg["seed"] + 1, progress)
     ddp.barrier(info)
     val_cache = (ClipCache(val["cache_dir"]) if (val.get("seeds") or val.get("paths"))
                  else None)
@@ -178,10 +187,14 @@ def plot_curves(train_csv: Path, eval_csv: Path, png: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     skip = {"step", "time_s", "lr"}
     for key in (k for k in tr if k not in skip):
-        y = tr[key]
+        # Rows of a mixed run hold one leg's terms each (the other's cells are empty).
+        ok = np.isfinite(tr[key])
+        y, x = tr[key][ok], tr["step"][ok]
+        if not len(y):
+            continue
         k = max(1, len(y) // 50)
         smooth = np.convolve(y, np.ones(k) / k, mode="valid")
-        axes[0].plot(tr["step"][k - 1:], smooth, label=key)
+        axes[0].plot(x[k - 1:], smooth, label=key)
     axes[0].set(title="training losses (moving average)", xlabel="step", yscale="log")
     axes[0].legend(fontsize=8)
     for key in (k for k in ev if k not in skip):
