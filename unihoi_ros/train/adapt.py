@@ -744,9 +744,9 @@ def adapt(cfg: AdaptConfig) -> dict:
     summary = {"steps": step, "train_minutes": train_s / 60.0}
     if synthetic:
         lo, hi = synthetic.settings["seeds"]
-        summary["synthetic"] = (f"{len(synthetic.cache)} synthetic clip pairs (world "
-                                f"{SYNTHETIC_LEG_CONFIG.name} leg, seeds {lo}-{hi - 1}, one "
-                                f"step in {cfg.synthetic_every})")
+        summary["synthetic"] = (f"{len(synthetic.cache)} synthetic clip pairs labelled as "
+                                f"{SYNTHETIC_LEG_CONFIG.name} (seeds {lo}-{hi - 1}, one step "
+                                f"in {cfg.synthetic_every})")
     weights_path = write_adapted(model, cfg.output, cfg.base, recordings, summary)
     plot_curves(work / "train.csv", work / "missing.csv", cfg.output.with_suffix(".losses.png"))
 
