@@ -250,6 +250,9 @@ def test_release_refuses_a_model_worse_on_real_video(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     save_pretrained(UniHOI.from_size("tiny"), run / "model", provenance="test")
+    # The provenance is read first: a run without its record fails before the gate.
+    (run / "summary.json").write_text(json.dumps({"steps": 1, "wall_time_s": 1.0}))
+    (run / "config.yaml").write_text("")
     calls = []
 
     def fake_check(model, reference, *a, **k):

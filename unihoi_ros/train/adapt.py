@@ -558,8 +558,6 @@ def write_adapted(model, out: Path, base: str, recordings: list[Recording], summ
                   ) -> Path:
     """Save the adapted weights with ``trained_on`` / ``adapted_from`` in its JSON and the
     safetensors metadata."""
-    from safetensors.torch import load_file, save_file
-
     from unihoi_ros.model import save_pretrained
 
     names = ", ".join(str(r.path) for r in recordings)
@@ -567,17 +565,24 @@ def write_adapted(model, out: Path, base: str, recordings: list[Recording], summ
     provenance = (f"unihoi adapt: {base} fine-tuned self-supervised on {names}{mixed} "
                   f"({summary['steps']} steps, {summary['train_minutes']:.1f} min)")
     weights = save_pretrained(model, out, provenance=provenance)
-    meta_path = weights.with_suffix(".json")
-    meta = json.loads(meta_path.read_text())
-    meta["adapted_from"] = base
-    meta["trained_on"] = (f"adapted by `unihoi adapt` from {base} on {len(recordings)} "
-                          f"recording(s): {names}{mixed}")
-    meta["recordings"] = [{"path": str(r.path), "frames": len(r.frames)}
-                          for r in recordings]
+    return add_metadata(weights, {
+        "adapted_from": base,
+        "trained_on": (f"adapted by `unihoi adapt` from {base} on {len(recordings)} "
+                       f"recording(s): {names}{mixed}"),
+        "recordings": [{"path": str(r.path), "frames": len(r.frames)} for r in recordings]})
+
+
+def add_metadata(weights: Path, extra: dict) -> Path:
+    """Add ``extra`` keys to a ``save_pretrained`` output's JSON and its safetensors
+    metadata (the two stay the same record); returns ``weights``."""
+    from safetensors.torch import load_file, save_file
+
+    meta_path = Path(weights).with_suffix(".json")
+    meta = {**json.loads(meta_path.read_text()), **extra}
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     tensors = load_file(str(weights))
     save_file(tensors, str(weights), metadata={"unihoi_config": json.dumps(meta)})
-    return weights
+    return Path(weights)
 
 
 # --------------------------------------------------------------------------- main

@@ -123,6 +123,33 @@ def _nanmean(values) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
+def clip_spread(clips: list[dict], names: Iterable[str] | None = None
+                ) -> dict[str, dict[str, float]]:
+    """Per-clip spread of headline metrics (the card quotes a range, not only a mean).
+
+    Args:
+        clips: ``evaluate_on_synthetic(...)["clips"]`` (each with ``metrics``).
+        names: headline metrics (None: all of :data:`HEADLINE`).
+
+    Returns:
+        ``{metric: {"median", "p10", "p90", "min", "max", "clips"}}`` over the clips whose
+        value is finite (``clips`` how many; percentiles linearly interpolated, NaN when
+        none is finite).
+    """
+    out = {}
+    for name in (names if names is not None else [n for n, _, _ in HEADLINE]):
+        v = np.asarray([c["metrics"][name] for c in clips], np.float64)
+        v = v[np.isfinite(v)]
+        if v.size:
+            p10, med, p90 = np.percentile(v, [10, 50, 90])
+            out[name] = {"median": float(med), "p10": float(p10), "p90": float(p90),
+                         "min": float(v.min()), "max": float(v.max()), "clips": int(v.size)}
+        else:
+            out[name] = {**dict.fromkeys(("median", "p10", "p90", "min", "max"),
+                                         float("nan")), "clips": 0}
+    return out
+
+
 def evaluate_on_synthetic(
     backend_or_model, seeds: Iterable[int] = HELD_OUT_SEEDS, num_frames: int = 32,
     height: int = 120, width: int = 160, reconstructor_config=None, tracks: bool = True,
