@@ -170,3 +170,11 @@ def test_release_adapted_refused_by_the_gate_copies_nothing(adapted, tmp_path, m
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         rel.main([str(tmp_path), "--adapted", str(out)])  # two sources
+    # The previous release may not be the file the release overwrites (measured after).
+    weights_dir.mkdir(exist_ok=True)
+    (weights_dir / "same.safetensors").write_bytes(b"")
+    gates = len(seen)
+    with pytest.raises(rel.ConfigError, match="overwrites"):
+        rel.release_adapted(out, "same", previous=weights_dir / "same.safetensors",
+                            plan=_tiny_plan(), weights_dir=weights_dir)
+    assert len(seen) == gates  # refused before the gate

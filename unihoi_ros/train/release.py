@@ -375,6 +375,7 @@ def publish(prov: Provenance, name: str, previous: Path | None = None,
     Raises:
         ReleaseRefused: worse than the previous release on the real-video check (nothing
             copied), unless ``allow_worse_real``.
+        ConfigError: ``previous`` is the file the release would overwrite.
     """
     from unihoi_ros.model import UniHOI, save_pretrained
     from unihoi_ros.model.bundled import WEIGHTS_DIR
@@ -382,10 +383,14 @@ def publish(prov: Provenance, name: str, previous: Path | None = None,
     from .adapt import add_metadata
 
     weights_dir = Path(weights_dir or WEIGHTS_DIR)
+    current = weights_dir / f"{name}.safetensors"
+    if previous is not None and Path(previous).resolve() == current.resolve():
+        # It would be overwritten before it is measured as the previous release.
+        raise ConfigError(f"--previous {previous} is the file this release overwrites: copy "
+                          "it elsewhere (e.g. runs/) and give the copy")
     model = UniHOI.from_pretrained(prov.weights).float()
     # The real-video gate, before anything is copied: the previous release is --previous,
     # else the model bundled under this name now.
-    current = weights_dir / f"{name}.safetensors"
     real = real_check(model, previous or (current if current.is_file() else None), plan.real)
     if real.get("skipped"):
         print(f"warning: {real['skipped']}")
