@@ -360,6 +360,11 @@ def test_torchrun_two_ranks_equal_one_process(reference, corpus, tmp_path):
     rows = _check_index(out, corpus)
     assert {r["rank"] for r in rows.values()} == {"0", "1"}  # both ranks worked
     assert "5 done (5 now, 0 already complete), 1 failed" in proc.stdout
+    from unihoi_ros.model_info import model_lines
+
+    # Rank 0 says once which model serves the corpus and what it was trained on.
+    first = model_lines("unihoi-tiny")[0]
+    assert proc.stderr.count(first) == 1, proc.stderr[-3000:]
     assert_same_outputs(reference, out)
 
 

@@ -428,6 +428,11 @@ def run_batch(args, settings: StreamSettings | None = None) -> int:
             log.info("%d inputs, %d already complete, %d to process on %d rank(s)",
                      len(plan.items), len(plan.complete),
                      sum(len(s) for s in plan.shares), info.world_size)
+            # What serves the whole corpus, as `unihoi process` and the node say it.
+            from unihoi_ros.model_info import model_lines
+
+            for line in model_lines(settings.model):
+                log.info("%s", line)
         if share:
             _run_share(plan, share, args, settings, info, tqdm)
         if info.world_size > 1:
