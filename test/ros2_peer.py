@@ -3,11 +3,20 @@
 It publishes synthetic head-camera frames (``sensor_msgs/Image`` rgb8, optionally with a
 ``sensor_msgs/CameraInfo`` of a given K, same stamps) at a fixed rate on ``--image-topic``,
 subscribes to every output of the node under ``--ns``, and writes what arrived as JSON
-(``--out``): per topic, one record per message with the fields the tests check. It
-publishes nothing until the node's input subscription and every output publisher have
-matched, so start-up time (torch import, model load) does not eat frames. Its publishers
-are reliable with a history as long as the clip (``--pub-depth``), so with a reliable
-subscription on the node's side no frame can be lost on the way.
+(``--out``): per topic, one record per message with the fields the tests check.
+
+It publishes nothing until every reader the run needs has matched, on both sides, however
+long discovery takes on a busy machine (``--match-timeout``; then it fails naming each
+topic and the counts seen): its publishers have matched the node's input subscription
+(reliable, once the node has adapted it to this reliable publisher), its subscriptions the
+node's publishers, and the node's publishers its subscriptions, as the node's own
+``/diagnostics`` say (``# of Subscribers (<topic>)``; ``# of Publishers (<input>)``): a
+volatile publisher never resends to a reader matched later. ``--readers TOPIC=N`` asks
+for N readers in all on TOPIC (where others read it too: a recorder). Its
+publishers are reliable with a history as long as the clip (``--pub-depth``), so with a
+reliable subscription on the node's side no frame can be lost on the way. After the last
+frame it waits until the node's ``/diagnostics`` account for every frame it received
+(published or dropped) and every output of each published frame has arrived.
 
 With ``--tf`` it also records ``/tf`` (needs tf2_msgs); ``--static-tf`` first broadcasts
 a static transform (tf2_ros' StaticTransformBroadcaster, ``/tf_static``), and
@@ -46,11 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=96)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--frame-id", default="head_camera_optical")
-    ap.add_argument("--match-timeout", type=float, default=90.0)
-    ap.add_argument("--drain-timeout", type=float, default=120.0,
+    ap.add_argument("--match-timeout", type=float, default=120.0,
+                    help="most seconds to wait for every reader to match")
+    ap.add_argument("--readers", action="append", default=[], metavar="TOPIC=N",
+                    help="readers TOPIC's publisher must have matched before the first "
+                         "frame (default: the node on an input, this peer's own on an output)")
+    ap.add_argument("--expect-no-flow", action="store_true",
+                    help="nothing is to reach the node (a setting that stops the flow): wait "
+                         "only for the matches this peer sees itself")
+    ap.add_argument("--drain-timeout", type=float, default=180.0,
                     help="most seconds to wait for outputs after the last frame")
     ap.add_argument("--stall-timeout", type=float, default=10.0,
-                    help="stop waiting once no depth image arrived for this long")
+                    help="a lossy input: stop waiting once the node's count of frames "
+                         "received has not grown for this long")
     ap.add_argument("--pub-depth", type=int, default=0,
                     help="history of the (reliable) publishers; 0: the number of frames")
     ap.add_argument("--tf", action="store_true", help="record /tf (needs tf2_msgs)")
@@ -157,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         static_broadcaster = StaticTransformBroadcaster(node)
         static_broadcaster.sendTransform(st)
     qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+    subs = {}
     for key, (cls, topic, rec) in outputs.items():
         got[key] = []
         add = (lambda m, k=key, r=rec: got[k].extend(r(m))) if key == "tf" else (
             lambda m, k=key, r=rec: got[k].append(r(m)))
-        node.create_subscription(cls, topic, add, qos)
+        subs[key] = node.create_subscription(cls, topic, add, qos)
     pub_qos = QoSProfile(depth=args.pub_depth or max(1, args.frames),
                          reliability=ReliabilityPolicy.RELIABLE)
     image_pub = node.create_publisher(Image, args.image_topic, pub_qos)
@@ -176,27 +194,93 @@ def main(argv: list[str] | None = None) -> int:
                 return
             rclpy.spin_once(node, timeout_sec=min(left, 0.01))
 
-    # Wait for the node: its input subscription and every output publisher.
-    deadline = time.monotonic() + args.match_timeout
-    waits = {f"subscriber of {args.image_topic}": lambda: image_pub.get_subscription_count() > 0}
+    def node_report() -> dict[str, str] | None:
+        """Values of the node's latest /diagnostics status (None before its first)."""
+        for d in reversed(got["diagnostics"]):
+            for s in d["status"]:
+                if "# of Frames Published" in s["values"]:
+                    return s["values"]
+        return None
+
+    need = {}
+    for spec in args.readers:
+        topic, n = spec.rsplit("=", 1)
+        need[topic] = int(n)
+    own = {topic: 1 for _, topic, _ in outputs.values()}  # this peer's readers per topic
+    if buffer is not None:  # the TransformListener reads /tf too
+        own["/tf"] = own.get("/tf", 0) + 1
+
+    def input_ready(pub, topic: str, node_input: bool = True) -> tuple[bool, str]:
+        """This peer's publisher of ``topic`` matched every reader, none best effort (the
+        node makes its input subscription again, reliable, once it sees this reliable
+        publisher: input_qos_match_publishers; a frame sent before would be lost), and
+        (``node_input``) the node reports this publisher (matched, over Cyclone DDS)."""
+        n = pub.get_subscription_count()
+        graph = node.get_subscriptions_info_by_topic(topic)
+        best_effort = sum(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+                          for i in graph)
+        want = need.get(topic, 1)
+        rep = node_report() if node_input else None
+        theirs = None if rep is None else rep.get(f"# of Publishers ({topic})")
+        ok = n >= want and (args.expect_no_flow or (
+            n >= len(graph) and best_effort == 0
+            and (not node_input or (theirs is not None and int(theirs) >= 1))))
+        return ok, (f"{n} reader(s) matched of {want}; the graph has {len(graph)} "
+                    f"subscription(s), {best_effort} best effort"
+                    + (f"; the node reports {theirs} publisher(s)" if node_input else ""))
+
+    def output_ready(key: str, topic: str) -> tuple[bool, str]:
+        """This peer's reader of ``topic`` matched the node's publisher, and (the node's
+        report) the node's publisher matched every reader wanted: ``--readers``, and at
+        least every subscription this peer sees (its own among them; another reader
+        counted by the node does not stand for this peer's)."""
+        if key not in subs:
+            mine = 1  # not this peer's reader: only the node's count matters
+        elif args.expect_no_flow:  # matched in the graph (Fast DDS 3 with Cyclone: no data)
+            mine = node.count_publishers(topic)
+        else:
+            mine = subs[key].get_publisher_count()
+        rep = node_report()
+        theirs = None if rep is None else rep.get(f"# of Subscribers ({topic})")
+        want = max(need.get(topic, 0), own.get(topic, 0),
+                   len(node.get_subscriptions_info_by_topic(topic)))
+        ok = mine >= 1 and (args.expect_no_flow or key == "diagnostics"
+                            or (theirs is not None and int(theirs) >= want))
+        return ok, (f"this peer matched {mine} publisher(s); the node reports "
+                    f"{'no count yet' if theirs is None else theirs} reader(s) of {want}")
+
+    checks = {f"input {args.image_topic}": lambda: input_ready(image_pub, args.image_topic)}
     if info_pub is not None:
-        waits[f"subscriber of {args.camera_info_topic}"] = (
-            lambda: info_pub.get_subscription_count() > 0)
-    waits.update({f"publisher of {topic}": lambda t=topic: node.count_publishers(t) > 0
-                  for key, (_, topic, _) in outputs.items() if key != "diagnostics"})
-    while not all(w() for w in waits.values()):
+        checks[f"input {args.camera_info_topic}"] = (
+            lambda: input_ready(info_pub, args.camera_info_topic))
+    if args.static_tf:  # the node's tf2 listener must hold it before the first frame
+        checks["/tf_static"] = lambda: input_ready(static_broadcaster.pub_tf, "/tf_static",
+                                                   node_input=False)
+        need.setdefault("/tf_static", 1 + (buffer is not None))
+    for key, (_, topic, _) in outputs.items():
+        checks[f"output {topic}"] = lambda k=key, t=topic: output_ready(k, t)
+    if buffer is not None and "tf" not in outputs:
+        checks["output /tf"] = lambda: output_ready("tf", "/tf")
+    if not args.expect_no_flow:
+        checks["the node's /diagnostics"] = lambda: (node_report() is not None,
+                                                     "no status with values yet")
+    for topic in need:  # a --readers topic that is neither an input nor an output
+        if not any(topic == name.split(" ", 1)[-1] for name in checks):
+            checks[f"output {topic}"] = lambda t=topic: output_ready("", t)
+    deadline = time.monotonic() + args.match_timeout
+    while True:
+        states = {name: check() for name, check in checks.items()}
+        if all(ok for ok, _ in states.values()):
+            break
         if time.monotonic() > deadline:
-            missing = [name for name, w in waits.items() if not w()]
-            print(f"peer: the node did not match in time (no {', '.join(missing)}; the "
-                  f"graph has {node.get_topic_names_and_types()})", file=sys.stderr)
+            missing = "; ".join(f"{name}: {seen}" for name, (ok, seen) in states.items()
+                                if not ok)
+            print(f"peer: not every reader matched in {args.match_timeout:g} s ({missing}; "
+                  f"the graph has {node.get_topic_names_and_types()})", file=sys.stderr)
             node.destroy_node()
             rclpy.try_shutdown()
             return 3
         spin_for(0.1)
-    # Let the node's side finish matching too: its writers see this peer's readers later
-    # than the peer sees them (Cyclone node, Fast DDS peer); 0.5 s once left the first
-    # processed frame without its point cloud (built only while subscribed).
-    spin_for(2.0)
 
     K = [float(v) for v in args.K.split(",")] if args.K else None
     sent = []
@@ -227,17 +311,25 @@ def main(argv: list[str] | None = None) -> int:
         t_next += period
         spin_for(max(0.0, t_next - time.monotonic()))
 
-    # Drain: until the depth count is complete or has not grown for 3 s, and a diagnostics
-    # message arrived after the last depth image (its counts then include every frame).
+    # Drain: until the node's /diagnostics account for every frame it received (published
+    # or dropped) and every output of each published frame is here. Received: every frame
+    # sent, or (a lossy input) no more for --stall-timeout s. No pace is assumed.
+    per_frame = [key for key in outputs if key != "diagnostics"]
     end = time.monotonic() + args.drain_timeout
-    last_n, last_change, diag_at_change = -1, time.monotonic(), 0
+    last_received, received_at = None, time.monotonic()
     while time.monotonic() < end:
-        spin_for(0.2)
-        n = len(got["depth"])
-        if n != last_n:
-            last_n, last_change, diag_at_change = n, time.monotonic(), len(got["diagnostics"])
-        done = n >= len(sent) or time.monotonic() - last_change > args.stall_timeout
-        if done and len(got["diagnostics"]) > diag_at_change + 1:
+        spin_for(0.1)
+        rep = node_report()
+        if rep is None:
+            continue
+        received, published, missed = (int(rep[f"# of {k}"]) for k in (
+            "Frames Received", "Frames Published", "Missed Frames"))
+        if received != last_received:
+            last_received, received_at = received, time.monotonic()
+        all_in = received >= len(sent) or (
+            received > 0 and time.monotonic() - received_at > args.stall_timeout)
+        if (all_in and published + missed == received
+                and all(len(got[key]) >= published for key in per_frame)):
             break
     spin_for(0.3)
     if buffer is not None:

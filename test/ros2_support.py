@@ -172,7 +172,7 @@ class Background:
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
             try:
@@ -201,17 +201,28 @@ def wait_for_output(process: Background, text: str, timeout: float) -> None:
 
 def run_peer(tmp: Path, env: dict[str, str], server: Background, *, tier: Tier = KILTED,
              **kw) -> dict:
-    """Run :mod:`ros2_peer` with the tier's Python to completion (``kw``: its flags) and
-    return its JSON."""
+    """Run :mod:`ros2_peer` with the tier's Python to completion (``kw``: its flags; a list
+    repeats the flag) and return its JSON."""
     out = tmp / f"peer_{time.monotonic_ns()}.json"
     argv = [str(tier.python), str(PEER), "--out", str(out)]
     for key, value in kw.items():
         flag = f"--{key.replace('_', '-')}"
         if value is True:  # a switch
             argv.append(flag)
+        elif isinstance(value, list):  # a flag given once per item
+            argv += [a for v in value for a in (flag, str(v))]
         elif value is not False and value is not None:
             argv += [flag, str(value)]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    # The peer's own deadlines (matching, draining) plus the clip and a start-up margin.
+    timeout = (kw.get("match_timeout", 120) + kw.get("drain_timeout", 180)
+               + kw.get("frames", 20) / kw.get("rate", 10) + 120)
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (
+            exc.stderr or "")
+        raise AssertionError(f"peer still running after {timeout:.0f} s:\n{err[-3000:]}\n"
+                             f"--- node output ---\n{server.output[-4000:]}") from None
     if proc.returncode != 0 or not out.exists():
         raise AssertionError(f"peer failed ({proc.returncode}):\n{proc.stderr[-3000:]}\n"
                              f"--- node output ---\n{server.output[-4000:]}")

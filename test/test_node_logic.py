@@ -382,6 +382,25 @@ def test_diagnostics_use_ros2_benchmark_names():
         node.stop()
 
 
+def test_diagnostics_count_the_subscribers_of_each_output():
+    """Who listens, per output topic (what a peer waits for before sending frames)."""
+    seq = clip()
+    node, tp = make_node(seq)
+    try:
+        tp.publishers[tp.resolve("points")].subscribers = 2
+        tp.subscribe("depth/image", M.IMAGE, tp.publishers[tp.resolve("points")].qos,
+                     lambda m: None)  # an in-process subscriber counts too
+        v = tp.spin_diagnostics().values
+    finally:
+        node.stop()
+    counts = {k[len("# of Subscribers ("):-1]: n for k, n in v.items()
+              if k.startswith("# of Subscribers (")}
+    assert set(counts) == set(tp.publishers) - {"/diagnostics"}, counts
+    assert counts["/unihoi/points"] == 2 and counts["/unihoi/depth/image"] == 1
+    assert all(n == 0 for t, n in counts.items() if t not in ("/unihoi/points",
+                                                               "/unihoi/depth/image"))
+
+
 def test_camera_info_k_is_used_scaled_to_the_processed_size():
     seq = clip()
     node, tp = make_node(seq, use_camera_info=True, camera_info_timeout_s=5.0)

@@ -55,13 +55,15 @@ def _run(install: Path, env: dict[str, str], argv: list[str], timeout: float = 1
 
 def _param_get(install: Path, env: dict[str, str], node: str, name: str) -> str:
     """``ros2 param get`` (without the daemon, which would outlive the test); retried while
-    the new command's node has not discovered the graph yet."""
-    for _ in range(5):
+    the new command's node has not discovered the graph yet (up to 120 s: a busy machine)."""
+    deadline = time.monotonic() + 120
+    while True:
         proc = _run(install, env, ["ros2", "param", "get", "--no-daemon", node, name])
         if proc.returncode == 0:
             return proc.stdout.strip()
-        time.sleep(1.0)
-    raise AssertionError(f"ros2 param get {node} {name}: {proc.stdout}{proc.stderr}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ros2 param get {node} {name}: {proc.stdout}{proc.stderr}")
+        time.sleep(0.5)
 
 
 def test_ros2_launch_show_args_topic_hz_and_param_get(tier, ros2, tmp_path_factory, tmp_path):

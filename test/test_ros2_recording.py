@@ -108,6 +108,20 @@ def test_launch_chooses_ros2_bag_or_unihoi_record(tmp_path):
     assert proc.returncode == 0 and "recorder choice ok" in proc.stdout, proc.stderr[-3000:]
 
 
+def _recording_readers() -> list[str]:
+    """``--readers`` of the peer: no frame before both recorders have subscribed and been
+    matched (a volatile publisher never resends to a late reader): the input image by the
+    node and both recorders, depth/image by the peer and both, every other recorded topic
+    by the peer (outputs) or the node (camera_info) and the launch's recorder."""
+    readers = {f"/{NS}/image": 3, f"/{NS}/depth/image": 3}
+    for topic in ("camera_info", "depth/camera_info", "confidence/image", "points", "tracks",
+                  "pose"):
+        readers[f"/{NS}/{topic}"] = 2
+    if importlib.util.find_spec("tf2_msgs") is not None:  # the node publishes /tf
+        readers["/tf"] = 1
+    return [f"{topic}={n}" for topic, n in readers.items()]
+
+
 def test_launch_records_without_ros2_bag_and_large_images_arrive(install, tmp_path):
     """record:=true through launch (unihoi_record, as ``ros2 bag`` is missing here) beside
     a second unihoi_record killed with SIGKILL; a reliable camera of 456x256 frames."""
@@ -118,10 +132,15 @@ def test_launch_records_without_ros2_bag_and_large_images_arrive(install, tmp_pa
     assert (share / "config" / "fastdds_large_buffers.xml").is_file()  # for best-effort cameras
     env = R.ros_env()
     bag = tmp_path / "launch_bag"
+    # Histories that outlast the clip: a busy node or recorder loses no sample (the input's
+    # reliability is left to the node: it must turn reliable for this reliable camera).
+    params = tmp_path / "depths.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    input_qos_depth: 100\n"
+                      "    output_qos_depth: 100\n")
     launch = R.Background(R.sourced(install, [
         sys.executable, str(R.LAUNCH), f"namespace:={NS}", "record:=true", f"bag_path:={bag}",
         "use_camera_info:=true", "live_mode:=false", "process_height:=64",
-        "process_width:=112"]), tmp_path / "launch.log", env)
+        "process_width:=112", f"params_file:={params}"]), tmp_path / "launch.log", env)
     killed_bag = tmp_path / "killed_bag"
     recorder = R.Background(R.sourced(install, [
         str(install / "unihoi_ros" / "lib" / "unihoi_ros" / "unihoi_record"), "-o",
@@ -135,7 +154,8 @@ def test_launch_records_without_ros2_bag_and_large_images_arrive(install, tmp_pa
         killer.start()
         res = R.run_peer(tmp_path, env, launch, image_topic=f"/{NS}/image", ns=NS,
                          camera_info_topic=f"/{NS}/camera_info", K=",".join(map(str, K)),
-                         frames=FRAMES, rate=10, height=256, width=456)
+                         frames=FRAMES, rate=10, height=256, width=456,
+                         readers=_recording_readers())
     finally:
         done.set()
         rc = launch.stop(timeout=60)
@@ -173,6 +193,7 @@ def test_launch_records_without_ros2_bag_and_large_images_arrive(install, tmp_pa
     # The killed recording: no metadata, readable up to its last complete chunk: a prefix of
     # the frames, intact.
     assert recorder.proc.returncode == -signal.SIGKILL, recorder.output[-2000:]
+    assert "subscribed every topic (2 recorded)" in recorder.output, recorder.output[-2000:]
     assert not (killed_bag / "metadata.yaml").exists()
     (mcap_file,) = killed_bag.glob("*.mcap")
     partial = list(messages_in_complete_chunks(mcap_file))

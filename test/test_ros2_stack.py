@@ -43,11 +43,14 @@ NODE_FRAME = "head_camera_optical"  # the peer's header frame_id: outputs follow
 FLOAT32 = 7
 
 
-#: Node parameters under which every frame sent is processed, on a machine however busy:
-#: replay mode (a FIFO instead of live mode's one pending slot) and a reliable input
-#: subscription whose history outlasts any clip here (a reliable keep-last reader drops
-#: the oldest sample only when its history is full).
-LOSSLESS = {"live_mode": "false", "input_qos": "DEFAULT", "input_qos_depth": "100"}
+#: Node parameters under which every frame sent is processed and every output reaches its
+#: readers, on a machine however busy: replay mode (a FIFO instead of live mode's one
+#: pending slot), a reliable input subscription and output publishers whose histories
+#: outlast any clip here (a reliable keep-last endpoint drops its oldest sample when its
+#: history is full: a reader not taking them, a writer whose reader is slow to
+#: acknowledge).
+LOSSLESS = {"live_mode": "false", "input_qos": "DEFAULT", "input_qos_depth": "100",
+            "output_qos_depth": "100"}
 _INSTALLS: dict[str, Path] = {}
 
 
@@ -313,7 +316,8 @@ def test_dds_transport_without_compat_setting_exchanges_nothing(tmp_path):
     node = _dds_node(tmp_path, env, "--no-fastdds-compat")
     try:
         res = R.run_peer(tmp_path, env, node, image_topic="/rclpy_cam/image", ns="ddsnode",
-                         frames=10, rate=10, height=48, width=64, drain_timeout=4)
+                         frames=10, rate=10, height=48, width=64, drain_timeout=4,
+                         expect_no_flow=True)
     finally:
         node.stop()
     assert res["got"]["depth"] == [] and res["got"]["diagnostics"] == []
@@ -327,7 +331,8 @@ def test_launch_params_file_and_empty_namespace(install, tmp_path):
     params = tmp_path / "lab.yaml"
     params.write_text("/**:\n  ros__parameters:\n    process_height: 96\n"
                       "    process_width: 128\n    world_frame: lab_world\n    live_mode: false\n"
-                      "    input_qos: DEFAULT\n    input_qos_depth: 100\n")
+                      "    input_qos: DEFAULT\n    input_qos_depth: 100\n"
+                      "    output_qos_depth: 100\n")
     env = R.ros_env()
     node = R.Background(R.sourced(install, [
         sys.executable, str(R.LAUNCH), "namespace:=", f"params_file:={params}",

@@ -188,6 +188,9 @@ class DdsTransport(Transport):
         self.start_tf()
         self._tf.publish(tf_message, cdr)
 
+    def tf_subscription_count(self) -> int | None:
+        return None if self._tf is None else self._tf.subscription_count
+
     # ------------------------------------------------------------------ diagnostics
     def start_diagnostics(
         self, task: str, hardware_id: str, period_s: float, report: Callable[[], DiagnosticReport]

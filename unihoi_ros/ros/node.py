@@ -400,6 +400,21 @@ class UnihoiNode:
         out["tf"] = self._outputs.tf_enabled
         return out
 
+    def input_publishers(self) -> dict[str, int]:
+        """Publishers of each input topic now (image, and camera_info when used), by fully
+        qualified topic: matched ones where the transport can tell (Cyclone DDS), else the
+        graph's count (rclpy); topics whose count is unknown are left out."""
+        p = self.params
+        topics = [p.image_input_topic] + ([p.camera_info_topic] if p.use_camera_info else [])
+        counts = {self.transport.resolve(t): self.transport.input_publisher_count(t)
+                  for t in topics}
+        return {t: n for t, n in counts.items() if n is not None}
+
+    def output_subscribers(self) -> dict[str, int]:
+        """Subscriptions matched by each output's publisher now, by topic
+        (:meth:`FrameOutputs.subscriber_counts`)."""
+        return self._outputs.subscriber_counts()
+
     def stage_times(self) -> dict[str, float]:
         """Median milliseconds per frame of each stage over the last 200 or so frames: the
         node's ``decode`` and ``publish`` (building and sending every output) and the

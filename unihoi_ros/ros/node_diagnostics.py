@@ -62,6 +62,12 @@ def build_report(node: Any, totals: dict[str, Any], period: dict[str, Any],
         "Model": backend.model_source,
         "Backend": backend.describe(),
     })
+    # Who talks and who listens: a subscriber matched later misses what was published
+    # before (volatile outputs), so a peer can wait for its own counts before sending.
+    for topic, n in node.input_publishers().items():
+        values[f"# of Publishers ({topic})"] = n
+    for topic, n in node.output_subscribers().items():
+        values[f"# of Subscribers ({topic})"] = n
     fallback = node.camera_info_fallback
     if params.use_camera_info:
         values["Camera Info"] = ("missing: using predicted K" if fallback

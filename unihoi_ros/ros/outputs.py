@@ -66,6 +66,16 @@ class FrameOutputs:
         """Someone subscribes to output ``name`` (on-demand outputs are built only then)."""
         return self.pubs[name].subscription_count > 0
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """Subscriptions matched by each output's publisher right now, by fully qualified
+        topic (``/tf`` too once its broadcaster exists): who listens, so who would miss a
+        frame published now (volatile outputs are not resent to later subscribers)."""
+        counts = {pub.topic: pub.subscription_count for pub in self.pubs.values()}
+        tf = self.transport.tf_subscription_count() if self.tf_enabled else None
+        if tf is not None:
+            counts["/tf"] = tf
+        return counts
+
     @property
     def points_wanted(self) -> bool:
         """Someone subscribes to ``points`` (clouds are built only then)."""

@@ -331,6 +331,9 @@ class RclpyTransport(Transport):
         self.start_tf()
         self._tf.publish(tf_message, cdr)
 
+    def tf_subscription_count(self) -> int | None:
+        return None if self._tf is None else self._tf.subscription_count
+
     def start_transform_lookup(self) -> None:
         """A tf2_ros ``Buffer`` fed by a ``TransformListener`` on this node (``/tf`` and
         ``/tf_static``, spun by the node's executor).

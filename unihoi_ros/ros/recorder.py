@@ -6,7 +6,8 @@ file's ``record:=true`` runs this node instead (same topics). It is an rclpy nod
 - waits for each requested topic to have a publisher, takes its type from the graph, and
   subscribes with ``raw=True`` (CDR bytes, no message objects), adapting its QoS to the
   publishers' as ``ros2 bag record`` does: reliable when every publisher offers reliable,
-  transient local when every one does (``/tf_static``);
+  transient local when every one does (``/tf_static``); logs ``subscribed every topic``
+  once none is left (what a script playing a short clip can wait for);
 - writes each message's bytes with the receive time (the node's clock) as log time into a
   :class:`~unihoi_ros.io.bag_writer.BagRecorder` (rosbags; metadata version 8, what Humble
   reads), with the publishers' ``offered_qos_profiles``;
@@ -81,15 +82,21 @@ class TopicRecorder:
         self.subscribed: dict[str, str] = {}  # topic -> type
         self._refused: set[str] = set()
         self._keep: list[Any] = []
+        self.complete = False  # every wanted topic subscribed (or refused), said once
 
     def refresh(self) -> None:
-        """Subscribe the wanted topics that have a publisher now (call it periodically)."""
+        """Subscribe the wanted topics that have a publisher now (call it periodically);
+        once none is left, log it once (what waits for the recording to start can read)."""
         for topic in self.wanted:
             if topic in self.subscribed or topic in self._refused:
                 continue
             infos = self.node.get_publishers_info_by_topic(topic)
             if infos:
                 self._subscribe(topic, infos)
+        if not self.complete and len(self.subscribed) + len(self._refused) == len(set(self.wanted)):
+            self.complete = True
+            log.info("subscribed every topic (%d recorded%s)", len(self.subscribed),
+                     f", {len(self._refused)} refused" if self._refused else "")
 
     def _subscribe(self, topic: str, infos: list[Any]) -> None:
         from unihoi_ros.ros.rclpy_node import qos_from_rclpy, rclpy_message_class, to_rclpy_qos

@@ -123,6 +123,11 @@ class Transport(abc.ABC):
         :meth:`subscribe`), or None where the middleware cannot tell."""
         return None
 
+    def tf_subscription_count(self) -> int | None:
+        """Subscriptions matched by the ``/tf`` broadcaster right now, or None where there
+        is none yet (or the middleware cannot tell)."""
+        return None
+
     def start_tf(self) -> None:  # noqa: B027 - optional hook
         """Create the ``/tf`` broadcaster now (else on the first :meth:`publish_tf`), so
         listeners can match before the first frame."""
