@@ -75,13 +75,17 @@ from unihoi_ros.ros.messages import IMAGE
 domain, topic, qos, count = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 participant = dds_helpers.loopback_participant(domain)
 pub = dds.Publisher(participant, topic, IMAGE, qos=qos)
-if not pub.wait_for_subscribers(1, timeout=8.0):
+if not pub.wait_for_subscribers(1, timeout=120.0):
     sys.exit("no subscriber matched")
-time.sleep(0.2)  # let the reader side finish matching too (matters for best effort)
+# The reader's side: the parent says when its reader has matched this writer too (a
+# best-effort reader drops what comes from a writer it does not know yet).
+if sys.stdin.readline().strip() != "GO":
+    sys.exit("no go from the subscriber")
 for i in range(count):
     pub.publish(dds_helpers.expected_image(i))
     time.sleep(0.02)
-time.sleep(0.5)  # reliable: leave time for acknowledgements before the writer goes away
+if not pub.wait_for_acks(120.0):  # reliable readers hold every sample before the writer goes
+    sys.exit("the reliable reader did not acknowledge every sample")
 pub.close()
 print("published", count)
 """
@@ -91,12 +95,14 @@ def spawn_image_publisher(domain_id: int, topic: str, qos: str, count: int) -> s
     """Start a process publishing ``expected_image(0..count-1)`` on ``topic``.
 
     ``topic`` is a ROS name resolved under ``/unihoi``; publishing starts once a subscriber
-    matches.
+    has matched and ``GO`` is written to the process's stdin (by the subscriber's side, once
+    its reader has matched this writer).
     """
     return subprocess.Popen(
         [sys.executable, "-c", _PUBLISHER, str(domain_id), topic, qos, str(count)],
         env=child_env(),
         cwd=str(TEST_DIR),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -9,7 +9,11 @@ The tiny network is untrained (``random:tiny``) and runs at 60x80; only the plum
 under test here. The end-to-end runs are lossless (:data:`LOSSLESS`: replay mode, a
 reliable input with a long history, a reliable publisher whose history holds the clip):
 every frame must come back however busy the machine is; the latency printed is for
-reading, not asserted (rates belong in ``bench/``).
+reading, not asserted (rates belong in ``bench/``). Nothing rests on a fixed pause: each
+peer starts once the node's own ``/diagnostics`` say it has matched it (``# of Publishers
+(<input>)``, ``# of Subscribers (<output>)``: a volatile writer never resends to a reader
+matched later, and a best-effort one never resends at all), and the publisher waits for
+its reliable readers' acknowledgements before it goes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +40,8 @@ FRAMES, HEIGHT, WIDTH, RATE_HZ = 60, 120, 160, 15.0
 PROCESS = ("60", "80")
 ODOM, CAMERA = "test_odom", "test_cam_optical_frame"
 OUTPUTS = ("depth/image", "depth/camera_info", "confidence/image", "points", "/tf")
-STARTUP_S = 90.0  # model load + DDS discovery on a loaded 2-core machine
+STARTUP_S = 120.0  # model load + DDS discovery on a loaded 2-core machine
+NAMESPACE = "/unihoi"  # the node's (the default)
 #: Node options under which no frame is lost or dropped: replay mode (a FIFO instead of
 #: live mode's pending slot) and a reliable input subscription with a long history.
 LOSSLESS = ("--replay", "-p", "input_qos=DEFAULT", "-p", f"input_qos_depth={FRAMES + 40}")
@@ -126,6 +132,8 @@ class Run:
                                  f"subscriber log:\n{self.sub_log.read_text()[-2000:]}") from None
 
     def start_publisher(self, mode: str, frames: int = FRAMES, rate: float = RATE_HZ) -> None:
+        """Publish ``frames`` frames (a raw clip longer than :data:`FRAMES` repeats its
+        pictures, with new stamps)."""
         topic = "image/compressed" if mode == "compressed" else "image"
         self.pub = spawn(peer("publish", self.domain, topic, mode, frames, rate, self.pub_json),
                          self.pub_log)
@@ -175,8 +183,8 @@ def test_node_end_to_end_over_dds(tmp_path, mode):
     try:
         run.start_subscriber(expect=FRAMES, idle_s=15.0)
         run.start_publisher(mode)
-        assert run.pub.wait(60) == 0, run.pub_log.read_text()
-        assert run.sub.wait(60) == 0, run.sub_log.read_text()
+        assert run.pub.wait(300) == 0, run.pub_log.read_text()
+        assert run.sub.wait(300) == 0, run.sub_log.read_text()
         assert stop(run.node) == 0, run.node_log.read_text()[-3000:]
         stamps, received = run.published(), run.received()
         assert len(stamps) == FRAMES
@@ -199,10 +207,10 @@ def test_node_survives_bad_input_over_dds(tmp_path):
     """Replay mode (every frame): bad frames are dropped and counted, good ones go on."""
     run = Run(tmp_path, ("--replay",))
     try:
-        run.start_subscriber(expect=len(BAD_PLAN) - 4)
+        run.start_subscriber(expect=len(BAD_PLAN) - 4, idle_s=15.0)
         run.start_publisher("bad", frames=len(BAD_PLAN), rate=10.0)
-        assert run.pub.wait(60) == 0, run.pub_log.read_text()
-        assert run.sub.wait(60) == 0, run.sub_log.read_text()
+        assert run.pub.wait(300) == 0, run.pub_log.read_text()
+        assert run.sub.wait(300) == 0, run.sub_log.read_text()
         assert stop(run.node, signal.SIGTERM) == 0, run.node_log.read_text()[-3000:]
         stamps, received = run.published(), run.received()
         good = [s for s, kind in zip(stamps, BAD_PLAN) if kind in ("good", "small")]
@@ -234,13 +242,13 @@ def test_record_closes_cleanly_on_sigint(tmp_path):
     run = Run(tmp_path, ("--record", str(bag)))
     try:
         run.start_subscriber(expect=FRAMES)
-        run.start_publisher("raw")
-        wait_for_line(run.pub_log, "START", run.pub, 30.0, (run.node,))
-        time.sleep(2.5)  # about 35 frames in: interrupt while frames still flow
+        run.start_publisher("raw", frames=10 * FRAMES)  # 40 s: still flowing at the interrupt
+        # Interrupt once outputs flow (the subscriber has its first depth images).
+        wait_for_line(run.sub_log, "RECEIVING", run.sub, STARTUP_S, (run.node, run.pub))
         assert run.pub.poll() is None, "the publisher finished before the interrupt"
         assert stop(run.node, signal.SIGINT) == 0, run.node_log.read_text()[-3000:]
         summary = summary_of(run.node_log)
-        assert run.sub.wait(60) == 0
+        assert run.sub.wait(300) == 0
         received = run.received()
     finally:
         run.close()
@@ -289,6 +297,44 @@ BAD_PLAN = ("good", "good", "good", "good", "good", "nan_float", "dup", "back", 
             "truncated", "small", "small", "small", "good", "good", "good")
 
 
+class NodeReport:
+    """The node's latest ``/diagnostics`` values, read over DDS: what the peers wait on."""
+
+    def __init__(self, participant) -> None:
+        from unihoi_ros.ros import dds
+        from unihoi_ros.ros import messages as M
+        from unihoi_ros.ros.transport import DIAGNOSTICS_QOS
+
+        self._lock = threading.Lock()
+        self.values: dict[str, str] = {}
+        self._sub = dds.Subscriber(participant, "/diagnostics", M.DIAGNOSTIC_ARRAY,
+                                   callback=self._on, qos=DIAGNOSTICS_QOS)
+
+    def _on(self, msg) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if "# of Frames Published" in values:  # the node's status (not "starting up")
+                with self._lock:
+                    self.values = values
+
+    def wait(self, keys: list[str], timeout: float) -> str | None:
+        """Until the node counts at least one for every key; None, else what was missing
+        at the deadline (the keys and the last values seen)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                values = dict(self.values)
+            missing = [k for k in keys if int(values.get(k, 0)) < 1]
+            if not missing:
+                return None
+            if time.monotonic() > deadline:
+                return f"{missing} after {timeout:.0f} s; last report: {values or 'none'}"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._sub.close()
+
+
 def _publish(args: argparse.Namespace) -> int:
     from unihoi_ros.ros import dds
     from unihoi_ros.ros import messages as M
@@ -299,12 +345,17 @@ def _publish(args: argparse.Namespace) -> int:
     compressed = args.mode == "compressed"
     pub = dds.Publisher(participant, args.topic, M.COMPRESSED_IMAGE if compressed else M.IMAGE,
                         qos=qos_profile("DEFAULT", args.frames))  # the clip fits its history
-    seq = make_sequence(0, max(args.frames, 1), HEIGHT, WIDTH)
+    seq = make_sequence(0, max(min(args.frames, FRAMES), 1), HEIGHT, WIDTH)
     small = make_sequence(1, 3, 96, 128) if args.mode == "bad" else None
     if not pub.wait_for_subscribers(1, timeout=STARTUP_S):
         print("no subscriber matched", flush=True)
         return 3
-    time.sleep(0.3)  # let the reader side finish matching (best effort)
+    report = NodeReport(participant)  # the node's reader matched this writer too
+    missing = report.wait([f"# of Publishers ({NAMESPACE}/{args.topic})"], STARTUP_S)
+    report.close()
+    if missing:
+        print(f"the node did not match this publisher: {missing}", flush=True)
+        return 3
     print("START", flush=True)
     stamps: list[int] = []
     t0 = time.monotonic()
@@ -312,7 +363,7 @@ def _publish(args: argparse.Namespace) -> int:
     for i in range(args.frames):
         time.sleep(max(0.0, t0 + i / args.rate - time.monotonic()))
         stamp = time.time_ns()
-        rgb = seq.rgb[i]
+        rgb = seq.rgb[i % len(seq.rgb)]
         if args.mode == "raw":
             msg = M.rgb_to_image(rgb, stamp, "camera")
         elif compressed:
@@ -338,7 +389,9 @@ def _publish(args: argparse.Namespace) -> int:
         pub.publish(msg)
         stamps.append(stamp)
     Path(args.out).write_text(json.dumps({"stamps": stamps}))
-    time.sleep(1.0)  # reliable writer: leave time for acknowledgements
+    if not pub.wait_for_acks(STARTUP_S):  # reliable: the node has every frame before we go
+        print("the node did not acknowledge every frame", flush=True)
+        return 3
     pub.close()
     print("published", len(stamps), flush=True)
     return 0
@@ -374,6 +427,8 @@ def _subscribe(args: argparse.Namespace) -> int:
             with lock:
                 got[topic].append(item)
                 last[0] = time.monotonic()
+                if topic == "depth/image" and len(got[topic]) == 3:
+                    print("RECEIVING", flush=True)  # outputs flow (the record test waits)
         return cb
 
     types = {"depth/image": M.IMAGE, "depth/camera_info": M.CAMERA_INFO,
@@ -386,6 +441,13 @@ def _subscribe(args: argparse.Namespace) -> int:
         if not s.wait_for_publishers(1, timeout=STARTUP_S):
             print("no publisher for", s.topic_name, flush=True)
             return 3
+    report = NodeReport(participant)  # the node's writers matched these readers too
+    missing = report.wait([f"# of Subscribers ({t if t.startswith('/') else f'{NAMESPACE}/{t}'})"
+                           for t in types], STARTUP_S)
+    report.close()
+    if missing:
+        print(f"the node did not match these readers: {missing}", flush=True)
+        return 3
     print("READY", flush=True)
     t_end = time.monotonic() + args.timeout
     while time.monotonic() < t_end:

@@ -208,7 +208,10 @@ def _receive_from_child(sub_qos: str, count: int, raw: bool) -> tuple[list, str]
     child = dds_helpers.spawn_image_publisher(domain, "image", "DEFAULT", count)
     received: list = []
     try:
-        deadline = time.monotonic() + 12.0
+        assert sub.wait_for_publishers(1, timeout=120.0), child.communicate(timeout=10)
+        child.stdin.write("GO\n")  # both sides matched: the child may publish
+        child.stdin.flush()
+        deadline = time.monotonic() + 120.0
         idle_after_exit = 0
         while len(received) < count and time.monotonic() < deadline:
             m = sub.get(timeout=0.2)
@@ -218,7 +221,7 @@ def _receive_from_child(sub_qos: str, count: int, raw: bool) -> tuple[list, str]
                 idle_after_exit += 1  # publisher gone: stop after ~0.6 s without data
                 if idle_after_exit >= 3:
                     break
-        out, err = child.communicate(timeout=10)
+        out, err = child.communicate(timeout=120)
     except subprocess.TimeoutExpired:  # pragma: no cover - never hang the suite
         child.kill()
         out, err = child.communicate()

@@ -245,6 +245,12 @@ class Publisher(_Endpoint):
             time.sleep(0.01)
         return True
 
+    def wait_for_acks(self, timeout: float = 5.0) -> bool:
+        """Block until every matched reliable reader has acknowledged everything written
+        (best-effort readers never acknowledge: they are not waited for); False on timeout
+        (seconds)."""
+        return bool(self._live_writer().wait_for_acks(int(timeout * 1e9)))
+
     def close(self) -> None:
         """Delete the writer (idempotent)."""
         self._writer = None
