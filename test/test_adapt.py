@@ -15,9 +15,11 @@ from unihoi_ros.geometry.two_view import fuse_depths, triangulate_rays, two_view
 from unihoi_ros.sim import make_sequence
 from unihoi_ros.train.adapt import (
     block_median,
+    consistent_log_scales,
     geometric_depths,
     mixed_step,
     resize_K,
+    step_log_ratios,
     synthetic_seeds,
     teacher_maps,
 )
@@ -128,6 +130,50 @@ def test_teacher_maps_keep_the_base_scale():
     assert (weight[:6] == 1).all() and np.allclose(weight[6:], 0.1)
     d2, w2, s2 = teacher_maps(np.full((10, 10), np.nan, np.float32), base, 0.1)
     assert np.isnan(s2) and np.allclose(w2, 0.1) and np.allclose(d2, base)
+
+
+def test_consistent_log_scales_keep_the_chain_and_drop_anchor_jitter():
+    rng = np.random.default_rng(1)
+    n = 200
+    truth = np.cumsum(rng.normal(0, 0.05, n))  # each frame's depth at its own scale
+    steps = truth[:-1] - truth[1:]  # log d[i+1] - log d[i] where x + log d is constant
+    anchors = truth + 0.3 + rng.normal(0, 0.05, n)  # the base: offset and 5 % jitter
+    x = consistent_log_scales(steps, anchors, 0.01)
+    err = x - (truth + 0.3)
+    # Exact ties: the anchors' jitter bends the chain only slightly (soft ties).
+    assert np.std(np.diff(err)) < 0.002
+    assert abs(np.mean(err)) < 3 * 0.05 / np.sqrt(n)  # the anchors set the level
+    per_frame = anchors - (truth + 0.3)  # what the base alone gives
+    assert np.std(np.diff(per_frame)) > 0.05
+    # A missing tie splits the chain: each part anchored on its own; a missing anchor is
+    # carried by its ties; nothing anchored at all: NaN.
+    steps[99] = np.nan
+    anchors[150] = np.nan
+    x2 = consistent_log_scales(steps, anchors, 0.01)
+    assert abs(np.mean(x2[100:] - truth[100:] - 0.3)) < 3 * 0.05 / np.sqrt(100)
+    assert abs(x2[150] - x2[149] + steps[149]) < 0.005
+    assert np.isnan(consistent_log_scales(steps, np.full(n, np.nan), 0.01)).all()
+
+
+def test_step_log_ratios_on_exact_flow_of_a_synthetic_clip(moving_clip):
+    """Per-frame depths at random scales; the ratios measured through the exact flow give
+    the scales back to within the motion along the optical axis (~1 % per frame)."""
+    seq = moving_clip
+    n = 6
+    rng = np.random.default_rng(2)
+    true_log = rng.normal(0, 0.3, n)
+    depths = seq.depth[:n].astype(np.float64) * np.exp(true_log)[:, None, None]
+    flows = []
+    for i in range(n - 1):
+        flow, valid = _exact_flow(seq, i + 1, i)
+        depths[i + 1][~valid] = np.nan
+        flows.append(flow)
+    steps = step_log_ratios(depths, np.stack(flows))
+    np.testing.assert_allclose(steps, np.diff(true_log), atol=0.02)
+    x = consistent_log_scales(steps, np.zeros(n), 0.01)
+    consistent = np.exp(x)[:, None, None] * depths
+    ratio = np.nanmedian(consistent / seq.depth[:n], axis=(1, 2))
+    assert np.ptp(np.log(ratio)) < 0.03  # one scale for the clip (it was 0.3 std apart)
 
 
 def test_block_median_and_resize_K():

@@ -12,9 +12,15 @@ the recordings themselves (no network teacher, no labels):
   disagree by > 5 % dropped (:mod:`unihoi_ros.geometry.two_view`). Computed at up to 640
   px on the longer side (finer angles than the training size), then reduced to the
   training size by a block median.
-- **metric scale kept** (:func:`teacher_maps`): the geometric depth has no scale; each
-  frame's is set to the base model's median on the same pixels (the base's depth read with
-  the known K, as the node does with ``camera_info``: times known / predicted fx).
+- **metric scale kept, consistent over time** (:func:`consistent_log_scales`): the
+  geometric depth has no scale, and each frame's is its own. Consecutive frames are tied
+  by the median log ratio of their triangulated depths at flow-corresponding pixels
+  (:func:`step_log_ratios`); the base model's median on the same pixels (its depth read
+  with the known K, as the node does with ``camera_info``: times known / predicted fx)
+  anchors the whole chain with a weak weight (``scale_anchor``). Setting each frame's scale
+  from the base alone copied the base's frame-to-frame scale jitter into the labels: on
+  the shared 7-Scenes frames the teacher's scale against the truth then moved 5.7 % (std
+  of log steps) from one frame to the next, more than the base's own 3.6 %; tied, 2.7 %.
 - **the base model's own prediction as a weak regulariser**: where the geometric teacher
   has no depth, the teacher is the (scaled) base depth with weight ``base_weight`` in the
   ``shape`` loss (batch key ``teacher_weight``), so regions without parallax do not drift.
@@ -106,6 +112,10 @@ class AdaptConfig:
         offset: frame distance of the geometric teacher's pairs.
         teacher_max_side: longer side of the frames the teacher triangulates, pixels.
         base_weight: weight of the base model's depth where the geometric teacher has none.
+        scale_anchor: weight of the base model's per-frame scale against the frame-to-frame
+            ties of :func:`consistent_log_scales` (its correlation length is about
+            ``1 / sqrt(scale_anchor)`` frames); None: each frame's scale from the base
+            alone.
         lr: Adam learning rate (cosine to 5 % over the time budget).
         pairs: clip pairs in the training cache (None: one per 2 training frames).
         synthetic_pairs: synthetic clip pairs mixed into training (module docstring; 0:
@@ -135,6 +145,7 @@ class AdaptConfig:
     offset: int = 16
     teacher_max_side: int = 640
     base_weight: float = 0.1
+    scale_anchor: float | None = 0.01
     lr: float = 2e-4
     pairs: int | None = None
     synthetic_pairs: int = 0
@@ -198,8 +209,92 @@ def block_median(depth: np.ndarray, size: tuple[int, int], min_valid: float = 0.
     return np.where(valid >= min_valid, med, np.nan).astype(np.float32)
 
 
+def _usable(geometric: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Pixels where both depths are finite and positive."""
+    return np.isfinite(geometric) & (geometric > 0) & np.isfinite(base) & (base > 0)
+
+
+def base_log_scale(geometric: np.ndarray, base: np.ndarray, min_pixels: int = 50) -> float:
+    """``log median(base / geometric)`` over the pixels both have; NaN under
+    ``min_pixels``. ``geometric``/``base`` ``(H, W)`` depth (any scale / metres)."""
+    ok = _usable(geometric, base)
+    if ok.sum() < min_pixels:
+        return float("nan")
+    return float(np.log(np.median(base[ok] / geometric[ok])))
+
+
+def step_log_ratios(depths: np.ndarray, flows: np.ndarray, min_pixels: int = 30
+                    ) -> np.ndarray:
+    """How each frame's depth scale relates to the previous frame's.
+
+    Args:
+        depths: ``(N, H, W)`` per-frame depth, each at its own scale, NaN where none.
+        flows: ``(N - 1, H, W, 2)`` pixels; ``flows[i]`` maps frame ``i + 1``'s pixels
+            into frame ``i`` (:meth:`~unihoi_ros.flow.DISFlow.backward` order).
+        min_pixels: fewer corresponding pixels with depth in both: NaN (no tie).
+
+    Returns:
+        ``(N - 1,)`` median of ``log d[i + 1](p) - log d[i](p + flow)``: the log scale of
+        frame ``i + 1`` relative to frame ``i`` (the motion along the optical axis between
+        consecutive frames, ~1 % of the depth here, is taken as none).
+    """
+    n, h, w = depths.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.full(max(n - 1, 0), np.nan)
+    for i in range(n - 1):
+        prev = cv2.remap(depths[i].astype(np.float32), xs + flows[i][..., 0],
+                         ys + flows[i][..., 1], cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+        ok = _usable(depths[i + 1], prev)
+        if ok.sum() >= min_pixels:
+            out[i] = float(np.median(np.log(depths[i + 1][ok]) - np.log(prev[ok])))
+    return out
+
+
+def consistent_log_scales(steps: np.ndarray, anchors: np.ndarray, anchor_weight: float
+                          ) -> np.ndarray:
+    """Per-frame log scales tied to each other by ``steps`` and weakly to ``anchors``.
+
+    Least squares over ``x (N,)``: ``sum_i (x[i + 1] + steps[i] - x[i])^2 +
+    anchor_weight * sum_i (x[i] - anchors[i])^2``, so that ``x[i] + log d[i]`` is one
+    consistent scale along the chain (``steps`` from :func:`step_log_ratios`) while the
+    anchors (the base model's ``log`` scale per frame, :func:`base_log_scale`) set it
+    on average over about ``1 / sqrt(anchor_weight)`` frames. NaN steps tie nothing, NaN
+    anchors anchor nothing; a frame with neither takes the mean anchor (a 1e-6 pull).
+
+    Args:
+        steps: ``(N - 1,)`` log ratios (NaN: none).
+        anchors: ``(N,)`` log scales (NaN: none).
+        anchor_weight: ``> 0``.
+
+    Returns:
+        ``(N,)`` log scales; NaN everywhere when no anchor is finite.
+    """
+    n = len(anchors)
+    if not np.isfinite(anchors).any():
+        return np.full(n, np.nan)
+    A = np.zeros((n, n))
+    b = np.zeros(n)
+    for i, c in enumerate(steps):
+        if np.isfinite(c):  # residual x[i+1] - x[i] + c
+            A[i + 1, i + 1] += 1.0
+            A[i, i] += 1.0
+            A[i, i + 1] -= 1.0
+            A[i + 1, i] -= 1.0
+            b[i + 1] -= c
+            b[i] += c
+    ok = np.isfinite(anchors)
+    A[ok, ok] += anchor_weight
+    b[ok] += anchor_weight * anchors[ok]
+    mean = float(np.mean(anchors[ok]))
+    A[np.diag_indices(n)] += 1e-6
+    b += 1e-6 * mean
+    return np.linalg.solve(A, b)
+
+
 def teacher_maps(geometric: np.ndarray, base: np.ndarray, base_weight: float,
-                 min_pixels: int = 50) -> tuple[np.ndarray, np.ndarray, float]:
+                 min_pixels: int = 50, log_scale: float | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One frame's teacher depth and per-pixel weight.
 
     Args:
@@ -207,16 +302,20 @@ def teacher_maps(geometric: np.ndarray, base: np.ndarray, base_weight: float,
         base: ``(H, W)`` the base model's depth (metres, read with the known K).
         base_weight: weight of the base depth where the geometry gives none.
         min_pixels: fewer geometric pixels than this: the frame's teacher is the base alone.
+        log_scale: the geometric depth's log scale (:func:`consistent_log_scales`); None:
+            this frame's :func:`base_log_scale`.
 
     Returns:
         ``(depth (H, W) m, weight (H, W), scale)``: the geometric depth times ``scale``
-        (the median ratio base / geometric on its pixels, so the base's metric scale is
-        kept) with weight 1 where it exists, the base depth with ``base_weight`` elsewhere.
+        (by default the median ratio base / geometric on its pixels, so the base's metric
+        scale is kept) with weight 1 where it exists, the base depth with ``base_weight``
+        elsewhere.
     """
-    ok = np.isfinite(geometric) & (geometric > 0) & np.isfinite(base) & (base > 0)
-    if ok.sum() < min_pixels:
+    ok = _usable(geometric, base)
+    if ok.sum() < min_pixels or (log_scale is not None and not np.isfinite(log_scale)):
         return base.astype(np.float32), np.full(base.shape, base_weight, np.float32), float("nan")
-    scale = float(np.median(base[ok] / geometric[ok]))
+    scale = float(np.exp(log_scale if log_scale is not None
+                         else base_log_scale(geometric, base, min_pixels)))
     depth = np.where(ok, geometric * scale, base).astype(np.float32)
     weight = np.where(ok, 1.0, base_weight).astype(np.float32)
     return depth, weight, scale
@@ -427,6 +526,21 @@ def base_predictions(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return depth, Ks
 
 
+def teacher_log_scales(frames: np.ndarray, geometric: np.ndarray, base: np.ndarray,
+                       anchor_weight: float) -> np.ndarray:
+    """``(N,)`` log scales of one run of consecutive frames' geometric depth
+    (:func:`consistent_log_scales`): ``frames (N, h, w, 3)`` uint8, ``geometric`` and
+    ``base`` ``(N, h, w)`` at the same size (the latter metres); DIS flow between
+    consecutive frames."""
+    from unihoi_ros.flow import DISFlow
+
+    dis = DISFlow("medium")
+    flows = np.stack([dis.backward(frames[i + 1], frames[i]) for i in range(len(frames) - 1)]
+                     ) if len(frames) > 1 else np.zeros((0, *frames.shape[1:3], 2))
+    anchors = np.array([base_log_scale(g, b) for g, b in zip(geometric, base)])
+    return consistent_log_scales(step_log_ratios(geometric, flows), anchors, anchor_weight)
+
+
 def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
                     train_frames: int) -> dict:
     """Teacher arrays of one recording (saved in the work dir, reloaded on resume):
@@ -458,10 +572,15 @@ def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: Ada
         infos += info
     depth = np.empty_like(base_read)
     weight = np.empty_like(base_read)
-    geo_small = np.full_like(base_read, np.nan)
-    for i in range(len(geo)):
-        geo_small[i] = block_median(geo[i], hw)
-        depth[i], weight[i], s = teacher_maps(geo_small[i], base_read[i], cfg.base_weight)
+    geo_small = np.stack([block_median(g, hw) for g in geo])
+    log_scales = [None] * n
+    if cfg.scale_anchor is not None:
+        log_scales = np.concatenate([teacher_log_scales(rec.frames[p], geo_small[p],
+                                                        base_read[p], cfg.scale_anchor)
+                                     for p in parts])
+    for i in range(n):
+        depth[i], weight[i], s = teacher_maps(geo_small[i], base_read[i], cfg.base_weight,
+                                              log_scale=log_scales[i])
         geo_small[i] *= s
     arrays = {"depth": depth, "weight": weight, "K": K, "geometric": geo_small,
               "base_depth": base_read, "base_K": base_K,
