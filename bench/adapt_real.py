@@ -1,14 +1,15 @@
-"""A model adapted with ``unihoi adapt`` against its base on the 7-Scenes benchmark.
+"""Models adapted with ``unihoi adapt`` against their base on the 7-Scenes benchmark.
 
 Runs :func:`unihoi_ros.evaluation_real.evaluate_real` (the segments of ``bench/real.py``,
-640x480, DIS medium, scored in the colour camera) for the base model and the adapted one
+640x480, DIS medium, scored in the colour camera) for the base model and each adapted one
 in the same process, and prints per segment and mean: median-scaled and metric depth
 abs_rel, ATE in % of the path and its ratio to the best-fit straight line, fx error. The
-segments a run adapted on are in-sample; ``--segments-from`` picks the held-out ones
+segments a run adapted on are in-sample; ``--segments-from`` runs only the held-out ones
 (e.g. ``--segments-from 6`` for an adaptation on the first 300 frames).
 
-Usage: ``python bench/adapt_real.py ADAPTED.safetensors [--base unihoi-tiny]
-[--variants model_known_K model] [--segments-from 0] [--json out.json]``
+Usage: ``python bench/adapt_real.py ADAPTED.safetensors [MORE.safetensors ...]
+[--base unihoi-tiny] [--variants model_known_K model] [--segments-from 0]
+[--json out.json]``
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("adapted", type=Path)
+    ap.add_argument("adapted", type=Path, nargs="+")
     ap.add_argument("--base", default="unihoi-tiny")
     ap.add_argument("--variants", nargs="+", default=["model_known_K"],
                     choices=("model", "model_known_K"))
@@ -44,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
 
     out = {}
     t0 = time.perf_counter()
-    for name, model in (("base", args.base), ("adapted", str(args.adapted))):
-        cfg = RealBenchConfig(variants=tuple(args.variants))
+    models = [("base", args.base)] + [(p.stem, str(p)) for p in args.adapted]
+    for name, model in models:
+        cfg = RealBenchConfig(variants=tuple(args.variants), segments_from=args.segments_from)
         res = evaluate_real(lambda m=model: load_backend(m, "torch", "cpu"), cfg)
         for v, r in res["variants"].items():
-            rows = r["segments"][args.segments_from:]
+            rows = r["segments"]
             out.setdefault(v, {})[name] = {"segments": rows, "mean": _mean(rows)}
     print(f"7-Scenes segments from #{args.segments_from}; base {args.base}, adapted "
-          f"{args.adapted} ({time.perf_counter() - t0:.0f} s)\n")
+          f"{', '.join(map(str, args.adapted))} ({time.perf_counter() - t0:.0f} s)\n")
     for v, models in out.items():
         print(f"**{v}**\n\n| model | segment | " + " | ".join(t for _, t, _ in KEYS) + " |")
         print("|---|---|" + "---|" * len(KEYS))
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if args.json:
         args.json.write_text(json.dumps({"segments_from": args.segments_from,
-                                         "base": args.base, "adapted": str(args.adapted),
+                                         "base": args.base,
+                                         "adapted": [str(p) for p in args.adapted],
                                          "variants": out}, indent=1) + "\n")
     return 0
 

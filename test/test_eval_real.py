@@ -236,6 +236,14 @@ def test_real_benchmark_core(redkitchen, one_thread):
     worse = json.loads(json.dumps(res))
     worse["variants"]["model"]["mean"]["ate_pct"] *= 1.2
     assert len(real_regressions(worse, res)) == 1
+    # Held-out segments alone: the others are not run, the ones run score the same.
+    tail = evaluate_real(None, RealBenchConfig(data=redkitchen, segments=2, segment_frames=6,
+                                               process_size=(60, 80), segments_from=1,
+                                               variants=("oracle",)), progress=False)
+    assert tail["settings"]["start_frames"] == [694]
+    for key in ("ate_pct", "abs_rel", "rpe_trans_mm"):
+        assert tail["variants"]["oracle"]["segments"][0][key] == pytest.approx(
+            res["variants"]["oracle"]["segments"][1][key], rel=1e-9), key
     assert segment_starts(400, 8, 50) == list(range(0, 400, 50))
     assert segment_starts(10, 3, 4) == [0, 3, 6]
 

@@ -84,6 +84,8 @@ class RealBenchConfig:
         data: a 7-Scenes sequence folder (default: the shared RedKitchen 300-699).
         segments: how many segments, evenly spaced over the recording.
         segment_frames: frames per segment.
+        segments_from: run only the segments from this index on (e.g. those a model was
+            not adapted on); the others are skipped, not computed.
         process_size: ``(height, width)`` the frames are processed at, pixels.
         flow_preset: OpenCV DIS preset.
         variants: which of :data:`VARIANTS`.
@@ -95,6 +97,7 @@ class RealBenchConfig:
     data: Path = DEFAULT_DATA
     segments: int = 8
     segment_frames: int = 50
+    segments_from: int = 0
     process_size: tuple[int, int] = (480, 640)
     flow_preset: str = "medium"
     variants: tuple[str, ...] = VARIANTS
@@ -269,7 +272,7 @@ def evaluate_real(backend_factory: Callable[[], object] | None,
     files = seven_scenes_files(Path(cfg.data))
     if not files:
         raise SourceError(f"{cfg.data}: no 7-Scenes frames (frame-N.color.*)")
-    starts = segment_starts(len(files), cfg.segments, cfg.segment_frames)
+    starts = segment_starts(len(files), cfg.segments, cfg.segment_frames)[cfg.segments_from:]
     backend = backend_factory() if backend_factory is not None and any(
         v != "oracle" for v in variants) else None
     hw = tuple(cfg.process_size)
