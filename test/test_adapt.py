@@ -16,6 +16,7 @@ from unihoi_ros.sim import make_sequence
 from unihoi_ros.train.adapt import (
     block_median,
     consistent_log_scales,
+    fuse_over_time,
     geometric_depths,
     mixed_step,
     resize_K,
@@ -174,6 +175,31 @@ def test_step_log_ratios_on_exact_flow_of_a_synthetic_clip(moving_clip):
     consistent = np.exp(x)[:, None, None] * depths
     ratio = np.nanmedian(consistent / seq.depth[:n], axis=(1, 2))
     assert np.ptp(np.log(ratio)) < 0.03  # one scale for the clip (it was 0.3 std apart)
+
+
+def test_fuse_over_time_lowers_each_frames_own_error_and_fills_holes(moving_clip):
+    """Per-frame depths with independent errors (5 % per pixel, 2 % per frame) and 40 %
+    holes, warped through the exact flow: the temporal median is closer to the truth and
+    covers more pixels; radius 0 changes nothing."""
+    seq = moving_clip
+    n = 7
+    rng = np.random.default_rng(3)
+    true = seq.depth[:n].astype(np.float64)
+    noisy = true * rng.lognormal(0, 0.05, true.shape) * rng.lognormal(0, 0.02, (n, 1, 1))
+    noisy[rng.random(true.shape) < 0.4] = np.nan
+    noisy[seq.dynamic[:n]] = np.nan  # the hands move: the flow of the static scene misses them
+    fused = fuse_over_time(noisy, lambda i, j: _exact_flow(seq, i, j)[0], radius=2)
+    mid = slice(2, 5)  # frames with two neighbours on each side
+
+    def err(d):
+        ok = np.isfinite(d[mid]) & (true[mid] > 0)
+        return float(np.median(np.abs(d[mid][ok] / true[mid][ok] - 1))), float(ok.mean())
+
+    (e_own, c_own), (e_fused, c_fused) = err(noisy), err(fused)
+    assert e_fused < 0.75 * e_own  # 0.64x here (~3 views per pixel)
+    assert c_fused > c_own + 0.2
+    np.testing.assert_array_equal(fuse_over_time(noisy, None, radius=0),
+                                  noisy.astype(np.float32))
 
 
 def test_block_median_and_resize_K():

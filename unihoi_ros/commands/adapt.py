@@ -132,7 +132,9 @@ def summary_lines(report: dict) -> str:
                      f"steps, last loss {syn['last_losses'].get('total', float('nan')):.4g}")
     for vid, tr in report.get("held_out_truth", {}).items():
         b, a = tr["before"]["mean"], tr["after"]["mean"]
-        lines.append(f"{vid} held-out frames {tr['frames'][0]}-{tr['frames'][1] - 1}: "
+        starts = ", ".join(str(seg["start_frame"]) for seg in tr["after"]["segments"])
+        lines.append(f"{vid} held-out frames {tr['frames'][0]}-{tr['frames'][1] - 1} of the "
+                     f"recording (segments from frame {starts}): "
                      f"depth abs_rel (median-scaled) {b['abs_rel_scaled']:.3f} -> "
                      f"{a['abs_rel_scaled']:.3f}; ATE {b['ate_pct']:.2f} -> "
                      f"{a['ate_pct']:.2f} % of path (straight line {a['line_ate_pct']:.2f}; "

@@ -21,6 +21,10 @@ the recordings themselves (no network teacher, no labels):
   from the base alone copied the base's frame-to-frame scale jitter into the labels: on
   the shared 7-Scenes frames the teacher's scale against the truth then moved 5.7 % (std
   of log steps) from one frame to the next, more than the base's own 3.6 %; tied, 2.7 %.
+- **fused over time** (:func:`fuse_over_time`): each frame's teacher is the median of its
+  own and its neighbours' (``fuse_radius`` frames each side) triangulated depths warped
+  into it by DIS flow: their errors are independent (each frame has its own pairs), so the
+  scale steps fall to 1.3 %, the shape improves and more pixels get a depth.
 - **the base model's own prediction as a weak regulariser**: where the geometric teacher
   has no depth, the teacher is the (scaled) base depth with weight ``base_weight`` in the
   ``shape`` loss (batch key ``teacher_weight``), so regions without parallax do not drift.
@@ -116,6 +120,8 @@ class AdaptConfig:
             ties of :func:`consistent_log_scales` (its correlation length is about
             ``1 / sqrt(scale_anchor)`` frames); None: each frame's scale from the base
             alone.
+        fuse_radius: each frame's teacher is the median of its own and the ``fuse_radius``
+            frames on each side warped into it (:func:`fuse_over_time`; 0: its own alone).
         lr: Adam learning rate (cosine to 5 % over the time budget).
         pairs: clip pairs in the training cache (None: one per 2 training frames).
         synthetic_pairs: synthetic clip pairs mixed into training (module docstring; 0:
@@ -146,6 +152,7 @@ class AdaptConfig:
     teacher_max_side: int = 640
     base_weight: float = 0.1
     scale_anchor: float | None = 0.01
+    fuse_radius: int = 2
     lr: float = 2e-4
     pairs: int | None = None
     synthetic_pairs: int = 0
@@ -223,6 +230,54 @@ def base_log_scale(geometric: np.ndarray, base: np.ndarray, min_pixels: int = 50
     return float(np.log(np.median(base[ok] / geometric[ok])))
 
 
+def sample_nearest(depth: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``depth (H, W)`` read at ``pixel + flow`` (``flow (H, W, 2)`` pixels into it),
+    nearest neighbour (no blending across depth edges); NaN outside."""
+    h, w = depth.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(depth.astype(np.float32), xs + flow[..., 0], ys + flow[..., 1],
+                     cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=float("nan"))
+
+
+def fuse_over_time(depths: np.ndarray, flow, radius: int, min_views: int = 2) -> np.ndarray:
+    """Each frame's depth as the median of its own and its neighbours' depths warped into it.
+
+    Every frame's triangulation is made from its own pairs, so its errors differ from the
+    next frame's; the median over ``2 * radius + 1`` frames removes much of them and fills
+    pixels a frame's own pairs left empty. On the shared 7-Scenes frames (radius 2, 120x160)
+    against the registered truth: frame-to-frame scale steps 2.7 -> 1.3 %, median-scaled
+    abs_rel 0.094 -> 0.087, pixels with a depth 62 -> 77 %.
+
+    Args:
+        depths: ``(N, H, W)`` metric depth, one consistent scale over the frames
+            (:func:`consistent_log_scales`), NaN where none.
+        flow: ``flow(i, j) -> (H, W, 2)`` pixels from frame ``i`` into frame ``j``.
+        radius: neighbours on each side (0: the depths unchanged).
+        min_views: fewer frames seeing a pixel than this: NaN there.
+
+    Returns:
+        ``(N, H, W)`` float32. The motion along the optical axis between neighbours (~1 %
+        of the depth per frame here) is taken as none.
+    """
+    n = len(depths)
+    if radius <= 0:
+        return depths.astype(np.float32)
+    out = np.full(depths.shape, np.nan, np.float32)
+    import warnings
+
+    for i in range(n):
+        views = [depths[i].astype(np.float32)]
+        views += [sample_nearest(depths[j], flow(i, j))
+                  for j in range(max(0, i - radius), min(n, i + radius + 1)) if j != i]
+        stack = np.stack(views)
+        enough = np.isfinite(stack).sum(axis=0) >= min_views
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            out[i] = np.where(enough, np.nanmedian(stack, axis=0), np.nan)
+    return out
+
+
 def step_log_ratios(depths: np.ndarray, flows: np.ndarray, min_pixels: int = 30
                     ) -> np.ndarray:
     """How each frame's depth scale relates to the previous frame's.
@@ -238,13 +293,10 @@ def step_log_ratios(depths: np.ndarray, flows: np.ndarray, min_pixels: int = 30
         frame ``i + 1`` relative to frame ``i`` (the motion along the optical axis between
         consecutive frames, ~1 % of the depth here, is taken as none).
     """
-    n, h, w = depths.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    n = len(depths)
     out = np.full(max(n - 1, 0), np.nan)
     for i in range(n - 1):
-        prev = cv2.remap(depths[i].astype(np.float32), xs + flows[i][..., 0],
-                         ys + flows[i][..., 1], cv2.INTER_NEAREST,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+        prev = sample_nearest(depths[i], flows[i])
         ok = _usable(depths[i + 1], prev)
         if ok.sum() >= min_pixels:
             out[i] = float(np.median(np.log(depths[i + 1][ok]) - np.log(prev[ok])))
@@ -573,15 +625,24 @@ def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: Ada
     depth = np.empty_like(base_read)
     weight = np.empty_like(base_read)
     geo_small = np.stack([block_median(g, hw) for g in geo])
-    log_scales = [None] * n
     if cfg.scale_anchor is not None:
         log_scales = np.concatenate([teacher_log_scales(rec.frames[p], geo_small[p],
                                                         base_read[p], cfg.scale_anchor)
                                      for p in parts])
+    else:
+        log_scales = np.array([base_log_scale(g, b) for g, b in zip(geo_small, base_read)])
+    metric = geo_small * np.exp(log_scales)[:, None, None]
+    if cfg.fuse_radius:
+        from unihoi_ros.flow import DISFlow
+
+        dis = DISFlow("medium")
+        metric = np.concatenate([fuse_over_time(
+            metric[p], lambda i, j, f=rec.frames[p]: dis.backward(f[i], f[j]),
+            cfg.fuse_radius) for p in parts])
     for i in range(n):
-        depth[i], weight[i], s = teacher_maps(geo_small[i], base_read[i], cfg.base_weight,
-                                              log_scale=log_scales[i])
-        geo_small[i] *= s
+        depth[i], weight[i], _ = teacher_maps(metric[i], base_read[i], cfg.base_weight,
+                                              log_scale=0.0)
+    geo_small = np.where(weight == 1.0, depth, np.nan).astype(np.float32)
     arrays = {"depth": depth, "weight": weight, "K": K, "geometric": geo_small,
               "base_depth": base_read, "base_K": base_K,
               "kept": np.array([x["kept"] for x in infos])}
