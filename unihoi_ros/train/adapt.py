@@ -593,15 +593,18 @@ def teacher_log_scales(frames: np.ndarray, geometric: np.ndarray, base: np.ndarr
     return consistent_log_scales(step_log_ratios(geometric, flows), anchors, anchor_weight)
 
 
-def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
-                    train_frames: int) -> dict:
-    """Teacher arrays of one recording (saved in the work dir, reloaded on resume):
-    ``depth``, ``weight`` ``(N, h, w)``, ``K (3, 3)`` at the training size, ``geometric``
-    (the triangulated depth at the training size, scaled), ``info``."""
-    path = cfg.work_dir / f"teacher_{rec.video_id}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
+                   train_frames: int) -> dict:
+    """What the teacher is made from, per recording: the base model's predictions and the
+    triangulated depth.
+
+    Returns:
+        ``{"parts": [slice, ...]`` (training and held-out frames, prepared apart),
+        ``"K"`` ``(3, 3)`` at the training size, ``"base_depth"`` ``(N, h, w)`` metres (read
+        with K), ``"base_K"`` ``(N, 3, 3)``, ``"geometric"`` ``(N, h, w)`` triangulated
+        depth at the training size, each frame at its own scale (NaN where none),
+        ``"kept"`` ``(N,)`` its coverage at the teacher's size}.
+    """
     hw, thw = rec.frames.shape[1:3], rec.teacher_frames.shape[1:3]
     n = len(rec.frames)
     # Training and held-out frames are prepared apart: no training label sees a held-out
@@ -622,30 +625,61 @@ def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: Ada
         geo[part], info = geometric_depths(rec.teacher_frames[part], resize_K(K, hw, thw),
                                            cfg.offset, cfg.two_view, cfg.progress)
         infos += info
-    depth = np.empty_like(base_read)
-    weight = np.empty_like(base_read)
-    geo_small = np.stack([block_median(g, hw) for g in geo])
+    return {"parts": parts, "K": K, "base_depth": base_read, "base_K": base_K,
+            "geometric": np.stack([block_median(g, hw) for g in geo]),
+            "kept": np.array([x["kept"] for x in infos])}
+
+
+def teacher_from(inputs: dict, frames: np.ndarray, cfg: AdaptConfig
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The teacher of one recording from :func:`teacher_inputs` (module docstring: one
+    scale along the recording, fused over time, the base where the geometry has none).
+
+    Args:
+        inputs: :func:`teacher_inputs`' dict.
+        frames: ``(N, h, w, 3)`` uint8 at the training size.
+        cfg: ``scale_anchor``, ``fuse_radius``, ``base_weight``.
+
+    Returns:
+        ``(depth (N, h, w) m, weight (N, h, w), metric (N, h, w))``: the teacher, its
+        per-pixel weight and its geometric part (metres, NaN where the base fills in).
+    """
+    geo, base, parts = inputs["geometric"], inputs["base_depth"], inputs["parts"]
     if cfg.scale_anchor is not None:
-        log_scales = np.concatenate([teacher_log_scales(rec.frames[p], geo_small[p],
-                                                        base_read[p], cfg.scale_anchor)
-                                     for p in parts])
+        log_scales = np.concatenate([teacher_log_scales(frames[p], geo[p], base[p],
+                                                        cfg.scale_anchor) for p in parts])
     else:
-        log_scales = np.array([base_log_scale(g, b) for g, b in zip(geo_small, base_read)])
-    metric = geo_small * np.exp(log_scales)[:, None, None]
+        log_scales = np.array([base_log_scale(g, b) for g, b in zip(geo, base)])
+    metric = geo * np.exp(log_scales)[:, None, None]
     if cfg.fuse_radius:
         from unihoi_ros.flow import DISFlow
 
         dis = DISFlow("medium")
         metric = np.concatenate([fuse_over_time(
-            metric[p], lambda i, j, f=rec.frames[p]: dis.backward(f[i], f[j]),
+            metric[p], lambda i, j, f=frames[p]: dis.backward(f[i], f[j]),
             cfg.fuse_radius) for p in parts])
-    for i in range(n):
-        depth[i], weight[i], _ = teacher_maps(metric[i], base_read[i], cfg.base_weight,
+    depth = np.empty_like(base, dtype=np.float32)
+    weight = np.empty_like(base, dtype=np.float32)
+    for i in range(len(base)):
+        depth[i], weight[i], _ = teacher_maps(metric[i], base[i], cfg.base_weight,
                                               log_scale=0.0)
-    geo_small = np.where(weight == 1.0, depth, np.nan).astype(np.float32)
-    arrays = {"depth": depth, "weight": weight, "K": K, "geometric": geo_small,
-              "base_depth": base_read, "base_K": base_K,
-              "kept": np.array([x["kept"] for x in infos])}
+    return depth, weight, np.where(weight == 1.0, depth, np.nan).astype(np.float32)
+
+
+def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
+                    train_frames: int) -> dict:
+    """Teacher arrays of one recording (saved in the work dir, reloaded on resume):
+    ``depth``, ``weight`` ``(N, h, w)``, ``K (3, 3)`` at the training size, ``geometric``
+    (the teacher's geometric part, metres), ``base_depth``, ``base_K``, ``kept``."""
+    path = cfg.work_dir / f"teacher_{rec.video_id}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    inputs = teacher_inputs(rec, model, K_native, cfg, train_frames)
+    depth, weight, metric = teacher_from(inputs, rec.frames, cfg)
+    arrays = {"depth": depth, "weight": weight, "K": inputs["K"], "geometric": metric,
+              "base_depth": inputs["base_depth"], "base_K": inputs["base_K"],
+              "kept": inputs["kept"]}
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
