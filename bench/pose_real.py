@@ -8,7 +8,8 @@ setting (``--configs``), for two depth sources:
 
 - ``oracle``: the registered true depth and the colour K (what the geometry makes of
   perfect depth);
-- ``model_known_K``: the bundled model with the colour K (``--K dataset``).
+- ``model_known_K``: the bundled model (or ``--model``) with the colour K (``--K dataset``);
+- ``model``: the same model with its own K (``unihoi process`` defaults).
 
 The network's outputs are computed once per window and shared by the settings (the pose
 stage only reads them; the flow, hence the network's input, is the same for all), so a
@@ -23,7 +24,8 @@ distance of the true positions from a 9-frame quadratic fit, in % of the path).
 
 Usage::
 
-    python bench/pose_real.py [--process-size 480x640] [--variants oracle model_known_K]
+    python bench/pose_real.py [--process-size 480x640] [--variants oracle model_known_K model]
+        [--model unihoi-tiny | ADAPTED.safetensors] [--segments-from 0] [--depth]
         [--configs fixed="pnp_noise_factor=0" adaptive="" procrustes="pose_solver=procrustes"]
         [--json bench/results/pose_real.json]
 
@@ -47,7 +49,8 @@ from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.evaluation_real import DEFAULT_DATA, oracle_backend, segment_starts
 from unihoi_ros.pipeline.config import ReconstructorConfig
 
-VARIANTS = ("oracle", "model_known_K")
+VARIANTS = ("oracle", "model_known_K", "model")
+DEFAULT_VARIANTS = ("oracle", "model_known_K")
 DEFAULT_CONFIGS = ("fixed=pnp_noise_factor=0", "adaptive=", "procrustes=pose_solver=procrustes")
 STAGES = ("flow", "network", "poses")
 
@@ -126,8 +129,10 @@ def roughness_pct(T: np.ndarray, window: int = 9) -> float:
     return float(100 * np.sqrt((resid ** 2).sum(1).mean()) / path_length(T))
 
 
-def run_segment(backend, flow_preset: str, cfg: ReconstructorConfig, frames, gt, K) -> dict:
-    """One segment through a fresh reconstructor: pose metrics and stage costs."""
+def run_segment(backend, flow_preset: str, cfg: ReconstructorConfig, frames, gt, K,
+                depth: bool = False) -> dict:
+    """One segment through a fresh reconstructor: pose metrics and stage costs (and with
+    ``depth``, abs_rel metric and median-scaled against the registered depth)."""
     from unihoi_ros.evaluation import evaluate
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.ground_truth import GroundTruth
@@ -147,9 +152,15 @@ def run_segment(backend, flow_preset: str, cfg: ReconstructorConfig, frames, gt,
             for s, names in (("flow", ("flow",)), ("network", ("encoder", "network")),
                              ("poses", ("poses",)))}
     r = evaluate(Predictions.from_results(results),
-                 GroundTruth(gt.stamps_ns, gt.T_world_cam, None, gt.K), clouds=False)
+                 GroundTruth(gt.stamps_ns, gt.T_world_cam, gt.depth if depth else None, gt.K),
+                 clouds=False)
     tr, line, cv = r.trajectory, r.baseline_straight_line, r.baseline_constant_velocity
-    return {"ate_pct": tr.ate_pct_path, "ate_vs_line": tr.ate_pct_path / line.ate_pct_path,
+    extra = {}
+    if depth and r.depth is not None:
+        ms = r.depth.median_scaled
+        extra = {"abs_rel": r.depth.abs_rel,
+                 "abs_rel_scaled": ms.abs_rel if ms else float("nan")}
+    return {**extra, "ate_pct": tr.ate_pct_path, "ate_vs_line": tr.ate_pct_path / line.ate_pct_path,
             "ate_vs_cv": tr.ate_pct_path / cv.ate_pct_path,
             "line_ate_pct": line.ate_pct_path, "cv_ate_pct": cv.ate_pct_path,
             "rpe_trans_mm": 1e3 * tr.rpe_trans, "rpe_rot_deg": tr.rpe_rot_deg,
@@ -173,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segment-frames", type=int, default=50)
     ap.add_argument("--process-size", default="480x640", metavar="HxW")
     ap.add_argument("--flow-preset", default="medium")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS)
+    ap.add_argument("--segments-from", type=int, default=0,
+                    help="run only segments from this index on (held-out ones after an "
+                    "adaptation on the first frames)")
+    ap.add_argument("--depth", action="store_true",
+                    help="also score depth (abs_rel metric and median-scaled)")
     ap.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
                     help="name=field=value,... (first = the reference for ratios)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per setting (timings)")
@@ -189,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     hw = tuple(int(v) for v in args.process_size.lower().split("x"))
     configs = [parse_config(c) for c in args.configs]
     files = seven_scenes_files(args.data)
-    starts = segment_starts(len(files), args.segments, args.segment_frames)
+    starts = segment_starts(len(files), args.segments, args.segment_frames)[args.segments_from:]
     model = None
-    if "model_known_K" in args.variants:
+    if {"model_known_K", "model"} & set(args.variants):
         from unihoi_ros.backends.factory import load_backend
 
         model = SharedNetwork(load_backend(args.model, "torch", "cpu"))
@@ -215,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, cfg in configs:
                 runs = []
                 for _ in range(args.repeats):
-                    runs.append(run_segment(backend, args.flow_preset, cfg, frames, gt, K))
+                    runs.append(run_segment(backend, args.flow_preset, cfg, frames, gt,
+                                            None if v == "model" else K, args.depth))
                     bar.update(1)
                 row = dict(runs[0], start_frame=int(files[s][0]))
                 row["ms"] = {k: float(np.median([r["ms"][k] for r in runs])) for k in STAGES}
@@ -223,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name == configs[0][0]:
                     row["ms"]["network"] = runs[0]["ms"]["network"]
                 rows[v][name].append(row)
-            if v == "model_known_K":
-                model.forget()
+        if model is not None:  # the model's variants share its windows (same frames, flows)
+            model.forget()
     bar.close()
     out = {"benchmark": "pose_real", "date": time.strftime("%Y-%m-%d"),
            "settings": {"data": str(args.data), "start_frames": [f["start_frame"] for f in facts],
@@ -243,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     for v, by_cfg in rows.items():
         means = {}
         for name, segs in by_cfg.items():
-            keys = ("ate_pct", "ate_vs_line", "ate_vs_cv", "rpe_trans_mm", "rpe_rot_deg")
-            means[name] = {k: float(np.mean([r[k] for r in segs])) for k in keys}
+            keys = ("ate_pct", "ate_vs_line", "ate_vs_cv", "rpe_trans_mm", "rpe_rot_deg",
+                    "abs_rel", "abs_rel_scaled")
+            means[name] = {k: float(np.mean([r[k] for r in segs])) for k in keys if k in segs[0]}
+            means[name]["ate_pct_median"] = float(np.median([r["ate_pct"] for r in segs]))
             means[name]["ate_pct_max"] = float(np.max([r["ate_pct"] for r in segs]))
             means[name]["ms"] = {k: float(np.mean([r["ms"][k] for r in segs])) for k in STAGES}
         for name in means:
@@ -255,14 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"**{v}** (ATE % of path per segment; mean; /line, /const-vel, x{ref}; ms per "
               "frame: flow, network, poses)\n")
         starts_txt = " | ".join(str(f["start_frame"]) for f in facts)
-        print(f"| setting | {starts_txt} | mean | max | /line | /cv | x{ref} | flow ms | "
-              "net ms | poses ms |")
-        print("|---|" + "---|" * (len(facts) + 8))
+        print(f"| setting | {starts_txt} | mean | median | max | /line | /cv | x{ref} | "
+              "abs_rel med | flow ms | net ms | poses ms |")
+        print("|---|" + "---|" * (len(facts) + 10))
         for name, segs in by_cfg.items():
             m = means[name]
             print(f"| {name} | " + " | ".join(f"{r['ate_pct']:.2f}" for r in segs)
-                  + f" | {m['ate_pct']:.2f} | {m['ate_pct_max']:.2f} | {m['ate_vs_line']:.2f} | "
-                  f"{m['ate_vs_cv']:.2f} | {m['ate_vs_reference']:.2f} | {m['ms']['flow']:.1f} | "
+                  + f" | {m['ate_pct']:.2f} | {m['ate_pct_median']:.2f} | {m['ate_pct_max']:.2f}"
+                  f" | {m['ate_vs_line']:.2f} | {m['ate_vs_cv']:.2f} | {m['ate_vs_reference']:.2f}"
+                  f" | {m.get('abs_rel_scaled', float('nan')):.3f} | {m['ms']['flow']:.1f} | "
                   f"{means[ref]['ms']['network']:.1f} | {m['ms']['poses']:.2f} |")
         print()
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,15 @@ class ReconstructorConfig:
             window's older frames have results, the network decodes only the new frames
             and the one they chain from (same results for them, about 40 % less network
             time at stride 1; see ``Reconstructor._frames_to_decode``).
+        window_scale_chain: leak ``a`` of the window-to-window depth-scale chaining (0: off,
+            each window keeps the network's metric scale). When > 0, each window's depth
+            is multiplied by ``s = r ** (1 - a)``, ``r`` the median ratio of the depth its
+            frames already published to the same frames' depth as this window decodes
+            them (:func:`~unihoi_ros.pipeline.scale_chain.chained_window_scale`): ``a`` = 1
+            keeps each window's own scale, a small ``a`` chains strongly (a constant
+            per-window bias drifts at most ``(1 - a) / a`` times itself). Poses, points
+            and the published depth all use the rescaled depth. Measured, not adopted
+            (bench/RESULTS.md, "Window scale chaining").
         timing_window: number of recent timings kept per stage for :meth:`stats`.
     """
 
@@ -111,6 +120,7 @@ class ReconstructorConfig:
     known_k_rescales_depth: bool = True
     stream_intrinsics: bool = True
     decode_full_window: bool = False
+    window_scale_chain: float = 0.0
     timing_window: int = 1000
 
     def __post_init__(self) -> None:
@@ -128,5 +138,8 @@ class ReconstructorConfig:
         if not self.pnp_max_inlier_px >= self.pnp_inlier_px:
             raise ValueError(f"pnp_max_inlier_px must be >= pnp_inlier_px "
                              f"({self.pnp_inlier_px}), got {self.pnp_max_inlier_px}")
+        if not 0.0 <= self.window_scale_chain <= 1.0:
+            raise ValueError(f"window_scale_chain must be in [0, 1], got "
+                             f"{self.window_scale_chain}")
         if self.point_stride < 1:
             raise ValueError("point_stride must be >= 1")

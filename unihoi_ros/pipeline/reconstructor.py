@@ -7,11 +7,13 @@ flow correspondences at confident pixels: by default PnP (frame t-1's points, fr
 pixels; :mod:`unihoi_ros.geometry.pnp` says why), or the paper's confidence-weighted
 Procrustes (``pose_solver="procrustes"``). The window is placed in the world by chaining
 from its newest already reconstructed frame. Depths are the network's metric depths as
-predicted: they are not rescaled to earlier windows, because chaining a per-window scale
-fit compounds the network's small position-in-window scale bias into a drift of the
-whole stream's scale (measured: 0.7x to 0.35x over 32 frames on synthetic clips). This
-departs from the paper's online Sim(3) alignment; bench/RESULTS.md ("pose solver") has
-the numbers.
+predicted: by default they are not rescaled to earlier windows, because chaining a
+per-window scale fit compounds the network's small position-in-window scale bias into a
+drift of the whole stream's scale (measured: 0.7x to 0.35x over 32 frames on synthetic
+clips). This departs from the paper's online Sim(3) alignment; bench/RESULTS.md ("pose
+solver") has the numbers. ``window_scale_chain`` > 0 chains with a leak toward each
+window's own scale (:mod:`unihoi_ros.pipeline.scale_chain`), which bounds that drift;
+measured and not adopted (bench/RESULTS.md, "Window scale chaining").
 
 First frames: the window is filled by repeating the first frame of the stream, so every
 frame gets a result as soon as it arrives; results produced from such incomplete
@@ -48,6 +50,7 @@ from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
 from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult, ResultFlag
+from unihoi_ros.pipeline.scale_chain import chained_window_scale
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
 from unihoi_ros.pipeline.stats import StreamStats
 
@@ -347,6 +350,8 @@ class Reconstructor:
                                f"{cfg.window - 1}, {decode} were needed (an ONNX graph or "
                                "engine exported for fewer frames?)")
         self._choose_intrinsics(pred, slots[-1].known_K)
+        if cfg.window_scale_chain > 0:
+            self._chain_scale(pred, slots)
         with self._stats.time("poses"):
             T_win, rel_ok = self._window_poses(pred, flows, repeated)
             T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
@@ -385,6 +390,24 @@ class Reconstructor:
         if rescale:
             pred.depth = pred.depth * np.float32(focal_ratio(chosen, pred.K))
         pred.K = chosen
+
+    def _chain_scale(self, pred: WindowPrediction, slots: list[FrameSlot]) -> None:
+        """Multiply the window's depth ``(n, H, W)`` in place by
+        :func:`~unihoi_ros.pipeline.scale_chain.chained_window_scale`: the decoded frames
+        that already have a result (the anchor) compared with their published depth at
+        pixels whose published confidence reaches ``min_confidence``. Before the poses, so
+        poses, points and the published depth share the chained scale."""
+        cfg = self.config
+        shared = {id(slots[j]): (j - pred.first_frame, slots[j])
+                  for j in range(pred.first_frame, cfg.window)
+                  if slots[j].reconstructed and slots[j].depth is not None}
+        if not shared:
+            return
+        ks = [k for k, _ in shared.values()]
+        previous = np.stack([s.depth for _, s in shared.values()])
+        valid = np.stack([s.confidence >= cfg.min_confidence for _, s in shared.values()])
+        scale = chained_window_scale(previous, pred.depth[ks], valid, cfg.window_scale_chain)
+        pred.depth = pred.depth * np.float32(scale)
 
     def _frames_to_decode(self, slots: list[FrameSlot], new_count: int) -> int:
         """How many of the window's last frames the network must decode: the new ones and
