@@ -94,8 +94,8 @@ def _scale_steps(config) -> tuple[np.ndarray, list]:
 
 
 def test_chaining_removes_window_scale_jumps_from_the_published_depth():
-    off, res_off = _scale_steps(ReconstructorConfig())
-    same, res_same = _scale_steps(ReconstructorConfig(window_scale_chain=0.0))
+    off, _ = _scale_steps(ReconstructorConfig())
+    same, _ = _scale_steps(ReconstructorConfig(window_scale_chain=0.0))
     np.testing.assert_array_equal(off, same)  # 0 is off, bit for bit
     assert off.mean() > 0.05  # the jumps are there without chaining
     full, _ = _scale_steps(ReconstructorConfig(window_scale_chain=1e-9))

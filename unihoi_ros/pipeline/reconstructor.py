@@ -50,8 +50,8 @@ from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
 from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult, ResultFlag
-from unihoi_ros.pipeline.scale_chain import chained_window_scale
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
+from unihoi_ros.pipeline.scale_chain import chained_window_scale
 from unihoi_ros.pipeline.stats import StreamStats
 
 log = logging.getLogger(__name__)
