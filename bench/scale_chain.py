@@ -34,10 +34,31 @@ def seed_range(text: str) -> list[int]:
     return list(range(int(a), int(b or a) + 1))
 
 
+def summarize(rows: dict) -> dict:
+    """Per setting and key: mean and median over the clips run so far."""
+    out = {}
+    for a, segs in rows.items():
+        out[a] = {}
+        for k in KEYS:
+            v = np.array([s[k] for s in segs], float)
+            out[a][k] = {"mean": float(np.nanmean(v)), "median": float(np.nanmedian(v))}
+    return out
+
+
+def write(args, rows: dict, summary: dict) -> None:
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"benchmark": "scale_chain", "seeds": args.seeds,
+                                     "frames": args.frames, "size": args.size,
+                                     "model": args.model, "clips": {str(a): r for a, r in
+                                                                     rows.items()},
+                                     "summary": {str(a): m for a, m in summary.items()}},
+                                    indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
-
     from pose_real import SharedNetwork
+
     from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.pipeline.config import ReconstructorConfig
     from unihoi_ros.train.benchmark import evaluate_on_synthetic
@@ -62,15 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                                       ReconstructorConfig(window_scale_chain=a), tracks=False)
             rows[a].append({"seed": seed, **{k: r["clips"][0]["metrics"][k] for k in KEYS}})
         net.forget()
-        print(f"seed {seed}: " + ", ".join(f"a={a} ATE {rows[a][-1]['ate_pct']:.2f} %"
-                                           for a in args.leaks), flush=True)
+        print(f"seed {seed}: " + "; ".join(
+            f"a={a} " + " ".join(f"{k} {rows[a][-1][k]:.4f}" for k in KEYS)
+            for a in args.leaks), flush=True)
+        write(args, rows, summarize(rows))  # partial results survive an interrupted run
+    summary = summarize(rows)
     ref = args.leaks[0]
-    summary = {}
-    for a, segs in rows.items():
-        summary[a] = {}
-        for k in KEYS:
-            v = np.array([s[k] for s in segs], float)
-            summary[a][k] = {"mean": float(np.nanmean(v)), "median": float(np.nanmedian(v))}
     print(f"\n{len(rows[ref])} clips (seeds {args.seeds}), {args.frames} frames, {w}x{h}, "
           f"{args.model}, DIS, tracks off ({time.perf_counter() - t0:.0f} s)\n")
     print("| window_scale_chain | ATE % mean (median) | x off | abs_rel | abs_rel med | fx err |")
@@ -80,13 +98,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{m['ate_pct']['mean'] / summary[ref]['ate_pct']['mean']:.3f} | "
               f"{m['abs_rel']['mean']:.4f} | {m['abs_rel_scaled']['mean']:.4f} | "
               f"{m['fx_rel']['mean']:.4f} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"benchmark": "scale_chain", "seeds": args.seeds,
-                                     "frames": args.frames, "size": [h, w],
-                                     "model": args.model, "clips": {str(a): r for a, r in
-                                                                     rows.items()},
-                                     "summary": {str(a): m for a, m in summary.items()}},
-                                    indent=1) + "\n")
+    write(args, rows, summary)
     print(f"\nwrote {args.json}")
     return 0
 
