@@ -25,8 +25,8 @@ class FrameSlot:
         depth, K, T_world_cam, confidence: the emitted reconstruction, once the frame was
             the newest of a window (``None`` before); depth is the network's metric depth
             as predicted, read with the published K (times the focal ratio when the
-            caller's K or the stream K replaced the network's; never rescaled to other
-            windows).
+            caller's K or the stream K replaced the network's; rescaled to earlier windows
+            only with ``window_scale_chain`` > 0).
     """
 
     stamp_ns: int
