@@ -7,6 +7,13 @@ abs_rel, ATE in % of the path and its ratio to the best-fit straight line, fx er
 segments a run adapted on are in-sample; ``--segments-from`` runs only the held-out ones
 (e.g. ``--segments-from 6`` for an adaptation on the first 300 frames).
 
+Then the depth's scale over time on the same frames (:func:`scale_over_time`): each
+model's network depth at its input size (windows of 4 frames back to back, as ``unihoi
+adapt`` predicts them) against the registered true depth: the std of ``log median(pred /
+true)`` over the frames, and of its frame-to-frame change within a window and across window
+boundaries. With PnP poses a step's translation takes its scale from the previous frame's
+depth, so a scale that jumps between windows makes step lengths jump.
+
 Usage: ``python bench/adapt_real.py ADAPTED.safetensors [MORE.safetensors ...]
 [--base unihoi-tiny] [--variants model_known_K model] [--segments-from 0]
 [--json out.json]``
@@ -27,6 +34,37 @@ from unihoi_ros.evaluation_real import RealBenchConfig, _mean, evaluate_real
 KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric", "{:.3f}"),
         ("ate_pct", "ATE %path", "{:.2f}"), ("ate_vs_line", "/line", "{:.2f}"),
         ("fx_rel", "fx err", "{:.3f}"))
+
+
+def scale_over_time(model_name: str, data: Path, frames: slice) -> dict:
+    """The module docstring's scale figures (per cent) of one model on ``frames`` of the
+    7-Scenes folder ``data``."""
+    import cv2
+
+    from unihoi_ros.io.ground_truth import load_seven_scenes
+    from unihoi_ros.io.sources import seven_scenes_files
+    from unihoi_ros.model import UniHOI
+    from unihoi_ros.train.adapt import base_predictions, block_median
+
+    model = UniHOI.from_pretrained(model_name).eval()
+    h, w = (int(v) for v in model.config.image_shape)
+    files = seven_scenes_files(data)[frames]
+    rgb = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (w, h),
+                               interpolation=cv2.INTER_AREA) for _, p in files])
+    depth, _ = base_predictions(model, rgb)
+    truth = load_seven_scenes(data, frames=frames).depth.astype(np.float32)
+    truth[~(truth > 0)] = np.nan
+    log_scale = []
+    for pred, true in zip(depth, truth):
+        true = block_median(true, (h, w))
+        ok = np.isfinite(true) & (pred > 0)
+        log_scale.append(float(np.log(np.median(pred[ok] / true[ok]))))
+    steps = np.diff(log_scale)
+    window = model.config.frames
+    across = (np.arange(len(steps)) % window) == window - 1  # last frame -> next window
+    return {"scale_std_pct": 100 * float(np.std(log_scale)),
+            "step_within_window_pct": 100 * float(np.std(steps[~across])),
+            "step_across_windows_pct": 100 * float(np.std(steps[across]))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +101,20 @@ def main(argv: list[str] | None = None) -> int:
                          for k, _, f in KEYS]
                 print(f"| {name} | {row['start_frame']} | " + " | ".join(cells) + " |")
         print()
+    from unihoi_ros.evaluation_real import segment_starts
+    from unihoi_ros.io.sources import seven_scenes_files
+
+    cfg = RealBenchConfig()
+    starts = segment_starts(len(seven_scenes_files(cfg.data)), cfg.segments,
+                            cfg.segment_frames)[args.segments_from:]
+    frames = slice(starts[0], starts[-1] + cfg.segment_frames)  # the scored segments
+    print("| model | depth scale std % | step within a window % | step across windows % |")
+    print("|---|---|---|---|")
+    for name, model in models:
+        sc = scale_over_time(model, cfg.data, frames)
+        out.setdefault("scale_over_time", {})[name] = sc
+        print(f"| {name} | {sc['scale_std_pct']:.1f} | {sc['step_within_window_pct']:.1f} | "
+              f"{sc['step_across_windows_pct']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps({"segments_from": args.segments_from,
                                          "base": args.base,

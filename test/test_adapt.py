@@ -20,6 +20,7 @@ from unihoi_ros.train.adapt import (
     geometric_depths,
     mixed_step,
     resize_K,
+    schedule_fraction,
     step_log_ratios,
     synthetic_seeds,
     teacher_maps,
@@ -200,6 +201,13 @@ def test_fuse_over_time_lowers_each_frames_own_error_and_fills_holes(moving_clip
     assert c_fused > c_own + 0.2
     np.testing.assert_array_equal(fuse_over_time(noisy, None, radius=0),
                                   noisy.astype(np.float32))
+
+
+def test_schedule_fraction_ends_with_whichever_limit_ends_the_run():
+    assert schedule_fraction(300.0, 1200.0, 10, None) == pytest.approx(0.25)
+    assert schedule_fraction(300.0, 1200.0, 50, 100) == pytest.approx(0.5)  # steps lead
+    assert schedule_fraction(900.0, 1200.0, 50, 100) == pytest.approx(0.75)  # time leads
+    assert schedule_fraction(5000.0, 1200.0, 500, 100) == 1.0
 
 
 def test_block_median_and_resize_K():

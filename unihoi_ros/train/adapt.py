@@ -122,7 +122,8 @@ class AdaptConfig:
             alone.
         fuse_radius: each frame's teacher is the median of its own and the ``fuse_radius``
             frames on each side warped into it (:func:`fuse_over_time`; 0: its own alone).
-        lr: Adam learning rate (cosine to 5 % over the time budget).
+        lr: Adam learning rate (cosine to 5 % over the time budget, or over ``max_steps``
+            when that ends the run first: :func:`schedule_fraction`).
         pairs: clip pairs in the training cache (None: one per 2 training frames).
         synthetic_pairs: synthetic clip pairs mixed into training (module docstring; 0:
             none, the run is exactly one without the leg); rounded up to the leg's pairs
@@ -401,6 +402,18 @@ def synthetic_seeds(pairs: int, pairs_per_video: int) -> range:
         raise ConfigError(f"synthetic pairs {pairs}: at most {FIRST_EVAL_SEED * pairs_per_video}"
                           f" (seeds from {FIRST_EVAL_SEED} are evaluation clips)")
     return range(count)
+
+
+def schedule_fraction(elapsed_s: float, train_until_s: float, step: int,
+                      max_steps: int | None) -> float:
+    """How far the run is through its learning-rate schedule, in ``[0, 1]``: the larger of
+    the time budget's fraction spent and, with ``max_steps``, the steps' fraction done —
+    so the cosine reaches its end whichever limit ends the run (a step limit alone used to
+    leave the rate near its peak)."""
+    frac = elapsed_s / max(train_until_s, 1.0)
+    if max_steps:
+        frac = max(frac, step / max_steps)
+    return min(1.0, frac)
 
 
 def mixed_step(step: int, every: int) -> tuple[bool, int]:
@@ -927,8 +940,7 @@ def adapt(cfg: AdaptConfig) -> dict:
         cache, w, names = ((synthetic.cache, synthetic.weights, syn_names) if is_syn
                            else (train_cache, weights, terms_names))
         batch = cache.batch(global_batch_indices(k, 1, len(cache), cfg.seed))
-        frac = min(1.0, elapsed() / max(train_until, 1.0))
-        lr = lr_at(step, optim, frac)
+        lr = lr_at(step, optim, schedule_fraction(elapsed(), train_until, step, cfg.max_steps))
         for g in optimizer.param_groups:
             g["lr"] = lr
         terms = _compute(model, batch, w)
