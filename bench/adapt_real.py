@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             out.setdefault(v, {})[name] = {"segments": rows, "mean": _mean(rows)}
     print(f"7-Scenes segments from #{args.segments_from}; base {args.base}, adapted "
           f"{', '.join(map(str, args.adapted))} ({time.perf_counter() - t0:.0f} s)\n")
-    for v, models in out.items():
+    for v, by_model in out.items():
         print(f"**{v}**\n\n| model | segment | " + " | ".join(t for _, t, _ in KEYS) + " |")
         print("|---|---|" + "---|" * len(KEYS))
-        for name, r in models.items():
+        for name, r in by_model.items():
             for row in [*r["segments"], {**r["mean"], "start_frame": "mean"}]:
                 cells = [("–" if not np.isfinite(row.get(k, np.nan)) else f.format(row[k]))
                          for k, _, f in KEYS]
