@@ -62,6 +62,22 @@ def test_adapt_training_keeps_ranges_and_held_out_real_figures():
     assert "file_frames" not in rel.adapt_training(report)["recordings"][0]
 
 
+def test_held_out_gate_scores_only_frames_the_model_did_not_train_on(tmp_path):
+    """A model adapted on the gate's recording is gated on the segments after its training
+    frames; another recording leaves the gate as it is; all frames trained on is said."""
+    from unihoi_ros.evaluation_real import RealBenchConfig, segment_starts
+
+    gate = RealBenchConfig(data=tmp_path, segments=4, segment_frames=50)
+    rec = {"path": str(tmp_path), "frames": 400, "train_frames": [0, 300]}
+    held, note = rel.held_out_gate(gate, [rec])
+    starts = segment_starts(400, held.segments, 50)[held.segments_from:]
+    assert starts == [300, 350] and "segments 6-7" in note
+    assert rel.held_out_gate(gate, [{**rec, "train_frames": [0, 301]}])[0].segments_from == 7
+    assert rel.held_out_gate(gate, [{**rec, "path": str(tmp_path / "other")}]) == (gate, "")
+    same, note = rel.held_out_gate(gate, [{**rec, "train_frames": [0, 400]}])
+    assert same == gate and "every gate frame" in note
+
+
 @pytest.fixture(scope="module")
 def adapted(recording, tmp_path_factory):  # noqa: F811
     """A tiny adapt output (2 steps, one of them on the synthetic leg) whose base has a

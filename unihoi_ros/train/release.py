@@ -11,8 +11,10 @@ the base release's training history under ``earlier_legs``), then both kinds go 
 the same steps (:func:`publish`):
 
 1. measures the model on real video (:data:`REAL_GATE`: segments of the shared 7-Scenes
-   RedKitchen frames, :func:`unihoi_ros.evaluation_real.evaluate_real`) beside the previous
-   release (``--previous``, else the model bundled under ``name`` now) and **refuses** the
+   RedKitchen frames, :func:`unihoi_ros.evaluation_real.evaluate_real`; only the frames it
+   did not train on for a model adapted on that recording, :func:`held_out_gate`) beside
+   the previous release (``--previous``, else the model bundled under ``name`` now) and
+   **refuses** the
    release, before anything is copied, when it is worse there
    (:func:`~unihoi_ros.evaluation_real.real_regressions`; ``--allow-worse-real`` overrides;
    skipped with a warning where ``../shared`` is absent);
@@ -48,7 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -113,6 +115,38 @@ def real_check(model, reference: Path | None, config: RealBenchConfig = REAL_GAT
         out["previous_table"] = format_real_table(old)
         out["regressions"] = real_regressions(new, old, tolerance)
     return out
+
+
+def held_out_gate(config: RealBenchConfig, recordings: list[dict]
+                  ) -> tuple[RealBenchConfig, str]:
+    """The real-video gate restricted to frames the model did not train on.
+
+    A model adapted on the gate's own recording (``recordings``: an adapted provenance's,
+    each ``{"path", "frames", "train_frames": [0, n_train)}``) is scored on back-to-back
+    segments of ``config.segment_frames`` frames that start at or after its last training
+    frame, so that the gate measures it, and the previous release beside it, on unseen
+    frames.
+
+    Returns:
+        ``(config, note)``: ``config`` unchanged and ``note`` empty when no recording is the
+        gate's; a note saying which segments are scored otherwise, or that every gate frame
+        was trained on (the gate then runs unchanged and says so).
+    """
+    data = Path(config.data).resolve()
+    for rec in recordings:
+        if Path(rec["path"]).resolve() != data:
+            continue
+        total, n_train = int(rec["frames"]), int(rec["train_frames"][1])
+        length = config.segment_frames
+        first = -(-n_train // length)  # the first segment that starts after training frames
+        segments = total // length
+        if first >= segments:
+            return config, (f"every gate frame of {data} was trained on (frames 0-{n_train - 1}"
+                            f" of {total}): the real-video gate scores seen frames")
+        gate = replace(config, segments=segments, segments_from=first)
+        return gate, (f"the model trained on frames 0-{n_train - 1} of {data}: the gate scores "
+                      f"its segments {first}-{segments - 1} of {length} frames (held out)")
+    return config, ""
 
 
 def _slim(result: dict) -> dict:
@@ -390,8 +424,13 @@ def publish(prov: Provenance, name: str, previous: Path | None = None,
                           "it elsewhere (e.g. runs/) and give the copy")
     model = UniHOI.from_pretrained(prov.weights).float()
     # The real-video gate, before anything is copied: the previous release is --previous,
-    # else the model bundled under this name now.
-    real = real_check(model, previous or (current if current.is_file() else None), plan.real)
+    # else the model bundled under this name now; on frames the model did not train on.
+    gate, note = held_out_gate(plan.real, prov.meta.get("recordings", []))
+    if note:
+        print(f"real-video gate: {note}")
+    real = real_check(model, previous or (current if current.is_file() else None), gate)
+    if note and not real.get("skipped"):
+        real["gate_note"] = note
     if real.get("skipped"):
         print(f"warning: {real['skipped']}")
     elif real["regressions"]:
