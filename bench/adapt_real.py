@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unihoi_ros.evaluation_real import RealBenchConfig, _mean, evaluate_real
+from unihoi_ros.evaluation_real import RealBenchConfig, evaluate_real, segments_mean
 
 KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric", "{:.3f}"),
         ("ate_pct", "ATE %path", "{:.2f}"), ("ate_vs_line", "/line", "{:.2f}"),
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_real(lambda m=model: load_backend(m, "torch", "cpu"), cfg)
         for v, r in res["variants"].items():
             rows = r["segments"]
-            out.setdefault(v, {})[name] = {"segments": rows, "mean": _mean(rows)}
+            out.setdefault(v, {})[name] = {"segments": rows, "mean": segments_mean(rows)}
     print(f"7-Scenes segments from #{args.segments_from}; base {args.base}, adapted "
           f"{', '.join(map(str, args.adapted))} ({time.perf_counter() - t0:.0f} s)\n")
     for v, by_model in out.items():

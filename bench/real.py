@@ -7,7 +7,9 @@ segment and mean: ATE in % of the path (Sim(3)) and RPE beside the best-fit unif
 straight line and constant velocity, depth abs_rel (metric and median-scaled) and delta1
 against the registered depth, fx / fy errors, the fraction of track rows flagged dynamic,
 and per-stage costs (ms per frame). Prints Markdown tables; ``--json`` writes the result
-(with the commit measured).
+(with the commit measured). For a model trained on frames of this recording (an adapted
+model's metadata names them; the bundled ``unihoi-tiny`` is one) the segments it never saw
+are also scored alone (``held_out`` in the JSON: their means are the honest figures).
 
 Usage: ``python bench/real.py [--segments 8] [--segment-frames 50] [--process-size 480x640]
 [--variants model model_known_K oracle] [--json out.json]``
@@ -29,7 +31,10 @@ from unihoi_ros.evaluation_real import (
     RealBenchConfig,
     evaluate_real,
     format_real_table,
+    frames_trained_on,
+    segments_from_frame,
 )
+from unihoi_ros.io.sources import seven_scenes_files
 
 
 def _commit() -> str:
@@ -42,6 +47,17 @@ def _commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def model_recordings(model: str) -> list[dict]:
+    """The recordings ``model`` was trained on, from its metadata (empty when none are
+    recorded or the metadata cannot be read, e.g. an authors' checkpoint)."""
+    try:
+        from unihoi_ros.model.checkpoint import read_pretrained_meta, resolve_pretrained
+
+        return list(read_pretrained_meta(resolve_pretrained(model)).get("recordings", []))
+    except Exception:
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
           f"frames at {w}x{h}, DIS {s['flow_preset']}, model {args.model}, commit "
           f"{s['commit']} ({s['wall_time_s']:.0f} s)\n")
     print(format_real_table(result))
+    n_train = frames_trained_on(model_recordings(args.model), args.data)
+    if n_train is not None:
+        files = seven_scenes_files(args.data)  # positions -> file frame numbers
+        held = segments_from_frame(result, files[n_train][0] if n_train < len(files)
+                                   else files[-1][0] + 1)
+        s["trained_frames"] = [0, n_train]
+        result["held_out"] = {v: r["mean"] for v, r in held["variants"].items()}
+        print(f"model {args.model} trained on frames 0-{n_train - 1} of this recording; the "
+              "segments it never saw:\n")
+        print(format_real_table(held) if held["variants"] else "(none)\n")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")

@@ -409,12 +409,19 @@ def test_adapt_bad_arguments_exit_2(recording, tmp_path, capsys):
     assert err.count("unihoi adapt: error:") == 8
 
 
-def test_bundled_model_says_synthetic_only():
+def test_bundled_models_say_what_they_saw_and_point_at_adapt():
+    """The default model says it was adapted on 7-Scenes frames and under which terms; the
+    synthetic-only one says so; both point real-camera users at `unihoi adapt`."""
     from unihoi_ros.model_info import REAL_CAMERA_HINT, model_lines
 
-    lines = model_lines("unihoi-tiny")
-    assert "synthetic clips only" in lines[0] and lines[1] == REAL_CAMERA_HINT
+    synthetic = model_lines("unihoi-tiny-synthetic")
+    assert "synthetic clips only" in synthetic[0] and synthetic[1:] == [REAL_CAMERA_HINT]
+    default = model_lines("unihoi-tiny")
+    assert "unihoi adapt" in default[0] and "7scenes_redkitchen" in default[0]
+    assert "research" in default[1] and default[2] == REAL_CAMERA_HINT
     assert "unihoi adapt" in REAL_CAMERA_HINT and "authors'" in REAL_CAMERA_HINT
+    assert model_lines("random:tiny") == ["model random:tiny: untrained (random weights)",
+                                          REAL_CAMERA_HINT]
 
 
 def test_teacher_weight_in_the_shape_loss():

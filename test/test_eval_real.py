@@ -275,3 +275,20 @@ def test_release_refuses_a_model_worse_on_real_video(tmp_path, monkeypatch):
     assert calls == [tmp_path / "prev.safetensors"]
     assert not (WEIGHTS_DIR / f"{name}.safetensors").exists()
     assert rel.main([str(run), "--name", name, "--previous", str(tmp_path / "p.st")]) == 2
+
+
+def test_held_out_segments_of_a_model_trained_on_the_recording(tmp_path):
+    """``frames_trained_on`` reads an adapted model's recordings; ``segments_from_frame``
+    keeps the segments from a file frame number on and recomputes their means."""
+    from unihoi_ros.evaluation_real import frames_trained_on, segments_from_frame
+
+    recs = [{"path": str(tmp_path / "other"), "train_frames": [0, 9]},
+            {"path": str(tmp_path / "."), "train_frames": [0, 300]}]
+    assert frames_trained_on(recs, tmp_path) == 300
+    assert frames_trained_on(recs[:1], tmp_path) is None
+    rows = [{"start_frame": f, "ate_pct": a} for f, a in ((500, 9.0), (600, 2.0), (650, 4.0))]
+    result = {"settings": {}, "variants": {"model": {"segments": rows, "mean": {}}}}
+    held = segments_from_frame(result, 600)["variants"]["model"]
+    assert [r["start_frame"] for r in held["segments"]] == [600, 650]
+    assert held["mean"]["ate_pct"] == pytest.approx(3.0)
+    assert segments_from_frame(result, 700)["variants"] == {}

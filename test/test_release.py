@@ -87,6 +87,9 @@ def adapted(recording, tmp_path_factory):  # noqa: F811
     base_history = {"training": {"steps": 7, "config": {"seed": 5, "model": {"size": "tiny"}},
                                  "earlier_legs": [{"steps": 3}]}}
     base.with_suffix(".eval.json").write_text(json.dumps(base_history))
+    from unihoi_ros.train.adapt import add_metadata
+
+    add_metadata(base, {"terms": "base data: research only"})  # carried to what adapts it
     out = root / "adapted.safetensors"
     assert cli_main(_adapt_args(folder, K, base, out, "--max-steps", "2", "--no-truth",
                                 "--synthetic-pairs", "2")) == 0
@@ -115,10 +118,13 @@ def test_release_adapted_bundles_weights_provenance_and_eval(adapted, tmp_path):
     from unihoi_ros.model_info import model_lines
 
     out, folder, base = adapted
+    assert json.loads(out.with_suffix(".json").read_text())["terms"] == (
+        f"from the base {base}: base data: research only")
     weights_dir = tmp_path / "weights"
     # allow_worse_real: a 2-step model against its base may go either way on the gate.
     report = rel.release_adapted(out, "unihoi-adapted", previous=base, plan=_tiny_plan(),
-                                 allow_worse_real=True, weights_dir=weights_dir)
+                                 allow_worse_real=True, weights_dir=weights_dir,
+                                 terms="research use only (test)")
     weights = weights_dir / "unihoi-adapted.safetensors"
     released, source = load_file(str(weights)), load_file(str(out))
     assert released.keys() == source.keys()
@@ -131,6 +137,8 @@ def test_release_adapted_bundles_weights_provenance_and_eval(adapted, tmp_path):
     assert "synthetic leg: 2 pairs labelled as unihoi_tiny_world2.yaml" in meta["provenance"]
     assert meta["recordings"][0]["train_frames"] == [0, 20]
     assert str(folder) in model_lines(str(weights))[0]
+    assert meta["terms"] == "research use only (test)"
+    assert model_lines(str(weights))[1].endswith("terms: research use only (test)")
 
     ev = json.loads((weights_dir / "unihoi-adapted.eval.json").read_text())
     adapt_report = json.loads(out.with_suffix(".report.json").read_text())

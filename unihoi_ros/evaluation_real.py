@@ -233,7 +233,7 @@ def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealB
     return segment_metrics(result, dynamic / rows if rows else float("nan"), costs)
 
 
-def _mean(rows: list[dict]) -> dict:
+def segments_mean(rows: list[dict]) -> dict:
     """Per-key mean of the segments' finite values (``start_frame`` is not averaged)."""
     out = {}
     for k in (k for k in rows[0] if k != "start_frame"):
@@ -241,6 +241,28 @@ def _mean(rows: list[dict]) -> dict:
         v = v[np.isfinite(v)]
         out[k] = float(v.mean()) if v.size else float("nan")
     return out
+
+
+def frames_trained_on(recordings: list[dict], data: Path) -> int | None:
+    """How many leading frames of the recording ``data`` a model was trained on, from its
+    metadata's ``recordings`` (an adapted model's: ``{"path", "train_frames": [0, n)}``);
+    None when it did not train on ``data``."""
+    for rec in recordings:
+        if Path(rec["path"]).resolve() == Path(data).resolve():
+            return int(rec["train_frames"][1])
+    return None
+
+
+def segments_from_frame(result: dict, first_frame: int) -> dict:
+    """:func:`evaluate_real`'s ``result`` restricted to the segments that start at or after
+    file frame number ``first_frame`` (``frame-NNNNNN``; e.g. those a model did not train
+    on), means recomputed."""
+    variants = {}
+    for v, res in result["variants"].items():
+        rows = [r for r in res["segments"] if r["start_frame"] >= first_frame]
+        if rows:
+            variants[v] = {"segments": rows, "mean": segments_mean(rows)}
+    return {**result, "variants": variants}
 
 
 def evaluate_real(backend_factory: Callable[[], object] | None,
@@ -300,8 +322,8 @@ def evaluate_real(backend_factory: Callable[[], object] | None,
                 "process_size": list(hw), "flow_preset": cfg.flow_preset, "fps": cfg.fps,
                 "reconstructor": dataclasses.asdict(cfg.reconstructor)
                 if cfg.reconstructor is not None else "defaults"}
-    return {"settings": settings,
-            "variants": {v: {"segments": rows, "mean": _mean(rows)} for v, rows in out.items()}}
+    return {"settings": settings, "variants": {
+        v: {"segments": rows, "mean": segments_mean(rows)} for v, rows in out.items()}}
 
 
 def format_real_table(result: dict, columns=COLUMNS) -> str:

@@ -1,8 +1,9 @@
 """What a model was trained on, for the start-up lines of the node and ``unihoi process``.
 
 Read from the model's JSON / safetensors metadata (:func:`unihoi_ros.model.checkpoint.
-read_pretrained_meta`): an adapted model (``unihoi adapt``) records ``trained_on`` and
-``adapted_from``; the bundled ``unihoi-tiny`` records its training ``provenance`` (synthetic
+read_pretrained_meta`): an adapted model (``unihoi adapt``, the bundled ``unihoi-tiny``
+too) records ``trained_on`` and ``adapted_from``, and ``terms`` where its training data
+restrict use; ``unihoi-tiny-synthetic`` records its training ``provenance`` (synthetic
 clips only). Other inputs: ``random:<size>`` (untrained) and the authors' checkpoints
 (``.ckpt`` / ``.pt`` / ``.pth``). Never raises: a model whose metadata cannot be read is
 described as such.
@@ -45,11 +46,28 @@ def trained_on(model: str | Path) -> tuple[str, bool]:
             "recorded)"), False
 
 
+def data_terms(model: str | Path) -> str:
+    """The ``terms`` recorded with the model's weights (e.g. research-only training data);
+    empty when none are recorded or the metadata cannot be read."""
+    try:
+        from unihoi_ros.model.checkpoint import read_pretrained_meta, resolve_pretrained
+
+        return str(read_pretrained_meta(resolve_pretrained(str(model))).get("terms", ""))
+    except Exception:
+        return ""
+
+
 def model_lines(model: str | Path) -> list[str]:
-    """One line saying which model serves and what it was trained on, plus the
-    real-camera hint when it never saw real images."""
+    """One line saying which model serves and what it was trained on, the terms of its
+    training data where recorded, and the real-camera hint for a model that never saw
+    real images or is a bundled one (which saw none of the user's camera)."""
+    from unihoi_ros.model.bundled import bundled_model_path
+
     desc, synthetic = trained_on(model)
     lines = [f"model {model}: {desc}"]
-    if synthetic:
+    terms = data_terms(model) if not str(model).startswith("random:") else ""
+    if terms:
+        lines.append(f"model {model} terms: {terms}")
+    if synthetic or bundled_model_path(str(model)) is not None:
         lines.append(REAL_CAMERA_HINT)
     return lines

@@ -14,9 +14,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Bundled models: name -> one-line description (the model card has the details).
 BUNDLED_MODELS: dict[str, str] = {
-    "unihoi-tiny": "UniHOI 'tiny' size (1.3 M parameters) trained self-supervised on the "
-                   "synthetic egocentric world with unihoi_ros.train "
-                   "(unihoi_ros/train/configs/unihoi_tiny.yaml); input 120x160.",
+    "unihoi-tiny": "UniHOI 'tiny' size (1.3 M parameters): unihoi-tiny-synthetic adapted "
+                   "self-supervised (`unihoi adapt`) on real frames of 7-Scenes RedKitchen "
+                   "(research-only terms) mixed with synthetic clips; input 120x160.",
+    "unihoi-tiny-synthetic": "UniHOI 'tiny' size (1.3 M parameters) trained self-supervised "
+                             "on the synthetic egocentric world only with unihoi_ros.train "
+                             "(unihoi_ros/train/configs/unihoi_tiny*.yaml; no real images, "
+                             "no data terms); input 120x160.",
 }
 
 

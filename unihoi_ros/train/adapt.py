@@ -757,7 +757,7 @@ def truth_metrics(weights_path, rec: Recording, start: int, K_native: np.ndarray
     K when given); ``{"segments": [...], "mean": {...}}``, None when the input has no
     ground truth."""
     from unihoi_ros.backends.factory import load_backend
-    from unihoi_ros.evaluation_real import RealBenchConfig, _mean, run_segment
+    from unihoi_ros.evaluation_real import RealBenchConfig, run_segment, segments_mean
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
 
@@ -778,25 +778,29 @@ def truth_metrics(weights_path, rec: Recording, start: int, K_native: np.ndarray
         row = run_segment(backend, frames, gt.stamps_ns, gt, K,
                           RealBenchConfig(data=rec.path, process_size=hw))
         rows.append({"start_frame": int(files[0][0]), **row})
-    return {"segments": rows, "mean": _mean(rows)}
+    return {"segments": rows, "mean": segments_mean(rows)}
 
 
 def write_adapted(model, out: Path, base: str, recordings: list[Recording], summary: dict
                   ) -> Path:
     """Save the adapted weights with ``trained_on`` / ``adapted_from`` in its JSON and the
-    safetensors metadata."""
+    safetensors metadata, and the base's ``terms`` (the terms of the data it was trained
+    on, e.g. the bundled model's research-only recordings), which carry over."""
     from unihoi_ros.model import save_pretrained
+    from unihoi_ros.model_info import data_terms
 
     names = ", ".join(str(r.path) for r in recordings)
     mixed = f" mixed with {summary['synthetic']}" if summary.get("synthetic") else ""
     provenance = (f"unihoi adapt: {base} fine-tuned self-supervised on {names}{mixed} "
                   f"({summary['steps']} steps, {summary['train_minutes']:.1f} min)")
     weights = save_pretrained(model, out, provenance=provenance)
+    terms = data_terms(base)
     return add_metadata(weights, {
         "adapted_from": base,
         "trained_on": (f"adapted by `unihoi adapt` from {base} on {len(recordings)} "
                        f"recording(s): {names}{mixed}"),
-        "recordings": [{"path": str(r.path), "frames": len(r.frames)} for r in recordings]})
+        "recordings": [{"path": str(r.path), "frames": len(r.frames)} for r in recordings],
+        **({"terms": f"from the base {base}: {terms}"} if terms else {})})
 
 
 def add_metadata(weights: Path, extra: dict) -> Path:

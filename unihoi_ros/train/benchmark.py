@@ -192,8 +192,12 @@ def evaluate_on_synthetic(
         from unihoi_ros.backends.torch_backend import TorchBackend
 
         backend = TorchBackend(backend_or_model)
+    from tqdm import tqdm
+
     clips = []
-    for seed in seeds:
+    seeds = list(seeds)
+    label = f"synthetic clips {height}x{width}" + (", known K" if known_K else "")
+    for seed in tqdm(seeds, desc=label, unit="clip", leave=False):
         seq = make_sequence(int(seed), num_frames, height, width)
         rec = Reconstructor(backend, DISFlow(), config)
         K = np.asarray(seq.K) if known_K else None

@@ -60,6 +60,7 @@ from unihoi_ros.evaluation_real import (
     RealBenchConfig,
     evaluate_real,
     format_real_table,
+    frames_trained_on,
     real_regressions,
 )
 
@@ -133,20 +134,19 @@ def held_out_gate(config: RealBenchConfig, recordings: list[dict]
         was trained on (the gate then runs unchanged and says so).
     """
     data = Path(config.data).resolve()
-    for rec in recordings:
-        if Path(rec["path"]).resolve() != data:
-            continue
-        total, n_train = int(rec["frames"]), int(rec["train_frames"][1])
-        length = config.segment_frames
-        first = -(-n_train // length)  # the first segment that starts after training frames
-        segments = total // length
-        if first >= segments:
-            return config, (f"every gate frame of {data} was trained on (frames 0-{n_train - 1}"
-                            f" of {total}): the real-video gate scores seen frames")
-        gate = replace(config, segments=segments, segments_from=first)
-        return gate, (f"the model trained on frames 0-{n_train - 1} of {data}: the gate scores "
-                      f"its segments {first}-{segments - 1} of {length} frames (held out)")
-    return config, ""
+    n_train = frames_trained_on(recordings, data)
+    if n_train is None:
+        return config, ""
+    total = next(int(r["frames"]) for r in recordings if Path(r["path"]).resolve() == data)
+    length = config.segment_frames
+    first = -(-n_train // length)  # the first segment that starts after training frames
+    segments = total // length
+    if first >= segments:
+        return config, (f"every gate frame of {data} was trained on (frames 0-{n_train - 1}"
+                        f" of {total}): the real-video gate scores seen frames")
+    gate = replace(config, segments=segments, segments_from=first)
+    return gate, (f"the model trained on frames 0-{n_train - 1} of {data}: the gate scores "
+                  f"its segments {first}-{segments - 1} of {length} frames (held out)")
 
 
 def _slim(result: dict) -> dict:
@@ -362,7 +362,7 @@ def adapted_provenance(weights: Path, earlier: tuple[Path, ...] | None = None
     text = (f"unihoi adapt from {training['base']}: {training['steps']} steps, "
             f"{training['train_minutes']:.1f} min, self-supervised on {_ranges(training)}"
             f"{mixed}{real}")
-    extra = {k: meta[k] for k in ("adapted_from", "trained_on") if k in meta}
+    extra = {k: meta[k] for k in ("adapted_from", "trained_on", "terms") if k in meta}
     extra["recordings"] = training["recordings"]
     if "trained_on" in extra:
         extra["trained_on"] += f" (training frames: {_ranges(training)})"
@@ -383,21 +383,30 @@ def release(run_dir: Path, name: str = "unihoi-tiny",
             config_path: str = "unihoi_ros/train/configs/unihoi_tiny.yaml",
             earlier: tuple[Path, ...] = (), previous: Path | None = None,
             allow_worse_real: bool = False, plan: ReleasePlan = ReleasePlan(),
-            weights_dir: Path | None = None) -> dict:
+            weights_dir: Path | None = None, terms: str = "") -> dict:
     """Bundle trainer run ``run_dir``'s model as ``name`` and evaluate it (module
-    docstring; :func:`publish`)."""
-    return publish(run_provenance(run_dir, config_path, earlier), name, previous,
-                   allow_worse_real, plan, weights_dir)
+    docstring; :func:`publish`; ``terms``: see :func:`with_terms`)."""
+    return publish(with_terms(run_provenance(run_dir, config_path, earlier), terms), name,
+                   previous, allow_worse_real, plan, weights_dir)
 
 
 def release_adapted(weights: Path, name: str = "unihoi-tiny",
                     earlier: tuple[Path, ...] | None = None, previous: Path | None = None,
                     allow_worse_real: bool = False, plan: ReleasePlan = ReleasePlan(),
-                    weights_dir: Path | None = None) -> dict:
+                    weights_dir: Path | None = None, terms: str = "") -> dict:
     """Bundle an ``unihoi adapt`` output as ``name`` and evaluate it (module docstring;
-    :func:`adapted_provenance`, :func:`publish`)."""
-    return publish(adapted_provenance(weights, earlier), name, previous, allow_worse_real,
-                   plan, weights_dir)
+    :func:`adapted_provenance`, :func:`publish`; ``terms``: see :func:`with_terms`)."""
+    return publish(with_terms(adapted_provenance(weights, earlier), terms), name, previous,
+                   allow_worse_real, plan, weights_dir)
+
+
+def with_terms(prov: Provenance, terms: str) -> Provenance:
+    """``prov`` with the terms of its training data (e.g. a research-only dataset) recorded
+    as ``terms`` in the bundled JSON, which the start-up lines name
+    (:func:`unihoi_ros.model_info.model_lines`); empty: nothing recorded."""
+    if terms:
+        prov.meta["terms"] = terms
+    return prov
 
 
 def publish(prov: Provenance, name: str, previous: Path | None = None,
@@ -592,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="release even when the model is worse on the real-video check than "
                    "the previous release")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--terms", default="",
+                   help="terms of the training data (e.g. research-only recordings), "
+                        "recorded in the bundled JSON and named at start-up")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if sum((args.reevaluate, args.run_dir is not None, args.adapted is not None)) != 1:
@@ -603,11 +615,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.adapted is not None:
             report = release_adapted(args.adapted, args.name, earlier=earlier,
                                      previous=args.previous,
-                                     allow_worse_real=args.allow_worse_real)
+                                     allow_worse_real=args.allow_worse_real, terms=args.terms)
         else:
             report = release(args.run_dir, args.name, config_path=args.config,
                              earlier=earlier or (), previous=args.previous,
-                             allow_worse_real=args.allow_worse_real)
+                             allow_worse_real=args.allow_worse_real, terms=args.terms)
     except ReleaseRefused as exc:
         print(f"release refused: {exc}")
         return 2
