@@ -79,6 +79,7 @@ import torch
 from unihoi_ros.errors import ConfigError
 from unihoi_ros.geometry.two_view import TwoViewSettings, fuse_depths, two_view_depth
 
+from .augment import photometric_jitter
 from .dataset import ClipCache, Video, build_cache, global_batch_indices
 from .priors import Clip, DISFlowPrior, LucasKanadeTracks, NoMasks, Priors, consistency_mask
 
@@ -130,6 +131,8 @@ class AdaptConfig:
             per clip (2).
         synthetic_every: one step in this many trains on a synthetic pair (>= 2; 2: every
             other step), when ``synthetic_pairs > 0``.
+        augment: photometric jitter of the recordings' clips as the network sees them
+            (:func:`unihoi_ros.train.augment.photometric_jitter`; priors unchanged).
         ckpt_minutes: checkpoint period.
         eval_pairs: held-out clip pairs per recording for the self-supervised losses.
         max_steps: stop after this many steps (None: the time budget decides).
@@ -158,6 +161,7 @@ class AdaptConfig:
     pairs: int | None = None
     synthetic_pairs: int = 0
     synthetic_every: int = 2
+    augment: bool = False
     ckpt_minutes: float = 3.0
     eval_pairs: int = 4
     max_steps: int | None = None
@@ -944,6 +948,10 @@ def adapt(cfg: AdaptConfig) -> dict:
         cache, w, names = ((synthetic.cache, synthetic.weights, syn_names) if is_syn
                            else (train_cache, weights, terms_names))
         batch = cache.batch(global_batch_indices(k, 1, len(cache), cfg.seed))
+        if cfg.augment and not is_syn:
+            # Seeded by the step: reproducible, and the same after --resume.
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            batch = {**batch, "rgb": photometric_jitter(batch["rgb"], gen)}
         lr = lr_at(step, optim, schedule_fraction(elapsed(), train_until, step, cfg.max_steps))
         for g in optimizer.param_groups:
             g["lr"] = lr

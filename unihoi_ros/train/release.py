@@ -223,7 +223,7 @@ ADAPT_REAL_KEYS = ("ate_pct", "line_ate_pct", "ate_vs_line", "abs_rel", "abs_rel
 #: The adapt settings a release keeps (the rest is in the adapt report).
 ADAPT_SETTING_KEYS = ("K", "K_size", "minutes", "max_frames", "holdout", "offset",
                       "teacher_max_side", "base_weight", "lr", "pairs", "synthetic_pairs",
-                      "synthetic_every", "seed", "weights")
+                      "synthetic_every", "augment", "seed", "weights")
 
 
 def adapt_training(report: dict, numbers: dict[str, list[int]] | None = None) -> dict:
