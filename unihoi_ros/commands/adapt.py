@@ -44,7 +44,7 @@ def register(sub) -> None:
                    "used for the before/after report (default 0.1)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--synthetic-pairs", type=int, default=0, metavar="N",
-                   help="mix N synthetic clip pairs (labelled as the bundled model's last "
+                   help="mix N synthetic clip pairs (labelled as unihoi-tiny-synthetic's last "
                    "training leg, unihoi_tiny_world2.yaml) into training, so the model keeps "
                    "its synthetic accuracy; built in MODEL.adapt/cache_synthetic "
                    "(default 0: none)")

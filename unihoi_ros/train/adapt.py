@@ -36,7 +36,7 @@ the recordings themselves (no network teacher, no labels):
 
 **Synthetic leg** (``synthetic_pairs > 0``, :func:`prepare_synthetic_leg`): so that the
 model keeps what it learned on the synthetic world, clip pairs of synthetic world clips are
-mixed in, labelled exactly as the bundled model's last training leg labelled its own
+mixed in, labelled exactly as ``unihoi-tiny-synthetic``'s last training leg labelled its own
 (:data:`SYNTHETIC_LEG_CONFIG`: its ``priors``, i.e. the synthetic teacher with noise, DIS
 flow, LK tracks, synthetic masks; 16-frame clips, 2 pairs per clip, the same pair draw),
 from seeds ``0 .. ceil(synthetic_pairs / 2) - 1`` (training seeds stay below 10000: the
@@ -86,12 +86,12 @@ from .priors import Clip, DISFlowPrior, LucasKanadeTracks, NoMasks, Priors, cons
 log = logging.getLogger(__name__)
 
 #: Loss weights of an adaptation run: the paper's, our ``scale`` and ``intrinsics``
-#: anchors (as the bundled model's last stage), ``dynamic_area`` off (no hand masks).
+#: anchors (as ``unihoi-tiny-synthetic``'s last stage), ``dynamic_area`` off (no hand masks).
 ADAPT_WEIGHTS: dict[str, float] = {"shape": 4.0, "flow_3d": 5.0, "tracking_3d": 5.0,
                                    "dynamic_area": 0.0, "cc": 1.0, "scale": 1.0,
                                    "intrinsics": 2.0}
 
-#: The bundled model's last training leg (synthetic world version 2): the synthetic leg's
+#: ``unihoi-tiny-synthetic``'s last training leg (synthetic world version 2): the synthetic leg's
 #: clips, priors, pair draw (its ``seed``) and loss weights are this file's.
 SYNTHETIC_LEG_CONFIG = Path(__file__).parent / "configs" / "unihoi_tiny_world2.yaml"
 
