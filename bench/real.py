@@ -35,6 +35,7 @@ from unihoi_ros.evaluation_real import (
     segments_from_frame,
 )
 from unihoi_ros.io.sources import seven_scenes_files
+from unihoi_ros.model_info import model_metadata
 
 
 def _commit() -> str:
@@ -47,17 +48,6 @@ def _commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def model_recordings(model: str) -> list[dict]:
-    """The recordings ``model`` was trained on, from its metadata (empty when none are
-    recorded or the metadata cannot be read, e.g. an authors' checkpoint)."""
-    try:
-        from unihoi_ros.model.checkpoint import read_pretrained_meta, resolve_pretrained
-
-        return list(read_pretrained_meta(resolve_pretrained(model)).get("recordings", []))
-    except Exception:
-        return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
           f"frames at {w}x{h}, DIS {s['flow_preset']}, model {args.model}, commit "
           f"{s['commit']} ({s['wall_time_s']:.0f} s)\n")
     print(format_real_table(result))
-    n_train = frames_trained_on(model_recordings(args.model), args.data)
+    n_train = frames_trained_on(model_metadata(args.model).get("recordings", []), args.data)
     if n_train is not None:
         files = seven_scenes_files(args.data)  # positions -> file frame numbers
         held = segments_from_frame(result, files[n_train][0] if n_train < len(files)

@@ -46,15 +46,21 @@ def trained_on(model: str | Path) -> tuple[str, bool]:
             "recorded)"), False
 
 
-def data_terms(model: str | Path) -> str:
-    """The ``terms`` recorded with the model's weights (e.g. research-only training data);
-    empty when none are recorded or the metadata cannot be read."""
+def model_metadata(model: str | Path) -> dict:
+    """The metadata of our weights named by ``model`` (bundled name or path); empty when
+    there is none or it cannot be read (``random:<size>``, an authors' checkpoint)."""
     try:
         from unihoi_ros.model.checkpoint import read_pretrained_meta, resolve_pretrained
 
-        return str(read_pretrained_meta(resolve_pretrained(str(model))).get("terms", ""))
+        return dict(read_pretrained_meta(resolve_pretrained(str(model))))
     except Exception:
-        return ""
+        return {}
+
+
+def data_terms(model: str | Path) -> str:
+    """The ``terms`` recorded with the model's weights (e.g. research-only training data);
+    empty when none are recorded or the metadata cannot be read."""
+    return str(model_metadata(model).get("terms", ""))
 
 
 def model_lines(model: str | Path) -> list[str]:
@@ -65,7 +71,7 @@ def model_lines(model: str | Path) -> list[str]:
 
     desc, synthetic = trained_on(model)
     lines = [f"model {model}: {desc}"]
-    terms = data_terms(model) if not str(model).startswith("random:") else ""
+    terms = data_terms(model)
     if terms:
         lines.append(f"model {model} terms: {terms}")
     if synthetic or bundled_model_path(str(model)) is not None:

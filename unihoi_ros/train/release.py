@@ -14,10 +14,9 @@ the same steps (:func:`publish`):
    RedKitchen frames, :func:`unihoi_ros.evaluation_real.evaluate_real`; only the frames it
    did not train on for a model adapted on that recording, :func:`held_out_gate`) beside
    the previous release (``--previous``, else the model bundled under ``name`` now) and
-   **refuses** the
-   release, before anything is copied, when it is worse there
-   (:func:`~unihoi_ros.evaluation_real.real_regressions`; ``--allow-worse-real`` overrides;
-   skipped with a warning where ``../shared`` is absent);
+   **refuses** the release, before anything is copied, when it is worse there
+   (:func:`~unihoi_ros.evaluation_real.real_regressions`; ``--allow-worse-real``
+   overrides; skipped with a warning where ``../shared`` is absent);
 2. copies the weights (float32) to ``unihoi_ros/model/weights/<name>.safetensors`` +
    ``.json`` (our format; the JSON carries the config and the training provenance, and for
    an adapted model its ``adapted_from``, ``trained_on`` and ``recordings``);
