@@ -1,11 +1,14 @@
-"""Photometric jitter of training clips: one draw per clip, zero ranges are the identity,
-reproducible from the seed, values stay in [0, 1], pixels do not move."""
+"""Augmentation of training clips. Photometric jitter: one draw per clip, zero ranges are
+the identity, reproducible from the seed, values stay in [0, 1], pixels do not move.
+Horizontal flip: exactly the mirrored world's priors."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from unihoi_ros.train.augment import PhotometricJitter, photometric_jitter
+from unihoi_ros.train.augment import PhotometricJitter, horizontal_flip, photometric_jitter
 
 NONE = PhotometricJitter(gain=0, contrast=0, saturation=0, white_balance=0, gamma=0, noise=0)
 
@@ -42,3 +45,69 @@ def test_pixels_keep_their_place():
     out = photometric_jitter(ramp, torch.Generator().manual_seed(2), PhotometricJitter(noise=0))
     grey = out.mean(dim=3)[0, 0, 0]
     assert torch.all(grey[:, 1:] >= grey[:, :-1] - 1e-6)
+
+
+# --- horizontal flip -------------------------------------------------------------------
+
+def _flow_of(depth: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``(H, W, 2)`` pixel motion of a static scene of ``depth`` (metres) seen by a camera
+    that moves by ``X -> R X + t``; pixel centres at integers."""
+    h, w = depth.shape
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
+    X = rays * depth.ravel()
+    x = K @ (R @ X + t[:, None])
+    uv = (x[:2] / x[2]).T.reshape(h, w, 2)
+    return uv - np.stack([u, v], axis=-1)
+
+
+def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    import cv2
+
+    return cv2.Rodrigues(np.asarray(axis, np.float64) / np.linalg.norm(axis) * angle)[0]
+
+
+def test_flip_is_the_mirrored_world():
+    """The mirrored sample's flow, tracks and K are exactly those of the mirrored world
+    (``x -> -x`` in the camera frame, motion ``M R M, M t``), computed independently."""
+    h, w = 12, 16
+    K = np.array([[14.0, 0, 7.1], [0, 14.0, 5.6], [0, 0, 1]])
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    depth = 1.5 + 0.03 * u + 0.02 * v  # a tilted plane, asymmetric left-right
+    R, t = _rotation([0.2, 1.0, 0.1], 0.05), np.array([0.03, -0.01, 0.02])
+    flow = _flow_of(depth, K, R, t)
+    tracks = np.array([[[3.0, 4.0], [10.0, 2.0]]])  # (F=1, N=2, 2)
+    batch = {
+        "rgb": torch.rand(1, 1, 2, 3, h, w),
+        "teacher_depth": torch.tensor(depth, dtype=torch.float32).expand(1, 1, 2, h, w).clone(),
+        "flow_fwd": torch.tensor(flow, dtype=torch.float32)[None, None, None],
+        "tracks_uv": torch.tensor(tracks, dtype=torch.float32)[None, None],
+        "teacher_K": torch.tensor(K, dtype=torch.float32)[None, None],
+    }
+    out = horizontal_flip(batch, torch.Generator().manual_seed(0), probability=1.0)
+
+    M = np.diag([-1.0, 1.0, 1.0])
+    K_m = out["teacher_K"][0, 0].double().numpy()
+    depth_m = out["teacher_depth"][0, 0, 0].double().numpy()
+    expected = _flow_of(depth_m, K_m, M @ R @ M, M @ t)
+    assert np.allclose(out["flow_fwd"][0, 0, 0].double().numpy(), expected, atol=1e-4)
+    # A pixel's ray in the mirrored camera is the mirrored ray.
+    ray = np.linalg.inv(K) @ np.array([3.0, 4.0, 1.0])
+    ray_m = np.linalg.inv(K_m) @ np.array([w - 1 - 3.0, 4.0, 1.0])
+    assert np.allclose(ray_m, M @ ray, atol=1e-6)
+    assert torch.equal(out["tracks_uv"][0, 0, 0, :, 0], torch.tensor([12.0, 5.0]))
+    assert torch.equal(out["rgb"], batch["rgb"].flip(-1))
+
+
+def test_flip_draws_per_sample_and_refuses_unknown_entries():
+    batch = {"rgb": torch.rand(64, 1, 1, 3, 2, 3), "indices": torch.zeros(64, 1, 4)}
+    out = horizontal_flip(batch, torch.Generator().manual_seed(5))
+    flipped = torch.tensor([torch.equal(out["rgb"][i], batch["rgb"][i].flip(-1))
+                            for i in range(64)])
+    kept = torch.tensor([torch.equal(out["rgb"][i], batch["rgb"][i]) for i in range(64)])
+    assert bool((flipped ^ kept).all()) and 16 < int(flipped.sum()) < 48
+    assert torch.equal(horizontal_flip(out, torch.Generator().manual_seed(5))["rgb"],
+                       batch["rgb"])  # the same draws undo themselves
+    with pytest.raises(ValueError, match="no mirroring rule"):
+        horizontal_flip({**batch, "depth_hint": torch.zeros(64, 2, 3)},
+                        torch.Generator().manual_seed(0))

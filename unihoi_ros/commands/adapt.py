@@ -54,6 +54,9 @@ def register(sub) -> None:
     p.add_argument("--augment", action="store_true",
                    help="photometric jitter (exposure, contrast, saturation, white balance, "
                    "gamma, noise) of the recordings' clips as the network sees them")
+    p.add_argument("--flip", action="store_true",
+                   help="mirror half of the recordings' clips left-right (frames, teacher "
+                   "depth, flow, tracks and K together)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     p.add_argument("--no-truth", action="store_true",
                    help="skip the ground-truth scoring of held-out frames (7-Scenes inputs)")
@@ -99,7 +102,7 @@ def run(args) -> int:
                           max_steps=args.max_steps, threads=args.threads,
                           synthetic_pairs=args.synthetic_pairs,
                           synthetic_every=args.synthetic_every,
-                          augment=args.augment,
+                          augment=args.augment, flip=args.flip,
                           resume=args.resume, progress=not args.no_progress,
                           evaluate_truth=not args.no_truth)
     except (ConfigError, ValueError) as exc:

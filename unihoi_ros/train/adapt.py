@@ -79,7 +79,7 @@ import torch
 from unihoi_ros.errors import ConfigError
 from unihoi_ros.geometry.two_view import TwoViewSettings, fuse_depths, two_view_depth
 
-from .augment import photometric_jitter
+from .augment import horizontal_flip, photometric_jitter
 from .dataset import ClipCache, Video, build_cache, global_batch_indices
 from .priors import Clip, DISFlowPrior, LucasKanadeTracks, NoMasks, Priors, consistency_mask
 
@@ -133,6 +133,8 @@ class AdaptConfig:
             other step), when ``synthetic_pairs > 0``.
         augment: photometric jitter of the recordings' clips as the network sees them
             (:func:`unihoi_ros.train.augment.photometric_jitter`; priors unchanged).
+        flip: mirror half of the recordings' samples left-right, priors with them
+            (:func:`unihoi_ros.train.augment.horizontal_flip`).
         ckpt_minutes: checkpoint period.
         eval_pairs: held-out clip pairs per recording for the self-supervised losses.
         max_steps: stop after this many steps (None: the time budget decides).
@@ -162,6 +164,7 @@ class AdaptConfig:
     synthetic_pairs: int = 0
     synthetic_every: int = 2
     augment: bool = False
+    flip: bool = False
     ckpt_minutes: float = 3.0
     eval_pairs: int = 4
     max_steps: int | None = None
@@ -376,6 +379,13 @@ def teacher_maps(geometric: np.ndarray, base: np.ndarray, base_weight: float,
     depth = np.where(ok, geometric * scale, base).astype(np.float32)
     weight = np.where(ok, 1.0, base_weight).astype(np.float32)
     return depth, weight, scale
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """The random source of one augmentation (``stream``) at one training step: seeded by
+    the step, so a run is reproducible and the same after ``--resume``; each augmentation
+    has its own stream, so turning one on does not change another's draws."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step + stream * 2**40)
 
 
 def resize_K(K: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
@@ -949,9 +959,10 @@ def adapt(cfg: AdaptConfig) -> dict:
                            else (train_cache, weights, terms_names))
         batch = cache.batch(global_batch_indices(k, 1, len(cache), cfg.seed))
         if cfg.augment and not is_syn:
-            # Seeded by the step: reproducible, and the same after --resume.
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            batch = {**batch, "rgb": photometric_jitter(batch["rgb"], gen)}
+            batch = {**batch, "rgb": photometric_jitter(batch["rgb"],
+                                                        step_generator(cfg.seed, step, 0))}
+        if cfg.flip and not is_syn:
+            batch = horizontal_flip(batch, step_generator(cfg.seed, step, 1))
         lr = lr_at(step, optim, schedule_fraction(elapsed(), train_until, step, cfg.max_steps))
         for g in optimizer.param_groups:
             g["lr"] = lr

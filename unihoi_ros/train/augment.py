@@ -1,10 +1,15 @@
-"""Photometric augmentation of training clips (issue #25: a network that does not learn one
-room's or one camera's colours).
+"""Augmentation of training clips (issue #25: a network that does not learn one room's or
+one camera's colours and layout).
 
-Only the network's input images change; the priors (teacher depth, flow, tracks, masks)
-were computed on the clean frames and stay valid, because a photometric change moves no
-pixel. One set of parameters per clip (every frame of a 4-frame window alike, as one
-camera's exposure and white balance are over a second), pixel noise independent per frame.
+- :func:`photometric_jitter`: only the network's input images change; the priors (teacher
+  depth, flow, tracks, masks) were computed on the clean frames and stay valid, because a
+  photometric change moves no pixel. One set of parameters per clip (every frame of a
+  4-frame window alike, as one camera's exposure and white balance are over a second),
+  pixel noise independent per frame.
+- :func:`horizontal_flip`: the mirror image of a sample, priors mirrored with it. A mirrored
+  video is the video of the mirrored world (``x -> -x`` in the camera frame): rigid motions
+  stay rigid, depth stays depth, so every loss holds as it did; the room's left and right
+  are what changes. Both clips of a sample flip together (the ``cc`` loss compares their K).
 """
 
 from __future__ import annotations
@@ -66,3 +71,67 @@ def photometric_jitter(rgb: Tensor, generator: torch.Generator,
     sigma = (jitter.noise * torch.rand((b, c, 1, 1, 1, 1), generator=generator)).to(x.device)
     noise = torch.randn(x.shape, generator=generator).to(x.device)
     return (x + sigma * noise).clamp(0.0, 1.0).to(rgb.dtype)
+
+
+#: How each entry of a training batch mirrors: ``image`` ``(..., H, W)`` reversed along W;
+#: ``flow`` ``(..., H, W, 2)`` pixels, reversed along W with ``du`` negated; ``points``
+#: ``(..., 2)`` pixel coordinates, ``u -> W - 1 - u``; ``K`` ``(..., 3, 3)``; ``none``:
+#: not a function of the image's layout. A key not listed is refused, not passed through.
+MIRROR_KINDS = {
+    "rgb": "image", "valid_fwd": "image", "valid_bwd": "image", "teacher_depth": "image",
+    "static": "image", "teacher_weight": "image", "gt_depth": "image",
+    "flow_fwd": "flow", "flow_bwd": "flow",
+    "tracks_uv": "points", "tracks_visible": "none", "indices": "none",
+    "teacher_K": "K", "gt_K": "K",
+}
+
+
+def mirror_K(K: Tensor, width: int) -> Tensor:
+    """``(..., 3, 3)`` intrinsics of the horizontally mirrored image of ``width`` pixels
+    (pixel centres at integers, as :func:`unihoi_ros.train.adapt.resize_K`):
+    ``cx' = width - 1 - cx``, the rest unchanged."""
+    out = K.clone()
+    out[..., 0, 2] = (width - 1) - K[..., 0, 2]
+    return out
+
+
+def horizontal_flip(batch: dict, generator: torch.Generator, probability: float = 0.5) -> dict:
+    """A copy of a training batch with each sample mirrored left-right with ``probability``.
+
+    Args:
+        batch: the training batch (:meth:`unihoi_ros.train.dataset.ClipCache.batch`):
+            ``rgb (B, C, F, 3, H, W)``; images ``(B, C, ..., H, W)`` (teacher depth and
+            weight, validity and static masks); flows ``(B, C, F - 1, H, W, 2)`` pixels;
+            ``tracks_uv (B, C, F, N, 2)`` pixels (NaN where unknown); ``teacher_K
+            (B, C, 3, 3)``. Other entries pass through unchanged.
+        generator: the random source (seeded per step by the caller).
+        probability: chance that a sample is mirrored.
+
+    Returns:
+        The batch with mirrored samples where drawn: images reversed along W, flows'
+        ``du`` negated, tracks' ``u -> W - 1 - u``, K's ``cx -> W - 1 - cx``.
+    """
+    unknown = set(batch) - set(MIRROR_KINDS)
+    if unknown:
+        raise ValueError(f"horizontal_flip: no mirroring rule for batch entries {sorted(unknown)}")
+    width = batch["rgb"].shape[-1]
+    flip = torch.rand(batch["rgb"].shape[0], generator=generator) < probability
+    out = dict(batch)
+    if not bool(flip.any()):
+        return out
+    for key, value in batch.items():
+        kind = MIRROR_KINDS[key]
+        if kind == "image":
+            mirrored = value.flip(-1)
+        elif kind == "flow":
+            f = value.flip(-2)
+            mirrored = torch.stack([-f[..., 0], f[..., 1]], dim=-1)
+        elif kind == "points":
+            mirrored = torch.stack([(width - 1) - value[..., 0], value[..., 1]], dim=-1)
+        elif kind == "K":
+            mirrored = mirror_K(value, width)
+        else:
+            continue
+        shape = (-1,) + (1,) * (value.dim() - 1)
+        out[key] = torch.where(flip.view(shape).to(value.device), mirrored, value)
+    return out
