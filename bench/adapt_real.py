@@ -36,27 +36,33 @@ KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric
         ("fx_rel", "fx err", "{:.3f}"))
 
 
-def scale_over_time(model_name: str, data: Path, frames: slice) -> dict:
-    """The module docstring's scale figures (per cent) of one model on ``frames`` of the
-    7-Scenes folder ``data``."""
+def scale_frames(data: Path, frames: slice, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``frames`` of the 7-Scenes folder ``data`` at the network's input size ``hw``:
+    ``(rgb (N, h, w, 3) uint8, truth (N, h, w) metres, NaN where none)``, the registered
+    true depth reduced by a block median (read once for every model)."""
     import cv2
 
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
-    from unihoi_ros.model import UniHOI
-    from unihoi_ros.train.adapt import base_predictions, block_median
+    from unihoi_ros.train.adapt import block_median
 
-    model = UniHOI.from_pretrained(model_name).eval()
-    h, w = (int(v) for v in model.config.image_shape)
+    h, w = hw
     files = seven_scenes_files(data)[frames]
     rgb = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), (w, h),
                                interpolation=cv2.INTER_AREA) for _, p in files])
-    depth, _ = base_predictions(model, rgb)
     truth = load_seven_scenes(data, frames=frames).depth.astype(np.float32)
     truth[~(truth > 0)] = np.nan
+    return rgb, np.stack([block_median(t, hw) for t in truth])
+
+
+def scale_over_time(model, rgb: np.ndarray, truth: np.ndarray) -> dict:
+    """The module docstring's scale figures (per cent) of ``model`` (a loaded
+    :class:`~unihoi_ros.model.UniHOI`) on the frames of :func:`scale_frames`."""
+    from unihoi_ros.train.adapt import base_predictions
+
+    depth, _ = base_predictions(model, rgb)
     log_scale = []
     for pred, true in zip(depth, truth):
-        true = block_median(true, (h, w))
         ok = np.isfinite(true) & (pred > 0)
         log_scale.append(float(np.log(np.median(pred[ok] / true[ok]))))
     steps = np.diff(log_scale)
@@ -108,10 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     starts = segment_starts(len(seven_scenes_files(cfg.data)), cfg.segments,
                             cfg.segment_frames)[args.segments_from:]
     frames = slice(starts[0], starts[-1] + cfg.segment_frames)  # the scored segments
+    from unihoi_ros.model import UniHOI
+
     print("| model | depth scale std % | step within a window % | step across windows % |")
     print("|---|---|---|---|")
+    scale_inputs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for name, model in models:
-        sc = scale_over_time(model, cfg.data, frames)
+        net = UniHOI.from_pretrained(model).eval()
+        hw = tuple(int(v) for v in net.config.image_shape)
+        if hw not in scale_inputs:
+            scale_inputs[hw] = scale_frames(cfg.data, frames, hw)
+        sc = scale_over_time(net, *scale_inputs[hw])
         out.setdefault("scale_over_time", {})[name] = sc
         print(f"| {name} | {sc['scale_std_pct']:.1f} | {sc['step_within_window_pct']:.1f} | "
               f"{sc['step_across_windows_pct']:.1f} |")

@@ -14,6 +14,7 @@ from unihoi_ros.cli import main as cli_main
 from unihoi_ros.geometry.two_view import fuse_depths, triangulate_rays, two_view_depth
 from unihoi_ros.sim import make_sequence
 from unihoi_ros.train.adapt import (
+    base_log_scale,
     block_median,
     consistent_log_scales,
     fuse_over_time,
@@ -122,16 +123,24 @@ def test_fuse_depths_rescales_and_drops_disagreement():
     np.testing.assert_allclose(fused[1, :3], true[1, :3], rtol=1e-5)
 
 
-def test_teacher_maps_keep_the_base_scale():
+def test_teacher_maps_take_the_geometry_where_it_is_and_the_base_elsewhere():
+    base = np.full((10, 10), 2.0, np.float32)
+    metric = np.full((10, 10), np.nan, np.float32)
+    metric[:6] = 2.5  # triangulated, already at its metric scale
+    depth, weight = teacher_maps(metric, base, 0.1, min_pixels=10)
+    np.testing.assert_allclose(depth[:6], 2.5)
+    np.testing.assert_allclose(depth[6:], 2.0)
+    assert (weight[:6] == 1).all() and np.allclose(weight[6:], 0.1)
+    # Too few geometric pixels: the base alone, at the base's weight.
+    d2, w2 = teacher_maps(metric, base, 0.1, min_pixels=61)
+    assert np.allclose(w2, 0.1) and np.allclose(d2, base)
+
+
+def test_base_log_scale_is_the_median_ratio_to_the_base():
     base = np.full((10, 10), 2.0, np.float32)
     geo = np.full((10, 10), np.nan, np.float32)
     geo[:6] = 0.5  # unit-baseline depth, 4x smaller
-    depth, weight, scale = teacher_maps(geo, base, 0.1, min_pixels=10)
-    assert scale == pytest.approx(4.0)
-    np.testing.assert_allclose(depth, 2.0)
-    assert (weight[:6] == 1).all() and np.allclose(weight[6:], 0.1)
-    d2, w2, s2 = teacher_maps(np.full((10, 10), np.nan, np.float32), base, 0.1)
-    assert np.isnan(s2) and np.allclose(w2, 0.1) and np.allclose(d2, base)
+    assert np.exp(base_log_scale(geo, base, 10)) == pytest.approx(4.0)
 
 
 def test_consistent_log_scales_keep_the_chain_and_drop_anchor_jitter():
@@ -467,3 +476,22 @@ def test_teacher_weight_in_the_shape_loss():
     torch.testing.assert_close(plain, ones)
     torch.testing.assert_close(a, a2, rtol=1e-4, atol=1e-7)
     assert not torch.allclose(plain, b2, rtol=1e-3)
+
+
+def test_pair_flows_are_dis_computed_once_per_pair(moving_clip):
+    """The base's windows, the scale chain and the fusion read one flow per ordered pair:
+    the same arrays DIS gives, each computed once."""
+    from unihoi_ros.flow import DISFlow
+    from unihoi_ros.train.adapt import PairFlows
+
+    frames = moving_clip.rgb[:4]
+    flows = PairFlows(frames)
+    calls = []
+    backward = flows._dis.backward
+    flows._dis.backward = lambda a, b: calls.append(1) or backward(a, b)
+    chain = flows.consecutive()
+    assert chain.shape == (3, *frames.shape[1:3], 2) and len(calls) == 3
+    assert flows(2, 1) is flows(2, 1) and len(calls) == 3
+    np.testing.assert_array_equal(chain[1], DISFlow("medium").backward(frames[2], frames[1]))
+    flows(1, 2)  # the other direction is its own pair
+    assert len(calls) == 4

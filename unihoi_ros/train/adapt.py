@@ -352,33 +352,27 @@ def consistent_log_scales(steps: np.ndarray, anchors: np.ndarray, anchor_weight:
     return np.linalg.solve(A, b)
 
 
-def teacher_maps(geometric: np.ndarray, base: np.ndarray, base_weight: float,
-                 min_pixels: int = 50, log_scale: float | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, float]:
+def teacher_maps(metric: np.ndarray, base: np.ndarray, base_weight: float,
+                 min_pixels: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """One frame's teacher depth and per-pixel weight.
 
     Args:
-        geometric: ``(H, W)`` triangulated depth at an arbitrary scale, NaN where none.
+        metric: ``(H, W)`` triangulated depth already at its metric scale
+            (:func:`consistent_log_scales` or :func:`base_log_scale`), NaN where none.
         base: ``(H, W)`` the base model's depth (metres, read with the known K).
         base_weight: weight of the base depth where the geometry gives none.
         min_pixels: fewer geometric pixels than this: the frame's teacher is the base alone.
-        log_scale: the geometric depth's log scale (:func:`consistent_log_scales`); None:
-            this frame's :func:`base_log_scale`.
 
     Returns:
-        ``(depth (H, W) m, weight (H, W), scale)``: the geometric depth times ``scale``
-        (by default the median ratio base / geometric on its pixels, so the base's metric
-        scale is kept) with weight 1 where it exists, the base depth with ``base_weight``
-        elsewhere.
+        ``(depth (H, W) m, weight (H, W))``: the geometric depth with weight 1 where it
+        exists, the base depth with ``base_weight`` elsewhere.
     """
-    ok = _usable(geometric, base)
-    if ok.sum() < min_pixels or (log_scale is not None and not np.isfinite(log_scale)):
-        return base.astype(np.float32), np.full(base.shape, base_weight, np.float32), float("nan")
-    scale = float(np.exp(log_scale if log_scale is not None
-                         else base_log_scale(geometric, base, min_pixels)))
-    depth = np.where(ok, geometric * scale, base).astype(np.float32)
+    ok = _usable(metric, base)
+    if ok.sum() < min_pixels:
+        return base.astype(np.float32), np.full(base.shape, base_weight, np.float32)
+    depth = np.where(ok, metric, base).astype(np.float32)
     weight = np.where(ok, 1.0, base_weight).astype(np.float32)
-    return depth, weight, scale
+    return depth, weight
 
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
@@ -577,15 +571,44 @@ class AdaptPriors(Priors):
         return out
 
 
-def base_predictions(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The base model's depth ``(N, h, w)`` m and per-frame K ``(N, 3, 3)`` px of a
-    recording at the training size: windows of 4 consecutive frames (DIS flow), the last
-    window moved back to end at the last frame."""
-    from unihoi_ros.flow import DISFlow
+class PairFlows:
+    """DIS flow (``medium``) between frames of one run of consecutive frames, each ordered
+    pair computed once: the base model's windows, the teacher's scale chain and its fusion
+    over time all read the consecutive frames' flows.
 
+    ``flows(i, j)`` is ``(H, W, 2)`` float32 pixels from frame ``i`` into frame ``j``
+    (:meth:`unihoi_ros.flow.DISFlow.backward` ``(frames[i], frames[j])``).
+    """
+
+    def __init__(self, frames: np.ndarray) -> None:
+        from unihoi_ros.flow import DISFlow
+
+        self.frames = frames
+        self._dis = DISFlow("medium")
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, i: int, j: int) -> np.ndarray:
+        if (i, j) not in self._cache:
+            self._cache[(i, j)] = self._dis.backward(self.frames[i], self.frames[j])
+        return self._cache[(i, j)]
+
+    def consecutive(self) -> np.ndarray:
+        """``(N - 1, H, W, 2)``: ``[i]`` maps frame ``i + 1``'s pixels into frame ``i``."""
+        n, h, w = self.frames.shape[:3]
+        if n < 2:
+            return np.zeros((0, h, w, 2), np.float32)
+        return np.stack([self(i + 1, i) for i in range(n - 1)])
+
+
+def base_predictions(model, frames: np.ndarray, flows: PairFlows | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The base model's depth ``(N, h, w)`` m and per-frame K ``(N, 3, 3)`` px of a
+    recording at the training size: windows of 4 consecutive frames (DIS flow; ``flows``
+    of these ``frames`` to share it, None: computed here), the last window moved back to
+    end at the last frame."""
     n = len(frames)
     f = model.config.frames
-    dis = DISFlow("medium")
+    flows = flows or PairFlows(frames)
     depth = np.zeros(frames.shape[:3], np.float32)
     Ks = np.zeros((n, 3, 3))
     starts = list(range(0, max(n - f, 0) + 1, f))
@@ -594,9 +617,9 @@ def base_predictions(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     for s in starts:
         idx = np.arange(s, s + f)
         rgb = frames[idx]
-        flows = np.stack([dis.backward(rgb[t], rgb[t - 1]) for t in range(1, f)])
+        window_flows = np.stack([flows(s + t, s + t - 1) for t in range(1, f)])
         x = torch.from_numpy(rgb).permute(0, 3, 1, 2)[None].float().div(255.0)
-        fl = torch.from_numpy(flows).permute(0, 3, 1, 2)[None].float()
+        fl = torch.from_numpy(window_flows).permute(0, 3, 1, 2)[None].float()
         with torch.inference_mode():
             out = model(x, fl)
         depth[idx] = out.depth[0].numpy()
@@ -605,19 +628,14 @@ def base_predictions(model, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return depth, Ks
 
 
-def teacher_log_scales(frames: np.ndarray, geometric: np.ndarray, base: np.ndarray,
+def teacher_log_scales(flows: PairFlows, geometric: np.ndarray, base: np.ndarray,
                        anchor_weight: float) -> np.ndarray:
     """``(N,)`` log scales of one run of consecutive frames' geometric depth
-    (:func:`consistent_log_scales`): ``frames (N, h, w, 3)`` uint8, ``geometric`` and
-    ``base`` ``(N, h, w)`` at the same size (the latter metres); DIS flow between
-    consecutive frames."""
-    from unihoi_ros.flow import DISFlow
-
-    dis = DISFlow("medium")
-    flows = np.stack([dis.backward(frames[i + 1], frames[i]) for i in range(len(frames) - 1)]
-                     ) if len(frames) > 1 else np.zeros((0, *frames.shape[1:3], 2))
+    (:func:`consistent_log_scales`): ``flows`` of the run's frames, ``geometric`` and
+    ``base`` ``(N, h, w)`` at the training size (the latter metres)."""
     anchors = np.array([base_log_scale(g, b) for g, b in zip(geometric, base)])
-    return consistent_log_scales(step_log_ratios(geometric, flows), anchors, anchor_weight)
+    return consistent_log_scales(step_log_ratios(geometric, flows.consecutive()), anchors,
+                                 anchor_weight)
 
 
 def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
@@ -630,17 +648,19 @@ def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: Adap
         ``"K"`` ``(3, 3)`` at the training size, ``"base_depth"`` ``(N, h, w)`` metres (read
         with K), ``"base_K"`` ``(N, 3, 3)``, ``"geometric"`` ``(N, h, w)`` triangulated
         depth at the training size, each frame at its own scale (NaN where none),
-        ``"kept"`` ``(N,)`` its coverage at the teacher's size}.
+        ``"kept"`` ``(N,)`` its coverage at the teacher's size, ``"flows"``: a
+        :class:`PairFlows` per part}.
     """
     hw, thw = rec.frames.shape[1:3], rec.teacher_frames.shape[1:3]
     n = len(rec.frames)
     # Training and held-out frames are prepared apart: no training label sees a held-out
     # frame (not even as the second view of a triangulation).
     parts = [p for p in (slice(0, train_frames), slice(train_frames, n)) if p.stop > p.start]
+    flows = [PairFlows(rec.frames[part]) for part in parts]
     base_depth = np.zeros(rec.frames.shape[:3], np.float32)
     base_K = np.zeros((n, 3, 3))
-    for part in parts:
-        base_depth[part], base_K[part] = base_predictions(model, rec.frames[part])
+    for part, part_flows in zip(parts, flows):
+        base_depth[part], base_K[part] = base_predictions(model, rec.frames[part], part_flows)
     stream_K = np.median(base_K[:train_frames], axis=0)
     K = resize_K(K_native, cfg.K_size or rec.native_hw, hw) if K_native is not None \
         else stream_K
@@ -654,17 +674,16 @@ def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: Adap
         infos += info
     return {"parts": parts, "K": K, "base_depth": base_read, "base_K": base_K,
             "geometric": np.stack([block_median(g, hw) for g in geo]),
-            "kept": np.array([x["kept"] for x in infos])}
+            "kept": np.array([x["kept"] for x in infos]), "flows": flows}
 
 
-def teacher_from(inputs: dict, frames: np.ndarray, cfg: AdaptConfig
+def teacher_from(inputs: dict, cfg: AdaptConfig
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The teacher of one recording from :func:`teacher_inputs` (module docstring: one
     scale along the recording, fused over time, the base where the geometry has none).
 
     Args:
         inputs: :func:`teacher_inputs`' dict.
-        frames: ``(N, h, w, 3)`` uint8 at the training size.
         cfg: ``scale_anchor``, ``fuse_radius``, ``base_weight``.
 
     Returns:
@@ -672,24 +691,20 @@ def teacher_from(inputs: dict, frames: np.ndarray, cfg: AdaptConfig
         per-pixel weight and its geometric part (metres, NaN where the base fills in).
     """
     geo, base, parts = inputs["geometric"], inputs["base_depth"], inputs["parts"]
+    flows = inputs["flows"]
     if cfg.scale_anchor is not None:
-        log_scales = np.concatenate([teacher_log_scales(frames[p], geo[p], base[p],
-                                                        cfg.scale_anchor) for p in parts])
+        log_scales = np.concatenate([teacher_log_scales(f, geo[p], base[p], cfg.scale_anchor)
+                                     for p, f in zip(parts, flows)])
     else:
         log_scales = np.array([base_log_scale(g, b) for g, b in zip(geo, base)])
     metric = geo * np.exp(log_scales)[:, None, None]
     if cfg.fuse_radius:
-        from unihoi_ros.flow import DISFlow
-
-        dis = DISFlow("medium")
-        metric = np.concatenate([fuse_over_time(
-            metric[p], lambda i, j, f=frames[p]: dis.backward(f[i], f[j]),
-            cfg.fuse_radius) for p in parts])
+        metric = np.concatenate([fuse_over_time(metric[p], f, cfg.fuse_radius)
+                                 for p, f in zip(parts, flows)])
     depth = np.empty_like(base, dtype=np.float32)
     weight = np.empty_like(base, dtype=np.float32)
     for i in range(len(base)):
-        depth[i], weight[i], _ = teacher_maps(metric[i], base[i], cfg.base_weight,
-                                              log_scale=0.0)
+        depth[i], weight[i] = teacher_maps(metric[i], base[i], cfg.base_weight)
     return depth, weight, np.where(weight == 1.0, depth, np.nan).astype(np.float32)
 
 
@@ -703,7 +718,7 @@ def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: Ada
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
     inputs = teacher_inputs(rec, model, K_native, cfg, train_frames)
-    depth, weight, metric = teacher_from(inputs, rec.frames, cfg)
+    depth, weight, metric = teacher_from(inputs, cfg)
     arrays = {"depth": depth, "weight": weight, "K": inputs["K"], "geometric": metric,
               "base_depth": inputs["base_depth"], "base_K": inputs["base_K"],
               "kept": inputs["kept"]}
