@@ -478,9 +478,9 @@ def test_teacher_weight_in_the_shape_loss():
     assert not torch.allclose(plain, b2, rtol=1e-3)
 
 
-def test_pair_flows_are_dis_computed_once_per_pair(moving_clip):
-    """The base's windows, the scale chain and the fusion read one flow per ordered pair:
-    the same arrays DIS gives, each computed once."""
+def test_pair_flows_compute_each_consecutive_flow_once(moving_clip):
+    """The base's windows, the scale chain and the fusion read each frame's flow into the
+    one before: the same array DIS gives, computed once; other pairs are not kept."""
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.train.adapt import PairFlows
 
@@ -493,5 +493,6 @@ def test_pair_flows_are_dis_computed_once_per_pair(moving_clip):
     assert chain.shape == (3, *frames.shape[1:3], 2) and len(calls) == 3
     assert flows(2, 1) is flows(2, 1) and len(calls) == 3
     np.testing.assert_array_equal(chain[1], DISFlow("medium").backward(frames[2], frames[1]))
-    flows(1, 2)  # the other direction is its own pair
-    assert len(calls) == 4
+    np.testing.assert_array_equal(flows(1, 3), DISFlow("medium").backward(frames[1], frames[3]))
+    flows(1, 3)
+    assert len(calls) == 5 and len(flows._cache) == 3

@@ -572,9 +572,10 @@ class AdaptPriors(Priors):
 
 
 class PairFlows:
-    """DIS flow (``medium``) between frames of one run of consecutive frames, each ordered
-    pair computed once: the base model's windows, the teacher's scale chain and its fusion
-    over time all read the consecutive frames' flows.
+    """DIS flow (``medium``) between frames of one run of consecutive frames: the base
+    model's windows, the teacher's scale chain and its fusion over time all read the flow
+    of each frame into the one before, so those are computed once and kept (153 kB a
+    frame at 120x160); other pairs are computed when asked.
 
     ``flows(i, j)`` is ``(H, W, 2)`` float32 pixels from frame ``i`` into frame ``j``
     (:meth:`unihoi_ros.flow.DISFlow.backward` ``(frames[i], frames[j])``).
@@ -585,12 +586,14 @@ class PairFlows:
 
         self.frames = frames
         self._dis = DISFlow("medium")
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._cache: dict[int, np.ndarray] = {}  # frame i -> its flow into frame i - 1
 
     def __call__(self, i: int, j: int) -> np.ndarray:
-        if (i, j) not in self._cache:
-            self._cache[(i, j)] = self._dis.backward(self.frames[i], self.frames[j])
-        return self._cache[(i, j)]
+        if j != i - 1:
+            return self._dis.backward(self.frames[i], self.frames[j])
+        if i not in self._cache:
+            self._cache[i] = self._dis.backward(self.frames[i], self.frames[j])
+        return self._cache[i]
 
     def consecutive(self) -> np.ndarray:
         """``(N - 1, H, W, 2)``: ``[i]`` maps frame ``i + 1``'s pixels into frame ``i``."""
