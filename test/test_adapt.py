@@ -256,7 +256,8 @@ def recording(tmp_path_factory):
 def _adapt_args(folder, K, base, out, *extra):
     k = ",".join(f"{v:.4f}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
     return ["adapt", str(folder), "-o", str(out), "--K", k, "--model", str(base),
-            "--no-progress", "--threads", "1", "--holdout", "0.3", *extra]
+            "--no-progress", "--threads", "1", "--holdout", "0.3", "--augment", "--flip",
+            "--seed", "3", *extra]
 
 
 def test_adapt_runs_resumes_and_loads(recording, tmp_path):
@@ -269,6 +270,7 @@ def test_adapt_runs_resumes_and_loads(recording, tmp_path):
     assert cli_main(_adapt_args(folder, K, base, out, "--max-steps", "2")) == 0
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["steps"] == 2 and report["clip_pairs"] >= 4
+    assert report["settings"]["seed"] == 3 and report["settings"]["flip"]
     assert set(report["held_out_losses"]) == {"before", "after"}
     assert np.isfinite(report["held_out_losses"]["after"]["total"])
     rec = report["recordings"][0]

@@ -58,6 +58,8 @@ def register(sub) -> None:
                    help="mirror half of the recordings' clips left-right (frames, teacher "
                    "depth, flow, tracks and K together)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="clip sampling, data order and augmentation draws (default 0)")
     p.add_argument("--no-truth", action="store_true",
                    help="skip the ground-truth scoring of held-out frames (7-Scenes inputs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -99,7 +101,7 @@ def run(args) -> int:
         cfg = AdaptConfig(inputs=list(args.input), output=args.out, K=K, K_size=K_size,
                           base=args.model, minutes=args.minutes, topic=args.topic,
                           max_frames=args.max_frames, holdout=args.holdout,
-                          max_steps=args.max_steps, threads=args.threads,
+                          max_steps=args.max_steps, threads=args.threads, seed=args.seed,
                           synthetic_pairs=args.synthetic_pairs,
                           synthetic_every=args.synthetic_every,
                           augment=args.augment, flip=args.flip,
