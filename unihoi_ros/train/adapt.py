@@ -611,7 +611,7 @@ def base_predictions(model, frames: np.ndarray, flows: PairFlows | None = None
     end at the last frame."""
     n = len(frames)
     f = model.config.frames
-    flows = flows or PairFlows(frames)
+    flows = PairFlows(frames) if flows is None else flows
     depth = np.zeros(frames.shape[:3], np.float32)
     Ks = np.zeros((n, 3, 3))
     starts = list(range(0, max(n - f, 0) + 1, f))
