@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="unihoi-tiny")
     ap.add_argument("--holdout", type=float, default=0.25)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--raft-weights", type=Path, default=None,
+                    help="triangulate RAFT-small's flow instead of DIS's")
     args = ap.parse_args(argv)
     import dataclasses
 
@@ -86,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     gt = load_seven_scenes(args.data)
     cfg.K = gt.K
     n = len(rec.frames)
-    inputs = teacher_inputs(rec, model, gt.K, cfg, n - round(cfg.holdout * n))
+    pair_flow = None
+    if args.raft_weights:
+        from unihoi_ros.flow.raft import RAFTFlow
+
+        pair_flow = RAFTFlow(args.raft_weights)
+    inputs = teacher_inputs(rec, model, gt.K, cfg, n - round(cfg.holdout * n), pair_flow)
     truth = gt.depth.astype(np.float32)
     truth[~(truth > 0)] = np.nan
     with warnings.catch_warnings():
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"base model alone": score(inputs["base_depth"], truth, inputs["parts"])}
     for name, anchor, radius in VARIANTS:
         variant = dataclasses.replace(cfg, scale_anchor=anchor, fuse_radius=radius)
-        _, _, metric = teacher_from(inputs, rec.frames, variant)
+        _, _, metric = teacher_from(inputs, variant)
         rows[name] = score(metric, truth, inputs["parts"])
     print(f"teacher of `unihoi adapt` on {args.data.name} ({n} frames at {hw[1]}x{hw[0]}, "
           f"base {args.model}, {time.perf_counter() - t0:.0f} s)\n")

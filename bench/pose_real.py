@@ -129,18 +129,17 @@ def roughness_pct(T: np.ndarray, window: int = 9) -> float:
     return float(100 * np.sqrt((resid ** 2).sum(1).mean()) / path_length(T))
 
 
-def run_segment(backend, flow_preset: str, cfg: ReconstructorConfig, frames, gt, K,
+def run_segment(backend, flow, cfg: ReconstructorConfig, frames, gt, K,
                 depth: bool = False) -> dict:
     """One segment through a fresh reconstructor: pose metrics and stage costs (and with
     ``depth``, abs_rel metric and median-scaled against the registered depth)."""
     from unihoi_ros.evaluation import evaluate
-    from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.ground_truth import GroundTruth
     from unihoi_ros.io.predictions import Predictions
     from unihoi_ros.pipeline.reconstructor import Reconstructor
 
     cfg = dataclasses.replace(cfg, process_size=None, max_side=None, build_points=False)
-    rec = Reconstructor(backend, DISFlow(flow_preset), cfg)
+    rec = Reconstructor(backend, flow, cfg)
     results = []
     for stamp, rgb in zip(gt.stamps_ns, frames):
         rec.push(int(stamp), rgb, K=K)
@@ -184,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segment-frames", type=int, default=50)
     ap.add_argument("--process-size", default="480x640", metavar="HxW")
     ap.add_argument("--flow-preset", default="medium")
+    ap.add_argument("--raft-weights", type=Path, default=None,
+                    help="RAFT-small checkpoint: its flow instead of DIS (poses and the "
+                    "network's input)")
+    ap.add_argument("--raft-iters", type=int, default=12)
     ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS)
     ap.add_argument("--segments-from", type=int, default=0,
                     help="run only segments from this index on (held-out ones after an "
@@ -205,6 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     hw = tuple(int(v) for v in args.process_size.lower().split("x"))
     configs = [parse_config(c) for c in args.configs]
     files = seven_scenes_files(args.data)
+    if args.raft_weights:
+        from unihoi_ros.flow.raft import RAFTFlow
+
+        flow = RAFTFlow(args.raft_weights, args.raft_iters)
+        flow_name = f"RAFT-small {args.raft_iters} iterations"
+    else:
+        from unihoi_ros.flow import DISFlow
+
+        flow, flow_name = DISFlow(args.flow_preset), f"DIS {args.flow_preset}"
     starts = segment_starts(len(files), args.segments, args.segment_frames)[args.segments_from:]
     model = None
     if {"model_known_K", "model"} & set(args.variants):
@@ -231,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, cfg in configs:
                 runs = []
                 for _ in range(args.repeats):
-                    runs.append(run_segment(backend, args.flow_preset, cfg, frames, gt,
+                    runs.append(run_segment(backend, flow, cfg, frames, gt,
                                             None if v == "model" else K, args.depth))
                     bar.update(1)
                 row = dict(runs[0], start_frame=int(files[s][0]))
@@ -246,14 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     out = {"benchmark": "pose_real", "date": time.strftime("%Y-%m-%d"),
            "settings": {"data": str(args.data), "start_frames": [f["start_frame"] for f in facts],
                         "segment_frames": args.segment_frames, "process_size": list(hw),
-                        "flow_preset": args.flow_preset, "repeats": args.repeats,
+                        "flow_preset": args.flow_preset, "flow": flow_name, "repeats": args.repeats,
                         "pair_by_number": args.pair_by_number,
                         "configs": {n: dataclasses.asdict(c) for n, c in configs},
                         "wall_time_s": time.perf_counter() - t0},
            "recording": facts, "variants": {}}
     ref = configs[0][0]
     print(f"7-Scenes {args.data.name}: {len(starts)} x {args.segment_frames} frames at "
-          f"{hw[1]}x{hw[0]}, DIS {args.flow_preset}; colour frames repeating the previous one: "
+          f"{hw[1]}x{hw[0]}, {flow_name}; colour frames repeating the previous one: "
           f"{sum(f['repeated_frames'] for f in facts)} of {len(starts) * (args.segment_frames - 1)}"
           "; ground-truth roughness (9-frame quadratic fit, % of path): "
           + ", ".join(f"{f['gt_roughness_pct']:.2f}" for f in facts) + "\n")

@@ -438,7 +438,7 @@ def mixed_step(step: int, every: int) -> tuple[bool, int]:
 
 def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
                      settings: TwoViewSettings | None = None, progress: bool = False,
-                     ) -> tuple[np.ndarray, list[dict]]:
+                     flow=None) -> tuple[np.ndarray, list[dict]]:
     """Triangulated depth of every frame from its pairs with ``i - offset`` and
     ``i + offset`` (module docstring).
 
@@ -447,6 +447,8 @@ def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
         K: ``(3, 3)`` intrinsics at ``(H, W)``, pixels.
         offset: frame distance of the pairs (shortened near the ends so each frame has
             at least one pair while N > 1).
+        flow: the pairs' flow provider (:class:`~unihoi_ros.flow.FlowProvider`; default
+            OpenCV DIS ``medium``).
 
     Returns:
         ``(depth (N, H, W) float32, info)``: each frame's fused depth at its own scale
@@ -458,7 +460,7 @@ def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
     from unihoi_ros.flow import DISFlow
 
     n = len(frames)
-    dis = DISFlow("medium")
+    dis = DISFlow("medium") if flow is None else flow
     flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def pair(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -642,7 +644,7 @@ def teacher_log_scales(flows: PairFlows, geometric: np.ndarray, base: np.ndarray
 
 
 def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
-                   train_frames: int) -> dict:
+                   train_frames: int, pair_flow=None) -> dict:
     """What the teacher is made from, per recording: the base model's predictions and the
     triangulated depth.
 
@@ -673,7 +675,7 @@ def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: Adap
     infos: list[dict] = []
     for part in parts:
         geo[part], info = geometric_depths(rec.teacher_frames[part], resize_K(K, hw, thw),
-                                           cfg.offset, cfg.two_view, cfg.progress)
+                                           cfg.offset, cfg.two_view, cfg.progress, pair_flow)
         infos += info
     return {"parts": parts, "K": K, "base_depth": base_read, "base_K": base_K,
             "geometric": np.stack([block_median(g, hw) for g in geo]),
