@@ -110,6 +110,25 @@ def test_geometric_teacher_with_dis_flow_on_synthetic_clip(moving_clip):
     assert _scaled_abs_rel(d, seq.depth[6], mask) < 0.06
 
 
+def test_geometric_teacher_with_raft_flow_on_synthetic_clip(moving_clip, shared_dir):
+    """The same teacher on RAFT-small's flow (``adapt --raft-weights``) on a synthetic
+    clip. Measured: 0.079 on 75 % of the static pixels, against DIS's 0.027 on 70 %
+    (RAFT-S is coarser on the synthetic world's procedural textures); on real frames it
+    is the better one (0.068 against 0.087, more pixels kept: bench/RESULTS.md), which
+    is why it is an option, not the default, and why this bound is looser than DIS's."""
+    from unihoi_ros.flow.raft import RAFTFlow
+
+    weights = shared_dir / "weights" / "raft_small" / "raft-small.pth"
+    if not weights.is_file():
+        pytest.skip("no RAFT-small checkpoint in ../shared/weights")
+    seq = moving_clip
+    depth, info = geometric_depths(seq.rgb[[0, 6, 12]], seq.K, 1, flow=RAFTFlow(weights))
+    d = depth[1]
+    mask = np.isfinite(d) & ~seq.dynamic[6] & (seq.depth[6] > 0)
+    assert mask.mean() > 0.4, info[1]
+    assert _scaled_abs_rel(d, seq.depth[6], mask) < 0.11
+
+
 def test_fuse_depths_rescales_and_drops_disagreement():
     rng = np.random.default_rng(1)
     true = rng.uniform(1, 3, (20, 30)).astype(np.float32)
@@ -416,8 +435,11 @@ def test_adapt_bad_arguments_exit_2(recording, tmp_path, capsys):
     assert cli_main(["adapt", str(folder), "-o", str(out), "--minutes", "0"]) == 2
     assert cli_main(["adapt", str(folder), "-o", str(out), "--synthetic-pairs", "-1"]) == 2
     assert cli_main(["adapt", str(folder), "-o", str(out), "--synthetic-every", "1"]) == 2
+    assert cli_main(["adapt", str(folder), "-o", str(out), "--raft-weights",
+                     str(tmp_path / "raft-small.pth")]) == 2
     err = capsys.readouterr().err
-    assert err.count("unihoi adapt: error:") == 8
+    assert err.count("unihoi adapt: error:") == 9
+    assert "raft-small.pth: no such file" in err
 
 
 def test_bundled_models_say_what_they_saw_and_point_at_adapt():

@@ -116,6 +116,9 @@ class AdaptConfig:
         holdout: fraction of each recording (its end) kept out of training.
         offset: frame distance of the geometric teacher's pairs.
         teacher_max_side: longer side of the frames the teacher triangulates, pixels.
+        raft_weights: RAFT-small checkpoint (the authors' ``raft-small.pth``): the
+            geometric teacher triangulates its flow instead of OpenCV DIS's (more pixels
+            kept, a better shape on real frames; bench/RESULTS.md); None: DIS.
         base_weight: weight of the base model's depth where the geometric teacher has none.
         scale_anchor: weight of the base model's per-frame scale against the frame-to-frame
             ties of :func:`consistent_log_scales` (its correlation length is about
@@ -156,6 +159,7 @@ class AdaptConfig:
     holdout: float = 0.1
     offset: int = 16
     teacher_max_side: int = 640
+    raft_weights: Path | None = None
     base_weight: float = 0.1
     scale_anchor: float | None = 0.01
     fuse_radius: int = 2
@@ -193,6 +197,11 @@ class AdaptConfig:
         if self.synthetic_every < 2:
             raise ConfigError(f"synthetic every {self.synthetic_every}: must be >= 2 (1 "
                               "would leave no step for the recordings)")
+        if self.raft_weights is not None:
+            self.raft_weights = Path(self.raft_weights).expanduser()
+            if not self.raft_weights.is_file():
+                raise ConfigError(f"--raft-weights {self.raft_weights}: no such file (the "
+                                  "authors' raft-small.pth; nothing is downloaded)")
         if self.synthetic_pairs:
             synthetic_seeds(self.synthetic_pairs,
                             int(synthetic_leg_config()["data"]["pairs_per_video"]))
@@ -643,6 +652,30 @@ def teacher_log_scales(flows: PairFlows, geometric: np.ndarray, base: np.ndarray
                                  anchor_weight)
 
 
+def scaled_geometry(geometric: np.ndarray, base: np.ndarray, flows: PairFlows,
+                    scale_anchor: float | None, fuse_radius: int) -> np.ndarray:
+    """One run of consecutive frames' triangulated depth at the base's metric scale: one
+    scale along the run (:func:`teacher_log_scales`; ``scale_anchor`` None: each frame's
+    from the base alone, :func:`base_log_scale`), then fused over ``fuse_radius`` frames
+    each side (:func:`fuse_over_time`; 0: not fused).
+
+    Args:
+        geometric: ``(N, h, w)`` triangulated depth, each frame at its own scale, NaN where
+            none.
+        base: ``(N, h, w)`` the base (network) depth, metres.
+        flows: the run's :class:`PairFlows` at ``(h, w)``.
+
+    Returns:
+        ``(N, h, w)`` metres, NaN where the geometry has no depth.
+    """
+    if scale_anchor is not None:
+        log_scales = teacher_log_scales(flows, geometric, base, scale_anchor)
+    else:
+        log_scales = np.array([base_log_scale(g, b) for g, b in zip(geometric, base)])
+    metric = geometric * np.exp(log_scales)[:, None, None]
+    return fuse_over_time(metric, flows, fuse_radius) if fuse_radius else metric
+
+
 def teacher_inputs(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
                    train_frames: int, pair_flow=None) -> dict:
     """What the teacher is made from, per recording: the base model's predictions and the
@@ -696,16 +729,9 @@ def teacher_from(inputs: dict, cfg: AdaptConfig
         per-pixel weight and its geometric part (metres, NaN where the base fills in).
     """
     geo, base, parts = inputs["geometric"], inputs["base_depth"], inputs["parts"]
-    flows = inputs["flows"]
-    if cfg.scale_anchor is not None:
-        log_scales = np.concatenate([teacher_log_scales(f, geo[p], base[p], cfg.scale_anchor)
-                                     for p, f in zip(parts, flows)])
-    else:
-        log_scales = np.array([base_log_scale(g, b) for g, b in zip(geo, base)])
-    metric = geo * np.exp(log_scales)[:, None, None]
-    if cfg.fuse_radius:
-        metric = np.concatenate([fuse_over_time(metric[p], f, cfg.fuse_radius)
-                                 for p, f in zip(parts, flows)])
+    metric = np.concatenate([scaled_geometry(geo[p], base[p], f, cfg.scale_anchor,
+                                             cfg.fuse_radius)
+                             for p, f in zip(parts, inputs["flows"])])
     depth = np.empty_like(base, dtype=np.float32)
     weight = np.empty_like(base, dtype=np.float32)
     for i in range(len(base)):
@@ -714,15 +740,16 @@ def teacher_from(inputs: dict, cfg: AdaptConfig
 
 
 def prepare_teacher(rec: Recording, model, K_native: np.ndarray | None, cfg: AdaptConfig,
-                    train_frames: int) -> dict:
+                    train_frames: int, pair_flow=None) -> dict:
     """Teacher arrays of one recording (saved in the work dir, reloaded on resume):
     ``depth``, ``weight`` ``(N, h, w)``, ``K (3, 3)`` at the training size, ``geometric``
-    (the teacher's geometric part, metres), ``base_depth``, ``base_K``, ``kept``."""
+    (the teacher's geometric part, metres), ``base_depth``, ``base_K``, ``kept``.
+    ``pair_flow``: the triangulation's flow provider (None: DIS, :func:`geometric_depths`)."""
     path = cfg.work_dir / f"teacher_{rec.video_id}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    inputs = teacher_inputs(rec, model, K_native, cfg, train_frames)
+    inputs = teacher_inputs(rec, model, K_native, cfg, train_frames, pair_flow)
     depth, weight, metric = teacher_from(inputs, cfg)
     arrays = {"depth": depth, "weight": weight, "K": inputs["K"], "geometric": metric,
               "base_depth": inputs["base_depth"], "base_K": inputs["base_K"],
@@ -886,6 +913,11 @@ def adapt(cfg: AdaptConfig) -> dict:
         return elapsed0 + time.monotonic() - t_start
 
     base_model = UniHOI.from_pretrained(cfg.base).eval()
+    pair_flow = None
+    if cfg.raft_weights is not None:  # loaded now: a bad checkpoint stops the run at once
+        from unihoi_ros.flow.raft import RAFTFlow
+
+        pair_flow = RAFTFlow(cfg.raft_weights)
     train_hw = tuple(int(v) for v in base_model.config.image_shape)
     recordings = [read_recording(p, i, train_hw, cfg.teacher_max_side, cfg.topic,
                                  cfg.max_frames) for i, p in enumerate(cfg.inputs)]
@@ -903,7 +935,8 @@ def adapt(cfg: AdaptConfig) -> dict:
         log.info("%s: %d frames (%d for training, %d held out) at %dx%d; teacher at %dx%d",
                  rec.path, n, n_train, n - n_train, train_hw[1], train_hw[0],
                  rec.teacher_frames.shape[2], rec.teacher_frames.shape[1])
-        teacher[rec.video_id] = prepare_teacher(rec, base_model, cfg.K, cfg, n_train)
+        teacher[rec.video_id] = prepare_teacher(rec, base_model, cfg.K, cfg, n_train,
+                                                pair_flow)
     prior = AdaptTeacher({k: v["depth"] for k, v in teacher.items()},
                          {k: v["weight"] for k, v in teacher.items()},
                          {k: v["K"] for k, v in teacher.items()})
