@@ -24,8 +24,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from unihoi_ros.evaluation_real import DEFAULT_DATA
 
 KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric", "{:.3f}"),
@@ -41,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from unihoi_ros.backends.factory import load_backend
     from unihoi_ros.evaluation_real import (
         RealBenchConfig,
-        _resize,
         frames_trained_on,
-        oracle_backend,
         run_segment,
         segment_starts,
         segments_mean,
@@ -53,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
     from unihoi_ros.model_info import model_metadata
-    from unihoi_ros.multiview_depth import refine_depths
+    from unihoi_ros.multiview_depth import (
+        RefinedDepthBackend,
+        network_pass,
+        refine_depths,
+        refined_confidence,
+    )
     from unihoi_ros.pipeline.config import ReconstructorConfig
     from unihoi_ros.pipeline.reconstructor import Reconstructor
 
@@ -75,19 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     files = seven_scenes_files(args.data)
     gt_all = load_seven_scenes(args.data)
     native = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for _, p in files]
-    frames = np.stack([_resize(f, hw, cv2.INTER_AREA) for f in native])
-    K = scale_intrinsics(gt_all.K, gt_all.depth.shape[1:], hw)
+    K_native = gt_all.K
+    K = scale_intrinsics(K_native, gt_all.depth.shape[1:], hw)
     backend = load_backend(args.model, "torch", "cpu")
 
-    # The whole recording once, as `unihoi process` streams it.
-    rec = Reconstructor(backend, DISFlow("medium"), ReconstructorConfig(build_points=False))
-    results = []
-    for stamp, rgb in tqdm(list(zip(gt_all.stamps_ns, frames)), desc="network", unit="frame"):
-        rec.push(int(stamp), rgb, K=K)
-        results.extend(rec.drain())
-    results.extend(rec.flush())
-    by_stamp = {r.stamp_ns: r.depth for r in results}
-    network = np.stack([by_stamp[int(s)] for s in gt_all.stamps_ns]).astype(np.float32)
+    # The whole recording once, as `unihoi process --refine-depth` streams it.
+    rec = Reconstructor(backend, DISFlow("medium"),
+                        ReconstructorConfig(process_size=hw, build_points=False))
+    first = network_pass(rec, ((int(s), f, K_native) for s, f in zip(gt_all.stamps_ns, native)),
+                         progress=True, total=len(native))
+    frames = first.frames
+    if len(frames) != len(files):
+        raise SystemExit(f"the network pass kept {len(frames)} of {len(files)} frames")
     refined, costs = {}, {}
     flows = {"DIS pairs": None}
     if args.raft_weights:
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         flows["RAFT pairs"] = RAFTFlow(args.raft_weights)
     for name, pair_flow in flows.items():
         t = time.perf_counter()
-        refined[name] = refine_depths(frames, network, K, np.stack(native), pair_flow,
-                                      progress=True)
+        refined[name] = refine_depths(frames, first.depth, first.K, first.geometry_frames,
+                                      pair_flow, progress=True)
         costs[name] = (time.perf_counter() - t) / len(frames)
 
     cfg = RealBenchConfig(data=args.data, process_size=hw)
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "geometric": 0.0})
         for name in flows:
             depth, geometric = refined[name]
-            be = oracle_backend(seg_frames, depth[seg], K)
+            be = RefinedDepthBackend(frames[seg], depth[seg], first.K,
+                                     refined_confidence(first.confidence[seg], geometric[seg]))
             row = run_segment(be, seg_frames, gt.stamps_ns, gt, K, cfg)
             rows[f"refined, {name}"].append({"start_frame": int(files[s][0]), **row,
                                               "geometric": float(geometric[seg].mean())})

@@ -61,3 +61,55 @@ def test_refinement_rejects_mismatched_inputs(clip):
         refine_depths(clip.rgb, clip.depth[:, :-1], clip.K)
     with pytest.raises(ValueError, match="differ in length"):
         refine_depths(clip.rgb, clip.depth, clip.K, geometry_frames=clip.rgb[:-1])
+
+
+def test_process_refine_depth_end_to_end(tmp_path, shared_dir):
+    """``unihoi process --refine-depth --K dataset`` on 30 real 7-Scenes frames: the run
+    says what it refined, keeps the known K, and its depth is closer to the registered true
+    depth than the plain run's where the geometry measured it (median-scaled abs_rel;
+    measured 0.064 against 0.088 on 19 % of the pixels: 30 frames leave few frames with
+    both pairs 16 apart). These frames are in the bundled model's training part, so the
+    network is at its best here."""
+    from unihoi_ros.cli import main as cli_main
+    from unihoi_ros.io.ground_truth import load_seven_scenes
+    from unihoi_ros.io.run_layout import load_run
+
+    data = shared_dir / "data" / "7scenes_redkitchen_440_469"
+    common = [str(data), "--K", "dataset", "--no-bag", "--no-progress"]  # at 320x240
+    assert cli_main(["process", *common, "-o", str(tmp_path / "plain")]) == 0
+    assert cli_main(["process", *common, "-o", str(tmp_path / "refined"),
+                     "--refine-depth"]) == 0
+    import json
+
+    report = json.loads((tmp_path / "refined" / "report.json").read_text())
+    refinement = report["depth_refinement"]
+    assert refinement["pairs"] == "DIS medium" and refinement["geometry_size"] == [480, 640]
+    assert refinement["measured_fraction"] > 0.05
+    plain, refined = load_run(tmp_path / "plain"), load_run(tmp_path / "refined")
+    np.testing.assert_allclose(refined.K, plain.K, rtol=1e-6)  # the known K, both runs
+    gt = load_seven_scenes(data)
+    truth = np.stack([cv2.resize(d, (320, 240), interpolation=cv2.INTER_NEAREST)
+                      for d in gt.depth])
+    changed = np.abs(refined.depth - plain.depth) > 1e-3
+    assert 0.05 < changed.mean() < 0.9
+    errors = {}
+    for name, run in (("plain", plain), ("refined", refined)):
+        errors[name] = np.mean([_abs_rel(run.depth[i], truth[i],
+                                         changed[i] & (truth[i] > 0) & np.isfinite(truth[i]),
+                                         True)
+                                for i in range(len(truth)) if changed[i].sum() > 100])
+    assert errors["refined"] < 0.8 * errors["plain"], errors
+
+
+def test_process_refine_depth_bad_arguments(tmp_path, shared_dir, capsys):
+    from unihoi_ros.cli import main as cli_main
+
+    data = str(shared_dir / "data" / "7scenes_redkitchen_440_469")
+    missing = str(tmp_path / "raft-small.pth")
+    assert cli_main(["process", data, "-o", str(tmp_path / "a"), "--raft-weights",
+                     missing]) == 2
+    assert cli_main(["process", data, data, "-o", str(tmp_path / "b"), "--refine-depth"]) == 2
+    assert cli_main(["process", data, "-o", str(tmp_path / "c"), "--refine-depth",
+                     "--raft-weights", missing, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "needs --refine-depth" in err and "one input" in err and "not found" in err

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.geometry.two_view import TwoViewSettings
+from unihoi_ros.pipeline.oracle import _frame_key
 
 
 @dataclass
@@ -91,3 +93,110 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
     metric = scaled_geometry(geo, depth, PairFlows(frames), s.scale_anchor, s.fuse_radius)
     geometric = np.isfinite(metric) & (metric > 0)
     return np.where(geometric, metric, depth).astype(np.float32), geometric
+
+
+def refined_confidence(network_confidence: np.ndarray, geometric: np.ndarray) -> np.ndarray:
+    """``(N, h, w)`` confidence of refined depth: 1 where the geometry measured the depth,
+    the network's own confidence elsewhere."""
+    return np.where(geometric, 1.0, network_confidence).astype(np.float32)
+
+
+class RefinedDepthBackend(Backend):
+    """A backend that answers with a recording's refined depth (:func:`refine_depths`), for
+    a second pass of the pipeline over the same frames (poses, clouds, tracks and outputs
+    from the refined depth).
+
+    Frames are recognised by their pixels (a hash of the RGB bytes, as the oracle
+    backend); a frame of another recording raises ``KeyError``.
+
+    Args:
+        frames: ``(N, h, w, 3)`` uint8 the frames exactly as they will be fed.
+        depth: ``(N, h, w)`` metres.
+        K: ``(3, 3)`` intrinsics of ``frames``, pixels.
+        confidence: ``(N, h, w)`` in [0, 1] (:func:`refined_confidence`).
+    """
+
+    name = "refined depth"
+    device = "cpu"
+    num_frames = 4
+    decodes_last = True
+
+    def __init__(self, frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
+                 confidence: np.ndarray) -> None:
+        self._index = {_frame_key(f): i for i, f in enumerate(frames)}
+        self._depth = np.asarray(depth, np.float32)
+        self._K = np.asarray(K, np.float64)
+        self._confidence = np.asarray(confidence, np.float32)
+
+    def encode(self, rgb: np.ndarray) -> int:
+        """Index of ``rgb`` ``(h, w, 3)`` uint8 among the frames."""
+        return self._index[_frame_key(rgb)]
+
+    def infer_window(self, features, rgbs, flows_bwd, decode_last=None) -> WindowPrediction:
+        idx = list(features)
+        first = 0 if decode_last is None else len(idx) - int(decode_last)
+        idx = idx[first:]
+        return WindowPrediction(depth=self._depth[idx], K=self._K,
+                                confidence=self._confidence[idx[1:]], first_frame=first)
+
+
+@dataclass
+class NetworkPass:
+    """What the first pass over a recording keeps (:func:`network_pass`).
+
+    Attributes:
+        stamps_ns: ``(N,)`` int64, the frames' stamps in stream order.
+        frames: ``(N, h, w, 3)`` uint8 as processed.
+        depth: ``(N, h, w)`` metres; confidence ``(N, h, w)`` in [0, 1]; K ``(3, 3)`` the
+            stream's (median of the frames').
+        geometry_frames: ``(N, H, W, 3)`` the frames at the triangulation's size.
+    """
+
+    stamps_ns: np.ndarray
+    frames: np.ndarray
+    depth: np.ndarray
+    confidence: np.ndarray
+    K: np.ndarray
+    geometry_frames: np.ndarray
+
+
+def geometry_size(processed_hw: tuple[int, int], input_hw: tuple[int, int]
+                  ) -> tuple[int, int]:
+    """The triangulation's frame size: twice the processing size where the input has it
+    (finer angles, as ``unihoi adapt``'s teacher at 640 px), else the processing size."""
+    h, w = processed_hw
+    return (2 * h, 2 * w) if input_hw[0] >= 2 * h and input_hw[1] >= 2 * w else (h, w)
+
+
+def network_pass(reconstructor, stamped_frames, progress: bool = False,
+                 total: int | None = None) -> NetworkPass:
+    """Stream ``stamped_frames`` (``(stamp_ns, rgb (H, W, 3) uint8, K (3, 3) or None)``,
+    the K a known camera's at the frame's size) through ``reconstructor`` and keep what
+    :func:`refine_depths` needs.
+
+    Raises:
+        ValueError: no frame was reconstructed.
+    """
+    import cv2
+    from tqdm import tqdm
+
+    from unihoi_ros.pipeline.config import processing_size
+
+    results, geometry_of = [], {}
+    for stamp, rgb, K in tqdm(stamped_frames, total=total, desc="network pass",
+                              unit="frame", disable=not progress):
+        # Kept at the triangulation's size only (not the input's: memory).
+        geo_hw = geometry_size(processing_size(reconstructor.config, rgb.shape[:2]),
+                               rgb.shape[:2])
+        geometry_of[int(stamp)] = cv2.resize(rgb, (geo_hw[1], geo_hw[0]),
+                                             interpolation=cv2.INTER_AREA)
+        results.extend(reconstructor.feed(int(stamp), rgb, K=K, build_points=False).results)
+    results.extend(reconstructor.flush())
+    if not results:
+        raise ValueError("no frame could be reconstructed in the network pass")
+    geometry = np.stack([geometry_of[r.stamp_ns] for r in results])
+    return NetworkPass(np.array([r.stamp_ns for r in results], np.int64),
+                       np.stack([r.rgb for r in results]),
+                       np.stack([r.depth for r in results]).astype(np.float32),
+                       np.stack([r.confidence for r in results]).astype(np.float32),
+                       np.median(np.stack([r.K for r in results]), axis=0), geometry)

@@ -94,6 +94,14 @@ def register(sub) -> None:
     p.add_argument("--topic", default=None, help="image topic of a bag (auto if one camera)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of folders (stamps)")
     p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--refine-depth", action="store_true",
+                   help="two passes (one input only): the network's depth refined with the "
+                   "recording's own multi-view geometry, then poses, clouds, tracks and "
+                   "outputs from it (README, 'Offline depth refinement'; the frames are "
+                   "held in memory, about 0.9 MB each at 320x240)")
+    p.add_argument("--raft-weights", type=Path, default=None, metavar="raft-small.pth",
+                   help="with --refine-depth: triangulate RAFT-small's flow (the authors' "
+                   "checkpoint, princeton-vl/RAFT; not downloaded) instead of DIS's")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch/OpenCV (default: torch's; under torchrun the "
                    "machine's cores divided among its ranks)")
@@ -117,7 +125,13 @@ def run(args) -> int:
         return usage_error("process", exc)
     set_idle_spinning(False)  # the tracker and writer threads share the cores
     args.pictures = pictures_enabled(["summary.png", "tracks.png"])  # said before the work
+    refine = getattr(args, "refine_depth", False)
+    if getattr(args, "raft_weights", None) is not None and not refine:
+        return usage_error("process", ConfigError("--raft-weights needs --refine-depth"))
     if is_batch(args.input):
+        if refine:
+            return usage_error("process", ConfigError(
+                "--refine-depth takes one input (it holds the recording's frames)"))
         from unihoi_ros.offline_batch import run_batch
 
         return run_batch(args, settings)
@@ -165,10 +179,20 @@ def run_single(args, settings) -> int:
         log.info("intrinsics: %s", "predicted by the network" if camera is None else
                  f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
-        results = process_source(source, rec, args.out, max_frames=args.max_frames,
-                                 progress=not args.no_progress,
-                                 info={"model": settings.model,
-                                       "settings": settings.effective(size)},
+        info = {"model": settings.model, "settings": settings.effective(size)}
+        max_frames = args.max_frames
+        if getattr(args, "refine_depth", False):
+            from unihoi_ros.offline_refine import refined_run
+
+            source, rec, info["depth_refinement"] = refined_run(
+                source, rec, settings, camera, max_frames=max_frames,
+                progress=not args.no_progress, raft_weights=args.raft_weights)
+            if camera is not None:  # pass 2 takes K from the refined backend
+                info["intrinsics"] = {**camera.report(), "used": "network pass; the refined "
+                                      "depth's K"}
+            camera, max_frames = None, None  # K and frames are the first pass's
+        results = process_source(source, rec, args.out, max_frames=max_frames,
+                                 progress=not args.no_progress, info=info,
                                  camera=camera, pictures=getattr(args, "pictures", True),
                                  **output_options(args))
     except (UnihoiError, FileNotFoundError, ValueError) as exc:
