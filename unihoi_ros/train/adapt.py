@@ -5,9 +5,10 @@ the recordings themselves (no network teacher, no labels):
 
 - **depth teacher from multi-view geometry** (:func:`geometric_depths`): for each frame
   ``i``, the frames ``i - k`` and ``i + k`` (``k = offset``, 16 by default: enough
-  parallax at a hand-held walking pace); DIS flow both ways, forward-backward checked;
-  the relative pose from the essential matrix with the known K (RANSAC); every consistent
-  pixel triangulated; pixels kept with >= 1 deg parallax and <= 1 px reprojection error;
+  parallax at a hand-held walking pace); DIS flow both ways (RAFT-small's with
+  ``raft_weights``), forward-backward checked; the relative pose from the essential
+  matrix with the known K (RANSAC); every consistent pixel triangulated; pixels kept with
+  >= 1 deg parallax and <= 1 px reprojection error;
   the two maps fused by their median after a median scale fit, pixels whose estimates
   disagree by > 5 % dropped (:mod:`unihoi_ros.geometry.two_view`). Computed at up to 640
   px on the longer side (finer angles than the training size), then reduced to the
@@ -469,14 +470,14 @@ def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
     from unihoi_ros.flow import DISFlow
 
     n = len(frames)
-    dis = DISFlow("medium") if flow is None else flow
+    pair_flow = DISFlow("medium") if flow is None else flow
     flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def pair(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """Flow a -> b and its validity (both directions computed once per pair)."""
         if (a, b) not in flows:
-            fab = dis.backward(frames[a], frames[b])
-            fba = dis.backward(frames[b], frames[a])
+            fab = pair_flow.backward(frames[a], frames[b])
+            fba = pair_flow.backward(frames[b], frames[a])
             flows[(a, b)] = (fab, consistency_mask(fab, fba))
             flows[(b, a)] = (fba, consistency_mask(fba, fab))
         return flows[(a, b)]
