@@ -13,7 +13,7 @@ of pixels the geometry measured; the refinement's cost. No frame of the recordin
 label: the model's training frames (300-599 for the bundled model) are in-sample for the
 model, never for the refinement, so the held-out segments (600-699) are reported apart.
 
-Usage: ``python bench/refine_real.py [--process-size 240x320] [--model unihoi-tiny]
+Usage: ``python bench/refine_real.py [--process-size 240x320] [--model unihoi-tiny] [--own-K]
 [--raft-weights raft-small.pth] [--json out.json]`` (about 10 min on 2 cores with RAFT).
 """
 
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=int, default=8)
     ap.add_argument("--segment-frames", type=int, default=50)
     ap.add_argument("--raft-weights", type=Path, default=None)
+    ap.add_argument("--own-K", action="store_true",
+                    help="no known K: the network's (unihoi process defaults); the "
+                    "refinement triangulates with the stream's K")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     # The whole recording once, as `unihoi process --refine-depth` streams it.
     rec = Reconstructor(backend, DISFlow("medium"),
                         ReconstructorConfig(process_size=hw, build_points=False))
-    first = network_pass(rec, ((int(s), f, K_native) for s, f in zip(gt_all.stamps_ns, native)),
+    known = None if args.own_K else K_native
+    first = network_pass(rec, ((int(s), f, known) for s, f in zip(gt_all.stamps_ns, native)),
                          progress=True, total=len(native))
     frames = first.frames
     if len(frames) != len(files):
@@ -102,19 +106,22 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = RealBenchConfig(data=args.data, process_size=hw)
     starts = segment_starts(len(files), args.segments, args.segment_frames)
-    rows: dict[str, list[dict]] = {"model + colour K": [], **{f"refined, {n}": [] for n in flows}}
+    baseline = "model" if args.own_K else "model + colour K"
+    rows: dict[str, list[dict]] = {baseline: [], **{f"refined, {n}": [] for n in flows}}
     for s in tqdm(starts, desc="segments", unit="segment"):
         seg = slice(s, s + args.segment_frames)
         gt = load_seven_scenes(args.data, frames=seg)
         seg_frames = list(frames[seg])
-        row = run_segment(backend, seg_frames, gt.stamps_ns, gt, K, cfg)
-        rows["model + colour K"].append({"start_frame": int(files[s][0]), **row,
+        row = run_segment(backend, seg_frames, gt.stamps_ns, gt, None if args.own_K else K,
+                          cfg)
+        rows[baseline].append({"start_frame": int(files[s][0]), **row,
                                          "geometric": 0.0})
         for name in flows:
             depth, geometric = refined[name]
             be = RefinedDepthBackend(frames[seg], depth[seg], first.K,
                                      refined_confidence(first.confidence[seg], geometric[seg]))
-            row = run_segment(be, seg_frames, gt.stamps_ns, gt, K, cfg)
+            row = run_segment(be, seg_frames, gt.stamps_ns, gt, None if args.own_K else K,
+                              cfg)
             rows[f"refined, {name}"].append({"start_frame": int(files[s][0]), **row,
                                               "geometric": float(geometric[seg].mean())})
     trained = frames_trained_on(model_metadata(args.model).get("recordings", []) or [],
@@ -122,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     first_unseen = None if trained is None else -(-trained // args.segment_frames)
     out = {"benchmark": "refine_real", "date": time.strftime("%Y-%m-%d"),
            "settings": {"data": str(args.data), "model": args.model, "process_size": list(hw),
+                        "K": "the network's" if args.own_K else "the colour camera's",
                         "start_frames": [int(files[s][0]) for s in starts],
                         "segment_frames": args.segment_frames,
                         "refine_s_per_frame": costs, "wall_s": time.perf_counter() - t0},
            "variants": {}}
     print(f"{args.data.name}: {len(files)} frames at {hw[1]}x{hw[0]}, model {args.model}, "
-          f"colour K; refinement s/frame: "
+          f"{'own' if args.own_K else 'colour'} K; refinement s/frame: "
           + ", ".join(f"{n} {c:.2f}" for n, c in costs.items()) + "\n")
     print("| depth | segments | " + " | ".join(k[1] for k in KEYS) + " |")
     print("|---|---|" + "---|" * len(KEYS))
