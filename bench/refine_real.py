@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                               "geometric": float(geometric[seg].mean())})
     trained = frames_trained_on(model_metadata(args.model).get("recordings", []) or [],
                                 args.data)
-    first_unseen = None if trained is None else -(-trained // args.segment_frames)
+    # Segments that start at or after the model's last training frame (index in files).
+    unseen = [] if trained is None else [i for i, s in enumerate(starts) if s >= trained]
     out = {"benchmark": "refine_real", "date": time.strftime("%Y-%m-%d"),
            "settings": {"data": str(args.data), "model": args.model, "process_size": list(hw),
                         "K": "the network's" if args.own_K else "the colour camera's",
@@ -140,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| depth | segments | " + " | ".join(k[1] for k in KEYS) + " |")
     print("|---|---|" + "---|" * len(KEYS))
     for name, segs in rows.items():
-        groups = {"all 8": segs}
-        if first_unseen is not None and first_unseen < len(segs):
-            groups["held out"] = segs[first_unseen:]
+        groups = {f"all {len(segs)}": segs}
+        if unseen:
+            groups["held out"] = [segs[i] for i in unseen]
         out["variants"][name] = {"segments": segs,
                                  **{g: segments_mean(v) for g, v in groups.items()}}
         for g, v in groups.items():

@@ -113,3 +113,45 @@ def test_process_refine_depth_bad_arguments(tmp_path, shared_dir, capsys):
                      "--raft-weights", missing, "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "needs --refine-depth" in err and "one input" in err and "not found" in err
+
+
+def test_refined_backend_answers_repeated_frames_in_order():
+    """Byte-identical frames (a repeated video frame) get their own depth each, in order."""
+    from unihoi_ros.multiview_depth import RefinedDepthBackend
+
+    a, b = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 7, np.uint8)
+    depth = np.arange(1, 4, dtype=np.float32)[:, None, None] * np.ones((3, 4, 6), np.float32)
+    backend = RefinedDepthBackend(np.stack([a, b, a]), depth, np.eye(3), np.ones_like(depth))
+    assert [backend.encode(f) for f in (a, b, a)] == [0, 1, 2]
+    window = backend.infer_window([0, 1, 2], None, None)
+    np.testing.assert_array_equal(window.depth[:, 0, 0], [1, 2, 3])
+    assert window.confidence.shape == (2, 4, 6)
+
+
+def test_network_pass_reads_every_depth_with_the_one_stream_K():
+    """A predicted K that moves along the stream: each frame's depth is re-read with the
+    stream's median K (depth scales with fx), as the node reads depth with a known K."""
+    from unihoi_ros.multiview_depth import network_pass
+    from unihoi_ros.pipeline.config import ReconstructorConfig
+    from unihoi_ros.pipeline.outcome import FeedOutcome
+    from unihoi_ros.pipeline.results import FrameResult
+
+    class Stub:
+        config = ReconstructorConfig()
+
+        def feed(self, stamp, rgb, K=None, build_points=False):
+            fx = {0: 100.0, 1: 200.0, 2: 150.0}[stamp]
+            K = np.array([[fx, 0, 3], [0, fx, 2], [0, 0, 1]])
+            return FeedOutcome(results=[FrameResult(
+                stamp, rgb, np.full((4, 6), fx / 100, np.float32), K, np.eye(4),
+                np.ones((4, 6), np.float32), np.zeros((0, 3), np.float32),
+                np.zeros((0, 3), np.uint8))])
+
+        def flush(self):
+            return []
+
+    frames = [(i, np.full((4, 6, 3), i, np.uint8), None) for i in range(3)]
+    first = network_pass(Stub(), frames)
+    assert first.K[0, 0] == 150.0
+    np.testing.assert_allclose(first.depth, 1.5)
+    assert first.geometry_frames.shape == (3, 4, 6, 3)  # input not 2x the processing size

@@ -107,7 +107,8 @@ class RefinedDepthBackend(Backend):
     from the refined depth).
 
     Frames are recognised by their pixels (a hash of the RGB bytes, as the oracle
-    backend); a frame of another recording raises ``KeyError``.
+    backend); byte-identical frames (a repeated video frame) are answered in their order;
+    a frame of another recording raises ``KeyError``.
 
     Args:
         frames: ``(N, h, w, 3)`` uint8 the frames exactly as they will be fed.
@@ -123,14 +124,22 @@ class RefinedDepthBackend(Backend):
 
     def __init__(self, frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
                  confidence: np.ndarray) -> None:
-        self._index = {_frame_key(f): i for i, f in enumerate(frames)}
+        self._indices: dict[bytes, list[int]] = {}
+        for i, f in enumerate(frames):
+            self._indices.setdefault(_frame_key(f), []).append(i)
+        self._served: dict[bytes, int] = {}  # per key: how many of its frames were encoded
         self._depth = np.asarray(depth, np.float32)
         self._K = np.asarray(K, np.float64)
         self._confidence = np.asarray(confidence, np.float32)
 
     def encode(self, rgb: np.ndarray) -> int:
-        """Index of ``rgb`` ``(h, w, 3)`` uint8 among the frames."""
-        return self._index[_frame_key(rgb)]
+        """Index of ``rgb`` ``(h, w, 3)`` uint8 among the frames (each encoding of a
+        repeated frame takes the next of its copies; the last one once all were taken)."""
+        key = _frame_key(rgb)
+        indices = self._indices[key]
+        n = self._served.get(key, 0)
+        self._served[key] = n + 1
+        return indices[min(n, len(indices) - 1)]
 
     def infer_window(self, features, rgbs, flows_bwd, decode_last=None) -> WindowPrediction:
         idx = list(features)
@@ -185,18 +194,23 @@ def network_pass(reconstructor, stamped_frames, progress: bool = False,
     results, geometry_of = [], {}
     for stamp, rgb, K in tqdm(stamped_frames, total=total, desc="network pass",
                               unit="frame", disable=not progress):
-        # Kept at the triangulation's size only (not the input's: memory).
-        geo_hw = geometry_size(processing_size(reconstructor.config, rgb.shape[:2]),
-                               rgb.shape[:2])
-        geometry_of[int(stamp)] = cv2.resize(rgb, (geo_hw[1], geo_hw[0]),
-                                             interpolation=cv2.INTER_AREA)
-        results.extend(reconstructor.feed(int(stamp), rgb, K=K, build_points=False).results)
+        outcome = reconstructor.feed(int(stamp), rgb, K=K, build_points=False)
+        if outcome.dropped is None:  # a dropped frame (e.g. a repeated stamp) is not kept
+            # Kept at the triangulation's size only (not the input's: memory).
+            geo_hw = geometry_size(processing_size(reconstructor.config, rgb.shape[:2]),
+                                   rgb.shape[:2])
+            geometry_of[int(stamp)] = cv2.resize(rgb, (geo_hw[1], geo_hw[0]),
+                                                 interpolation=cv2.INTER_AREA)
+        results.extend(outcome.results)
     results.extend(reconstructor.flush())
     if not results:
         raise ValueError("no frame could be reconstructed in the network pass")
-    geometry = np.stack([geometry_of[r.stamp_ns] for r in results])
+    frame_K = np.stack([r.K for r in results])
+    K = np.median(frame_K, axis=0)
+    # Each frame's depth was read with its own K (a predicted K moves along the stream):
+    # read it with the one K kept, as the node reads it with a known K.
+    depth = np.stack([r.depth for r in results]) * (K[0, 0] / frame_K[:, 0, 0])[:, None, None]
     return NetworkPass(np.array([r.stamp_ns for r in results], np.int64),
-                       np.stack([r.rgb for r in results]),
-                       np.stack([r.depth for r in results]).astype(np.float32),
-                       np.stack([r.confidence for r in results]).astype(np.float32),
-                       np.median(np.stack([r.K for r in results]), axis=0), geometry)
+                       np.stack([r.rgb for r in results]), depth.astype(np.float32),
+                       np.stack([r.confidence for r in results]).astype(np.float32), K,
+                       np.stack([geometry_of[r.stamp_ns] for r in results]))

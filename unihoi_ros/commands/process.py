@@ -98,7 +98,7 @@ def register(sub) -> None:
                    help="two passes (one input only): the network's depth refined with the "
                    "recording's own multi-view geometry, then poses, clouds, tracks and "
                    "outputs from it (README, 'Offline depth refinement'; the frames are "
-                   "held in memory, about 0.9 MB each at 320x240)")
+                   "held in memory, about 2 MB each at 320x240, 5 MB at the peak)")
     p.add_argument("--raft-weights", type=Path, default=None, metavar="raft-small.pth",
                    help="with --refine-depth: triangulate RAFT-small's flow (the authors' "
                    "checkpoint, princeton-vl/RAFT; not downloaded) instead of DIS's")
