@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.multiview_depth import RefineSettings, refine_depths
 from unihoi_ros.sim import make_sequence
-from unihoi_ros.train.adapt import resize_K
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_refinement_corrects_shape_and_keeps_the_scale(clip):
     frames = _half(clip.rgb, cv2.INTER_AREA)
     truth = _half(clip.depth, cv2.INTER_NEAREST)
     static = ~_half(clip.dynamic.astype(np.uint8), cv2.INTER_NEAREST).astype(bool) & (truth > 0)
-    K = resize_K(clip.K, clip.depth.shape[1:], truth.shape[1:])
+    K = scale_intrinsics(clip.K, clip.depth.shape[1:], truth.shape[1:])
     n, _, w = truth.shape
     # A "network" depth 1.3x too far, with a shape error: a ramp of +-25 % across the image.
     ramp = 1.0 + 0.25 * np.linspace(-1, 1, w)[None, None, :]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unihoi_ros.backends.base import Backend, WindowPrediction
+from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.geometry.two_view import TwoViewSettings
 from unihoi_ros.pipeline.oracle import _frame_key
 
@@ -73,7 +74,6 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
         PairFlows,
         block_median,
         geometric_depths,
-        resize_K,
         scaled_geometry,
     )
 
@@ -87,7 +87,7 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
     if len(geo_frames) != len(frames):
         raise ValueError("geometry_frames and frames differ in length")
     geo_hw = geo_frames.shape[1:3]
-    geo, _ = geometric_depths(geo_frames, resize_K(K, hw, geo_hw), s.offset, s.two_view,
+    geo, _ = geometric_depths(geo_frames, scale_intrinsics(K, hw, geo_hw), s.offset, s.two_view,
                               progress, pair_flow)
     geo = np.stack([block_median(g, hw) for g in geo])
     metric = scaled_geometry(geo, depth, PairFlows(frames), s.scale_anchor, s.fuse_radius)

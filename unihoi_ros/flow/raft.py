@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unihoi_ros.errors import ModelError, ModelNotFoundError
+from unihoi_ros.geometry.camera import pixel_grid
 
 #: The small model's sizes (the paper's RAFT-S).
 HIDDEN_DIM = 96        # GRU state
@@ -143,14 +144,6 @@ class UpdateBlock(nn.Module):
         return h, self.flow_head(h)
 
 
-def pixel_grid(batch: int, height: int, width: int, device=None) -> Tensor:
-    """``(B, 2, H, W)`` pixel coordinates, x then y."""
-    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
-                            torch.arange(width, device=device, dtype=torch.float32),
-                            indexing="ij")
-    return torch.stack([xs, ys])[None].expand(batch, 2, height, width)
-
-
 def sample_at(img: Tensor, xy: Tensor) -> Tensor:
     """Bilinear samples of ``img`` (N, C, H, W) at pixel positions ``xy`` (N, h, w, 2)
     (x then y; corners at pixel centres; zero outside) -> (N, C, h, w)."""
@@ -208,7 +201,8 @@ class RaftSmall(nn.Module):
         h, context = self.cnet(x1).split([HIDDEN_DIM, CONTEXT_DIM], 1)
         h, context = torch.tanh(h), F.relu(context)
         b, _, h8, w8 = f1.shape
-        coords0 = pixel_grid(b, h8, w8, f1.device)
+        coords0 = pixel_grid(h8, w8, device=f1.device).permute(2, 0, 1)[None].expand(
+            b, 2, h8, w8)  # (B, 2, h, w), x then y
         coords1 = coords0.clone()
         for _ in range(iters):
             flow = coords1 - coords0
