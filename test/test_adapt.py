@@ -1,6 +1,7 @@
-"""``unihoi adapt`` (issue #25): the geometric depth teacher against ground truth, a tiny
-end-to-end run with resume, its output loading with ``--model``, bad arguments, and the
-start-up lines naming what a model was trained on."""
+"""``unihoi adapt`` (issue #25): the teacher's maps and schedule, a tiny end-to-end run
+with resume, its output loading with ``--model``, bad arguments, and the start-up lines
+naming what a model was trained on (the teacher's multi-view maths:
+test_geometry_multiview.py)."""
 
 from __future__ import annotations
 
@@ -11,135 +12,13 @@ import numpy as np
 import pytest
 
 from unihoi_ros.cli import main as cli_main
-from unihoi_ros.geometry.two_view import fuse_depths, triangulate_rays, two_view_depth
 from unihoi_ros.sim import make_sequence
 from unihoi_ros.train.adapt import (
-    base_log_scale,
-    block_median,
-    consistent_log_scales,
-    fuse_over_time,
-    geometric_depths,
     mixed_step,
-    resize_K,
     schedule_fraction,
-    step_log_ratios,
     synthetic_seeds,
     teacher_maps,
 )
-
-
-def _scaled_abs_rel(est: np.ndarray, true: np.ndarray, mask: np.ndarray) -> float:
-    """Mean |s est - true| / true over ``mask`` after the median scale (the teacher has no
-    scale of its own)."""
-    s = np.median(true[mask] / est[mask])
-    return float(np.mean(np.abs(s * est[mask] - true[mask]) / true[mask]))
-
-
-def _exact_flow(seq, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flow a -> b of the static scene from the true depth and poses, and where it holds
-    (static, in view of b, not occluded there)."""
-    h, w = seq.depth.shape[1:]
-    K = seq.K
-    vv, uu = np.mgrid[0:h, 0:w].astype(np.float64)
-    z = seq.depth[a].astype(np.float64)
-    pts = np.stack([(uu - K[0, 2]) / K[0, 0] * z, (vv - K[1, 2]) / K[1, 1] * z, z], -1)
-    T_b_a = np.linalg.inv(seq.T_world_cam[b]) @ seq.T_world_cam[a]
-    q = pts @ T_b_a[:3, :3].T + T_b_a[:3, 3]
-    u = K[0, 0] * q[..., 0] / q[..., 2] + K[0, 2]
-    v = K[1, 1] * q[..., 1] / q[..., 2] + K[1, 2]
-    inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1) & (q[..., 2] > 0)
-    seen = np.zeros_like(inside)
-    ui, vi = np.clip(np.round(u), 0, w - 1).astype(int), np.clip(np.round(v), 0, h - 1).astype(int)
-    seen[inside] = np.abs(seq.depth[b][vi[inside], ui[inside]] / q[..., 2][inside] - 1) < 0.02
-    valid = inside & seen & ~seq.dynamic[a] & (seq.depth[a] > 0)
-    return np.stack([u - uu, v - vv], -1).astype(np.float32), valid
-
-
-@pytest.fixture(scope="module")
-def moving_clip():
-    # Three times the usual head motion and few hands: parallax enough between frames 0-12.
-    return make_sequence(3, 13, 240, 320, motion_speed=3.0, dynamic_fraction=(0.02, 0.05))
-
-
-def test_triangulation_exact_rays():
-    rng = np.random.default_rng(0)
-    K = np.array([[200.0, 0, 80], [0, 200.0, 60], [0, 0, 1]])
-    X = np.stack([rng.uniform(-1, 1, 50), rng.uniform(-1, 1, 50), rng.uniform(2, 5, 50)], -1)
-    angle = np.radians(3.0)
-    R = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
-    t = np.array([-0.3, 0.05, 0.02])
-    Y = X @ R.T + t
-
-    def px(P):
-        return np.stack([K[0, 0] * P[:, 0] / P[:, 2] + K[0, 2],
-                         K[1, 1] * P[:, 1] / P[:, 2] + K[1, 2]], -1)
-
-    za, zb, par, err = triangulate_rays(px(X), px(Y), K, R, t)
-    np.testing.assert_allclose(za, X[:, 2], rtol=1e-9)
-    np.testing.assert_allclose(zb, Y[:, 2], rtol=1e-9)
-    assert err.max() < 1e-6 and par.min() > 0
-
-
-def test_two_view_depth_exact_flow_matches_truth(moving_clip):
-    """Exact correspondences of a synthetic clip: the essential-matrix pose and the
-    triangulated depth agree with the ground truth (after the one unknown scale)."""
-    seq = moving_clip
-    flow, valid = _exact_flow(seq, 6, 12)
-    depth, info = two_view_depth(flow, valid, seq.K)
-    assert info["ok"], info
-    mask = np.isfinite(depth) & valid
-    assert mask.mean() > 0.3
-    assert _scaled_abs_rel(depth, seq.depth[6], mask) < 0.005
-    T_b_a = np.linalg.inv(seq.T_world_cam[12]) @ seq.T_world_cam[6]
-    cos = (np.trace(info["R"].T @ T_b_a[:3, :3]) - 1) / 2
-    assert np.degrees(np.arccos(np.clip(cos, -1, 1))) < 0.05
-    t_true = T_b_a[:3, 3] / np.linalg.norm(T_b_a[:3, 3])
-    assert np.degrees(np.arccos(np.clip(info["t"] @ t_true, -1, 1))) < 1.0
-
-
-def test_geometric_teacher_with_dis_flow_on_synthetic_clip(moving_clip):
-    """The teacher as adapt runs it (DIS flow, fb check, two pairs fused) on a synthetic
-    clip: median-scaled abs_rel against the true depth on static pixels. Measured: 0.027,
-    70 % of the static pixels (seed 3); the bound leaves room for OpenCV versions."""
-    seq = moving_clip
-    frames = seq.rgb[[0, 6, 12]]  # offset 1 here = 6 frames of the clip
-    depth, info = geometric_depths(frames, seq.K, 1)
-    d = depth[1]
-    mask = np.isfinite(d) & ~seq.dynamic[6] & (seq.depth[6] > 0)
-    assert mask.mean() > 0.4, info[1]
-    assert _scaled_abs_rel(d, seq.depth[6], mask) < 0.06
-
-
-def test_geometric_teacher_with_raft_flow_on_synthetic_clip(moving_clip, shared_dir):
-    """The same teacher on RAFT-small's flow (``adapt --raft-weights``) on a synthetic
-    clip. Measured: 0.079 on 75 % of the static pixels, against DIS's 0.027 on 70 %
-    (RAFT-S is coarser on the synthetic world's procedural textures); on real frames it
-    is the better one (0.068 against 0.087, more pixels kept: bench/RESULTS.md), which
-    is why it is an option, not the default, and why this bound is looser than DIS's."""
-    from unihoi_ros.flow.raft import RAFTFlow
-
-    weights = shared_dir / "weights" / "raft_small" / "raft-small.pth"
-    if not weights.is_file():
-        pytest.skip("no RAFT-small checkpoint in ../shared/weights")
-    seq = moving_clip
-    depth, info = geometric_depths(seq.rgb[[0, 6, 12]], seq.K, 1, flow=RAFTFlow(weights))
-    d = depth[1]
-    mask = np.isfinite(d) & ~seq.dynamic[6] & (seq.depth[6] > 0)
-    assert mask.mean() > 0.4, info[1]
-    assert _scaled_abs_rel(d, seq.depth[6], mask) < 0.11
-
-
-def test_fuse_depths_rescales_and_drops_disagreement():
-    rng = np.random.default_rng(1)
-    true = rng.uniform(1, 3, (20, 30)).astype(np.float32)
-    a = true.copy()
-    b = 2.5 * true
-    b[0, :5] *= 1.5  # disagrees by 50 %
-    a[1, :3] = np.nan  # only b there
-    fused, views = fuse_depths([a, b])
-    np.testing.assert_allclose(fused[5:], true[5:], rtol=1e-5)
-    assert np.isnan(fused[0, :5]).all() and views[0, 0] == 2
-    np.testing.assert_allclose(fused[1, :3], true[1, :3], rtol=1e-5)
 
 
 def test_teacher_maps_take_the_geometry_where_it_is_and_the_base_elsewhere():
@@ -155,82 +34,6 @@ def test_teacher_maps_take_the_geometry_where_it_is_and_the_base_elsewhere():
     assert np.allclose(w2, 0.1) and np.allclose(d2, base)
 
 
-def test_base_log_scale_is_the_median_ratio_to_the_base():
-    base = np.full((10, 10), 2.0, np.float32)
-    geo = np.full((10, 10), np.nan, np.float32)
-    geo[:6] = 0.5  # unit-baseline depth, 4x smaller
-    assert np.exp(base_log_scale(geo, base, 10)) == pytest.approx(4.0)
-
-
-def test_consistent_log_scales_keep_the_chain_and_drop_anchor_jitter():
-    rng = np.random.default_rng(1)
-    n = 200
-    truth = np.cumsum(rng.normal(0, 0.05, n))  # each frame's depth at its own scale
-    steps = truth[:-1] - truth[1:]  # log d[i+1] - log d[i] where x + log d is constant
-    anchors = truth + 0.3 + rng.normal(0, 0.05, n)  # the base: offset and 5 % jitter
-    x = consistent_log_scales(steps, anchors, 0.01)
-    err = x - (truth + 0.3)
-    # Exact ties: the anchors' jitter bends the chain only slightly (soft ties).
-    assert np.std(np.diff(err)) < 0.002
-    assert abs(np.mean(err)) < 3 * 0.05 / np.sqrt(n)  # the anchors set the level
-    per_frame = anchors - (truth + 0.3)  # what the base alone gives
-    assert np.std(np.diff(per_frame)) > 0.05
-    # A missing tie splits the chain: each part anchored on its own; a missing anchor is
-    # carried by its ties; nothing anchored at all: NaN.
-    steps[99] = np.nan
-    anchors[150] = np.nan
-    x2 = consistent_log_scales(steps, anchors, 0.01)
-    assert abs(np.mean(x2[100:] - truth[100:] - 0.3)) < 3 * 0.05 / np.sqrt(100)
-    assert abs(x2[150] - x2[149] + steps[149]) < 0.005
-    assert np.isnan(consistent_log_scales(steps, np.full(n, np.nan), 0.01)).all()
-
-
-def test_step_log_ratios_on_exact_flow_of_a_synthetic_clip(moving_clip):
-    """Per-frame depths at random scales; the ratios measured through the exact flow give
-    the scales back to within the motion along the optical axis (~1 % per frame)."""
-    seq = moving_clip
-    n = 6
-    rng = np.random.default_rng(2)
-    true_log = rng.normal(0, 0.3, n)
-    depths = seq.depth[:n].astype(np.float64) * np.exp(true_log)[:, None, None]
-    flows = []
-    for i in range(n - 1):
-        flow, valid = _exact_flow(seq, i + 1, i)
-        depths[i + 1][~valid] = np.nan
-        flows.append(flow)
-    steps = step_log_ratios(depths, np.stack(flows))
-    np.testing.assert_allclose(steps, np.diff(true_log), atol=0.02)
-    x = consistent_log_scales(steps, np.zeros(n), 0.01)
-    consistent = np.exp(x)[:, None, None] * depths
-    ratio = np.nanmedian(consistent / seq.depth[:n], axis=(1, 2))
-    assert np.ptp(np.log(ratio)) < 0.03  # one scale for the clip (it was 0.3 std apart)
-
-
-def test_fuse_over_time_lowers_each_frames_own_error_and_fills_holes(moving_clip):
-    """Per-frame depths with independent errors (5 % per pixel, 2 % per frame) and 40 %
-    holes, warped through the exact flow: the temporal median is closer to the truth and
-    covers more pixels; radius 0 changes nothing."""
-    seq = moving_clip
-    n = 7
-    rng = np.random.default_rng(3)
-    true = seq.depth[:n].astype(np.float64)
-    noisy = true * rng.lognormal(0, 0.05, true.shape) * rng.lognormal(0, 0.02, (n, 1, 1))
-    noisy[rng.random(true.shape) < 0.4] = np.nan
-    noisy[seq.dynamic[:n]] = np.nan  # the hands move: the flow of the static scene misses them
-    fused = fuse_over_time(noisy, lambda i, j: _exact_flow(seq, i, j)[0], radius=2)
-    mid = slice(2, 5)  # frames with two neighbours on each side
-
-    def err(d):
-        ok = np.isfinite(d[mid]) & (true[mid] > 0)
-        return float(np.median(np.abs(d[mid][ok] / true[mid][ok] - 1))), float(ok.mean())
-
-    (e_own, c_own), (e_fused, c_fused) = err(noisy), err(fused)
-    assert e_fused < 0.75 * e_own  # 0.64x here (~3 views per pixel)
-    assert c_fused > c_own + 0.2
-    np.testing.assert_array_equal(fuse_over_time(noisy, None, radius=0),
-                                  noisy.astype(np.float32))
-
-
 def test_schedule_fraction_ends_with_whichever_limit_ends_the_run():
     assert schedule_fraction(300.0, 1200.0, 10, None) == pytest.approx(0.25)
     assert schedule_fraction(300.0, 1200.0, 50, 100) == pytest.approx(0.5)  # steps lead
@@ -238,18 +41,6 @@ def test_schedule_fraction_ends_with_whichever_limit_ends_the_run():
     assert schedule_fraction(5000.0, 1200.0, 500, 100) == 1.0
 
 
-def test_block_median_and_resize_K():
-    d = np.arange(16, dtype=np.float32).reshape(4, 4)
-    d[0, 0] = np.nan
-    out = block_median(d, (2, 2))
-    assert out[0, 0] == pytest.approx(np.median([1, 4, 5])) and out[1, 1] == pytest.approx(12.5)
-    d[0, 1] = d[1, 0] = np.nan  # 1 of 4 valid: dropped
-    assert np.isnan(block_median(d, (2, 2))[0, 0])
-    K = resize_K(np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]]), (96, 128), (48, 64))
-    np.testing.assert_allclose(K[:2], [[50, 0, 31.5], [0, 50, 23.5]])
-
-
-# --------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     """A synthetic recording as an image folder (96x128) and its K; a tiny base model
@@ -500,23 +291,3 @@ def test_teacher_weight_in_the_shape_loss():
     torch.testing.assert_close(plain, ones)
     torch.testing.assert_close(a, a2, rtol=1e-4, atol=1e-7)
     assert not torch.allclose(plain, b2, rtol=1e-3)
-
-
-def test_pair_flows_compute_each_consecutive_flow_once(moving_clip):
-    """The base's windows, the scale chain and the fusion read each frame's flow into the
-    one before: the same array DIS gives, computed once; other pairs are not kept."""
-    from unihoi_ros.flow import DISFlow
-    from unihoi_ros.train.adapt import PairFlows
-
-    frames = moving_clip.rgb[:4]
-    flows = PairFlows(frames)
-    calls = []
-    backward = flows._dis.backward
-    flows._dis.backward = lambda a, b: calls.append(1) or backward(a, b)
-    chain = flows.consecutive()
-    assert chain.shape == (3, *frames.shape[1:3], 2) and len(calls) == 3
-    assert flows(2, 1) is flows(2, 1) and len(calls) == 3
-    np.testing.assert_array_equal(chain[1], DISFlow("medium").backward(frames[2], frames[1]))
-    np.testing.assert_array_equal(flows(1, 3), DISFlow("medium").backward(frames[1], frames[3]))
-    flows(1, 3)
-    assert len(calls) == 5 and len(flows._cache) == 3

@@ -7,8 +7,8 @@ frame's depth is triangulated from its flow to the frames ``offset`` before and 
 reprojection limits), the frames' scales tied into one along the recording and anchored
 to the network's own depth (so the metric scale stays the network's), fused over
 neighbouring frames, and used where it exists; the network's depth fills the rest. This
-is exactly how ``unihoi adapt`` builds its depth teacher (:mod:`unihoi_ros.train.adapt`:
-:func:`~unihoi_ros.train.adapt.geometric_depths`, :func:`~unihoi_ros.train.adapt.
+is exactly how ``unihoi adapt`` builds its depth teacher (the maths of
+:mod:`unihoi_ros.geometry.multiview`, shared with :func:`unihoi_ros.train.adapt.
 teacher_from`), applied at test time instead of distilled into the network.
 
 It needs parallax (a moving camera) and a static scene where it keeps a pixel: moving
@@ -24,6 +24,12 @@ import numpy as np
 
 from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.geometry.camera import scale_intrinsics
+from unihoi_ros.geometry.multiview import (
+    PairFlows,
+    block_median,
+    geometric_depths,
+    scaled_geometry,
+)
 from unihoi_ros.geometry.two_view import TwoViewSettings
 from unihoi_ros.pipeline.oracle import _frame_key
 
@@ -36,7 +42,7 @@ class RefineSettings:
     Attributes:
         offset: frame distance of each frame's two triangulation pairs.
         scale_anchor: weight of the network's per-frame scale against the frame-to-frame
-            ties (:func:`~unihoi_ros.train.adapt.consistent_log_scales`).
+            ties (:func:`~unihoi_ros.geometry.multiview.consistent_log_scales`).
         fuse_radius: neighbours on each side fused into each frame (median).
         two_view: the triangulation's thresholds.
     """
@@ -70,13 +76,6 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
         ``(refined (N, h, w) float32 metres, geometric (N, h, w) bool)``: the refined
         depth and where it is the triangulated one (elsewhere the network's).
     """
-    from unihoi_ros.train.adapt import (
-        PairFlows,
-        block_median,
-        geometric_depths,
-        scaled_geometry,
-    )
-
     s = settings or RefineSettings()
     frames = np.asarray(frames)
     depth = np.asarray(depth, np.float32)

@@ -88,7 +88,7 @@ MIRROR_KINDS = {
 
 def mirror_K(K: Tensor, width: int) -> Tensor:
     """``(..., 3, 3)`` intrinsics of the horizontally mirrored image of ``width`` pixels
-    (pixel centres at integers, as :func:`unihoi_ros.train.adapt.resize_K`):
+    (pixel centres at integers, as :func:`unihoi_ros.geometry.camera.scale_intrinsics`):
     ``cx' = width - 1 - cx``, the rest unchanged."""
     out = K.clone()
     out[..., 0, 2] = (width - 1) - K[..., 0, 2]

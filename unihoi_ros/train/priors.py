@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from unihoi_ros.errors import UnihoiError
+from unihoi_ros.flow.consistency import consistency_mask
 
 
 class PriorError(UnihoiError, RuntimeError):
@@ -227,23 +228,6 @@ class NetworkTeacher:
 
 
 # --------------------------------------------------------------------------- flow
-def consistency_mask(fwd: np.ndarray, bwd: np.ndarray, alpha: float = 0.01,
-                     beta: float = 0.5) -> np.ndarray:
-    """``(H, W)`` bool: ``fwd`` (a -> b) agrees with ``bwd`` (b -> a) sampled at its target.
-
-    The usual test ``|f + b(x + f)|^2 < alpha (|f|^2 + |b(x + f)|^2) + beta`` (pixels),
-    and the target inside the image.
-    """
-    h, w = fwd.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx, ty = gx + fwd[..., 0], gy + fwd[..., 1]
-    back = cv2.remap(bwd, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err = ((fwd + back) ** 2).sum(-1)
-    bound = alpha * ((fwd ** 2).sum(-1) + (back ** 2).sum(-1)) + beta
-    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    return (err < bound) & inside
-
-
 class DISFlowPrior:
     """OpenCV DIS flow in both directions with a forward-backward consistency check."""
 

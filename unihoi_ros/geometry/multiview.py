@@ -1,0 +1,299 @@
+"""Depth of a recording from its own multi-view geometry: triangulated per frame, one
+scale along the recording, fused over time.
+
+The pure maths shared by ``unihoi adapt``'s depth teacher (:mod:`unihoi_ros.train.adapt`)
+and the offline depth refinement (:mod:`unihoi_ros.multiview_depth`):
+
+- :func:`geometric_depths`: each frame's depth triangulated from its flow to the frames
+  ``offset`` before and after (:mod:`unihoi_ros.geometry.two_view`), each frame at its own
+  (unit-baseline) scale.
+- :func:`scaled_geometry`: those depths at one metric scale along a run of consecutive
+  frames — tied frame to frame (:func:`step_log_ratios`, :func:`consistent_log_scales`)
+  and anchored weakly to a network's depth (:func:`base_log_scale`) — then fused over
+  neighbouring frames (:func:`fuse_over_time`).
+- :class:`PairFlows`: the DIS flows those steps read, consecutive ones computed once.
+
+Shapes: depth maps ``(H, W)`` / ``(N, H, W)`` metres (NaN: none), flows ``(H, W, 2)``
+pixels ``(du, dv)`` from one frame into another (:meth:`unihoi_ros.flow.DISFlow.backward`
+order); conventions of :mod:`unihoi_ros.geometry.camera`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+
+from unihoi_ros.flow.consistency import consistency_mask
+from unihoi_ros.geometry.two_view import TwoViewSettings, fuse_depths, two_view_depth
+
+
+def block_median(depth: np.ndarray, size: tuple[int, int], min_valid: float = 0.5
+                 ) -> np.ndarray:
+    """``(H, W)`` depth (NaN invalid) reduced to ``size = (h, w)`` by the median of each
+    block's valid pixels; NaN where fewer than ``min_valid`` of a block is valid. ``H, W``
+    must be integer multiples of ``h, w``; otherwise nearest-neighbour resizing."""
+    H, W = depth.shape
+    h, w = size
+    if (H, W) == (h, w):
+        return depth.astype(np.float32)
+    if H % h or W % w:
+        return cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
+    blocks = depth.reshape(h, H // h, w, W // w).transpose(0, 2, 1, 3).reshape(h, w, -1)
+    valid = np.isfinite(blocks).mean(-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(blocks, axis=-1)
+    return np.where(valid >= min_valid, med, np.nan).astype(np.float32)
+
+
+def usable_pixels(geometric: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Pixels where both depths are finite and positive."""
+    return np.isfinite(geometric) & (geometric > 0) & np.isfinite(base) & (base > 0)
+
+
+def base_log_scale(geometric: np.ndarray, base: np.ndarray, min_pixels: int = 50) -> float:
+    """``log median(base / geometric)`` over the pixels both have; NaN under
+    ``min_pixels``. ``geometric``/``base`` ``(H, W)`` depth (any scale / metres)."""
+    ok = usable_pixels(geometric, base)
+    if ok.sum() < min_pixels:
+        return float("nan")
+    return float(np.log(np.median(base[ok] / geometric[ok])))
+
+
+def sample_along_flow(depth: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``depth (H, W)`` read at ``pixel + flow`` (``flow (H, W, 2)`` pixels into it),
+    nearest neighbour (no blending across depth edges); NaN outside."""
+    h, w = depth.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(depth.astype(np.float32), xs + flow[..., 0], ys + flow[..., 1],
+                     cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=float("nan"))
+
+
+def fuse_over_time(depths: np.ndarray, flow, radius: int, min_views: int = 2) -> np.ndarray:
+    """Each frame's depth as the median of its own and its neighbours' depths warped into it.
+
+    Every frame's triangulation is made from its own pairs, so its errors differ from the
+    next frame's; the median over ``2 * radius + 1`` frames removes much of them and fills
+    pixels a frame's own pairs left empty. On the shared 7-Scenes frames (radius 2, 120x160)
+    against the registered truth: frame-to-frame scale steps 2.7 -> 1.3 %, median-scaled
+    abs_rel 0.094 -> 0.087, pixels with a depth 62 -> 77 %.
+
+    Args:
+        depths: ``(N, H, W)`` metric depth, one consistent scale over the frames
+            (:func:`consistent_log_scales`), NaN where none.
+        flow: ``flow(i, j) -> (H, W, 2)`` pixels from frame ``i`` into frame ``j``.
+        radius: neighbours on each side (0: the depths unchanged).
+        min_views: fewer frames seeing a pixel than this: NaN there.
+
+    Returns:
+        ``(N, H, W)`` float32. The motion along the optical axis between neighbours (~1 %
+        of the depth per frame here) is taken as none.
+    """
+    n = len(depths)
+    if radius <= 0:
+        return depths.astype(np.float32)
+    out = np.full(depths.shape, np.nan, np.float32)
+    for i in range(n):
+        views = [depths[i].astype(np.float32)]
+        views += [sample_along_flow(depths[j], flow(i, j))
+                  for j in range(max(0, i - radius), min(n, i + radius + 1)) if j != i]
+        stack = np.stack(views)
+        enough = np.isfinite(stack).sum(axis=0) >= min_views
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            out[i] = np.where(enough, np.nanmedian(stack, axis=0), np.nan)
+    return out
+
+
+def step_log_ratios(depths: np.ndarray, flows: np.ndarray, min_pixels: int = 30
+                    ) -> np.ndarray:
+    """How each frame's depth scale relates to the previous frame's.
+
+    Args:
+        depths: ``(N, H, W)`` per-frame depth, each at its own scale, NaN where none.
+        flows: ``(N - 1, H, W, 2)`` pixels; ``flows[i]`` maps frame ``i + 1``'s pixels
+            into frame ``i`` (:meth:`~unihoi_ros.flow.DISFlow.backward` order).
+        min_pixels: fewer corresponding pixels with depth in both: NaN (no tie).
+
+    Returns:
+        ``(N - 1,)`` median of ``log d[i + 1](p) - log d[i](p + flow)``: the log scale of
+        frame ``i + 1`` relative to frame ``i`` (the motion along the optical axis between
+        consecutive frames, ~1 % of the depth here, is taken as none).
+    """
+    n = len(depths)
+    out = np.full(max(n - 1, 0), np.nan)
+    for i in range(n - 1):
+        prev = sample_along_flow(depths[i], flows[i])
+        ok = usable_pixels(depths[i + 1], prev)
+        if ok.sum() >= min_pixels:
+            out[i] = float(np.median(np.log(depths[i + 1][ok]) - np.log(prev[ok])))
+    return out
+
+
+def consistent_log_scales(steps: np.ndarray, anchors: np.ndarray, anchor_weight: float
+                          ) -> np.ndarray:
+    """Per-frame log scales tied to each other by ``steps`` and weakly to ``anchors``.
+
+    Least squares over ``x (N,)``: ``sum_i (x[i + 1] + steps[i] - x[i])^2 +
+    anchor_weight * sum_i (x[i] - anchors[i])^2``, so that ``x[i] + log d[i]`` is one
+    consistent scale along the chain (``steps`` from :func:`step_log_ratios`) while the
+    anchors (the base model's ``log`` scale per frame, :func:`base_log_scale`) set it
+    on average over about ``1 / sqrt(anchor_weight)`` frames. NaN steps tie nothing, NaN
+    anchors anchor nothing; a frame with neither takes the mean anchor (a 1e-6 pull).
+
+    Args:
+        steps: ``(N - 1,)`` log ratios (NaN: none).
+        anchors: ``(N,)`` log scales (NaN: none).
+        anchor_weight: ``> 0``.
+
+    Returns:
+        ``(N,)`` log scales; NaN everywhere when no anchor is finite.
+    """
+    n = len(anchors)
+    if not np.isfinite(anchors).any():
+        return np.full(n, np.nan)
+    A = np.zeros((n, n))
+    b = np.zeros(n)
+    for i, c in enumerate(steps):
+        if np.isfinite(c):  # residual x[i+1] - x[i] + c
+            A[i + 1, i + 1] += 1.0
+            A[i, i] += 1.0
+            A[i, i + 1] -= 1.0
+            A[i + 1, i] -= 1.0
+            b[i + 1] -= c
+            b[i] += c
+    ok = np.isfinite(anchors)
+    A[ok, ok] += anchor_weight
+    b[ok] += anchor_weight * anchors[ok]
+    mean = float(np.mean(anchors[ok]))
+    A[np.diag_indices(n)] += 1e-6
+    b += 1e-6 * mean
+    return np.linalg.solve(A, b)
+
+
+
+def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
+                     settings: TwoViewSettings | None = None, progress: bool = False,
+                     flow=None) -> tuple[np.ndarray, list[dict]]:
+    """Triangulated depth of every frame from its pairs with ``i - offset`` and
+    ``i + offset`` (module docstring).
+
+    Args:
+        frames: ``(N, H, W, 3)`` uint8 RGB of one recording.
+        K: ``(3, 3)`` intrinsics at ``(H, W)``, pixels.
+        offset: frame distance of the pairs; a recording shorter than ``2 * offset + 1``
+            frames uses ``(N - 1) // 2`` (at least 1), so every frame has at least one pair
+            while N > 1 (with ``offset`` itself the middle frames of a short clip had none).
+        flow: the pairs' flow provider (:class:`~unihoi_ros.flow.FlowProvider`; default
+            OpenCV DIS ``medium``).
+
+    Returns:
+        ``(depth (N, H, W) float32, info)``: each frame's fused depth at its own scale
+        (NaN where none), and per frame ``{"pairs": [...two_view_depth info...],
+        "kept": fraction}``.
+    """
+    from tqdm import tqdm
+
+    from unihoi_ros.flow import DISFlow
+
+    n = len(frames)
+    pair_flow = DISFlow("medium") if flow is None else flow
+    flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def pair(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flow a -> b and its validity (both directions computed once per pair)."""
+        if (a, b) not in flows:
+            fab = pair_flow.backward(frames[a], frames[b])
+            fba = pair_flow.backward(frames[b], frames[a])
+            flows[(a, b)] = (fab, consistency_mask(fab, fba))
+            flows[(b, a)] = (fba, consistency_mask(fba, fab))
+        return flows[(a, b)]
+
+    out = np.full(frames.shape[:3], np.nan, np.float32)
+    infos = []
+    k = max(1, min(offset, (n - 1) // 2))
+    for i in tqdm(range(n), desc="geometric teacher", unit="frame", disable=not progress):
+        maps, pinfo = [], []
+        for j in (i - k, i + k):
+            if not 0 <= j < n:
+                continue
+            flow, valid = pair(i, j)
+            d, info = two_view_depth(flow, valid, K, settings or TwoViewSettings())
+            maps.append(d)
+            pinfo.append({key: v for key, v in info.items() if key not in ("R", "t")})
+        # A pair's flows are needed by both its frames; once the later one is done, drop.
+        for key in [key for key in flows if max(key) <= i]:
+            del flows[key]
+        if maps:
+            out[i], _ = fuse_depths(maps)
+        infos.append({"pairs": pinfo, "kept": float(np.isfinite(out[i]).mean())})
+    return out, infos
+
+
+class PairFlows:
+    """DIS flow (``medium``) between frames of one run of consecutive frames: the base
+    model's windows, the teacher's scale chain and its fusion over time all read the flow
+    of each frame into the one before, so those are computed once and kept (153 kB a
+    frame at 120x160); other pairs are computed when asked.
+
+    ``flows(i, j)`` is ``(H, W, 2)`` float32 pixels from frame ``i`` into frame ``j``
+    (:meth:`unihoi_ros.flow.DISFlow.backward` ``(frames[i], frames[j])``).
+    """
+
+    def __init__(self, frames: np.ndarray) -> None:
+        from unihoi_ros.flow import DISFlow
+
+        self.frames = frames
+        self._dis = DISFlow("medium")
+        self._cache: dict[int, np.ndarray] = {}  # frame i -> its flow into frame i - 1
+
+    def __call__(self, i: int, j: int) -> np.ndarray:
+        if j != i - 1:
+            return self._dis.backward(self.frames[i], self.frames[j])
+        if i not in self._cache:
+            self._cache[i] = self._dis.backward(self.frames[i], self.frames[j])
+        return self._cache[i]
+
+    def consecutive(self) -> np.ndarray:
+        """``(N - 1, H, W, 2)``: ``[i]`` maps frame ``i + 1``'s pixels into frame ``i``."""
+        n, h, w = self.frames.shape[:3]
+        if n < 2:
+            return np.zeros((0, h, w, 2), np.float32)
+        return np.stack([self(i + 1, i) for i in range(n - 1)])
+
+
+def chained_log_scales(flows: PairFlows, geometric: np.ndarray, base: np.ndarray,
+                       anchor_weight: float) -> np.ndarray:
+    """``(N,)`` log scales of one run of consecutive frames' geometric depth
+    (:func:`consistent_log_scales`): ``flows`` of the run's frames, ``geometric`` and
+    ``base`` ``(N, h, w)`` at the training size (the latter metres)."""
+    anchors = np.array([base_log_scale(g, b) for g, b in zip(geometric, base)])
+    return consistent_log_scales(step_log_ratios(geometric, flows.consecutive()), anchors,
+                                 anchor_weight)
+
+
+def scaled_geometry(geometric: np.ndarray, base: np.ndarray, flows: PairFlows,
+                    scale_anchor: float | None, fuse_radius: int) -> np.ndarray:
+    """One run of consecutive frames' triangulated depth at the base's metric scale: one
+    scale along the run (:func:`chained_log_scales`; ``scale_anchor`` None: each frame's
+    from the base alone, :func:`base_log_scale`), then fused over ``fuse_radius`` frames
+    each side (:func:`fuse_over_time`; 0: not fused).
+
+    Args:
+        geometric: ``(N, h, w)`` triangulated depth, each frame at its own scale, NaN where
+            none.
+        base: ``(N, h, w)`` the base (network) depth, metres.
+        flows: the run's :class:`PairFlows` at ``(h, w)``.
+
+    Returns:
+        ``(N, h, w)`` metres, NaN where the geometry has no depth.
+    """
+    if scale_anchor is not None:
+        log_scales = chained_log_scales(flows, geometric, base, scale_anchor)
+    else:
+        log_scales = np.array([base_log_scale(g, b) for g, b in zip(geometric, base)])
+    metric = geometric * np.exp(log_scales)[:, None, None]
+    return fuse_over_time(metric, flows, fuse_radius) if fuse_radius else metric
