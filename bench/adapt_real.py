@@ -42,9 +42,9 @@ def scale_frames(data: Path, frames: slice, hw: tuple[int, int]) -> tuple[np.nda
     true depth reduced by a block median (read once for every model)."""
     import cv2
 
+    from unihoi_ros.geometry.multiview import block_median
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
-    from unihoi_ros.geometry.multiview import block_median
 
     h, w = hw
     files = seven_scenes_files(data)[frames]

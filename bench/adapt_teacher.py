@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import dataclasses
 
+    from unihoi_ros.geometry.multiview import block_median
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.model import UniHOI
-    from unihoi_ros.geometry.multiview import block_median
     from unihoi_ros.train.adapt import AdaptConfig, read_recording, teacher_from, teacher_inputs
 
     t0 = time.perf_counter()

@@ -13,8 +13,14 @@ of pixels the geometry measured; the refinement's cost. No frame of the recordin
 label: the model's training frames (300-599 for the bundled model) are in-sample for the
 model, never for the refinement, so the held-out segments (600-699) are reported apart.
 
+``--every N``: every N-th frame only (N times the motion per frame: a fast head, as the
+HOI4D example's every-4th-frame clips). ``--per-segment``: each segment is a recording of
+its own (a short demonstration, as a user would process it): streamed and refined alone,
+without the frames around it.
+
 Usage: ``python bench/refine_real.py [--process-size 240x320] [--model unihoi-tiny] [--own-K]
-[--raft-weights raft-small.pth] [--json out.json]`` (about 10 min on 2 cores with RAFT).
+[--every N] [--per-segment] [--raft-weights raft-small.pth] [--json out.json]`` (about 10 min on 2
+cores with RAFT).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from unihoi_ros.model_info import model_metadata
     from unihoi_ros.multiview_depth import (
         RefinedDepthBackend,
+        RefineSettings,
+        kept_frames,
         network_pass,
         refine_depths,
         refined_confidence,
@@ -68,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--own-K", action="store_true",
                     help="no known K: the network's (unihoi process defaults); the "
                     "refinement triangulates with the stream's K")
+    ap.add_argument("--every", type=int, default=1, metavar="N",
+                    help="every N-th frame only (a faster head: N times the motion per "
+                    "frame, as HOI4D's every-4th-frame clips)")
+    ap.add_argument("--no-shorter-pairs", action="store_true",
+                    help="the pairs 16 frames away only (RefineSettings.shorter_pairs off)")
+    ap.add_argument("--per-segment", action="store_true",
+                    help="stream and refine each segment alone (a short recording)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -76,33 +91,46 @@ def main(argv: list[str] | None = None) -> int:
     hw = tuple(int(v) for v in args.process_size.lower().split("x"))
     t0 = time.perf_counter()
 
-    files = seven_scenes_files(args.data)
-    gt_all = load_seven_scenes(args.data)
+    stride = args.every
+    files = seven_scenes_files(args.data)[::stride]
+    gt_all = load_seven_scenes(args.data, frames=slice(None, None, stride))
     native = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for _, p in files]
     K_native = gt_all.K
     K = scale_intrinsics(K_native, gt_all.depth.shape[1:], hw)
     backend = load_backend(args.model, "torch", "cpu")
 
-    # The whole recording once, as `unihoi process --refine-depth` streams it.
-    rec = Reconstructor(backend, DISFlow("medium"),
-                        ReconstructorConfig(process_size=hw, build_points=False))
     known = None if args.own_K else K_native
-    first = network_pass(rec, ((int(s), f, known) for s, f in zip(gt_all.stamps_ns, native)),
-                         progress=True, total=len(native))
-    frames = first.frames
-    if len(frames) != len(files):
-        raise SystemExit(f"the network pass kept {len(frames)} of {len(files)} frames")
-    refined, costs = {}, {}
     flows = {"DIS pairs": None}
     if args.raft_weights:
         from unihoi_ros.flow.raft import RAFTFlow
 
         flows["RAFT pairs"] = RAFTFlow(args.raft_weights)
-    for name, pair_flow in flows.items():
-        t = time.perf_counter()
-        refined[name] = refine_depths(frames, first.depth, first.K, first.geometry_frames,
-                                      pair_flow, progress=True)
-        costs[name] = (time.perf_counter() - t) / len(frames)
+    costs = {name: 0.0 for name in flows}
+    refine_settings = RefineSettings(shorter_pairs=not args.no_shorter_pairs)
+
+    def refine(part: slice) -> tuple:
+        """Stream ``part`` of the recording as `unihoi process --refine-depth` does and
+        refine it: ``(network pass, {pairs name: (depth, geometric)})``."""
+        rec = Reconstructor(backend, DISFlow("medium"),
+                            ReconstructorConfig(process_size=hw, build_points=False))
+        stamped = ((int(s), f, known) for s, f in zip(gt_all.stamps_ns[part], native[part]))
+        first = network_pass(rec, stamped, progress=not args.per_segment,
+                             total=len(native[part]))
+        if len(first.frames) != len(native[part]):
+            raise SystemExit(f"the network pass kept {len(first.frames)} of "
+                             f"{len(native[part])} frames")
+        refined = {}
+        for name, pair_flow in flows.items():
+            t = time.perf_counter()
+            again = kept_frames(zip(gt_all.stamps_ns[part], native[part]), first.stamps_ns,
+                                first.geometry_hw)  # read again, as unihoi process does
+            refined[name] = refine_depths(first.frames, first.depth, first.K, again, pair_flow,
+                                          refine_settings, progress=not args.per_segment)
+            costs[name] += time.perf_counter() - t
+        return first, refined
+
+    # The whole recording once (per segment with --per-segment: each its own recording).
+    whole = None if args.per_segment else refine(slice(0, len(native)))
 
     cfg = RealBenchConfig(data=args.data, process_size=hw)
     starts = segment_starts(len(files), args.segments, args.segment_frames)
@@ -110,33 +138,47 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, list[dict]] = {baseline: [], **{f"refined, {n}": [] for n in flows}}
     for s in tqdm(starts, desc="segments", unit="segment"):
         seg = slice(s, s + args.segment_frames)
-        gt = load_seven_scenes(args.data, frames=seg)
-        seg_frames = list(frames[seg])
+        gt = load_seven_scenes(args.data, frames=slice(s * stride, (s + args.segment_frames)
+                                                       * stride, stride))
+        if args.per_segment:  # indices within the segment's own recording
+            (first, refined), at = refine(seg), slice(0, args.segment_frames)
+        else:
+            (first, refined), at = whole, seg
+        frames = first.frames
+        seg_frames = list(frames[at])
         row = run_segment(backend, seg_frames, gt.stamps_ns, gt, None if args.own_K else K,
                           cfg)
         rows[baseline].append({"start_frame": int(files[s][0]), **row,
                                          "geometric": 0.0})
         for name in flows:
             depth, geometric = refined[name]
-            be = RefinedDepthBackend(frames[seg], depth[seg], first.K,
-                                     refined_confidence(first.confidence[seg], geometric[seg]))
+            be = RefinedDepthBackend(frames[at], depth[at], first.K,
+                                     refined_confidence(first.confidence[at], geometric[at]))
             row = run_segment(be, seg_frames, gt.stamps_ns, gt, None if args.own_K else K,
                               cfg)
             rows[f"refined, {name}"].append({"start_frame": int(files[s][0]), **row,
-                                              "geometric": float(geometric[seg].mean())})
+                                              "geometric": float(geometric[at].mean())})
     trained = frames_trained_on(model_metadata(args.model).get("recordings", []) or [],
                                 args.data)
     # Segments that start at or after the model's last training frame (index in files).
-    unseen = [] if trained is None else [i for i, s in enumerate(starts) if s >= trained]
+    unseen = ([] if trained is None
+              else [i for i, s in enumerate(starts) if s * stride >= trained])
+    costs = {name: c / (len(starts) * args.segment_frames if args.per_segment else len(files))
+             for name, c in costs.items()}
     out = {"benchmark": "refine_real", "date": time.strftime("%Y-%m-%d"),
            "settings": {"data": str(args.data), "model": args.model, "process_size": list(hw),
                         "K": "the network's" if args.own_K else "the colour camera's",
+                        "every": stride, "shorter_pairs": not args.no_shorter_pairs,
+                        "refined": "each segment alone" if args.per_segment
+                        else "the whole recording",
                         "start_frames": [int(files[s][0]) for s in starts],
                         "segment_frames": args.segment_frames,
                         "refine_s_per_frame": costs, "wall_s": time.perf_counter() - t0},
            "variants": {}}
     print(f"{args.data.name}: {len(files)} frames at {hw[1]}x{hw[0]}, model {args.model}, "
-          f"{'own' if args.own_K else 'colour'} K; refinement s/frame: "
+          f"{'own' if args.own_K else 'colour'} K, "
+          f"{'each segment refined alone' if args.per_segment else 'refined whole'}; "
+          "refinement s/frame: "
           + ", ".join(f"{n} {c:.2f}" for n, c in costs.items()) + "\n")
     print("| depth | segments | " + " | ".join(k[1] for k in KEYS) + " |")
     print("|---|---|" + "---|" * len(KEYS))

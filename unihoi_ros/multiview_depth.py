@@ -45,16 +45,19 @@ class RefineSettings:
             ties (:func:`~unihoi_ros.geometry.multiview.consistent_log_scales`).
         fuse_radius: neighbours on each side fused into each frame (median).
         two_view: the triangulation's thresholds.
+        shorter_pairs: try shorter pairs where the pair ``offset`` away gives no depth
+            (:class:`~unihoi_ros.geometry.multiview.GeometricDepthStream`).
     """
 
     offset: int = 16
     scale_anchor: float = 0.01
     fuse_radius: int = 2
     two_view: TwoViewSettings = field(default_factory=TwoViewSettings)
+    shorter_pairs: bool = True
 
 
 def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
-                  geometry_frames: np.ndarray | None = None, pair_flow=None,
+                  geometry_frames=None, pair_flow=None,
                   settings: RefineSettings | None = None, progress: bool = False,
                   ) -> tuple[np.ndarray, np.ndarray]:
     """The recording's depth with its multi-view geometry where that measures it.
@@ -64,9 +67,12 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
             order (consecutive frames of one camera).
         depth: ``(N, h, w)`` the network's depth, metres (read with ``K``).
         K: ``(3, 3)`` intrinsics of ``frames``, pixels.
-        geometry_frames: ``(N, H, W, 3)`` the same frames at the size to triangulate at
-            (finer angles; reduced to ``(h, w)`` by a block median where ``H, W`` are
-            integer multiples of ``h, w``, nearest otherwise); None: ``frames``.
+        geometry_frames: the same N frames at the size to triangulate at (finer angles;
+            each frame's depth reduced to ``(h, w)`` by a block median as it is made where
+            ``H, W`` are integer multiples of ``h, w``, nearest otherwise): an ``(N, H, W,
+            3)`` array or an iterable of ``(H, W, 3)`` frames read once (e.g. decoded again
+            from the file, :func:`kept_frames`: only ``2 * offset + 1`` of them are held);
+            None: ``frames``.
         pair_flow: the triangulation pairs' flow provider (e.g.
             :class:`~unihoi_ros.flow.raft.RAFTFlow`); None: OpenCV DIS ``medium``.
         settings: :class:`RefineSettings`.
@@ -75,23 +81,57 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
     Returns:
         ``(refined (N, h, w) float32 metres, geometric (N, h, w) bool)``: the refined
         depth and where it is the triangulated one (elsewhere the network's).
+
+    Raises:
+        ValueError: ``frames`` and ``depth`` differ in size, or ``geometry_frames`` has
+            another number of frames.
     """
+    import itertools
+
     s = settings or RefineSettings()
     frames = np.asarray(frames)
     depth = np.asarray(depth, np.float32)
     if frames.shape[:3] != depth.shape:
         raise ValueError(f"frames {frames.shape} and depth {depth.shape} differ in size")
     hw = frames.shape[1:3]
-    geo_frames = frames if geometry_frames is None else np.asarray(geometry_frames)
-    if len(geo_frames) != len(frames):
-        raise ValueError("geometry_frames and frames differ in length")
-    geo_hw = geo_frames.shape[1:3]
-    geo, _ = geometric_depths(geo_frames, scale_intrinsics(K, hw, geo_hw), s.offset, s.two_view,
-                              progress, pair_flow)
-    geo = np.stack([block_median(g, hw) for g in geo])
+    geo_iter = iter(frames if geometry_frames is None else geometry_frames)
+    first = next(geo_iter, None)
+    if first is None:
+        raise ValueError("geometry_frames and frames differ in length (no geometry frame)")
+    geo_K = scale_intrinsics(K, hw, first.shape[:2])
+    geo, _ = geometric_depths(itertools.chain([first], geo_iter), geo_K, s.offset, s.two_view,
+                              progress, pair_flow, reduce=lambda d: block_median(d, hw),
+                              total=len(frames), shorter_pairs=s.shorter_pairs)
+    if len(geo) != len(frames):
+        raise ValueError(f"geometry_frames ({len(geo)}) and frames ({len(frames)}) differ in "
+                         "length")
     metric = scaled_geometry(geo, depth, PairFlows(frames), s.scale_anchor, s.fuse_radius)
     geometric = np.isfinite(metric) & (metric > 0)
     return np.where(geometric, metric, depth).astype(np.float32), geometric
+
+
+def kept_frames(stamped_frames, stamps_ns, size_hw: tuple[int, int]):
+    """The frames a pass kept, read again and resized: for each of ``stamps_ns`` (the
+    pass's stamps, in stream order) the first frame of ``stamped_frames`` (``(stamp_ns,
+    rgb (H, W, 3) uint8)``, the same stream) with that stamp after the previous one's,
+    resized to ``size_hw`` (area). A frame the pass dropped (a repeated or older stamp) is
+    skipped.
+
+    Raises:
+        ValueError: the stream ended before every stamp was found (it is not the same).
+    """
+    import cv2
+
+    wanted = iter(int(t) for t in stamps_ns)
+    target = next(wanted, None)
+    for stamp, rgb in stamped_frames:
+        if target is None:
+            return
+        if int(stamp) == target:
+            yield cv2.resize(rgb, (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
+            target = next(wanted, None)
+    if target is not None:
+        raise ValueError(f"the recording read again lacks the frame stamped {target} ns")
 
 
 def refined_confidence(network_confidence: np.ndarray, geometric: np.ndarray) -> np.ndarray:
@@ -157,7 +197,8 @@ class NetworkPass:
         frames: ``(N, h, w, 3)`` uint8 as processed.
         depth: ``(N, h, w)`` metres; confidence ``(N, h, w)`` in [0, 1]; K ``(3, 3)`` the
             stream's (median of the frames').
-        geometry_frames: ``(N, H, W, 3)`` the frames at the triangulation's size.
+        geometry_hw: the triangulation's frame size (:func:`geometry_size`); the frames at
+            that size are not kept (read again: :func:`kept_frames`).
     """
 
     stamps_ns: np.ndarray
@@ -165,7 +206,7 @@ class NetworkPass:
     depth: np.ndarray
     confidence: np.ndarray
     K: np.ndarray
-    geometry_frames: np.ndarray
+    geometry_hw: tuple[int, int]
 
 
 def geometry_size(processed_hw: tuple[int, int], input_hw: tuple[int, int]
@@ -180,26 +221,23 @@ def network_pass(reconstructor, stamped_frames, progress: bool = False,
                  total: int | None = None) -> NetworkPass:
     """Stream ``stamped_frames`` (``(stamp_ns, rgb (H, W, 3) uint8, K (3, 3) or None)``,
     the K a known camera's at the frame's size) through ``reconstructor`` and keep what
-    :func:`refine_depths` needs.
+    :func:`refine_depths` needs (the frames at the triangulation's size are read again
+    from the recording, not kept: :func:`kept_frames`).
 
     Raises:
         ValueError: no frame was reconstructed.
     """
-    import cv2
     from tqdm import tqdm
 
     from unihoi_ros.pipeline.config import processing_size
 
-    results, geometry_of = [], {}
+    results, geometry_hw = [], None
     for stamp, rgb, K in tqdm(stamped_frames, total=total, desc="network pass",
                               unit="frame", disable=not progress):
+        if geometry_hw is None:
+            geometry_hw = geometry_size(processing_size(reconstructor.config, rgb.shape[:2]),
+                                        rgb.shape[:2])
         outcome = reconstructor.feed(int(stamp), rgb, K=K, build_points=False)
-        if outcome.dropped is None:  # a dropped frame (e.g. a repeated stamp) is not kept
-            # Kept at the triangulation's size only (not the input's: memory).
-            geo_hw = geometry_size(processing_size(reconstructor.config, rgb.shape[:2]),
-                                   rgb.shape[:2])
-            geometry_of[int(stamp)] = cv2.resize(rgb, (geo_hw[1], geo_hw[0]),
-                                                 interpolation=cv2.INTER_AREA)
         results.extend(outcome.results)
     results.extend(reconstructor.flush())
     if not results:
@@ -212,4 +250,4 @@ def network_pass(reconstructor, stamped_frames, progress: bool = False,
     return NetworkPass(np.array([r.stamp_ns for r in results], np.int64),
                        np.stack([r.rgb for r in results]), depth.astype(np.float32),
                        np.stack([r.confidence for r in results]).astype(np.float32), K,
-                       np.stack([geometry_of[r.stamp_ns] for r in results]))
+                       geometry_hw)

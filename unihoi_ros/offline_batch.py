@@ -10,9 +10,11 @@ rendezvous) every rank runs it too:
    shard_lpt`). The plan goes to the other ranks by a gloo broadcast.
 2. Each rank processes its share, one input after another, with one backend loaded once
    (on GPU ``LOCAL_RANK`` when there are GPUs): ``OUT/<name>/`` gets the single-run layout
-   (:func:`unihoi_ros.offline.process_source`), ``eval.json`` where ground truth exists,
-   and ``unihoi_done.json`` last; a bad input gets ``unihoi_failed.json`` with its error,
-   and the rank goes on.
+   (:func:`unihoi_ros.offline.process_source`; with ``--refine-depth`` after pass 1 and
+   the refinement, :func:`unihoi_ros.offline_refine.second_pass`, one input's frames held
+   at a time, the ``--raft-weights`` flow loaded once per rank before planning),
+   ``eval.json`` where ground truth exists, and ``unihoi_done.json`` last; a bad input
+   gets ``unihoi_failed.json`` with its error, and the rank goes on.
 3. After a barrier, rank 0 reads every input's marker and writes ``OUT/index.csv`` and
    ``OUT/index.json`` and prints the summary.
 
@@ -68,8 +70,13 @@ PROCESS_GROUP_TIMEOUT = datetime.timedelta(days=7)
 TRASH_PREFIX = ".unihoi_trash_"
 #: The flags besides the stream settings that change what is computed; a done marker must
 #: match them and :meth:`StreamSettings.as_dict` (less :data:`PLACEMENT_KEYS`) to be reused.
+#: ``refine_depth`` / ``raft_weights``: a refined output is not a plain one, nor the reverse.
 INPUT_KEYS = ("topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info",
-              "no_bag", "bag_max_side", "no_bag_image")
+              "no_bag", "bag_max_side", "no_bag_image", "refine_depth", "raft_weights")
+#: :data:`INPUT_KEYS` added after done markers were first written, with their defaults: at
+#: the default they are left out of the settings, so an output made before the key existed
+#: (necessarily at its default) is still reused.
+LATER_INPUT_KEYS = {"refine_depth": False, "raft_weights": None}
 #: Stream settings that say where the work runs, not what it computes (not compared).
 PLACEMENT_KEYS = ("backend", "device", "force_engine_update")
 
@@ -123,9 +130,12 @@ def batch_settings(args, settings: StreamSettings) -> dict:
     """What a done marker must match (JSON-friendly): the stream ``settings`` that change
     the result (:data:`PLACEMENT_KEYS` aside) and the command line's :data:`INPUT_KEYS`."""
     out = {k: v for k, v in settings.as_dict().items() if k not in PLACEMENT_KEYS}
-    out.update({k: getattr(args, k, None) for k in INPUT_KEYS})
-    if out["camera_info"] is not None:
-        out["camera_info"] = str(out["camera_info"])
+    for k in INPUT_KEYS:
+        v = getattr(args, k, None)
+        if k in LATER_INPUT_KEYS and v in (LATER_INPUT_KEYS[k], None):
+            continue
+        # Paths as the JSON marker reads back (a Path never equals its string).
+        out[k] = str(v) if isinstance(v, Path) else v
     return out
 
 
@@ -247,9 +257,10 @@ def discard(path: Path) -> None:
 
 
 def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, info: RankInfo,
-                 bar) -> dict:
+                 bar, pair_flow=None) -> dict:
     """Process input ``i`` of ``plan`` into ``OUT/<name>/`` with ``settings`` and write its
-    marker.
+    marker; with ``args.refine_depth`` in two passes (``pair_flow``: the refinement's,
+    :func:`~unihoi_ros.offline_refine.load_pair_flow`).
 
     Returns:
         the done or failed marker written (never raises for a bad input).
@@ -275,10 +286,18 @@ def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, in
         counter = _CountingSource(source, bar)
         rec = settings.make_reconstructor(backend)
         size = first_frame_size(source)
-        results = process_source(counter.wrap(), rec, out, max_frames=args.max_frames,
-                                 progress=False, camera=camera,
-                                 info={"model": settings.model,
-                                       "settings": settings.effective(size)},
+        stream, max_frames = counter.wrap(), args.max_frames  # the bar counts pass 1's frames
+        report = {"model": settings.model, "settings": settings.effective(size)}
+        if getattr(args, "refine_depth", False):
+            from unihoi_ros.offline_refine import second_pass
+
+            # No bars of its own: the rank's bar is the one on screen.
+            stream, rec, camera, max_frames = second_pass(
+                stream, rec, settings, camera, max_frames, progress=False,
+                pair_flow=pair_flow, info=report, reread=source,
+                picture=out / "refinement.png" if getattr(args, "pictures", True) else None)
+        results = process_source(stream, rec, out, max_frames=max_frames, progress=False,
+                                 camera=camera, info=report,
                                  pictures=getattr(args, "pictures", True),
                                  **output_options(args))
         wall = time.perf_counter() - t0
@@ -401,6 +420,16 @@ def run_batch(args, settings: StreamSettings | None = None) -> int:
 
         settings = settings_from_args(args)
     info = RankInfo.from_env()
+    pair_flow = None
+    if getattr(args, "refine_depth", False):
+        from unihoi_ros.errors import ModelError
+        from unihoi_ros.offline_refine import load_pair_flow
+
+        try:  # once per rank, before planning: a bad checkpoint stops the run before work
+            pair_flow = load_pair_flow(getattr(args, "raft_weights", None))
+        except ModelError as exc:
+            print(f"unihoi process: error: {exc}", file=sys.stderr)
+            return 1
     threads = args.threads or default_threads(info)
     if threads:
         torch.set_num_threads(threads)
@@ -434,7 +463,7 @@ def run_batch(args, settings: StreamSettings | None = None) -> int:
             for line in model_lines(settings.model):
                 log.info("%s", line)
         if share:
-            _run_share(plan, share, args, settings, info, tqdm)
+            _run_share(plan, share, args, settings, info, tqdm, pair_flow)
         if info.world_size > 1:
             dist.barrier()
         if info.rank == 0:
@@ -453,8 +482,9 @@ def run_batch(args, settings: StreamSettings | None = None) -> int:
 
 
 def _run_share(plan: Plan, share: list[int], args, settings: StreamSettings, info: RankInfo,
-               tqdm) -> None:
-    """Load the backend once and process this rank's inputs in order."""
+               tqdm, pair_flow=None) -> None:
+    """Load the backend once and process this rank's inputs in order (``pair_flow``: the
+    refinement's, loaded once by :func:`run_batch`)."""
     backend = settings.load_backend(device=rank_device(settings.device, info.local_rank))
     backend.prepare_before_first_frame(settings.process_size, settings.stride + 1)
     log.info("rank %d/%d: %d inputs on %s", info.rank, info.world_size, len(share),
@@ -465,6 +495,6 @@ def _run_share(plan: Plan, share: list[int], args, settings: StreamSettings, inf
     try:
         for n, i in enumerate(share, 1):
             bar.set_postfix_str(f"{n}/{len(share)} {plan.names[i]}")
-            process_item(plan, i, backend, args, settings, info, bar)
+            process_item(plan, i, backend, args, settings, info, bar, pair_flow)
     finally:
         bar.close()

@@ -1,13 +1,15 @@
-"""``unihoi process --refine-depth``: two passes over one recording.
+"""``unihoi process --refine-depth``: two passes over each recording.
 
 Pass 1 streams the recording through the network as usual and keeps its depth; the depth
 is refined with the recording's own multi-view geometry
 (:func:`unihoi_ros.multiview_depth.refine_depths`); pass 2 streams the same frames through
 the same pipeline with the refined depth (:class:`~unihoi_ros.multiview_depth.
 RefinedDepthBackend`), so poses, clouds, tracks and every written output come from it.
-The recording is held in memory between the passes (about 1.8 MB per frame processed at
+One input (:func:`unihoi_ros.commands.process.run_single`) and each input of a batch
+(:func:`unihoi_ros.offline_batch.process_item`) go through :func:`second_pass`. The
+recording is held in memory between the passes (about 1.8 MB per frame processed at
 320x240: the frames at that size and twice it, depth and confidence), and the refinement
-peaks near 5 MB per frame.
+peaks near 5 MB per frame; a batch holds one input's frames at a time.
 """
 
 from __future__ import annotations
@@ -20,8 +22,53 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def load_pair_flow(raft_weights: Path | None):
+    """The refinement's pair-flow provider: RAFT-small on ``raft_weights``
+    (:class:`~unihoi_ros.flow.raft.RAFTFlow`, CPU), or None (OpenCV DIS ``medium``).
+
+    Called once per process before any input is read: a bad checkpoint stops the run
+    before any work, and a batch does not reload it per input.
+
+    Raises:
+        ModelNotFoundError: no file at ``raft_weights``.
+        ModelError: the file is not a RAFT-small checkpoint.
+    """
+    if raft_weights is None:
+        return None
+    from unihoi_ros.flow.raft import RAFTFlow
+
+    return RAFTFlow(raft_weights)
+
+
+def second_pass(source, reconstructor, settings, camera, max_frames, *, progress: bool,
+                pair_flow, info: dict, reread=None, picture: Path | None = None):
+    """Pass 1 and the refinement (:func:`refined_run`) of one input; the one place that
+    says what pass 2 streams and what the report gets, for single and batch runs.
+
+    Args:
+        source, reconstructor, settings, camera, max_frames, progress, pair_flow: as
+            :func:`refined_run`'s.
+        info: the report's extra entries (:func:`~unihoi_ros.offline.process_source`);
+            gets ``depth_refinement`` and, with a known camera, ``intrinsics``.
+
+    Returns:
+        ``(source, reconstructor, camera, max_frames)`` for
+        :func:`~unihoi_ros.offline.process_source`: the held frames, the reconstructor on
+        the refined depth, no camera and no frame limit (K and frames are pass 1's).
+
+    Raises:
+        ValueError: no frame could be reconstructed.
+    """
+    source, reconstructor, info["depth_refinement"] = refined_run(
+        source, reconstructor, settings, camera, max_frames=max_frames, progress=progress,
+        pair_flow=pair_flow, reread=reread, picture=picture)
+    if camera is not None:  # pass 2 takes K from the refined backend, which holds camera's
+        info["intrinsics"] = {**camera.report(), "used": "network pass; the refined depth's K"}
+    return source, reconstructor, None, None
+
+
 def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None,
-                progress=True, raft_weights: Path | None = None):
+                progress=True, pair_flow=None, reread=None, picture: Path | None = None):
     """Pass 1 and the refinement; returns what pass 2 needs.
 
     Args:
@@ -29,7 +76,13 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
         reconstructor: pass 1's, with the network backend.
         settings: the run's :class:`~unihoi_ros.pipeline.settings.StreamSettings`.
         camera: a known camera (:func:`~unihoi_ros.io.camera_info.choose_camera`) or None.
-        raft_weights: RAFT-small checkpoint for the triangulation pairs (None: DIS).
+        max_frames: pass 1 reads at most this many frames (None: all).
+        pair_flow: the triangulation pairs' flow provider (:func:`load_pair_flow`; None:
+            DIS).
+        reread: the same recording, read again for the triangulation's larger frames
+            (None: ``source``; a batch gives its source without the progress counting).
+        picture: where to draw what the refinement changed
+            (:func:`~unihoi_ros.io.pictures.refinement_png`; None: no picture).
 
     Returns:
         ``(source2, reconstructor2, info)``: the processed frames as a source, a
@@ -37,13 +90,14 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
         report's ``depth_refinement`` entry.
 
     Raises:
-        ModelError: ``raft_weights`` cannot be loaded (before any work).
         ValueError: no frame could be reconstructed.
     """
+    from unihoi_ros.geometry.multiview import pair_offset
     from unihoi_ros.io.sources import FrameSource
     from unihoi_ros.multiview_depth import (
         RefinedDepthBackend,
         RefineSettings,
+        kept_frames,
         network_pass,
         refine_depths,
         refined_confidence,
@@ -52,11 +106,6 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
     from unihoi_ros.ros.camera_input import CameraInput
     from unihoi_ros.ros.ratelog import RateLimitedLog
 
-    pair_flow = None
-    if raft_weights is not None:  # loaded first: a bad checkpoint stops the run at once
-        from unihoi_ros.flow.raft import RAFTFlow
-
-        pair_flow = RAFTFlow(raft_weights)
     camera_input = CameraInput(lambda key, n: None, RateLimitedLog(log))
     total = source.num_frames if max_frames is None else min(max_frames,
                                                               source.num_frames or max_frames)
@@ -68,9 +117,19 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
         progress=progress, total=total or None)
     t1 = time.perf_counter()
     refine = RefineSettings()
-    depth, geometric = refine_depths(first.frames, first.depth, first.K,
-                                     first.geometry_frames, pair_flow, refine, progress)
+    # The frames at the triangulation's size are decoded again (not held: memory).
+    again = kept_frames(((stamp, camera_input.prepare(rgb, camera)[0])
+                         for stamp, rgb in _frames_checked(reread or source, max_frames)),
+                        first.stamps_ns, first.geometry_hw)
+    depth, geometric = refine_depths(first.frames, first.depth, first.K, again, pair_flow,
+                                     refine, progress)
     t2 = time.perf_counter()
+    if picture is not None:
+        from unihoi_ros.io.pictures import refinement_png
+
+        refinement_png(picture, first.frames, first.depth, depth, geometric,
+                       title=f"{source.path.name}: depth refined where the recording's "
+                       f"geometry measured it ({100 * geometric.mean():.0f} % of the pixels)")
     backend = RefinedDepthBackend(first.frames, depth, first.K,
                                   refined_confidence(first.confidence, geometric))
     second = dataclasses.replace(settings, process_size=None, max_side=0)
@@ -79,9 +138,11 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
                           description=f"{source.description} (second pass: refined depth)",
                           _iter=lambda: zip(stamps, frames), topic=source.topic)
     info = {"pairs": pair_flow.describe() if pair_flow is not None else "DIS medium",
-            "offset": refine.offset, "fuse_radius": refine.fuse_radius,
+            "offset": pair_offset(len(first.frames), refine.offset),
+            "shorter_pairs": refine.shorter_pairs,
+            "fuse_radius": refine.fuse_radius,
             "scale_anchor": refine.scale_anchor,
-            "geometry_size": list(first.geometry_frames.shape[1:3]),
+            "geometry_size": list(first.geometry_hw),
             "measured_fraction": float(geometric.mean()),
             "network_pass_s": t1 - t0, "refinement_s": t2 - t1}
     log.info("depth refined from the recording's own geometry: %.0f %% of the pixels "

@@ -4,6 +4,7 @@ One input writes today's layout directly into ``OUT_DIR``. Several inputs, a glo
 manifest (one input per line) write ``OUT_DIR/<input name>/`` each plus
 ``OUT_DIR/index.{csv,json}``, resumably and sharded over ``torchrun`` ranks when started
 by ``torchrun --no-python unihoi process ...`` (:mod:`unihoi_ros.offline_batch`).
+``--refine-depth`` runs two passes over each input (:mod:`unihoi_ros.offline_refine`).
 """
 
 from __future__ import annotations
@@ -95,13 +96,15 @@ def register(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of folders (stamps)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--refine-depth", action="store_true",
-                   help="two passes (one input only): the network's depth refined with the "
+                   help="two passes over each input: the network's depth refined with the "
                    "recording's own multi-view geometry, then poses, clouds, tracks and "
-                   "outputs from it (README, 'Offline depth refinement'; the frames are "
-                   "held in memory, about 2 MB each at 320x240, 5 MB at the peak)")
+                   "outputs from it (README, 'Offline depth refinement'; the frames of one "
+                   "input at a time are held in memory, about 2 MB each at 320x240, 5 MB "
+                   "at the peak)")
     p.add_argument("--raft-weights", type=Path, default=None, metavar="raft-small.pth",
                    help="with --refine-depth: triangulate RAFT-small's flow (the authors' "
-                   "checkpoint, princeton-vl/RAFT; not downloaded) instead of DIS's")
+                   "checkpoint, princeton-vl/RAFT; not downloaded; loaded once, before any "
+                   "input) instead of DIS's")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch/OpenCV (default: torch's; under torchrun the "
                    "machine's cores divided among its ranks)")
@@ -124,14 +127,13 @@ def run(args) -> int:
     except ConfigError as exc:  # e.g. --stride 5: a bad command line
         return usage_error("process", exc)
     set_idle_spinning(False)  # the tracker and writer threads share the cores
-    args.pictures = pictures_enabled(["summary.png", "tracks.png"])  # said before the work
     refine = getattr(args, "refine_depth", False)
+    # Said before the work.
+    args.pictures = pictures_enabled(["summary.png", "tracks.png",
+                                      *(["refinement.png"] if refine else [])])
     if getattr(args, "raft_weights", None) is not None and not refine:
         return usage_error("process", ConfigError("--raft-weights needs --refine-depth"))
     if is_batch(args.input):
-        if refine:
-            return usage_error("process", ConfigError(
-                "--refine-depth takes one input (it holds the recording's frames)"))
         from unihoi_ros.offline_batch import run_batch
 
         return run_batch(args, settings)
@@ -150,12 +152,16 @@ def run_single(args, settings) -> int:
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import prepare_output_dir, process_source
     from unihoi_ros.offline_options import choose_camera_for, first_frame_size, output_options
+    from unihoi_ros.offline_refine import load_pair_flow, second_pass
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     try:
+        refine = getattr(args, "refine_depth", False)
+        # Before the input is opened: a bad --raft-weights stops the run before any work.
+        pair_flow = load_pair_flow(getattr(args, "raft_weights", None)) if refine else None
         source = open_source(args.input, topic=args.topic, fps=args.fps)
         camera = choose_camera_for(args, source)
         prepare_output_dir(args.out, args.force)
@@ -181,16 +187,11 @@ def run_single(args, settings) -> int:
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
         info = {"model": settings.model, "settings": settings.effective(size)}
         max_frames = args.max_frames
-        if getattr(args, "refine_depth", False):
-            from unihoi_ros.offline_refine import refined_run
-
-            source, rec, info["depth_refinement"] = refined_run(
-                source, rec, settings, camera, max_frames=max_frames,
-                progress=not args.no_progress, raft_weights=args.raft_weights)
-            if camera is not None:  # pass 2 takes K from the refined backend
-                info["intrinsics"] = {**camera.report(), "used": "network pass; the refined "
-                                      "depth's K"}
-            camera, max_frames = None, None  # K and frames are the first pass's
+        if refine:
+            source, rec, camera, max_frames = second_pass(
+                source, rec, settings, camera, max_frames, progress=not args.no_progress,
+                pair_flow=pair_flow, info=info,
+                picture=args.out / "refinement.png" if getattr(args, "pictures", True) else None)
         results = process_source(source, rec, args.out, max_frames=max_frames,
                                  progress=not args.no_progress, info=info,
                                  camera=camera, pictures=getattr(args, "pictures", True),

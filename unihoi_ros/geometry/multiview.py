@@ -4,9 +4,9 @@ scale along the recording, fused over time.
 The pure maths shared by ``unihoi adapt``'s depth teacher (:mod:`unihoi_ros.train.adapt`)
 and the offline depth refinement (:mod:`unihoi_ros.multiview_depth`):
 
-- :func:`geometric_depths`: each frame's depth triangulated from its flow to the frames
-  ``offset`` before and after (:mod:`unihoi_ros.geometry.two_view`), each frame at its own
-  (unit-baseline) scale.
+- :func:`geometric_depths` (:class:`GeometricDepthStream` for frames that arrive one at a
+  time): each frame's depth triangulated from its flow to the frames ``offset`` before and
+  after (:mod:`unihoi_ros.geometry.two_view`), each frame at its own (unit-baseline) scale.
 - :func:`scaled_geometry`: those depths at one metric scale along a run of consecutive
   frames — tied frame to frame (:func:`step_log_ratios`, :func:`consistent_log_scales`)
   and anchored weakly to a network's depth (:func:`base_log_scale`) — then fused over
@@ -175,62 +175,157 @@ def consistent_log_scales(steps: np.ndarray, anchors: np.ndarray, anchor_weight:
 
 
 
-def geometric_depths(frames: np.ndarray, K: np.ndarray, offset: int,
-                     settings: TwoViewSettings | None = None, progress: bool = False,
-                     flow=None) -> tuple[np.ndarray, list[dict]]:
-    """Triangulated depth of every frame from its pairs with ``i - offset`` and
-    ``i + offset`` (module docstring).
+def pair_offset(n: int, offset: int) -> int:
+    """The frame distance of the triangulation pairs in a recording of ``n`` frames:
+    ``offset``, shortened to ``(n - 1) // 2`` (at least 1) when ``n < 2 * offset + 1``, so
+    every frame has at least one pair while ``n > 1``."""
+    offset = max(1, int(offset))
+    return offset if n >= 2 * offset + 1 else max(1, (n - 1) // 2)
+
+
+def pair_distances(offset: int) -> tuple[int, ...]:
+    """The frame distances a frame's pair on one side is tried at, longest first:
+    ``offset, offset // 2, offset // 4, ..., 1`` (the longest that gives a depth is used:
+    parallax is finer with a longer baseline, the flow holds better with a shorter one)."""
+    out = [max(1, int(offset))]
+    while out[-1] > 1:
+        out.append(out[-1] // 2)
+    return tuple(out)
+
+
+class GeometricDepthStream:
+    """:func:`geometric_depths` over frames pushed one at a time, in recording order.
+
+    Frame ``i``'s depth is given once frame ``i + offset`` has arrived (the last frames'
+    at :meth:`flush`), so only ``2 * offset + 1`` frames and the flows of ``offset``
+    pairs are held, however long the recording. The offset rule for short recordings
+    (:func:`pair_offset`) needs ``N``, so nothing is
+    given before ``2 * offset + 1`` frames have arrived; a recording that ends sooner is
+    done at :meth:`flush` with the shortened offset. The depths are those of
+    :func:`geometric_depths` on the same frames, bit for bit.
 
     Args:
-        frames: ``(N, H, W, 3)`` uint8 RGB of one recording.
+        K: ``(3, 3)`` intrinsics of the pushed frames, pixels.
+        offset: frame distance of each frame's two pairs.
+        settings: the triangulation's thresholds.
+        flow: the pairs' flow provider (default OpenCV DIS ``medium``).
+        reduce: applied to each ``(H, W)`` depth before it is given (e.g. a
+            :func:`block_median` to a smaller size: the full size is never kept).
+        shorter_pairs: on each side where the recording has a frame ``offset`` away but
+            that pair gives no depth (the flow fails on a fast head turn), the next of
+            ``offset // 2, offset // 4, ..., 1`` that does (:func:`pair_distances`); False:
+            the pairs ``offset`` away only. Near the ends, where one side has no frame
+            ``offset`` away, that side stays empty: shorter pairs there gave more pixels
+            and worse poses on the 7-Scenes frames (bench/RESULTS.md).
+    """
+
+    def __init__(self, K: np.ndarray, offset: int, settings: TwoViewSettings | None = None,
+                 flow=None, reduce=None, shorter_pairs: bool = True) -> None:
+        from unihoi_ros.flow import DISFlow
+
+        self.K = np.asarray(K, np.float64)
+        self.offset = max(1, int(offset))
+        self.settings = settings or TwoViewSettings()
+        self._flow = DISFlow("medium") if flow is None else flow
+        self._reduce = reduce
+        self._shorter = shorter_pairs
+        self._frames: dict[int, np.ndarray] = {}
+        self._flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._pushed = 0
+        self._next = 0  # the next frame to give
+
+    def push(self, frame: np.ndarray) -> list[tuple[int, np.ndarray, dict]]:
+        """Add the next ``(H, W, 3)`` uint8 frame; returns the frames now complete as
+        ``(index, depth (H, W) float32 at its own scale or reduced, info)``."""
+        self._frames[self._pushed] = frame
+        self._pushed += 1
+        if self._pushed < 2 * self.offset + 1:
+            return []
+        return self._give(self._pushed - self.offset, self.offset, None)
+
+    def flush(self) -> list[tuple[int, np.ndarray, dict]]:
+        """The frames not given yet (the recording has ended)."""
+        n = self._pushed
+        return self._give(n, pair_offset(n, self.offset), n)
+
+    def _pair(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flow a -> b and its validity (both directions computed once per pair)."""
+        if (a, b) not in self._flows:
+            fa, fb = self._frames[a], self._frames[b]
+            fab, fba = self._flow.backward(fa, fb), self._flow.backward(fb, fa)
+            self._flows[(a, b)] = (fab, consistency_mask(fab, fba))
+            self._flows[(b, a)] = (fba, consistency_mask(fba, fab))
+        return self._flows[(a, b)]
+
+    def _give(self, until: int, k: int, n: int | None) -> list[tuple[int, np.ndarray, dict]]:
+        out = []
+        while self._next < until:
+            i = self._next
+            maps, pinfo = [], []
+            for side in (-1, 1):
+                far = i + side * k
+                if far < 0 or (n is not None and far >= n):
+                    continue  # near the ends one side (shorter pairs there: worse poses)
+                for dist in (pair_distances(k) if self._shorter else (k,)):
+                    j = i + side * dist
+                    flow, valid = self._pair(i, j)
+                    d, info = two_view_depth(flow, valid, self.K, self.settings)
+                    pinfo.append({"frame": j, **{key: v for key, v in info.items()
+                                                 if key not in ("R", "t")}})
+                    if info["ok"]:
+                        maps.append(d)
+                        break
+            # A pair's flows are needed by both its frames; once the later one is done, drop.
+            for key in [key for key in self._flows if max(key) <= i]:
+                del self._flows[key]
+            for old in [a for a in self._frames if a <= i - k]:  # no later frame pairs it
+                del self._frames[old]
+            depth = fuse_depths(maps)[0] if maps else np.full(self._frames[i].shape[:2],
+                                                               np.nan, np.float32)
+            info = {"pairs": pinfo, "kept": float(np.isfinite(depth).mean())}
+            out.append((i, depth if self._reduce is None else self._reduce(depth), info))
+            self._next += 1
+        return out
+
+
+def geometric_depths(frames, K: np.ndarray, offset: int,
+                     settings: TwoViewSettings | None = None, progress: bool = False,
+                     flow=None, reduce=None, total: int | None = None,
+                     shorter_pairs: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """Triangulated depth of every frame from its pairs with ``i - offset`` and
+    ``i + offset`` (module docstring; :class:`GeometricDepthStream` over ``frames``).
+
+    Args:
+        frames: ``(N, H, W, 3)`` uint8 RGB of one recording, or an iterable of its
+            ``(H, W, 3)`` frames in order (read once; e.g. decoded again from the file).
         K: ``(3, 3)`` intrinsics at ``(H, W)``, pixels.
-        offset: frame distance of the pairs; a recording shorter than ``2 * offset + 1``
-            frames uses ``(N - 1) // 2`` (at least 1), so every frame has at least one pair
-            while N > 1 (with ``offset`` itself the middle frames of a short clip had none).
+        offset: frame distance of the pairs, shortened for recordings under ``2 * offset +
+            1`` frames (:func:`pair_offset`; with ``offset`` itself the middle frames of a
+            short clip had none).
         flow: the pairs' flow provider (:class:`~unihoi_ros.flow.FlowProvider`; default
             OpenCV DIS ``medium``).
+        reduce: applied to each frame's ``(H, W)`` depth as it is made (e.g. a
+            :func:`block_median`; None: kept at ``(H, W)``).
+        total: frame count for the progress bar when ``frames`` is an iterable.
+        shorter_pairs: see :class:`GeometricDepthStream`.
 
     Returns:
-        ``(depth (N, H, W) float32, info)``: each frame's fused depth at its own scale
-        (NaN where none), and per frame ``{"pairs": [...two_view_depth info...],
-        "kept": fraction}``.
+        ``(depth (N, H, W) float32 (or reduced), info)``: each frame's fused depth at its
+        own scale (NaN where none), and per frame ``{"pairs": [...two_view_depth info of
+        each pair tried, with its "frame"...], "kept": fraction}`` (before ``reduce``).
     """
     from tqdm import tqdm
 
-    from unihoi_ros.flow import DISFlow
-
-    n = len(frames)
-    pair_flow = DISFlow("medium") if flow is None else flow
-    flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def pair(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flow a -> b and its validity (both directions computed once per pair)."""
-        if (a, b) not in flows:
-            fab = pair_flow.backward(frames[a], frames[b])
-            fba = pair_flow.backward(frames[b], frames[a])
-            flows[(a, b)] = (fab, consistency_mask(fab, fba))
-            flows[(b, a)] = (fba, consistency_mask(fba, fab))
-        return flows[(a, b)]
-
-    out = np.full(frames.shape[:3], np.nan, np.float32)
-    infos = []
-    k = max(1, min(offset, (n - 1) // 2))
-    for i in tqdm(range(n), desc="geometric teacher", unit="frame", disable=not progress):
-        maps, pinfo = [], []
-        for j in (i - k, i + k):
-            if not 0 <= j < n:
-                continue
-            flow, valid = pair(i, j)
-            d, info = two_view_depth(flow, valid, K, settings or TwoViewSettings())
-            maps.append(d)
-            pinfo.append({key: v for key, v in info.items() if key not in ("R", "t")})
-        # A pair's flows are needed by both its frames; once the later one is done, drop.
-        for key in [key for key in flows if max(key) <= i]:
-            del flows[key]
-        if maps:
-            out[i], _ = fuse_depths(maps)
-        infos.append({"pairs": pinfo, "kept": float(np.isfinite(out[i]).mean())})
-    return out, infos
+    stream = GeometricDepthStream(K, offset, settings, flow, reduce, shorter_pairs)
+    given = []
+    total = len(frames) if hasattr(frames, "__len__") else total
+    for frame in tqdm(frames, total=total, desc="triangulation", unit="frame",
+                      disable=not progress):
+        given += stream.push(frame)
+    given += stream.flush()
+    if not given:
+        raise ValueError("no frames to triangulate")
+    return np.stack([d for _, d, _ in given]), [info for _, _, info in given]
 
 
 class PairFlows:

@@ -116,6 +116,55 @@ def summary_png(path: str | Path, results, cloud=None, cloud_colors=None,
     plt.close(fig)
 
 
+def refinement_png(path: str | Path, frames: np.ndarray, network_depth: np.ndarray,
+                   refined_depth: np.ndarray, geometric: np.ndarray, num_samples: int = 5,
+                   title: str = "") -> None:
+    """What ``--refine-depth`` changed, for sampled frames: RGB with the pixels the geometry
+    measured tinted, the network's depth, the refined depth (one colour scale) and their
+    ratio (refined / network; 1 where the network's depth was kept).
+
+    Args:
+        frames: ``(N, h, w, 3)`` uint8 RGB.
+        network_depth, refined_depth: ``(N, h, w)`` metres.
+        geometric: ``(N, h, w)`` bool, where the refined depth is the triangulated one.
+    """
+    plt = _plt()
+    n = min(num_samples, len(frames))
+    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
+    both = np.concatenate([network_depth[idx].ravel(), refined_depth[idx].ravel()])
+    both = both[np.isfinite(both) & (both > 0)]
+    vmin, vmax = np.percentile(both, [2, 98]) if both.size else (0.0, 1.0)
+    fig = plt.figure(figsize=(3 * n + 1, 9.5), dpi=100)
+    grid = fig.add_gridspec(4, n)
+    for col, i in enumerate(idx):
+        tint = frames[i].astype(np.float32)
+        tint[geometric[i]] = 0.5 * tint[geometric[i]] + 0.5 * np.array([0, 255, 0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = refined_depth[i] / network_depth[i]
+        for row, (img, kw, name) in enumerate((
+            (tint.astype(np.uint8), {}, "measured (green)"),
+            (network_depth[i], {"cmap": "turbo", "vmin": vmin, "vmax": vmax}, "network [m]"),
+            (refined_depth[i], {"cmap": "turbo", "vmin": vmin, "vmax": vmax}, "refined [m]"),
+            (ratio, {"cmap": "coolwarm", "vmin": 0.5, "vmax": 1.5}, "refined / network"),
+        )):
+            ax = fig.add_subplot(grid[row, col])
+            im = ax.imshow(img, **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"frame {i}: {100 * geometric[i].mean():.0f} % measured",
+                             fontsize=9)
+            if col == 0:
+                ax.set_ylabel(name)
+            if col == n - 1 and row > 0:
+                fig.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def tracks_png(path: str | Path, tracks: dict[str, np.ndarray], cloud=None, cloud_colors=None,
                camera_positions: np.ndarray | None = None, title: str = "") -> None:
     """Top view of the dynamic tracks' 3D paths (one colour per track) over the fused
