@@ -70,8 +70,8 @@ def test_process_refine_depth_end_to_end(tmp_path, shared_dir):
     says what it refined, keeps the known K, and its depth is closer to the registered true
     depth than the plain run's where the geometry measured it (median-scaled abs_rel;
     measured 0.079 against 0.122 on 65 % of the pixels, with the pairs 14 apart on 30
-    frames; whole frames 0.108 against 0.132), and draws what it changed. These frames are in the bundled model's training
-    part, so the network is at its best here."""
+    frames; whole frames 0.108 against 0.132), and draws what it changed. These frames
+    are in the bundled model's training part, so the network is at its best here."""
     from unihoi_ros.cli import main as cli_main
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.run_layout import load_run

@@ -11,8 +11,9 @@ rendezvous) every rank runs it too:
 2. Each rank processes its share, one input after another, with one backend loaded once
    (on GPU ``LOCAL_RANK`` when there are GPUs): ``OUT/<name>/`` gets the single-run layout
    (:func:`unihoi_ros.offline.process_source`; with ``--refine-depth`` after pass 1 and
-   the refinement, :func:`unihoi_ros.offline_refine.second_pass`, one input's frames held
-   at a time, the ``--raft-weights`` flow loaded once per rank before planning),
+   the refinement, :func:`unihoi_ros.offline_refine.prepare_refined_pass`, one input's
+   frames held at a time, the ``--raft-weights`` flow loaded once per rank before
+   planning),
    ``eval.json`` where ground truth exists, and ``unihoi_done.json`` last; a bad input
    gets ``unihoi_failed.json`` with its error, and the rank goes on.
 3. After a barrier, rank 0 reads every input's marker and writes ``OUT/index.csv`` and
@@ -289,10 +290,10 @@ def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, in
         stream, max_frames = counter.wrap(), args.max_frames  # the bar counts pass 1's frames
         report = {"model": settings.model, "settings": settings.effective(size)}
         if getattr(args, "refine_depth", False):
-            from unihoi_ros.offline_refine import second_pass
+            from unihoi_ros.offline_refine import prepare_refined_pass
 
             # No bars of its own: the rank's bar is the one on screen.
-            stream, rec, camera, max_frames = second_pass(
+            stream, rec, camera, max_frames = prepare_refined_pass(
                 stream, rec, settings, camera, max_frames, progress=False,
                 pair_flow=pair_flow, info=report, reread=source,
                 picture=out / "refinement.png" if getattr(args, "pictures", True) else None)

@@ -6,10 +6,10 @@ is refined with the recording's own multi-view geometry
 the same pipeline with the refined depth (:class:`~unihoi_ros.multiview_depth.
 RefinedDepthBackend`), so poses, clouds, tracks and every written output come from it.
 One input (:func:`unihoi_ros.commands.process.run_single`) and each input of a batch
-(:func:`unihoi_ros.offline_batch.process_item`) go through :func:`second_pass`. The
-recording is held in memory between the passes (about 1.8 MB per frame processed at
-320x240: the frames at that size and twice it, depth and confidence), and the refinement
-peaks near 5 MB per frame; a batch holds one input's frames at a time.
+(:func:`unihoi_ros.offline_batch.process_item`) go through :func:`prepare_refined_pass`.
+Pass 1's frames at the processing size, depth and confidence are held in memory between
+the passes (a batch: one input's at a time); the frames at the triangulation's size are
+decoded again from the input (:func:`~unihoi_ros.multiview_depth.kept_frames`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def load_pair_flow(raft_weights: Path | None):
     return RAFTFlow(raft_weights)
 
 
-def second_pass(source, reconstructor, settings, camera, max_frames, *, progress: bool,
-                pair_flow, info: dict, reread=None, picture: Path | None = None):
+def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
+                         progress: bool, pair_flow, info: dict, reread=None,
+                         picture: Path | None = None):
     """Pass 1 and the refinement (:func:`refined_run`) of one input; the one place that
     says what pass 2 streams and what the report gets, for single and batch runs.
 

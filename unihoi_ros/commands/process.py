@@ -152,7 +152,7 @@ def run_single(args, settings) -> int:
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import prepare_output_dir, process_source
     from unihoi_ros.offline_options import choose_camera_for, first_frame_size, output_options
-    from unihoi_ros.offline_refine import load_pair_flow, second_pass
+    from unihoi_ros.offline_refine import load_pair_flow, prepare_refined_pass
 
     if args.threads:
         import torch
@@ -188,7 +188,7 @@ def run_single(args, settings) -> int:
         info = {"model": settings.model, "settings": settings.effective(size)}
         max_frames = args.max_frames
         if refine:
-            source, rec, camera, max_frames = second_pass(
+            source, rec, camera, max_frames = prepare_refined_pass(
                 source, rec, settings, camera, max_frames, progress=not args.no_progress,
                 pair_flow=pair_flow, info=info,
                 picture=args.out / "refinement.png" if getattr(args, "pictures", True) else None)
@@ -199,7 +199,8 @@ def run_single(args, settings) -> int:
     except (UnihoiError, FileNotFoundError, ValueError) as exc:
         print(f"unihoi process: error: {exc}", file=sys.stderr)
         return 1
-    pictures = ", summary.png, tracks.png" if getattr(args, "pictures", True) else ""
+    pictures = (", summary.png, tracks.png" + (", refinement.png" if refine else "")
+                if getattr(args, "pictures", True) else "")
     bag = "" if getattr(args, "no_bag", False) else "bag/, "
     print(f"processed {len(results)} frames -> {args.out}/ (depth/, confidence/, "
           f"frames.json, {bag}cloud.ply, trajectory_tum.txt, tracks.npz{pictures}, "
