@@ -98,9 +98,9 @@ def register(sub) -> None:
     p.add_argument("--refine-depth", action="store_true",
                    help="two passes over each input: the network's depth refined with the "
                    "recording's own multi-view geometry, then poses, clouds, tracks and "
-                   "outputs from it (README, 'Offline depth refinement'; the frames of one "
-                   "input at a time are held in memory, about 2 MB each at 320x240, 5 MB "
-                   "at the peak)")
+                   "outputs from it (README, 'Offline depth refinement'; one input's frames "
+                   "are held at a time: about 1.3 MB per frame at 320x240 above a plain "
+                   "run's peak)")
     p.add_argument("--raft-weights", type=Path, default=None, metavar="raft-small.pth",
                    help="with --refine-depth: triangulate RAFT-small's flow (the authors' "
                    "checkpoint, princeton-vl/RAFT; not downloaded; loaded once, before any "
