@@ -248,14 +248,18 @@ class GeometricDepthStream:
         n = self._pushed
         return self._give(n, pair_offset(n, self.offset), n)
 
-    def _pair(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flow a -> b and its validity (both directions computed once per pair)."""
-        if (a, b) not in self._flows:
-            fa, fb = self._frames[a], self._frames[b]
-            fab, fba = self._flow.backward(fa, fb), self._flow.backward(fb, fa)
-            self._flows[(a, b)] = (fab, consistency_mask(fab, fba))
+    def _pair(self, a: int, b: int, keep: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Flow a -> b and its validity, both directions computed together; ``keep``: kept
+        for frame ``b``, which will ask for the same pair (the pairs ``offset`` apart; a
+        shorter pair is asked again only if the longer ones fail there too, and keeping
+        every one would hold 5x the flows)."""
+        if (a, b) in self._flows:
+            return self._flows[(a, b)]
+        fa, fb = self._frames[a], self._frames[b]
+        fab, fba = self._flow.backward(fa, fb), self._flow.backward(fb, fa)
+        if keep:
             self._flows[(b, a)] = (fba, consistency_mask(fba, fab))
-        return self._flows[(a, b)]
+        return fab, consistency_mask(fab, fba)
 
     def _give(self, until: int, k: int, n: int | None) -> list[tuple[int, np.ndarray, dict]]:
         out = []
@@ -268,7 +272,7 @@ class GeometricDepthStream:
                     continue  # near the ends one side (shorter pairs there: worse poses)
                 for dist in (pair_distances(k) if self._shorter else (k,)):
                     j = i + side * dist
-                    flow, valid = self._pair(i, j)
+                    flow, valid = self._pair(i, j, keep=side > 0 and dist == k)
                     d, info = two_view_depth(flow, valid, self.K, self.settings)
                     pinfo.append({"frame": j, **{key: v for key, v in info.items()
                                                  if key not in ("R", "t")}})
