@@ -296,6 +296,8 @@ def process_source(
         tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors, T_world_cam[:, :3, 3],
                    title=f"{source.path.name}: dynamic tracks (hands, objects), top view")
         picture_files = ["summary.png", "tracks.png"]
+        # --refine-depth drew its own before this pass (offline_refine.refined_run).
+        picture_files += [p for p in ("refinement.png",) if (out_dir / p).is_file()]
     wall = time.perf_counter() - t_start
     report = {
         "input": {"path": str(source.path), "kind": source.kind,

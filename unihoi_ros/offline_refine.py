@@ -58,7 +58,9 @@ def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
         the refined depth, no camera and no frame limit (K and frames are pass 1's).
 
     Raises:
-        ValueError: no frame could be reconstructed.
+        ValueError: no frame could be reconstructed, or the input read again lacks a frame
+            pass 1 kept.
+        SourceError: the input cannot be read (again), e.g. a video that ends early.
     """
     source, reconstructor, info["depth_refinement"] = refined_run(
         source, reconstructor, settings, camera, max_frames=max_frames, progress=progress,
@@ -91,7 +93,9 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
         report's ``depth_refinement`` entry.
 
     Raises:
-        ValueError: no frame could be reconstructed.
+        ValueError: no frame could be reconstructed, or the input read again lacks a frame
+            pass 1 kept.
+        SourceError: the input cannot be read (again), e.g. a video that ends early.
     """
     from unihoi_ros.geometry.multiview import pair_offset
     from unihoi_ros.io.sources import FrameSource

@@ -8,7 +8,10 @@ process --refine-depth``:
 - **depth teacher from multi-view geometry** (:func:`geometric_depths`): for each frame
   ``i``, the frames ``i - k`` and ``i + k`` (``k = offset``, 16 by default: enough
   parallax at a hand-held walking pace); DIS flow both ways (RAFT-small's with
-  ``raft_weights``), forward-backward checked; the relative pose from the essential
+  ``raft_weights``), forward-backward checked (a pair whose flow is trusted on < 30 % of
+  the frame gives nothing: there a hand can pass for the camera's motion; where the pair
+  ``k`` away gives nothing, ``k // 2, k // 4, ..., 1`` are tried; shorter recordings use
+  ``k = (N - 1) // 2``); the relative pose from the essential
   matrix with the known K (RANSAC); every consistent pixel triangulated; pixels kept with
   >= 1 deg parallax and <= 1 px reprojection error;
   the two maps fused by their median after a median scale fit, pixels whose estimates
