@@ -102,6 +102,11 @@ def test_process_refine_depth_end_to_end(tmp_path, shared_dir):
                                 for i in range(len(truth)) if changed[i].sum() > 100])
     assert errors["refined"] < 0.8 * errors["plain"], errors
     assert refinement["offset"] == 14  # 30 frames: (30 - 1) // 2
+    outputs = report["outputs"]  # the picture is one of the run's pictures, not per frame
+    pictures = sum(outputs["by_entry"][p] for p in ("summary.png", "tracks.png",
+                                                    "refinement.png"))
+    assert outputs["bytes_per_frame_without_pictures"] * report["frames_out"] == \
+        pytest.approx(outputs["bytes"] - pictures)
     picture = cv2.imread(str(tmp_path / "refined" / "refinement.png"))
     assert picture is not None and picture.shape[1] >= 1000
     # Every sampled frame's column band has content.

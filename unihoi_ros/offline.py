@@ -32,6 +32,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -195,6 +196,7 @@ def process_source(
     bag_max_side: int | None = 320,
     bag_image: bool = True,
     cloud_stride: int = 5,
+    pictures_drawn: Sequence[str] = (),
 ) -> list[FrameResult]:
     """Reconstruct every frame of ``source`` and write the outputs (module doc) to
     ``out_dir`` (which must exist). Returns the results (without per-frame ``points``:
@@ -213,7 +215,9 @@ def process_source(
     n-th frame into ``cloud.ply`` (consecutive frames see the same surfaces; with noisy
     depth each fused frame adds points, so the file grows with the frames fused: 5 keeps
     it under 30 kB per 640x480 frame). ``progress``: a bar with frames/s and, when the
-    source knows its length, the time left."""
+    source knows its length, the time left. ``pictures_drawn``: pictures the caller already
+    wrote into ``out_dir`` (e.g. ``--refine-depth``'s), counted with this run's own in
+    ``report.json``'s sizes."""
     from tqdm import tqdm
 
     from unihoi_ros.io.run_writer import RunWriter
@@ -295,9 +299,7 @@ def process_source(
                     title=f"{source.path.name}: {len(results)} frames")
         tracks_png(out_dir / "tracks.png", track_arrays, cloud, colors, T_world_cam[:, :3, 3],
                    title=f"{source.path.name}: dynamic tracks (hands, objects), top view")
-        picture_files = ["summary.png", "tracks.png"]
-        # --refine-depth drew its own before this pass (offline_refine.refined_run).
-        picture_files += [p for p in ("refinement.png",) if (out_dir / p).is_file()]
+        picture_files = ["summary.png", "tracks.png", *pictures_drawn]
     wall = time.perf_counter() - t_start
     report = {
         "input": {"path": str(source.path), "kind": source.kind,

@@ -289,18 +289,19 @@ def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, in
         size = first_frame_size(source)
         stream, max_frames = counter.wrap(), args.max_frames  # the bar counts pass 1's frames
         report = {"model": settings.model, "settings": settings.effective(size)}
+        pictures, drawn = getattr(args, "pictures", True), []
         if getattr(args, "refine_depth", False):
-            from unihoi_ros.offline_refine import prepare_refined_pass
+            from unihoi_ros.offline_refine import REFINEMENT_PICTURE, prepare_refined_pass
 
             # No bars of its own: the rank's bar is the one on screen.
             stream, rec, camera, max_frames = prepare_refined_pass(
                 stream, rec, settings, camera, max_frames, progress=False,
                 pair_flow=pair_flow, info=report, reread=source,
-                picture=out / "refinement.png" if getattr(args, "pictures", True) else None)
+                picture_dir=out if pictures else None)
+            drawn = [REFINEMENT_PICTURE] if pictures else []
         results = process_source(stream, rec, out, max_frames=max_frames, progress=False,
-                                 camera=camera, info=report,
-                                 pictures=getattr(args, "pictures", True),
-                                 **output_options(args))
+                                 camera=camera, info=report, pictures=pictures,
+                                 pictures_drawn=drawn, **output_options(args))
         wall = time.perf_counter() - t0
         try:
             metrics, gt = evaluate_output(out, item, args.fps)

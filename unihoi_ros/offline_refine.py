@@ -21,6 +21,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+#: The picture of what the refinement changed (:func:`~unihoi_ros.io.pictures.
+#: refinement_png`), beside the run's other outputs.
+REFINEMENT_PICTURE = "refinement.png"
+
 
 def load_pair_flow(raft_weights: Path | None):
     """The refinement's pair-flow provider: RAFT-small on ``raft_weights``
@@ -42,7 +46,7 @@ def load_pair_flow(raft_weights: Path | None):
 
 def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
                          progress: bool, pair_flow, info: dict, reread=None,
-                         picture: Path | None = None):
+                         picture_dir: Path | None = None):
     """Pass 1 and the refinement (:func:`refined_run`) of one input; the one place that
     says what pass 2 streams and what the report gets, for single and batch runs.
 
@@ -64,14 +68,15 @@ def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
     """
     source, reconstructor, info["depth_refinement"] = refined_run(
         source, reconstructor, settings, camera, max_frames=max_frames, progress=progress,
-        pair_flow=pair_flow, reread=reread, picture=picture)
+        pair_flow=pair_flow, reread=reread, picture_dir=picture_dir)
     if camera is not None:  # pass 2 takes K from the refined backend, which holds camera's
         info["intrinsics"] = {**camera.report(), "used": "network pass; the refined depth's K"}
     return source, reconstructor, None, None
 
 
 def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None,
-                progress=True, pair_flow=None, reread=None, picture: Path | None = None):
+                progress=True, pair_flow=None, reread=None,
+                picture_dir: Path | None = None):
     """Pass 1 and the refinement; returns what pass 2 needs.
 
     Args:
@@ -84,8 +89,8 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
             DIS).
         reread: the same recording, read again for the triangulation's larger frames
             (None: ``source``; a batch gives its source without the progress counting).
-        picture: where to draw what the refinement changed
-            (:func:`~unihoi_ros.io.pictures.refinement_png`; None: no picture).
+        picture_dir: where to draw what the refinement changed
+            (:data:`REFINEMENT_PICTURE`; None: no picture).
 
     Returns:
         ``(source2, reconstructor2, info)``: the processed frames as a source, a
@@ -129,10 +134,11 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
     depth, geometric = refine_depths(first.frames, first.depth, first.K, again, pair_flow,
                                      refine, progress)
     t2 = time.perf_counter()
-    if picture is not None:
+    if picture_dir is not None:
         from unihoi_ros.io.pictures import refinement_png
 
-        refinement_png(picture, first.frames, first.depth, depth, geometric,
+        refinement_png(picture_dir / REFINEMENT_PICTURE, first.frames, first.depth, depth,
+                       geometric,
                        title=f"{source.path.name}: depth refined where the recording's "
                        f"geometry measured it ({100 * geometric.mean():.0f} % of the pixels)")
     backend = RefinedDepthBackend(first.frames, depth, first.K,

@@ -152,7 +152,11 @@ def run_single(args, settings) -> int:
     from unihoi_ros.io.sources import open_source
     from unihoi_ros.offline import prepare_output_dir, process_source
     from unihoi_ros.offline_options import choose_camera_for, first_frame_size, output_options
-    from unihoi_ros.offline_refine import load_pair_flow, prepare_refined_pass
+    from unihoi_ros.offline_refine import (
+        REFINEMENT_PICTURE,
+        load_pair_flow,
+        prepare_refined_pass,
+    )
 
     if args.threads:
         import torch
@@ -186,16 +190,16 @@ def run_single(args, settings) -> int:
                  f"{camera.source}: fx {camera.K[0, 0]:.2f} fy {camera.K[1, 1]:.2f} "
                  f"cx {camera.K[0, 2]:.2f} cy {camera.K[1, 2]:.2f}")
         info = {"model": settings.model, "settings": settings.effective(size)}
-        max_frames = args.max_frames
+        max_frames, pictures = args.max_frames, getattr(args, "pictures", True)
         if refine:
             source, rec, camera, max_frames = prepare_refined_pass(
                 source, rec, settings, camera, max_frames, progress=not args.no_progress,
-                pair_flow=pair_flow, info=info,
-                picture=args.out / "refinement.png" if getattr(args, "pictures", True) else None)
+                pair_flow=pair_flow, info=info, picture_dir=args.out if pictures else None)
         results = process_source(source, rec, args.out, max_frames=max_frames,
                                  progress=not args.no_progress, info=info,
-                                 camera=camera, pictures=getattr(args, "pictures", True),
-                                 **output_options(args))
+                                 camera=camera, pictures=pictures,
+                                 pictures_drawn=[REFINEMENT_PICTURE] if refine and pictures
+                                 else [], **output_options(args))
     except (UnihoiError, FileNotFoundError, ValueError) as exc:
         print(f"unihoi process: error: {exc}", file=sys.stderr)
         return 1
