@@ -13,19 +13,27 @@ of pixels the geometry measured; the refinement's cost. No frame of the recordin
 label: the model's training frames (300-599 for the bundled model) are in-sample for the
 model, never for the refinement, so the held-out segments (600-699) are reported apart.
 
+``--past-only``: what a live refinement could give, measured before building one. Each
+frame uses only frames that came before it: its pair with the frame ``offset`` earlier
+(shorter pairs back where that fails), its scale from the chain over the frames so far
+(:func:`causal_log_scales`), fused with the 2 frames before it. This is the
+causal counterpart of ``refine_depths`` (which pairs each frame with the frames 16 before
+and after, solves the scale over the whole recording and fuses over 2 frames each side).
+
 ``--every N``: every N-th frame only (N times the motion per frame: a fast head, as the
 HOI4D example's every-4th-frame clips). ``--per-segment``: each segment is a recording of
 its own (a short demonstration, as a user would process it): streamed and refined alone,
 without the frames around it.
 
 Usage: ``python bench/refine_real.py [--process-size 240x320] [--model unihoi-tiny] [--own-K]
-[--every N] [--per-segment] [--raft-weights raft-small.pth] [--json out.json]`` (about 10 min on 2
-cores with RAFT).
+[--every N] [--per-segment] [--past-only] [--raft-weights raft-small.pth] [--json out.json]``
+(about 10 min on 2 cores with RAFT).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -35,6 +43,76 @@ from unihoi_ros.evaluation_real import DEFAULT_DATA
 KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric", "{:.3f}"),
         ("delta1_scaled", "δ1 med", "{:.3f}"), ("ate_pct", "ATE %path", "{:.2f}"),
         ("ate_vs_line", "/line", "{:.2f}"), ("geometric", "measured px", "{:.2f}"))
+
+
+def causal_log_scales(steps, anchors, anchor_weight: float):
+    """``(N,)``: frame ``i``'s log scale from the frames up to ``i`` only: the last value
+    of :func:`~unihoi_ros.geometry.multiview.consistent_log_scales` on frames ``0..i``
+    (the filter of which the offline solve is the smoother)."""
+    import numpy as np
+
+    from unihoi_ros.geometry.multiview import consistent_log_scales
+
+    return np.array([consistent_log_scales(steps[:i], anchors[:i + 1], anchor_weight)[-1]
+                     for i in range(len(anchors))])
+
+
+def refine_past_only(frames, depth, K, geometry_frames, settings):
+    """``--past-only`` (module docstring): ``(refined (N, h, w), geometric (N, h, w) bool)``
+    as ``refine_depths`` returns them; ``geometry_frames`` an iterable of ``(H, W, 3)``."""
+    import numpy as np
+
+    from unihoi_ros.flow import DISFlow
+    from unihoi_ros.flow.consistency import consistency_mask
+    from unihoi_ros.geometry.camera import scale_intrinsics
+    from unihoi_ros.geometry.multiview import (
+        PairFlows,
+        base_log_scale,
+        block_median,
+        fuse_over_time,
+        pair_distances,
+        step_log_ratios,
+    )
+    from unihoi_ros.geometry.two_view import two_view_depth
+
+    hw = frames.shape[1:3]
+    dis = DISFlow("medium")
+    held: dict = {}
+    geo = []
+    geo_K = None
+    for i, frame in enumerate(geometry_frames):
+        held[i] = frame
+        geo_K = scale_intrinsics(K, hw, frame.shape[:2]) if geo_K is None else geo_K
+        d = np.full(frame.shape[:2], np.nan, np.float32)
+        for dist in pair_distances(settings.offset) if settings.shorter_pairs else (
+                settings.offset,):
+            j = i - dist
+            if j < 0:
+                continue
+            fab, fba = dis.backward(frame, held[j]), dis.backward(held[j], frame)
+            dd, info = two_view_depth(fab, consistency_mask(fab, fba), geo_K,
+                                      settings.two_view)
+            if info["ok"]:
+                d = dd
+                break
+        geo.append(block_median(d, hw))
+        held.pop(i - settings.offset, None)
+    geo = np.stack(geo)
+    flows = PairFlows(frames)
+    anchors = np.array([base_log_scale(g, b) for g, b in zip(geo, depth)])
+    log_s = causal_log_scales(step_log_ratios(geo, flows.consecutive()), anchors,
+                              settings.scale_anchor)
+    metric = geo * np.exp(log_s)[:, None, None]
+    r = settings.fuse_radius
+
+    def fused_with_past(i: int) -> np.ndarray:  # frame i with the r frames before it
+        first = max(0, i - r)
+        return fuse_over_time(metric[first:i + 1],
+                              lambda a, b: flows(a + first, b + first), r)[-1]
+
+    fused = np.stack([fused_with_past(i) for i in range(len(metric))])
+    geometric = np.isfinite(fused) & (fused > 0)
+    return np.where(geometric, fused, depth).astype(np.float32), geometric
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="the pairs 16 frames away only (RefineSettings.shorter_pairs off)")
     ap.add_argument("--per-segment", action="store_true",
                     help="stream and refine each segment alone (a short recording)")
+    ap.add_argument("--past-only", action="store_true",
+                    help="each frame refined from the frames before it only (what a live "
+                    "refinement could give; DIS pairs)")
+    ap.add_argument("--fuse-radius", type=int, default=None, metavar="R",
+                    help="frames fused each side (--past-only: before) of each frame "
+                    "(default RefineSettings': 2)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -107,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         flows["RAFT pairs"] = RAFTFlow(args.raft_weights)
     costs = {name: 0.0 for name in flows}
     refine_settings = RefineSettings(shorter_pairs=not args.no_shorter_pairs)
+    if args.fuse_radius is not None:
+        refine_settings = dataclasses.replace(refine_settings, fuse_radius=args.fuse_radius)
 
     def refine(part: slice) -> tuple:
         """Stream ``part`` of the recording as `unihoi process --refine-depth` does and
@@ -124,8 +210,13 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             again = kept_frames(zip(gt_all.stamps_ns[part], native[part]), first.stamps_ns,
                                 first.geometry_hw)  # read again, as unihoi process does
-            refined[name] = refine_depths(first.frames, first.depth, first.K, again, pair_flow,
-                                          refine_settings, progress=not args.per_segment)
+            if args.past_only:
+                refined[name] = refine_past_only(first.frames, first.depth, first.K, again,
+                                                 refine_settings)
+            else:
+                refined[name] = refine_depths(first.frames, first.depth, first.K, again,
+                                              pair_flow, refine_settings,
+                                              progress=not args.per_segment)
             costs[name] += time.perf_counter() - t
         return first, refined
 
@@ -169,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
            "settings": {"data": str(args.data), "model": args.model, "process_size": list(hw),
                         "K": "the network's" if args.own_K else "the colour camera's",
                         "every": stride, "shorter_pairs": not args.no_shorter_pairs,
+                        "past_only": args.past_only,
+                        "fuse_radius": refine_settings.fuse_radius,
                         "refined": "each segment alone" if args.per_segment
                         else "the whole recording",
                         "start_frames": [int(files[s][0]) for s in starts],

@@ -67,7 +67,7 @@ def _adapt_args(folder, K, base, out, *extra):
     k = ",".join(f"{v:.4f}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
     return ["adapt", str(folder), "-o", str(out), "--K", k, "--model", str(base),
             "--no-progress", "--threads", "1", "--holdout", "0.3", "--augment", "--flip",
-            "--seed", "3", *extra]
+            "--zoom", "1.3", "--seed", "3", *extra]
 
 
 def test_adapt_runs_resumes_and_loads(recording, tmp_path):
@@ -81,6 +81,7 @@ def test_adapt_runs_resumes_and_loads(recording, tmp_path):
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["steps"] == 2 and report["clip_pairs"] >= 4
     assert report["settings"]["seed"] == 3 and report["settings"]["flip"]
+    assert report["settings"]["zoom"] == 1.3
     assert set(report["held_out_losses"]) == {"before", "after"}
     assert np.isfinite(report["held_out_losses"]["after"]["total"])
     rec = report["recordings"][0]
@@ -228,8 +229,9 @@ def test_adapt_bad_arguments_exit_2(recording, tmp_path, capsys):
     assert cli_main(["adapt", str(folder), "-o", str(out), "--synthetic-every", "1"]) == 2
     assert cli_main(["adapt", str(folder), "-o", str(out), "--raft-weights",
                      str(tmp_path / "raft-small.pth")]) == 2
+    assert cli_main(["adapt", str(folder), "-o", str(out), "--zoom", "0.9"]) == 2
     err = capsys.readouterr().err
-    assert err.count("unihoi adapt: error:") == 9
+    assert err.count("unihoi adapt: error:") == 10
     assert "raft-small.pth: no such file" in err
 
 

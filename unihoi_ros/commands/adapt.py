@@ -57,6 +57,10 @@ def register(sub) -> None:
     p.add_argument("--flip", action="store_true",
                    help="mirror half of the recordings' clips left-right (frames, teacher "
                    "depth, flow, tracks and K together)")
+    p.add_argument("--zoom", type=float, default=0.0, metavar="S",
+                   help="crop half of the recordings' clips, magnified by up to S (> 1) and "
+                   "resized back, with their priors and K (a longer focal length): more "
+                   "sizes and places of the room's things (default 0: off)")
     p.add_argument("--raft-weights", type=Path, default=None, metavar="raft-small.pth",
                    help="the depth teacher triangulates RAFT-small's flow (the authors' "
                    "checkpoint, princeton-vl/RAFT; not downloaded) instead of OpenCV DIS's: "
@@ -108,7 +112,7 @@ def run(args) -> int:
                           max_steps=args.max_steps, threads=args.threads, seed=args.seed,
                           synthetic_pairs=args.synthetic_pairs,
                           synthetic_every=args.synthetic_every,
-                          augment=args.augment, flip=args.flip,
+                          augment=args.augment, flip=args.flip, zoom=args.zoom,
                           raft_weights=args.raft_weights,
                           resume=args.resume, progress=not args.no_progress,
                           evaluate_truth=not args.no_truth)

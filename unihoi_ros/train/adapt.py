@@ -93,7 +93,7 @@ from unihoi_ros.geometry.multiview import (
 )
 from unihoi_ros.geometry.two_view import TwoViewSettings
 
-from .augment import horizontal_flip, photometric_jitter
+from .augment import horizontal_flip, photometric_jitter, random_zoom
 from .dataset import ClipCache, Video, build_cache, global_batch_indices
 from .priors import Clip, DISFlowPrior, LucasKanadeTracks, NoMasks, Priors
 
@@ -152,6 +152,9 @@ class AdaptConfig:
             (:func:`unihoi_ros.train.augment.photometric_jitter`; priors unchanged).
         flip: mirror half of the recordings' samples left-right, priors with them
             (:func:`unihoi_ros.train.augment.horizontal_flip`).
+        zoom: crop half of the recordings' samples, magnified by up to this factor and
+            resized back, priors and K with them
+            (:func:`unihoi_ros.train.augment.random_zoom`); 0: off.
         ckpt_minutes: checkpoint period.
         eval_pairs: held-out clip pairs per recording for the self-supervised losses.
         max_steps: stop after this many steps (None: the time budget decides).
@@ -183,6 +186,7 @@ class AdaptConfig:
     synthetic_every: int = 2
     augment: bool = False
     flip: bool = False
+    zoom: float = 0.0
     ckpt_minutes: float = 3.0
     eval_pairs: int = 4
     max_steps: int | None = None
@@ -211,6 +215,9 @@ class AdaptConfig:
         if self.synthetic_every < 2:
             raise ConfigError(f"synthetic every {self.synthetic_every}: must be >= 2 (1 "
                               "would leave no step for the recordings)")
+        if self.zoom and self.zoom <= 1.0:
+            raise ConfigError(f"zoom {self.zoom}: the largest magnification must be > 1 "
+                              "(0: off)")
         if self.raft_weights is not None:
             self.raft_weights = Path(self.raft_weights).expanduser()
             if not self.raft_weights.is_file():
@@ -747,6 +754,8 @@ def adapt(cfg: AdaptConfig) -> dict:
                                                         step_generator(cfg.seed, step, 0))}
         if cfg.flip and not is_syn:
             batch = horizontal_flip(batch, step_generator(cfg.seed, step, 1))
+        if cfg.zoom and not is_syn:
+            batch = random_zoom(batch, step_generator(cfg.seed, step, 2), cfg.zoom)
         lr = lr_at(step, optim, schedule_fraction(elapsed(), train_until, step, cfg.max_steps))
         for g in optimizer.param_groups:
             g["lr"] = lr

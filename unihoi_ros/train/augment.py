@@ -10,6 +10,12 @@ one camera's colours and layout).
   video is the video of the mirrored world (``x -> -x`` in the camera frame): rigid motions
   stay rigid, depth stays depth, so every loss holds as it did; the room's left and right
   are what changes. Both clips of a sample flip together (the ``cc`` loss compares their K).
+- :func:`random_zoom`: a crop of a sample, resized back to the full size. A crop is the
+  same camera with a longer focal length and a moved principal point (``fx -> s fx``,
+  ``cx -> s (cx - x0)``), so depth stays depth, flow and tracks scale by ``s``, and every
+  loss holds as it did; what changes is how large the room's things appear and where.
+  Every output pixel samples inside the source frame (no padding). Both clips and every
+  frame of a sample share one crop (one camera).
 """
 
 from __future__ import annotations
@@ -73,17 +79,30 @@ def photometric_jitter(rgb: Tensor, generator: torch.Generator,
     return (x + sigma * noise).clamp(0.0, 1.0).to(rgb.dtype)
 
 
-#: How each entry of a training batch mirrors: ``image`` ``(..., H, W)`` reversed along W;
-#: ``flow`` ``(..., H, W, 2)`` pixels, reversed along W with ``du`` negated; ``points``
-#: ``(..., 2)`` pixel coordinates, ``u -> W - 1 - u``; ``K`` ``(..., 3, 3)``; ``none``:
-#: not a function of the image's layout. A key not listed is refused, not passed through.
-MIRROR_KINDS = {
+#: How each entry of a training batch depends on the image's layout (what a mirror or a
+#: crop does to it): ``image`` ``(..., H, W)`` resampled; ``flow`` ``(..., H, W, 2)``
+#: pixels, resampled and its vectors transformed (mirror: ``du`` negated; crop: scaled);
+#: ``points`` ``(..., 2)`` pixel coordinates, transformed; ``K`` ``(..., 3, 3)``; ``none``:
+#: not a function of the layout. A key not listed is refused, not passed through.
+LAYOUT_KINDS = {
     "rgb": "image", "valid_fwd": "image", "valid_bwd": "image", "teacher_depth": "image",
     "static": "image", "teacher_weight": "image", "gt_depth": "image",
     "flow_fwd": "flow", "flow_bwd": "flow",
     "tracks_uv": "points", "tracks_visible": "none", "indices": "none",
     "teacher_K": "K", "gt_K": "K",
 }
+
+
+#: Layout entries resampled bilinearly by :func:`random_zoom`; the other images (depth,
+#: weights, masks) take the nearest pixel, so no depth is blended across an edge and no
+#: mask becomes fractional.
+BILINEAR_ENTRIES = frozenset({"rgb", "flow_fwd", "flow_bwd"})
+
+
+def _refuse_unknown(batch: dict, name: str) -> None:
+    unknown = set(batch) - set(LAYOUT_KINDS)
+    if unknown:
+        raise ValueError(f"{name}: no layout rule for batch entries {sorted(unknown)}")
 
 
 def mirror_K(K: Tensor, width: int) -> Tensor:
@@ -111,16 +130,14 @@ def horizontal_flip(batch: dict, generator: torch.Generator, probability: float 
         The batch with mirrored samples where drawn: images reversed along W, flows'
         ``du`` negated, tracks' ``u -> W - 1 - u``, K's ``cx -> W - 1 - cx``.
     """
-    unknown = set(batch) - set(MIRROR_KINDS)
-    if unknown:
-        raise ValueError(f"horizontal_flip: no mirroring rule for batch entries {sorted(unknown)}")
+    _refuse_unknown(batch, "horizontal_flip")
     width = batch["rgb"].shape[-1]
     flip = torch.rand(batch["rgb"].shape[0], generator=generator) < probability
     out = dict(batch)
     if not bool(flip.any()):
         return out
     for key, value in batch.items():
-        kind = MIRROR_KINDS[key]
+        kind = LAYOUT_KINDS[key]
         if kind == "image":
             mirrored = value.flip(-1)
         elif kind == "flow":
@@ -134,4 +151,97 @@ def horizontal_flip(batch: dict, generator: torch.Generator, probability: float 
             continue
         shape = (-1,) + (1,) * (value.dim() - 1)
         out[key] = torch.where(flip.view(shape).to(value.device), mirrored, value)
+    return out
+
+
+def zoom_K(K: Tensor, scale: Tensor, origin: Tensor) -> Tensor:
+    """``(B, ..., 3, 3)`` intrinsics of the crop whose pixel ``(0, 0)`` is the source's
+    ``origin`` and which is magnified by ``scale`` (pixel centres at integers):
+    ``f -> s f``, ``c -> s (c - origin)``.
+
+    Args:
+        K: ``(B, ..., 3, 3)`` pixels.
+        scale: ``(B,)`` magnification (>= 1).
+        origin: ``(B, 2)`` source pixel ``(u, v)`` of the crop's pixel ``(0, 0)``.
+    """
+    shape = (-1,) + (1,) * (K.dim() - 3)
+    s = scale.to(K.dtype).view(shape)
+    out = K.clone()
+    for axis in (0, 1):
+        o = origin[:, axis].to(K.dtype).view(shape)
+        out[..., axis, axis] = s * K[..., axis, axis]
+        out[..., axis, 2] = s * (K[..., axis, 2] - o)
+    return out
+
+
+def random_zoom(batch: dict, generator: torch.Generator, max_scale: float = 1.3,
+                probability: float = 0.5) -> dict:
+    """A copy of a training batch with each sample cropped and resized back, with
+    ``probability`` (module docstring).
+
+    A zoomed sample's magnification ``s`` is drawn uniformly in ``[1, max_scale]`` and its
+    crop's place uniformly inside the frame; output pixel ``u'`` shows source pixel
+    ``origin + u' / s`` (pixel centres at integers, the corners' centres map inside the
+    frame), so flows and track positions become ``s * flow`` and ``s * (uv - origin)``, K
+    :func:`zoom_K`. Tracks that leave the crop fall outside the image, where the losses
+    drop them.
+
+    Args:
+        batch: the training batch, entries as in :data:`LAYOUT_KINDS`.
+        generator: the random source (seeded per step by the caller).
+        max_scale: the largest magnification (> 1).
+        probability: chance that a sample is zoomed.
+
+    Returns:
+        The batch with zoomed samples where drawn; the others unchanged.
+    """
+    import torch.nn.functional as F
+
+    if max_scale <= 1.0:
+        raise ValueError(f"random_zoom: max_scale {max_scale} must be > 1")
+    _refuse_unknown(batch, "random_zoom")
+    rgb = batch["rgb"]
+    b, (h, w) = rgb.shape[0], rgb.shape[-2:]
+    zoom = torch.rand(b, generator=generator) < probability
+    scale = torch.where(zoom, 1.0 + (max_scale - 1.0) * torch.rand(b, generator=generator),
+                        torch.ones(b))
+    size = torch.tensor([w - 1.0, h - 1.0])
+    origin = torch.rand(b, 2, generator=generator) * size * (1.0 - 1.0 / scale[:, None])
+    origin = torch.where(zoom[:, None], origin, torch.zeros_like(origin))
+    out = dict(batch)
+    if not bool(zoom.any()):
+        return out
+    # The sampling grid, in grid_sample's align_corners=True units (-1, 1 at the corner
+    # pixels' centres): output pixel u' shows source pixel origin + u' / s.
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64),
+                            torch.arange(w, dtype=torch.float64), indexing="ij")
+    s64, o64 = scale.double().view(b, 1, 1), origin.double()
+    src_u = o64[:, 0].view(b, 1, 1) + xs / s64
+    src_v = o64[:, 1].view(b, 1, 1) + ys / s64
+    grid = torch.stack([2.0 * src_u / (w - 1) - 1.0, 2.0 * src_v / (h - 1) - 1.0], dim=-1)
+    for key, value in batch.items():
+        kind = LAYOUT_KINDS[key]
+        if kind in ("image", "flow"):
+            lead = value.shape[1:-2] if kind == "image" else value.shape[1:-3]
+            x = value if kind == "image" else value.movedim(-1, -3)
+            flat = x.reshape(b, -1, h, w)
+            mode = "bilinear" if key in BILINEAR_ENTRIES else "nearest"
+            sampled = F.grid_sample(flat.double(), grid.to(flat.device), mode=mode,
+                                    padding_mode="border", align_corners=True)
+            if kind == "flow":
+                sampled = sampled * s64.view(b, 1, 1, 1).to(sampled.device)
+                zoomed = sampled.reshape(b, *lead, 2, h, w).movedim(-3, -1)
+            else:
+                zoomed = sampled.reshape(b, *lead, h, w)
+            zoomed = zoomed.to(value.dtype) if value.dtype != torch.bool else zoomed > 0.5
+        elif kind == "points":
+            shape = (b,) + (1,) * (value.dim() - 2) + (2,)
+            zoomed = ((value - origin.view(shape).to(value))
+                      * scale.view((*shape[:-1], 1)).to(value))
+        elif kind == "K":
+            zoomed = zoom_K(value, scale, origin)
+        else:
+            continue
+        shape = (-1,) + (1,) * (value.dim() - 1)
+        out[key] = torch.where(zoom.view(shape).to(value.device), zoomed, value)
     return out
