@@ -16,7 +16,8 @@ model, never for the refinement, so the held-out segments (600-699) are reported
 ``--past-only``: what a live refinement could give, measured before building one. Each
 frame uses only frames that came before it: its pair with the frame ``offset`` earlier
 (shorter pairs back where that fails), its scale from the chain over the frames so far
-(:func:`causal_log_scales`), fused with the 2 frames before it. This is the
+(:class:`~unihoi_ros.geometry.multiview.LogScaleFilter`), fused with the R frames before
+it (``--fuse-radius``, default 2). This is the
 causal counterpart of ``refine_depths`` (which pairs each frame with the frames 16 before
 and after, solves the scale over the whole recording and fuses over 2 frames each side).
 
@@ -45,18 +46,6 @@ KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric
         ("ate_vs_line", "/line", "{:.2f}"), ("geometric", "measured px", "{:.2f}"))
 
 
-def causal_log_scales(steps, anchors, anchor_weight: float):
-    """``(N,)``: frame ``i``'s log scale from the frames up to ``i`` only: the last value
-    of :func:`~unihoi_ros.geometry.multiview.consistent_log_scales` on frames ``0..i``
-    (the filter of which the offline solve is the smoother)."""
-    import numpy as np
-
-    from unihoi_ros.geometry.multiview import consistent_log_scales
-
-    return np.array([consistent_log_scales(steps[:i], anchors[:i + 1], anchor_weight)[-1]
-                     for i in range(len(anchors))])
-
-
 def refine_past_only(frames, depth, K, geometry_frames, settings):
     """``--past-only`` (module docstring): ``(refined (N, h, w), geometric (N, h, w) bool)``
     as ``refine_depths`` returns them; ``geometry_frames`` an iterable of ``(H, W, 3)``."""
@@ -66,6 +55,7 @@ def refine_past_only(frames, depth, K, geometry_frames, settings):
     from unihoi_ros.flow.consistency import consistency_mask
     from unihoi_ros.geometry.camera import scale_intrinsics
     from unihoi_ros.geometry.multiview import (
+        LogScaleFilter,
         PairFlows,
         base_log_scale,
         block_median,
@@ -100,8 +90,10 @@ def refine_past_only(frames, depth, K, geometry_frames, settings):
     geo = np.stack(geo)
     flows = PairFlows(frames)
     anchors = np.array([base_log_scale(g, b) for g, b in zip(geo, depth)])
-    log_s = causal_log_scales(step_log_ratios(geo, flows.consecutive()), anchors,
-                              settings.scale_anchor)
+    steps = step_log_ratios(geo, flows.consecutive())
+    chain = LogScaleFilter(settings.scale_anchor)
+    log_s = np.array([chain.update(steps[i - 1] if i else np.nan, a)
+                      for i, a in enumerate(anchors)])
     metric = geo * np.exp(log_s)[:, None, None]
     r = settings.fuse_radius
 

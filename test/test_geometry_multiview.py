@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from unihoi_ros.geometry.multiview import (
+    LogScaleFilter,
     PairFlows,
     base_log_scale,
     block_median,
@@ -163,6 +164,32 @@ def test_consistent_log_scales_keep_the_chain_and_drop_anchor_jitter():
     assert abs(np.mean(x2[100:] - truth[100:] - 0.3)) < 3 * 0.05 / np.sqrt(100)
     assert abs(x2[150] - x2[149] + steps[149]) < 0.005
     assert np.isnan(consistent_log_scales(steps, np.full(n, np.nan), 0.01)).all()
+
+
+def test_log_scale_filter_is_the_chain_solved_on_the_frames_so_far():
+    """Frame i's filtered log scale equals the last value of ``consistent_log_scales`` on
+    frames 0..i (computed independently by the dense solve), with ties and anchors
+    missing here and there, a frame with neither, and a start without anchors."""
+    rng = np.random.default_rng(4)
+    n = 120
+    truth = np.cumsum(rng.normal(0, 0.05, n))
+    steps = truth[:-1] - truth[1:] + rng.normal(0, 0.01, n - 1)
+    anchors = truth + 0.3 + rng.normal(0, 0.05, n)
+    anchors[:3] = np.nan  # nothing anchored yet: NaN
+    steps[[20, 60, 61]] = np.nan  # the chain breaks; 61: a frame with neither ...
+    anchors[[40, 41, 61, 90]] = np.nan  # ... carried by its ties elsewhere
+    for weight in (0.01, 0.3):
+        f = LogScaleFilter(weight)
+        got = np.array([f.update(steps[i - 1] if i else np.nan, anchors[i])
+                        for i in range(n)])
+        expected = np.array([consistent_log_scales(steps[:i], anchors[:i + 1], weight)[-1]
+                             for i in range(n)])
+        assert np.isnan(got[:3]).all() and np.isnan(expected[:3]).all()
+        assert np.allclose(got[3:], expected[3:], atol=1e-4), np.abs(got - expected)[3:].max()
+    # Filtered, not smoothed: a frame's value does not use later anchors.
+    assert not np.allclose(got, consistent_log_scales(steps, anchors, 0.3), atol=1e-3)
+    with pytest.raises(ValueError, match="anchor_weight"):
+        LogScaleFilter(0.0)
 
 
 def test_step_log_ratios_on_exact_flow_of_a_synthetic_clip(moving_clip):

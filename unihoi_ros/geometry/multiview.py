@@ -175,6 +175,52 @@ def consistent_log_scales(steps: np.ndarray, anchors: np.ndarray, anchor_weight:
 
 
 
+class LogScaleFilter:
+    """:func:`consistent_log_scales` as a recording arrives: frame ``i``'s log scale from
+    frames ``0..i`` only, in O(1) per frame (a Kalman filter: a random walk of unit
+    variance per step, anchors of variance ``1 / anchor_weight``). Its value at ``i`` is
+    the last value of :func:`consistent_log_scales` on the frames so far (within its
+    1e-6 regularisation): what a live stream can know without waiting for later frames.
+
+    A NaN step (no tie) starts the chain again from the next anchor; a frame with neither
+    a tie nor an anchor so far takes the mean of the anchors seen (NaN before any).
+
+    Args:
+        anchor_weight: ``> 0``, as :func:`consistent_log_scales`'.
+    """
+
+    def __init__(self, anchor_weight: float) -> None:
+        if not anchor_weight > 0:
+            raise ValueError(f"anchor_weight {anchor_weight}: must be > 0")
+        self.anchor_var = 1.0 / float(anchor_weight)
+        self._x = float("nan")
+        self._var = float("inf")  # inf: the chain holds no estimate
+        self._anchor_sum, self._anchors = 0.0, 0
+        self._frames = 0
+
+    def update(self, step: float, anchor: float) -> float:
+        """Add the next frame: ``step`` its log ratio to the previous frame
+        (:func:`step_log_ratios`; ignored for the first frame), ``anchor`` its own log
+        scale (:func:`base_log_scale`); NaN: none. Returns its log scale."""
+        if self._frames and np.isfinite(step) and np.isfinite(self._var):
+            x, var = self._x - float(step), self._var + 1.0  # predicted through the tie
+        else:
+            x, var = float("nan"), float("inf")
+        self._frames += 1
+        if np.isfinite(anchor):
+            self._anchor_sum += float(anchor)
+            self._anchors += 1
+            if np.isfinite(var):
+                gain = var / (var + self.anchor_var)
+                x, var = x + gain * (float(anchor) - x), (1.0 - gain) * var
+            else:
+                x, var = float(anchor), self.anchor_var
+        self._x, self._var = x, var
+        if np.isfinite(var):
+            return x
+        return self._anchor_sum / self._anchors if self._anchors else float("nan")
+
+
 def pair_offset(n: int, offset: int) -> int:
     """The frame distance of the triangulation pairs in a recording of ``n`` frames:
     ``offset``, shortened to ``(n - 1) // 2`` (at least 1) when ``n < 2 * offset + 1``, so
