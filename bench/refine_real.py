@@ -17,9 +17,14 @@ model, never for the refinement, so the held-out segments (600-699) are reported
 frame uses only frames that came before it: its pair with the frame ``offset`` earlier
 (shorter pairs back where that fails), its scale from the chain over the frames so far
 (:class:`~unihoi_ros.geometry.multiview.LogScaleFilter`), fused with the R frames before
-it (``--fuse-radius``, default 2). This is the
+it (``--fuse-radius``, default 4: ``PAST_REFINE_SETTINGS``). This is the
 causal counterpart of ``refine_depths`` (which pairs each frame with the frames 16 before
 and after, solves the scale over the whole recording and fuses over 2 frames each side).
+
+``--live``: one more row, each segment streamed through the pipeline with
+``ReconstructorConfig.past_refinement`` from its first frame (the camera's 640x480 frames in,
+processed at ``--process-size``, triangulated at twice that): what the live node would
+publish, started at the segment.
 
 ``--every N``: every N-th frame only (N times the motion per frame: a fast head, as the
 HOI4D example's every-4th-frame clips). ``--per-segment``: each segment is a recording of
@@ -27,7 +32,8 @@ its own (a short demonstration, as a user would process it): streamed and refine
 without the frames around it.
 
 Usage: ``python bench/refine_real.py [--process-size 240x320] [--model unihoi-tiny] [--own-K]
-[--every N] [--per-segment] [--past-only] [--raft-weights raft-small.pth] [--json out.json]``
+[--every N] [--per-segment] [--past-only] [--live] [--raft-weights raft-small.pth]
+[--json out.json]``
 (about 10 min on 2 cores with RAFT).
 """
 
@@ -47,64 +53,19 @@ KEYS = (("abs_rel_scaled", "abs_rel med", "{:.3f}"), ("abs_rel", "abs_rel metric
 
 
 def refine_past_only(frames, depth, K, geometry_frames, settings):
-    """``--past-only`` (module docstring): ``(refined (N, h, w), geometric (N, h, w) bool)``
-    as ``refine_depths`` returns them; ``geometry_frames`` an iterable of ``(H, W, 3)``."""
+    """``--past-only`` (module docstring): the network pass refined frame by frame through
+    :class:`~unihoi_ros.pipeline.past_refinement.PastRefinement`, as
+    ``ReconstructorConfig.past_refinement`` does inside the stream; ``(refined (N, h, w),
+    measured (N, h, w) bool)`` as ``refine_depths`` returns them."""
     import numpy as np
 
-    from unihoi_ros.flow import DISFlow
-    from unihoi_ros.flow.consistency import consistency_mask
-    from unihoi_ros.geometry.camera import scale_intrinsics
-    from unihoi_ros.geometry.multiview import (
-        LogScaleFilter,
-        PairFlows,
-        base_log_scale,
-        block_median,
-        fuse_over_time,
-        pair_distances,
-        step_log_ratios,
-    )
-    from unihoi_ros.geometry.two_view import two_view_depth
+    from unihoi_ros.geometry.multiview import PairFlows
+    from unihoi_ros.pipeline.past_refinement import PastRefinement
 
-    hw = frames.shape[1:3]
-    dis = DISFlow("medium")
-    held: dict = {}
-    geo = []
-    geo_K = None
-    for i, frame in enumerate(geometry_frames):
-        held[i] = frame
-        geo_K = scale_intrinsics(K, hw, frame.shape[:2]) if geo_K is None else geo_K
-        d = np.full(frame.shape[:2], np.nan, np.float32)
-        for dist in pair_distances(settings.offset) if settings.shorter_pairs else (
-                settings.offset,):
-            j = i - dist
-            if j < 0:
-                continue
-            fab, fba = dis.backward(frame, held[j]), dis.backward(held[j], frame)
-            dd, info = two_view_depth(fab, consistency_mask(fab, fba), geo_K,
-                                      settings.two_view)
-            if info["ok"]:
-                d = dd
-                break
-        geo.append(block_median(d, hw))
-        held.pop(i - settings.offset, None)
-    geo = np.stack(geo)
-    flows = PairFlows(frames)
-    anchors = np.array([base_log_scale(g, b) for g, b in zip(geo, depth)])
-    steps = step_log_ratios(geo, flows.consecutive())
-    chain = LogScaleFilter(settings.scale_anchor)
-    log_s = np.array([chain.update(steps[i - 1] if i else np.nan, a)
-                      for i, a in enumerate(anchors)])
-    metric = geo * np.exp(log_s)[:, None, None]
-    r = settings.fuse_radius
-
-    def fused_with_past(i: int) -> np.ndarray:  # frame i with the r frames before it
-        first = max(0, i - r)
-        return fuse_over_time(metric[first:i + 1],
-                              lambda a, b: flows(a + first, b + first), r)[-1]
-
-    fused = np.stack([fused_with_past(i) for i in range(len(metric))])
-    geometric = np.isfinite(fused) & (fused > 0)
-    return np.where(geometric, fused, depth).astype(np.float32), geometric
+    refiner, flows = PastRefinement(settings), PairFlows(frames)
+    out = [refiner.refine(frames[i], g, depth[i], K, flows(i, i - 1) if i else None)
+           for i, g in enumerate(geometry_frames)]
+    return np.stack([d for d, _ in out]), np.stack([m for _, m in out])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,18 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.geometry.camera import scale_intrinsics
+    from unihoi_ros.geometry.multiview import RefineSettings, refined_confidence
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
     from unihoi_ros.model_info import model_metadata
     from unihoi_ros.multiview_depth import (
         RefinedDepthBackend,
-        RefineSettings,
         kept_frames,
         network_pass,
         refine_depths,
-        refined_confidence,
     )
     from unihoi_ros.pipeline.config import ReconstructorConfig
+    from unihoi_ros.pipeline.past_refinement import PAST_REFINE_SETTINGS
     from unihoi_ros.pipeline.reconstructor import Reconstructor
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -158,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                     "refinement could give; DIS pairs)")
     ap.add_argument("--fuse-radius", type=int, default=None, metavar="R",
                     help="frames fused each side (--past-only: before) of each frame "
-                    "(default RefineSettings': 2)")
+                    "(default 2; --past-only 4)")
+    ap.add_argument("--live", action="store_true",
+                    help="also each segment streamed with ReconstructorConfig.past_refinement")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -182,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
 
         flows["RAFT pairs"] = RAFTFlow(args.raft_weights)
     costs = {name: 0.0 for name in flows}
-    refine_settings = RefineSettings(shorter_pairs=not args.no_shorter_pairs)
+    refine_settings = dataclasses.replace(
+        PAST_REFINE_SETTINGS if args.past_only else RefineSettings(),
+        shorter_pairs=not args.no_shorter_pairs)
     if args.fuse_radius is not None:
         refine_settings = dataclasses.replace(refine_settings, fuse_radius=args.fuse_radius)
 
@@ -219,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     starts = segment_starts(len(files), args.segments, args.segment_frames)
     baseline = "model" if args.own_K else "model + colour K"
     rows: dict[str, list[dict]] = {baseline: [], **{f"refined, {n}": [] for n in flows}}
+    live = "live past-only, in the pipeline"
+    if args.live:
+        rows[live] = []
+        live_cfg = dataclasses.replace(cfg, reconstructor=ReconstructorConfig(
+            process_size=hw, past_refinement=True))
     for s in tqdm(starts, desc="segments", unit="segment"):
         seg = slice(s, s + args.segment_frames)
         gt = load_seven_scenes(args.data, frames=slice(s * stride, (s + args.segment_frames)
@@ -241,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                               cfg)
             rows[f"refined, {name}"].append({"start_frame": int(files[s][0]), **row,
                                               "geometric": float(geometric[at].mean())})
+        if args.live:  # the camera's frames in, as the node gets them
+            row = run_segment(backend, [native[i] for i in range(len(native))[seg]],
+                              gt.stamps_ns, gt, None if args.own_K else K_native, live_cfg)
+            rows[live].append({"start_frame": int(files[s][0]), **row,
+                               "geometric": float("nan")})
     trained = frames_trained_on(model_metadata(args.model).get("recordings", []) or [],
                                 args.data)
     # Segments that start at or after the model's last training frame (index in files).
@@ -252,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
            "settings": {"data": str(args.data), "model": args.model, "process_size": list(hw),
                         "K": "the network's" if args.own_K else "the colour camera's",
                         "every": stride, "shorter_pairs": not args.no_shorter_pairs,
-                        "past_only": args.past_only,
+                        "past_only": args.past_only, "live": args.live,
                         "fuse_radius": refine_settings.fuse_radius,
                         "refined": "each segment alone" if args.per_segment
                         else "the whole recording",

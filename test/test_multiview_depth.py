@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from unihoi_ros.geometry.camera import scale_intrinsics
-from unihoi_ros.multiview_depth import RefineSettings, refine_depths
+from unihoi_ros.geometry.multiview import RefineSettings
+from unihoi_ros.multiview_depth import refine_depths
 from unihoi_ros.sim import make_sequence
 
 

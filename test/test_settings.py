@@ -38,7 +38,7 @@ def test_node_and_process_have_the_same_defaults():
     # the reconstructor's own defaults are not restated (same values, one definition)
     rc, base = node.reconstructor_config(), ReconstructorConfig()
     for name in ("stride", "pose_solver", "num_pose_points", "min_confidence", "point_stride",
-                 "min_point_confidence", "stream_intrinsics"):
+                 "min_point_confidence", "stream_intrinsics", "past_refinement"):
         assert getattr(rc, name) == getattr(base, name), name
     assert rc.max_side == MAX_SIDE and rc.process_size is None
 
@@ -76,12 +76,15 @@ def test_node_parameters_and_flags_map_onto_the_same_fields():
     node = NodeParams.load(overrides={"window_stride": 2, "max_side": 0, "flow_preset": "fast",
                                       "process_height": 96, "process_width": 128,
                                       "pose_solver": "procrustes", "model": "random:tiny",
-                                      "onnx_file_path": "g.onnx"}).stream_settings()
+                                      "onnx_file_path": "g.onnx",
+                                      "past_refinement": True}).stream_settings()
     offline = settings_from_args(process_args(
         "--stride", "2", "--max-side", "0", "--flow-preset", "fast", "--process-size", "96x128",
-        "--pose-solver", "procrustes", "--model", "random:tiny", "--onnx-file", "g.onnx"))
+        "--pose-solver", "procrustes", "--model", "random:tiny", "--onnx-file", "g.onnx",
+        "--past-refinement"))
     assert node == offline
     assert node.reconstructor_config().process_size == (96, 128)
+    assert node.past_refinement and node.reconstructor_config().past_refinement
     assert node.reconstructor_config().max_side is None
 
 
@@ -111,7 +114,7 @@ def test_batch_markers_follow_every_setting_but_placement():
                "flow_preset": "fast", "pose_solver": "procrustes", "num_pose_points": 500,
                "min_confidence": 0.3, "point_stride": 4, "min_point_confidence": 0.2,
                "stream_intrinsics": False, "backend": "torch", "device": "cpu",
-               "force_engine_update": True}
+               "force_engine_update": True, "past_refinement": True}
     assert set(changes) == {f.name for f in dataclasses.fields(StreamSettings)}
     for name, value in changes.items():
         other = batch_settings(args, dataclasses.replace(base, **{name: value}))
@@ -143,6 +146,7 @@ BAD_COMMAND_LINES = [
     ["process", "in.mp4", "-o", "out", "--precision", "fp64"],
     ["process", "in.mp4", "-o", "out", "--max-side", "-3"],
     ["process", "in.mp4", "-o", "out", "--backend", "cuda"],
+    ["process", "in.mp4", "-o", "out", "--past-refinement", "--refine-depth"],
     ["eval"],
     ["eval", "--synthetic", "2"],  # without --model
     ["eval", "--frames", "0", "--synthetic", "1", "--model", "random:tiny"],

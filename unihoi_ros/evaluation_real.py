@@ -90,8 +90,9 @@ class RealBenchConfig:
         flow_preset: OpenCV DIS preset.
         variants: which of :data:`VARIANTS`.
         fps: the recording's frame rate (stamps).
-        reconstructor: settings of the reconstructor (``process_size`` / ``max_side`` are
-            overridden: frames arrive at ``process_size``).
+        reconstructor: settings of the reconstructor (``max_side`` is overridden: frames
+            arrive at ``process_size``; unless it sets its own ``process_size``, for frames
+            that arrive at the camera's size).
     """
 
     data: Path = DEFAULT_DATA
@@ -202,7 +203,8 @@ def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealB
     from unihoi_ros.tracks import PointTracker
 
     base = config.reconstructor or ReconstructorConfig()
-    rcfg = dataclasses.replace(base, process_size=None, max_side=None)
+    # Frames arrive at the processing size, unless the settings name one (camera frames in).
+    rcfg = base if base.process_size else dataclasses.replace(base, max_side=None)
     rec = Reconstructor(backend, DISFlow(config.flow_preset), rcfg)
     tracker = PointTracker()
     results, rows, dynamic, t_tracks = [], 0, 0, 0.0

@@ -18,7 +18,7 @@ network's depth, but a motion along its epipolar line is not detected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,34 +26,13 @@ from unihoi_ros.backends.base import Backend, WindowPrediction
 from unihoi_ros.geometry.camera import scale_intrinsics
 from unihoi_ros.geometry.multiview import (
     PairFlows,
+    RefineSettings,
     block_median,
     geometric_depths,
+    geometry_size,
     scaled_geometry,
 )
-from unihoi_ros.geometry.two_view import TwoViewSettings
 from unihoi_ros.pipeline.oracle import _frame_key
-
-
-@dataclass
-class RefineSettings:
-    """How :func:`refine_depths` triangulates and fuses (``unihoi adapt``'s teacher's
-    defaults).
-
-    Attributes:
-        offset: frame distance of each frame's two triangulation pairs.
-        scale_anchor: weight of the network's per-frame scale against the frame-to-frame
-            ties (:func:`~unihoi_ros.geometry.multiview.consistent_log_scales`).
-        fuse_radius: neighbours on each side fused into each frame (median).
-        two_view: the triangulation's thresholds.
-        shorter_pairs: try shorter pairs where the pair ``offset`` away gives no depth
-            (:class:`~unihoi_ros.geometry.multiview.GeometricDepthStream`).
-    """
-
-    offset: int = 16
-    scale_anchor: float = 0.01
-    fuse_radius: int = 2
-    two_view: TwoViewSettings = field(default_factory=TwoViewSettings)
-    shorter_pairs: bool = True
 
 
 def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
@@ -134,12 +113,6 @@ def kept_frames(stamped_frames, stamps_ns, size_hw: tuple[int, int]):
         raise ValueError(f"the recording read again lacks the frame stamped {target} ns")
 
 
-def refined_confidence(network_confidence: np.ndarray, geometric: np.ndarray) -> np.ndarray:
-    """``(N, h, w)`` confidence of refined depth: 1 where the geometry measured the depth,
-    the network's own confidence elsewhere."""
-    return np.where(geometric, 1.0, network_confidence).astype(np.float32)
-
-
 class RefinedDepthBackend(Backend):
     """A backend that answers with a recording's refined depth (:func:`refine_depths`), for
     a second pass of the pipeline over the same frames (poses, clouds, tracks and outputs
@@ -153,7 +126,8 @@ class RefinedDepthBackend(Backend):
         frames: ``(N, h, w, 3)`` uint8 the frames exactly as they will be fed.
         depth: ``(N, h, w)`` metres.
         K: ``(3, 3)`` intrinsics of ``frames``, pixels.
-        confidence: ``(N, h, w)`` in [0, 1] (:func:`refined_confidence`).
+        confidence: ``(N, h, w)`` in [0, 1]
+            (:func:`~unihoi_ros.geometry.multiview.refined_confidence`).
     """
 
     name = "refined depth"
@@ -207,14 +181,6 @@ class NetworkPass:
     confidence: np.ndarray
     K: np.ndarray
     geometry_hw: tuple[int, int]
-
-
-def geometry_size(processed_hw: tuple[int, int], input_hw: tuple[int, int]
-                  ) -> tuple[int, int]:
-    """The triangulation's frame size: twice the processing size where the input has it
-    (finer angles, as ``unihoi adapt``'s teacher at 640 px), else the processing size."""
-    h, w = processed_hw
-    return (2 * h, 2 * w) if input_hw[0] >= 2 * h and input_hw[1] >= 2 * w else (h, w)
 
 
 def network_pass(reconstructor, stamped_frames, progress: bool = False,

@@ -20,7 +20,8 @@ _FLAG_FIELDS = {"model": "model", "backend": "backend", "device": "device",
                 "precision": "precision", "onnx_file": "onnx_file",
                 "engine_file": "engine_file", "stride": "stride",
                 "process_size": "process_size", "max_side": "max_side",
-                "flow_preset": "flow_preset", "pose_solver": "pose_solver"}
+                "flow_preset": "flow_preset", "pose_solver": "pose_solver",
+                "past_refinement": "past_refinement"}
 
 
 def settings_from_args(args: Any) -> StreamSettings:

@@ -102,15 +102,13 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
             pass 1 kept.
         SourceError: the input cannot be read (again), e.g. a video that ends early.
     """
-    from unihoi_ros.geometry.multiview import pair_offset
+    from unihoi_ros.geometry.multiview import RefineSettings, pair_offset, refined_confidence
     from unihoi_ros.io.sources import FrameSource
     from unihoi_ros.multiview_depth import (
         RefinedDepthBackend,
-        RefineSettings,
         kept_frames,
         network_pass,
         refine_depths,
-        refined_confidence,
     )
     from unihoi_ros.offline import _frames_checked
     from unihoi_ros.ros.camera_input import CameraInput

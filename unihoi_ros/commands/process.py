@@ -54,6 +54,10 @@ def add_model_arguments(p) -> None:
     p.add_argument("--pose-solver", default=d.pose_solver, choices=values(PoseSolver),
                    help="relative pose per frame pair: pnp (default) or procrustes (the "
                         "paper's weighted 3D-3D fit)")
+    p.add_argument("--past-refinement", action="store_true", default=None,
+                   help="the node's past_refinement: each frame's depth refined from the "
+                   "frames before it only, as live (for a recording --refine-depth, which "
+                   "also looks ahead, is better)")
 
 
 def add_camera_arguments(p) -> None:
@@ -133,6 +137,10 @@ def run(args) -> int:
                                       *(["refinement.png"] if refine else [])])
     if getattr(args, "raft_weights", None) is not None and not refine:
         return usage_error("process", ConfigError("--raft-weights needs --refine-depth"))
+    if refine and settings.past_refinement:
+        return usage_error("process", ConfigError(
+            "--past-refinement and --refine-depth: choose one (--refine-depth refines each "
+            "frame from the frames before and after it)"))
     if is_batch(args.input):
         from unihoi_ros.offline_batch import run_batch
 

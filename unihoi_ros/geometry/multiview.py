@@ -21,6 +21,7 @@ order); conventions of :mod:`unihoi_ros.geometry.camera`.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -97,15 +98,21 @@ def fuse_over_time(depths: np.ndarray, flow, radius: int, min_views: int = 2) ->
         return depths.astype(np.float32)
     out = np.full(depths.shape, np.nan, np.float32)
     for i in range(n):
-        views = [depths[i].astype(np.float32)]
-        views += [sample_along_flow(depths[j], flow(i, j))
-                  for j in range(max(0, i - radius), min(n, i + radius + 1)) if j != i]
-        stack = np.stack(views)
-        enough = np.isfinite(stack).sum(axis=0) >= min_views
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-            out[i] = np.where(enough, np.nanmedian(stack, axis=0), np.nan)
+        out[i] = fuse_views(depths[i], [
+            sample_along_flow(depths[j], flow(i, j))
+            for j in range(max(0, i - radius), min(n, i + radius + 1)) if j != i], min_views)
     return out
+
+
+def fuse_views(own: np.ndarray, warped: list[np.ndarray], min_views: int = 2) -> np.ndarray:
+    """``(H, W)`` float32: the median of a frame's depth ``own (H, W)`` and its neighbours'
+    depths already warped into it (``warped``, each ``(H, W)``, NaN where none); NaN where
+    fewer than ``min_views`` of them have a depth (:func:`fuse_over_time`'s rule)."""
+    stack = np.stack([own.astype(np.float32), *warped])
+    enough = np.isfinite(stack).sum(axis=0) >= min_views
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        return np.where(enough, np.nanmedian(stack, axis=0), np.nan).astype(np.float32)
 
 
 def step_log_ratios(depths: np.ndarray, flows: np.ndarray, min_pixels: int = 30
@@ -442,3 +449,43 @@ def scaled_geometry(geometric: np.ndarray, base: np.ndarray, flows: PairFlows,
         log_scales = np.array([base_log_scale(g, b) for g, b in zip(geometric, base)])
     metric = geometric * np.exp(log_scales)[:, None, None]
     return fuse_over_time(metric, flows, fuse_radius) if fuse_radius else metric
+
+
+def geometry_size(processed_hw: tuple[int, int], input_hw: tuple[int, int]
+                  ) -> tuple[int, int]:
+    """The triangulation's frame size: twice the processing size where the input has it
+    (finer angles, as ``unihoi adapt``'s teacher at 640 px), else the processing size."""
+    h, w = processed_hw
+    return (2 * h, 2 * w) if input_hw[0] >= 2 * h and input_hw[1] >= 2 * w else (h, w)
+
+
+def refined_confidence(network_confidence: np.ndarray, geometric: np.ndarray) -> np.ndarray:
+    """``(..., h, w)`` confidence of refined depth: 1 where the geometry measured the depth,
+    the network's own confidence elsewhere (measured the better pose weight on the 7-Scenes
+    frames than 1 everywhere; bench/RESULTS.md)."""
+    return np.where(geometric, 1.0, network_confidence).astype(np.float32)
+
+
+@dataclass
+class RefineSettings:
+    """How a recording's own geometry refines its depth: ``unihoi process --refine-depth``
+    (:func:`unihoi_ros.multiview_depth.refine_depths`; ``unihoi adapt``'s teacher's
+    defaults) and the past-only refinement of a live stream
+    (:class:`unihoi_ros.pipeline.past_refinement.PastRefinement`: the frames before).
+
+    Attributes:
+        offset: frame distance of each frame's triangulation pairs.
+        scale_anchor: weight of the network's per-frame scale against the frame-to-frame
+            ties (:func:`consistent_log_scales`).
+        fuse_radius: neighbours on each side (past-only: before) fused into each frame
+            (median).
+        two_view: the triangulation's thresholds.
+        shorter_pairs: try shorter pairs where the pair ``offset`` away gives no depth
+            (:class:`GeometricDepthStream`).
+    """
+
+    offset: int = 16
+    scale_anchor: float = 0.01
+    fuse_radius: int = 2
+    two_view: TwoViewSettings = field(default_factory=TwoViewSettings)
+    shorter_pairs: bool = True

@@ -35,6 +35,7 @@ from unihoi_ros.errors import InferenceError
 from unihoi_ros.flow.base import FlowProvider
 from unihoi_ros.geometry.camera import focal_ratio, scale_intrinsics
 from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
+from unihoi_ros.geometry.multiview import geometry_size, refined_confidence
 from unihoi_ros.geometry.pnp import (
     adaptive_inlier_px,
     relative_pose_pnp,
@@ -48,6 +49,7 @@ from unihoi_ros.pipeline.config import ReconstructorConfig, processing_size
 from unihoi_ros.pipeline.gate import StreamGate
 from unihoi_ros.pipeline.intrinsics import StreamIntrinsics
 from unihoi_ros.pipeline.outcome import DropReason, FeedOutcome, ResetReason
+from unihoi_ros.pipeline.past_refinement import PastRefinement
 from unihoi_ros.pipeline.points import colored_points
 from unihoi_ros.pipeline.results import FrameResult, ResultFlag
 from unihoi_ros.pipeline.ring_buffer import FrameSlot, RingBuffer
@@ -112,6 +114,7 @@ class Reconstructor:
         self._grid: torch.Tensor | None = None
         self._stream_K = StreamIntrinsics()
         self._pnp_noise: float | None = None  # running reprojection noise, pixels
+        self._past = PastRefinement() if self.config.past_refinement else None
 
     # ------------------------------------------------------------------ public API
     def feed(
@@ -222,6 +225,8 @@ class Reconstructor:
         self._grid = None
         self._stream_K.clear()
         self._pnp_noise = None
+        if self._past is not None:
+            self._past.reset()
         self._stats.counts["resets"] += 1
 
     def backward_flow(self, stamp_ns: int) -> tuple[np.ndarray, int] | None:
@@ -264,7 +269,7 @@ class Reconstructor:
         if arr.dtype != np.uint8:
             if not np.isfinite(arr).all():
                 return self._drop(DropReason.NON_FINITE, "frame holds NaN or inf values")
-            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            arr = _to_uint8(arr)
         # the camera's size: a new camera resets even at a fixed process size
         outcome = self.gate.check_size(arr.shape[:2])
         if outcome.reset is not None:
@@ -272,9 +277,10 @@ class Reconstructor:
             self.reset()
         return np.ascontiguousarray(self._resize(arr)), outcome
 
-    def _resize(self, arr: np.ndarray) -> np.ndarray:
-        target = processing_size(self.config, arr.shape[:2])
-        if tuple(arr.shape[:2]) == target:
+    def _resize(self, arr: np.ndarray, target: tuple[int, int] | None = None) -> np.ndarray:
+        """``arr`` at ``target`` ``(h, w)`` (default: the processing size), area-averaged."""
+        target = target or processing_size(self.config, arr.shape[:2])
+        if tuple(arr.shape[:2]) == tuple(target):
             return arr
         import cv2
 
@@ -320,8 +326,13 @@ class Reconstructor:
                 flow = np.zeros((*frame.shape[:2], 2), np.float32)
             else:
                 flow = self.flow.backward(frame, prev.rgb, stamp_ns, prev.stamp_ns)
+        geometry_rgb = None
+        if self._past is not None:  # the triangulation's finer copy of the camera frame
+            full = np.asarray(rgb)
+            full = full if full.dtype == np.uint8 else _to_uint8(full)
+            geometry_rgb = self._resize(full, geometry_size(frame.shape[:2], full.shape[:2]))
         self._buffer.append(FrameSlot(stamp_ns, frame, features, flow, known_K,
-                                      bool(build_points)))
+                                      bool(build_points), geometry_rgb))
         self._since_window += 1
         if self._since_window < self.config.stride:
             return []
@@ -350,6 +361,9 @@ class Reconstructor:
                                f"{cfg.window - 1}, {decode} were needed (an ONNX graph or "
                                "engine exported for fewer frames?)")
         self._choose_intrinsics(pred, slots[-1].known_K)
+        if self._past is not None:
+            with self._stats.time("refinement"):
+                self._refine_past_only(pred, slots, new_count)
         if cfg.window_scale_chain > 0:
             self._chain_scale(pred, slots)
         with self._stats.time("poses"):
@@ -390,6 +404,26 @@ class Reconstructor:
         if rescale:
             pred.depth = pred.depth * np.float32(focal_ratio(chosen, pred.K))
         pred.K = chosen
+
+    def _refine_past_only(self, pred: WindowPrediction, slots: list[FrameSlot],
+                          new_count: int) -> None:
+        """``past_refinement``: the window's new frames' depth ``(n, H, W)`` refined in
+        place, oldest first (:class:`~unihoi_ros.pipeline.past_refinement.PastRefinement`),
+        their confidence 1 where the geometry measured it; a decoded frame that already has
+        a result (the anchor) takes its published, refined depth, so its pair's pose reads
+        the depth it was published with."""
+        window = self.config.window
+        for j in range(pred.first_frame, window):
+            k, slot = j - pred.first_frame, slots[j]
+            if j < window - new_count:
+                if slot.reconstructed and slot.depth is not None:
+                    pred.depth[k] = slot.depth
+                continue
+            depth, measured = self._past.refine(slot.rgb, slot.geometry_rgb, pred.depth[k],
+                                                pred.K, slot.flow_bwd)
+            pred.depth[k] = depth
+            if k > 0:  # frame k's confidence is pred.confidence[k - 1]
+                pred.confidence[k - 1] = refined_confidence(pred.confidence[k - 1], measured)
 
     def _chain_scale(self, pred: WindowPrediction, slots: list[FrameSlot]) -> None:
         """Multiply the window's depth ``(n, H, W)`` in place by
@@ -525,6 +559,11 @@ class Reconstructor:
             confidence=slot.confidence.astype(np.float32), points=points, colors=colors,
             pose_ok=pose_ok, flags=flags,
         )
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """A float frame in [0, 1] as uint8 (clipped, rounded)."""
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _eroded_at(confidence: np.ndarray, radius: int, flat_idx: np.ndarray) -> np.ndarray:

@@ -22,11 +22,13 @@ class FrameSlot:
         known_K: ``(3, 3)`` intrinsics of the preprocessed frame given by the caller (a
             calibrated camera), or None to use the network's.
         build_points: whether this frame's result gets its coloured point cloud.
+        geometry_rgb: ``(H', W', 3)`` uint8, the frame at the past-only refinement's
+            triangulation size (``past_refinement`` only; None otherwise).
         depth, K, T_world_cam, confidence: the emitted reconstruction, once the frame was
             the newest of a window (``None`` before); depth is the network's metric depth
             as predicted, read with the published K (times the focal ratio when the
             caller's K or the stream K replaced the network's; rescaled to earlier windows
-            only with ``window_scale_chain`` > 0).
+            only with ``window_scale_chain`` > 0; refined with ``past_refinement``).
     """
 
     stamp_ns: int
@@ -35,6 +37,7 @@ class FrameSlot:
     flow_bwd: np.ndarray
     known_K: np.ndarray | None = None
     build_points: bool = True
+    geometry_rgb: np.ndarray | None = None
     depth: np.ndarray | None = None
     K: np.ndarray | None = None
     T_world_cam: np.ndarray | None = None

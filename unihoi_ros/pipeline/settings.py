@@ -84,8 +84,8 @@ class StreamSettings:
             pixels; 0 never downscales.
         flow_preset: OpenCV DIS preset of the pose flow (``auto``: :func:`flow_preset_for`).
         pose_solver, num_pose_points, min_confidence, point_stride, min_point_confidence,
-            stream_intrinsics: as :class:`~unihoi_ros.pipeline.config.ReconstructorConfig`
-            (same defaults).
+            stream_intrinsics, past_refinement: as
+            :class:`~unihoi_ros.pipeline.config.ReconstructorConfig` (same defaults).
     """
 
     model: str = "unihoi-tiny"
@@ -105,6 +105,7 @@ class StreamSettings:
     point_stride: int = _RECONSTRUCTOR.point_stride
     min_point_confidence: float = _RECONSTRUCTOR.min_point_confidence
     stream_intrinsics: bool = _RECONSTRUCTOR.stream_intrinsics
+    past_refinement: bool = _RECONSTRUCTOR.past_refinement
 
     def __post_init__(self) -> None:
         if self.process_size is not None:
@@ -150,7 +151,8 @@ class StreamSettings:
             max_side=self.max_side or None, pose_solver=self.pose_solver,
             num_pose_points=self.num_pose_points, min_confidence=self.min_confidence,
             point_stride=self.point_stride, min_point_confidence=self.min_point_confidence,
-            stream_intrinsics=self.stream_intrinsics, **extra)
+            stream_intrinsics=self.stream_intrinsics, past_refinement=self.past_refinement,
+            **extra)
 
     def processing_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """``(height, width)`` frames of ``size`` ``(height, width)`` are processed at."""
@@ -189,7 +191,9 @@ class StreamSettings:
                 f"precision {self.precision}; {where}; window stride {self.stride}, pose "
                 f"{self.pose_solver} ({self.num_pose_points} points, min confidence "
                 f"{self.min_confidence}), intrinsics "
-                f"{'per stream' if self.stream_intrinsics else 'per window'}")
+                f"{'per stream' if self.stream_intrinsics else 'per window'}"
+                + ("; depth refined from earlier frames (past_refinement)"
+                   if self.past_refinement else ""))
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as plain JSON values (``process_size`` a list or None)."""

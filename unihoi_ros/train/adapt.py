@@ -215,7 +215,7 @@ class AdaptConfig:
         if self.synthetic_every < 2:
             raise ConfigError(f"synthetic every {self.synthetic_every}: must be >= 2 (1 "
                               "would leave no step for the recordings)")
-        if self.zoom and self.zoom <= 1.0:
+        if self.zoom != 0 and not self.zoom > 1.0:  # NaN refused too
             raise ConfigError(f"zoom {self.zoom}: the largest magnification must be > 1 "
                               "(0: off)")
         if self.raft_weights is not None:

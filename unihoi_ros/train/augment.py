@@ -197,7 +197,7 @@ def random_zoom(batch: dict, generator: torch.Generator, max_scale: float = 1.3,
     """
     import torch.nn.functional as F
 
-    if max_scale <= 1.0:
+    if not max_scale > 1.0:  # NaN refused too
         raise ValueError(f"random_zoom: max_scale {max_scale} must be > 1")
     _refuse_unknown(batch, "random_zoom")
     rgb = batch["rgb"]
