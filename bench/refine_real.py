@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fuse-radius", type=int, default=None, metavar="R",
                     help="frames fused each side (--past-only: before) of each frame "
                     "(default 2; --past-only 4)")
+    ap.add_argument("--geometry-at-processing-size", action="store_true",
+                    help="triangulate at the processing size instead of twice it (the "
+                    "refinement over the whole recording; --live follows the pipeline)")
     ap.add_argument("--live", action="store_true",
                     help="also each segment streamed with ReconstructorConfig.past_refinement")
     ap.add_argument("--threads", type=int, default=2)
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, pair_flow in flows.items():
             t = time.perf_counter()
             again = kept_frames(zip(gt_all.stamps_ns[part], native[part]), first.stamps_ns,
-                                first.geometry_hw)  # read again, as unihoi process does
+                                hw if args.geometry_at_processing_size
+                                else first.geometry_hw)  # read again, as unihoi process does
             if args.past_only:
                 refined[name] = refine_past_only(first.frames, first.depth, first.K, again,
                                                  refine_settings)
@@ -228,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                         "K": "the network's" if args.own_K else "the colour camera's",
                         "every": stride, "shorter_pairs": not args.no_shorter_pairs,
                         "past_only": args.past_only, "live": args.live,
+                        "geometry_at_processing_size": args.geometry_at_processing_size,
                         "fuse_radius": refine_settings.fuse_radius,
                         "refined": "each segment alone" if args.per_segment
                         else "the whole recording",

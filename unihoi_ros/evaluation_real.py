@@ -231,6 +231,8 @@ def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealB
 
     costs = {"ms_flow": per_frame("flow"), "ms_network": per_frame("encoder", "network"),
              "ms_poses": per_frame("poses"), "ms_tracks": 1e3 * t_tracks / n}
+    if "refinement" in stages:  # ReconstructorConfig.past_refinement
+        costs["ms_refinement"] = per_frame("refinement")
     result = evaluate(Predictions.from_results(results), gt, clouds=False)
     return segment_metrics(result, dynamic / rows if rows else float("nan"), costs)
 
