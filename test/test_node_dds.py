@@ -178,7 +178,9 @@ def latency_ms(received: dict, topic: str = "depth/image") -> tuple[float, float
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["raw", "compressed"])
 def test_node_end_to_end_over_dds(tmp_path, mode):
-    extra = ("--compressed",) if mode == "compressed" else ()
+    # The compressed run also refines depth from past frames (node parameter
+    # past_refinement): every frame must still come out, and the node must say it.
+    extra = ("--compressed", "-p", "past_refinement=true") if mode == "compressed" else ()
     run = Run(tmp_path, (*extra, *LOSSLESS))
     try:
         run.start_subscriber(expect=FRAMES, idle_s=15.0)
@@ -198,6 +200,8 @@ def test_node_end_to_end_over_dds(tmp_path, mode):
         assert summary["received"] == summary["published"] == FRAMES, summary
         assert "ready: model random:tiny" in run.node_log.read_text()
         assert "UNTRAINED" in run.node_log.read_text()
+        said = "depth refined from earlier frames (past_refinement)" in run.node_log.read_text()
+        assert said == (mode == "compressed")
     finally:
         run.close()
 

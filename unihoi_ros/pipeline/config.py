@@ -102,9 +102,10 @@ class ReconstructorConfig:
             geometry, from the frames before it only
             (:class:`~unihoi_ros.pipeline.past_refinement.PastRefinement`), before the
             poses: poses, points and the published depth use the refined depth, the
-            published confidence is 1 where the geometry measured it. Off: about 0.4 s
-            per frame on 2 cores (held-out 7-Scenes: depth 0.215 -> 0.198 median-scaled,
-            ATE 0.66x -> 0.51x the line; bench/RESULTS.md).
+            published confidence is 1 where the geometry measured it. Off by default: about
+            0.25 s more per 640x480 frame on 2 cores (held-out 7-Scenes segments streamed
+            from their first frame: depth 0.215 -> 0.182 median-scaled, ATE 0.66x -> 0.54x
+            the straight line; README, "Live depth refinement").
         timing_window: number of recent timings kept per stage for :meth:`stats`.
     """
 

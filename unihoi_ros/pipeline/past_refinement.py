@@ -17,9 +17,10 @@ has only the past. Here each frame, as it arrives:
    (:func:`~unihoi_ros.geometry.multiview.fuse_views`);
 4. keeps the network's depth where the geometry measured nothing.
 
-On the shared 7-Scenes frames (bench/RESULTS.md, "... a live (past-only) refinement"):
-held-out median-scaled abs_rel 0.215 -> 0.198 and ATE 0.66x -> 0.51x the straight line,
-at about 0.4 s per frame on 2 cores (the triangulation at 640x480).
+On the shared 7-Scenes frames (bench/RESULTS.md, "... live depth refinement from past
+frames"), held-out segments streamed through the pipeline from their first frame:
+median-scaled abs_rel 0.215 -> 0.182 and ATE 0.66x -> 0.54x the straight line, at about
+0.25 s per frame on 2 cores (the pairs triangulated at 640x480).
 """
 
 from __future__ import annotations

@@ -421,6 +421,7 @@ class Reconstructor:
                 continue
             depth, measured = self._past.refine(slot.rgb, slot.geometry_rgb, pred.depth[k],
                                                 pred.K, slot.flow_bwd)
+            slot.geometry_rgb = None  # the refinement keeps what it needs of it
             pred.depth[k] = depth
             if k > 0:  # frame k's confidence is pred.confidence[k - 1]
                 pred.confidence[k - 1] = refined_confidence(pred.confidence[k - 1], measured)

@@ -23,7 +23,8 @@ class FrameSlot:
             calibrated camera), or None to use the network's.
         build_points: whether this frame's result gets its coloured point cloud.
         geometry_rgb: ``(H', W', 3)`` uint8, the frame at the past-only refinement's
-            triangulation size (``past_refinement`` only; None otherwise).
+            triangulation size (``past_refinement`` only, until the frame is refined;
+            None otherwise).
         depth, K, T_world_cam, confidence: the emitted reconstruction, once the frame was
             the newest of a window (``None`` before); depth is the network's metric depth
             as predicted, read with the published K (times the focal ratio when the
