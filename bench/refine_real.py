@@ -13,13 +13,13 @@ of pixels the geometry measured; the refinement's cost. No frame of the recordin
 label: the model's training frames (300-599 for the bundled model) are in-sample for the
 model, never for the refinement, so the held-out segments (600-699) are reported apart.
 
-``--past-only``: what a live refinement could give, measured before building one. Each
-frame uses only frames that came before it: its pair with the frame ``offset`` earlier
-(shorter pairs back where that fails), its scale from the chain over the frames so far
-(:class:`~unihoi_ros.geometry.multiview.LogScaleFilter`), fused with the R frames before
-it (``--fuse-radius``, default 4: ``PAST_REFINE_SETTINGS``). This is the
-causal counterpart of ``refine_depths`` (which pairs each frame with the frames 16 before
-and after, solves the scale over the whole recording and fuses over 2 frames each side).
+``--past-only``: the recording refined frame by frame by
+:class:`~unihoi_ros.pipeline.past_refinement.PastRefinement` (the node's
+``past_refinement``) instead: each frame from the frames that came before it only (its
+pair with the frame ``offset`` earlier, shorter pairs where that fails; the scale chain
+over the frames so far; fused with the R frames before it, ``--fuse-radius``, default 4).
+The causal counterpart of ``refine_depths``, which pairs each frame with the frames 16
+before and after, solves the scale over the whole recording and fuses 2 frames each side.
 
 ``--live``: one more row, each segment streamed through the pipeline with
 ``ReconstructorConfig.past_refinement`` from its first frame (the camera's 640x480 frames in,
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-segment", action="store_true",
                     help="stream and refine each segment alone (a short recording)")
     ap.add_argument("--past-only", action="store_true",
-                    help="each frame refined from the frames before it only (what a live "
-                    "refinement could give; DIS pairs)")
+                    help="each frame refined from the frames before it only (the node's "
+                    "past_refinement, run over the whole recording; DIS pairs)")
     ap.add_argument("--fuse-radius", type=int, default=None, metavar="R",
                     help="frames fused each side (--past-only: before) of each frame "
                     "(default 2; --past-only 4)")
