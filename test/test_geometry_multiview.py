@@ -18,6 +18,7 @@ from unihoi_ros.geometry.multiview import (
     geometric_depths,
     step_log_ratios,
 )
+from unihoi_ros.geometry.reductions import nanmedian_first_axis
 from unihoi_ros.geometry.two_view import fuse_depths, triangulate_rays, two_view_depth
 from unihoi_ros.sim import make_sequence
 
@@ -164,6 +165,24 @@ def test_consistent_log_scales_keep_the_chain_and_drop_anchor_jitter():
     assert abs(np.mean(x2[100:] - truth[100:] - 0.3)) < 3 * 0.05 / np.sqrt(100)
     assert abs(x2[150] - x2[149] + steps[149]) < 0.005
     assert np.isnan(consistent_log_scales(steps, np.full(n, np.nan), 0.01)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nanmedian_first_axis_is_numpys_bit_for_bit(dtype):
+    """Odd and even counts of finite values, all-NaN pixels, 1 to 5 maps."""
+    import warnings
+
+    rng = np.random.default_rng(2)
+    for k in range(1, 6):
+        x = rng.uniform(0.3, 5.0, (k, 31, 17)).astype(dtype)
+        x[rng.uniform(size=x.shape) < 0.4] = np.nan
+        x[:, 0, 0] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(x, axis=0)
+        got = nanmedian_first_axis(x)
+        assert got.dtype == dtype and np.isnan(got[0, 0])
+        assert np.array_equal(got, expected, equal_nan=True), k
 
 
 def test_log_scale_filter_is_the_chain_solved_on_the_frames_so_far():

@@ -20,13 +20,13 @@ order); conventions of :mod:`unihoi_ros.geometry.camera`.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from unihoi_ros.flow.consistency import consistency_mask
+from unihoi_ros.geometry.reductions import nanmedian_first_axis
 from unihoi_ros.geometry.two_view import TwoViewSettings, fuse_depths, two_view_depth
 
 
@@ -41,11 +41,9 @@ def block_median(depth: np.ndarray, size: tuple[int, int], min_valid: float = 0.
         return depth.astype(np.float32)
     if H % h or W % w:
         return cv2.resize(depth, (w, h), interpolation=cv2.INTER_NEAREST)
-    blocks = depth.reshape(h, H // h, w, W // w).transpose(0, 2, 1, 3).reshape(h, w, -1)
-    valid = np.isfinite(blocks).mean(-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(blocks, axis=-1)
+    blocks = depth.reshape(h, H // h, w, W // w).transpose(1, 3, 0, 2).reshape(-1, h, w)
+    valid = np.isfinite(blocks).mean(0)
+    med = nanmedian_first_axis(blocks)
     return np.where(valid >= min_valid, med, np.nan).astype(np.float32)
 
 
@@ -110,9 +108,7 @@ def fuse_views(own: np.ndarray, warped: list[np.ndarray], min_views: int = 2) ->
     fewer than ``min_views`` of them have a depth (:func:`fuse_over_time`'s rule)."""
     stack = np.stack([own.astype(np.float32), *warped])
     enough = np.isfinite(stack).sum(axis=0) >= min_views
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-        return np.where(enough, np.nanmedian(stack, axis=0), np.nan).astype(np.float32)
+    return np.where(enough, nanmedian_first_axis(stack), np.nan).astype(np.float32)
 
 
 def step_log_ratios(depths: np.ndarray, flows: np.ndarray, min_pixels: int = 30

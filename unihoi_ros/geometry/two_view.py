@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unihoi_ros.geometry.reductions import nanmedian_first_axis
+
 __all__ = ["TwoViewSettings", "fuse_depths", "relative_pose_essential", "triangulate_rays",
            "two_view_depth"]
 
@@ -244,7 +246,7 @@ def fuse_depths(
     if len(scaled) > 1:
         with warnings.catch_warnings():  # all-NaN pixels stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(stack, axis=0)
+            med = nanmedian_first_axis(stack)
             dev = np.nanmax(np.abs(stack / med - 1.0), axis=0)
         med = np.where((dev <= max_spread) | (views < 2), med, np.nan)
     else:
