@@ -1,8 +1,9 @@
 """Depth of a recording from its own multi-view geometry: triangulated per frame, one
 scale along the recording, fused over time.
 
-The pure maths shared by ``unihoi adapt``'s depth teacher (:mod:`unihoi_ros.train.adapt`)
-and the offline depth refinement (:mod:`unihoi_ros.multiview_depth`):
+The pure maths shared by ``unihoi adapt``'s depth teacher (:mod:`unihoi_ros.train.adapt`),
+the offline depth refinement (:mod:`unihoi_ros.multiview_depth`) and the live one from
+past frames (:mod:`unihoi_ros.pipeline.past_refinement`):
 
 - :func:`geometric_depths` (:class:`GeometricDepthStream` for frames that arrive one at a
   time): each frame's depth triangulated from its flow to the frames ``offset`` before and
@@ -10,7 +11,9 @@ and the offline depth refinement (:mod:`unihoi_ros.multiview_depth`):
 - :func:`scaled_geometry`: those depths at one metric scale along a run of consecutive
   frames — tied frame to frame (:func:`step_log_ratios`, :func:`consistent_log_scales`)
   and anchored weakly to a network's depth (:func:`base_log_scale`) — then fused over
-  neighbouring frames (:func:`fuse_over_time`).
+  neighbouring frames (:func:`fuse_over_time`; one frame: :func:`fuse_views`).
+- :class:`LogScaleFilter`: the same scale chain as frames arrive (each frame's scale from
+  the frames so far), for a live stream.
 - :class:`PairFlows`: the DIS flows those steps read, consecutive ones computed once.
 
 Shapes: depth maps ``(H, W)`` / ``(N, H, W)`` metres (NaN: none), flows ``(H, W, 2)``
@@ -175,7 +178,6 @@ def consistent_log_scales(steps: np.ndarray, anchors: np.ndarray, anchor_weight:
     A[np.diag_indices(n)] += 1e-6
     b += 1e-6 * mean
     return np.linalg.solve(A, b)
-
 
 
 class LogScaleFilter:
