@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.past_only and args.raft_weights:
+        ap.error("--past-only triangulates DIS pairs (PastRefinement): no --raft-weights")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     hw = tuple(int(v) for v in args.process_size.lower().split("x"))

@@ -80,9 +80,12 @@ def test_past_refinement_takes_out_the_network_shape_error(clip):
         assert np.array_equal(a, b, equal_nan=True)
 
 
-def test_past_refinement_needs_an_anchor():
+def test_past_refinement_needs_an_anchor_and_no_window_chain():
     with pytest.raises(ValueError, match="scale_anchor"):
         PastRefinement(dataclasses.replace(SETTINGS, scale_anchor=None))
+    # The chain would compare frames the refinement already gave their published depth.
+    with pytest.raises(ValueError, match="do not combine"):
+        ReconstructorConfig(past_refinement=True, window_scale_chain=0.5)
 
 
 class _ShapedOracle(OracleBackend):

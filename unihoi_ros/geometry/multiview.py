@@ -185,10 +185,12 @@ class LogScaleFilter:
     frames ``0..i`` only, in O(1) per frame (a Kalman filter: a random walk of unit
     variance per step, anchors of variance ``1 / anchor_weight``). Its value at ``i`` is
     the last value of :func:`consistent_log_scales` on the frames so far (within its
-    1e-6 regularisation): what a live stream can know without waiting for later frames.
+    1e-6 regularisation; after a break, see below): what a live stream can know without
+    waiting for later frames.
 
-    A NaN step (no tie) starts the chain again from the next anchor; a frame with neither
-    a tie nor an anchor so far takes the mean of the anchors seen (NaN before any).
+    A NaN step (no tie) breaks the chain: from the next anchor on it starts again, and
+    until that anchor the frames take the mean of the anchors seen (NaN before any; the
+    dense solve would also keep such frames' ties to each other around that mean).
 
     Args:
         anchor_weight: ``> 0``, as :func:`consistent_log_scales`'.

@@ -103,7 +103,7 @@ class ReconstructorConfig:
             (:class:`~unihoi_ros.pipeline.past_refinement.PastRefinement`), before the
             poses: poses, points and the published depth use the refined depth, the
             published confidence is 1 where the geometry measured it. Off by default: about
-            0.25 s more per 640x480 frame on 2 cores (held-out 7-Scenes segments streamed
+            0.2 s more per 640x480 frame on 2 cores (held-out 7-Scenes segments streamed
             from their first frame: depth 0.215 -> 0.182 median-scaled, ATE 0.66x -> 0.54x
             the straight line; README, "Live depth refinement").
         timing_window: number of recent timings kept per stage for :meth:`stats`.
@@ -150,5 +150,10 @@ class ReconstructorConfig:
         if not 0.0 <= self.window_scale_chain <= 1.0:
             raise ValueError(f"window_scale_chain must be in [0, 1], got "
                              f"{self.window_scale_chain}")
+        if self.past_refinement and self.window_scale_chain > 0:
+            # The refinement gives the frames a window shares their published depth, so the
+            # chain's ratio would always be 1: the two do not combine.
+            raise ValueError("past_refinement and window_scale_chain > 0 do not combine "
+                             "(the refinement sets each frame's scale itself)")
         if self.point_stride < 1:
             raise ValueError("point_stride must be >= 1")

@@ -20,7 +20,7 @@ has only the past. Here each frame, as it arrives:
 On the shared 7-Scenes frames (bench/RESULTS.md, "... live depth refinement from past
 frames"), held-out segments streamed through the pipeline from their first frame:
 median-scaled abs_rel 0.215 -> 0.182 and ATE 0.66x -> 0.54x the straight line, at about
-0.25 s per frame on 2 cores (the pairs triangulated at 640x480).
+0.2 s per frame on 2 cores (the pairs triangulated at 640x480).
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ PAST_REFINE_SETTINGS = RefineSettings(fuse_radius=4)
 class PastRefinement:
     """One stream's past-only refinement (module docstring); frames in stream order.
 
-    Holds the last ``offset`` frames at the geometry size and the last ``fuse_radius``
-    refined depths with their frames at the processing size.
+    Holds the last ``offset`` frames at the geometry size and, for the fusion, the last
+    ``fuse_radius`` frames at the processing size with their scaled (unfused) geometric
+    depths.
 
     Args:
         settings: :class:`~unihoi_ros.geometry.multiview.RefineSettings` (default

@@ -410,8 +410,9 @@ class Reconstructor:
         """``past_refinement``: the window's new frames' depth ``(n, H, W)`` refined in
         place, oldest first (:class:`~unihoi_ros.pipeline.past_refinement.PastRefinement`),
         their confidence 1 where the geometry measured it; a decoded frame that already has
-        a result (the anchor) takes its published, refined depth, so its pair's pose reads
-        the depth it was published with."""
+        a result (the anchor; every older frame with a full-window decode) takes its
+        published, refined depth, so its pair's pose reads the depth it was published
+        with."""
         window = self.config.window
         for j in range(pred.first_frame, window):
             k, slot = j - pred.first_frame, slots[j]
