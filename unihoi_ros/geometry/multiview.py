@@ -246,6 +246,33 @@ def pair_distances(offset: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def first_pair_depth(pairs, K: np.ndarray, settings: TwoViewSettings
+                     ) -> tuple[np.ndarray | None, list[dict]]:
+    """A frame's triangulated depth from the first of its ``pairs`` that gives one (the
+    pairs come longest first, :func:`pair_distances`: parallax is finer with a longer
+    baseline, the flow holds better with a shorter one).
+
+    Args:
+        pairs: iterable of ``(j, flow (H, W, 2) pixels into frame j, valid (H, W) bool)``,
+            made lazily (a generator): the pairs after the first that gives a depth are
+            never computed.
+        K: ``(3, 3)`` intrinsics at ``(H, W)``, pixels.
+        settings: the triangulation's thresholds.
+
+    Returns:
+        ``(depth (H, W) float32 at unit baseline or None, tried)``: ``tried`` one info
+        per pair tried (:func:`~unihoi_ros.geometry.two_view.two_view_depth`'s, without
+        ``R``, ``t``; with ``frame`` = ``j``).
+    """
+    tried = []
+    for j, flow, valid in pairs:
+        depth, info = two_view_depth(flow, valid, K, settings)
+        tried.append({"frame": j, **{k: v for k, v in info.items() if k not in ("R", "t")}})
+        if info["ok"]:
+            return depth, tried
+    return None, tried
+
+
 class GeometricDepthStream:
     """:func:`geometric_depths` over frames pushed one at a time, in recording order.
 
@@ -323,15 +350,13 @@ class GeometricDepthStream:
                 far = i + side * k
                 if far < 0 or (n is not None and far >= n):
                     continue  # near the ends one side (shorter pairs there: worse poses)
-                for dist in (pair_distances(k) if self._shorter else (k,)):
-                    j = i + side * dist
-                    flow, valid = self._pair(i, j, keep=side > 0 and dist == k)
-                    d, info = two_view_depth(flow, valid, self.K, self.settings)
-                    pinfo.append({"frame": j, **{key: v for key, v in info.items()
-                                                 if key not in ("R", "t")}})
-                    if info["ok"]:
-                        maps.append(d)
-                        break
+                pairs = ((i + side * dist,
+                          *self._pair(i, i + side * dist, keep=side > 0 and dist == k))
+                         for dist in (pair_distances(k) if self._shorter else (k,)))
+                d, tried = first_pair_depth(pairs, self.K, self.settings)
+                pinfo += tried
+                if d is not None:
+                    maps.append(d)
             # A pair's flows are needed by both its frames; once the later one is done, drop.
             for key in [key for key in self._flows if max(key) <= i]:
                 del self._flows[key]

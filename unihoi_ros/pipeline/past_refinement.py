@@ -34,12 +34,12 @@ from unihoi_ros.geometry.multiview import (
     RefineSettings,
     base_log_scale,
     block_median,
+    first_pair_depth,
     fuse_views,
     pair_distances,
     sample_along_flow,
     step_log_ratios,
 )
-from unihoi_ros.geometry.two_view import two_view_depth
 
 #: The past-only refinement's settings: the offline refinement's, fused with 4 frames
 #: before instead of 2 on each side (measured better: 0.198 vs 0.204 held out).
@@ -124,17 +124,18 @@ class PastRefinement:
         s = self.settings
         self._geometry[i] = geometry_frame
         geo_K = scale_intrinsics(K, hw, geometry_frame.shape[:2])
-        depth = np.full(geometry_frame.shape[:2], np.nan, np.float32)
-        for dist in pair_distances(s.offset) if s.shorter_pairs else (s.offset,):
-            earlier = self._geometry.get(i - dist)
-            if earlier is None:
-                continue
-            fab = self._flow.backward(geometry_frame, earlier)
-            fba = self._flow.backward(earlier, geometry_frame)
-            d, info = two_view_depth(fab, consistency_mask(fab, fba), geo_K, s.two_view)
-            if info["ok"]:
-                depth = d
-                break
+
+        def pairs():  # with the frames before it that the stream has, longest first
+            for dist in pair_distances(s.offset) if s.shorter_pairs else (s.offset,):
+                earlier = self._geometry.get(i - dist)
+                if earlier is not None:
+                    fab = self._flow.backward(geometry_frame, earlier)
+                    fba = self._flow.backward(earlier, geometry_frame)
+                    yield i - dist, fab, consistency_mask(fab, fba)
+
+        depth, _ = first_pair_depth(pairs(), geo_K, s.two_view)
         self._geometry.pop(i - s.offset, None)  # the next frame pairs with i + 1 - offset
+        if depth is None:
+            return np.full(geometry_frame.shape[:2], np.nan, np.float32)
         return depth
 

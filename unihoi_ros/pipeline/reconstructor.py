@@ -330,7 +330,10 @@ class Reconstructor:
         if self._past is not None:  # the triangulation's finer copy of the camera frame
             full = np.asarray(rgb)
             full = full if full.dtype == np.uint8 else _to_uint8(full)
-            geometry_rgb = self._resize(full, geometry_size(frame.shape[:2], full.shape[:2]))
+            # A copy of its own: the refinement keeps it 16 frames, the caller's buffer may
+            # be reused for the next frame.
+            geometry_rgb = np.array(
+                self._resize(full, geometry_size(frame.shape[:2], full.shape[:2])), copy=True)
         self._buffer.append(FrameSlot(stamp_ns, frame, features, flow, known_K,
                                       bool(build_points), geometry_rgb))
         self._since_window += 1
