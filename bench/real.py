@@ -12,7 +12,7 @@ model's metadata names them; the bundled ``unihoi-tiny`` is one) the segments it
 are also scored alone (``held_out`` in the JSON: their means are the honest figures).
 
 Usage: ``python bench/real.py [--segments 8] [--segment-frames 50] [--process-size 480x640]
-[--variants model model_known_K oracle] [--json out.json]``
+[--variants model model_known_K oracle] [--mirror-average] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow-preset", default="medium")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--model", default="unihoi-tiny", help="bundled name or weights path")
+    ap.add_argument("--mirror-average", action="store_true",
+                    help="the network averaged with its mirror image (mirror_average)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -71,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     def backend():
         from unihoi_ros.backends.factory import load_backend
 
-        return load_backend(args.model, "torch", "cpu")
+        return load_backend(args.model, "torch", "cpu", mirror_average=args.mirror_average)
 
     t0 = time.perf_counter()
     result = evaluate_real(backend, cfg)
-    result["settings"].update(model=args.model, commit=_commit(),
+    result["settings"].update(model=args.model, mirror_average=args.mirror_average,
+                              commit=_commit(),
                               wall_time_s=time.perf_counter() - t0, threads=args.threads)
     s = result["settings"]
     print(f"7-Scenes {Path(s['data']).name}: {s['segments']} segments x {s['segment_frames']} "

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     "refinement over the whole recording; --live follows the pipeline)")
     ap.add_argument("--live", action="store_true",
                     help="also each segment streamed with ReconstructorConfig.past_refinement")
+    ap.add_argument("--mirror-average", action="store_true",
+                    help="the network averaged with its mirror image (mirror_average)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     native = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for _, p in files]
     K_native = gt_all.K
     K = scale_intrinsics(K_native, gt_all.depth.shape[1:], hw)
-    backend = load_backend(args.model, "torch", "cpu")
+    backend = load_backend(args.model, "torch", "cpu", mirror_average=args.mirror_average)
 
     known = None if args.own_K else K_native
     flows = {"DIS pairs": None}
@@ -234,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                         "K": "the network's" if args.own_K else "the colour camera's",
                         "every": stride, "shorter_pairs": not args.no_shorter_pairs,
                         "past_only": args.past_only, "live": args.live,
+                        "mirror_average": args.mirror_average,
                         "geometry_at_processing_size": args.geometry_at_processing_size,
                         "fuse_radius": refine_settings.fuse_radius,
                         "refined": "each segment alone" if args.per_segment

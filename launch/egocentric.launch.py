@@ -54,6 +54,8 @@ PARAMETER_ARGUMENTS = [
     ("window_stride", "run the 4-frame window every N new frames (1-3)"),
     ("past_refinement", "refine depth with the stream's own geometry from earlier frames "
                         "(about 0.2 s more per 640x480 frame on 2 CPU cores)"),
+    ("mirror_average", "average the network on each window with its mirror image "
+                       "(twice the network's cost per frame)"),
     ("live_mode", "true: drop frames when busy; false: process every frame"),
     ("input_qos", "SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT"),
     ("output_qos", "SENSOR_DATA | DEFAULT | SYSTEM_DEFAULT"),

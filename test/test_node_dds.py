@@ -179,8 +179,10 @@ def latency_ms(received: dict, topic: str = "depth/image") -> tuple[float, float
 @pytest.mark.parametrize("mode", ["raw", "compressed"])
 def test_node_end_to_end_over_dds(tmp_path, mode):
     # The compressed run also refines depth from past frames (node parameter
-    # past_refinement): every frame must still come out, and the node must say it.
-    extra = ("--compressed", "-p", "past_refinement=true") if mode == "compressed" else ()
+    # past_refinement), the raw run averages the network with its mirror image
+    # (mirror_average): every frame must still come out, and the node must say it.
+    extra = (("--compressed", "-p", "past_refinement=true") if mode == "compressed"
+             else ("-p", "mirror_average=true"))
     run = Run(tmp_path, (*extra, *LOSSLESS))
     try:
         run.start_subscriber(expect=FRAMES, idle_s=15.0)
@@ -202,6 +204,8 @@ def test_node_end_to_end_over_dds(tmp_path, mode):
         assert "UNTRAINED" in run.node_log.read_text()
         said = "depth refined from earlier frames (past_refinement)" in run.node_log.read_text()
         assert said == (mode == "compressed")
+        said = "averaged with its mirror image (mirror_average)" in run.node_log.read_text()
+        assert said == (mode == "raw")
     finally:
         run.close()
 

@@ -77,14 +77,16 @@ def test_node_parameters_and_flags_map_onto_the_same_fields():
                                       "process_height": 96, "process_width": 128,
                                       "pose_solver": "procrustes", "model": "random:tiny",
                                       "onnx_file_path": "g.onnx",
-                                      "past_refinement": True}).stream_settings()
+                                      "past_refinement": True,
+                                      "mirror_average": True}).stream_settings()
     offline = settings_from_args(process_args(
         "--stride", "2", "--max-side", "0", "--flow-preset", "fast", "--process-size", "96x128",
         "--pose-solver", "procrustes", "--model", "random:tiny", "--onnx-file", "g.onnx",
-        "--past-refinement"))
+        "--past-refinement", "--mirror-average"))
     assert node == offline
     assert node.reconstructor_config().process_size == (96, 128)
     assert node.past_refinement and node.reconstructor_config().past_refinement
+    assert node.mirror_average and "mirror_average" in node.describe()
     assert node.reconstructor_config().max_side is None
 
 
@@ -114,7 +116,8 @@ def test_batch_markers_follow_every_setting_but_placement():
                "flow_preset": "fast", "pose_solver": "procrustes", "num_pose_points": 500,
                "min_confidence": 0.3, "point_stride": 4, "min_point_confidence": 0.2,
                "stream_intrinsics": False, "backend": "torch", "device": "cpu",
-               "force_engine_update": True, "past_refinement": True}
+               "force_engine_update": True, "past_refinement": True,
+               "mirror_average": True}
     assert set(changes) == {f.name for f in dataclasses.fields(StreamSettings)}
     for name, value in changes.items():
         other = batch_settings(args, dataclasses.replace(base, **{name: value}))

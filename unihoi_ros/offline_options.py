@@ -21,7 +21,7 @@ _FLAG_FIELDS = {"model": "model", "backend": "backend", "device": "device",
                 "engine_file": "engine_file", "stride": "stride",
                 "process_size": "process_size", "max_side": "max_side",
                 "flow_preset": "flow_preset", "pose_solver": "pose_solver",
-                "past_refinement": "past_refinement"}
+                "past_refinement": "past_refinement", "mirror_average": "mirror_average"}
 
 
 def settings_from_args(args: Any) -> StreamSettings:

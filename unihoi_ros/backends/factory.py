@@ -230,7 +230,7 @@ def _load_authors_checkpoint(path: Path):
 def load_backend(
     model: str, backend: str = "auto", device: str = "auto", precision: str = "fp32",
     onnx_path: str | None = None, engine_path: str | None = None,
-    force_engine_update: bool = False, threads: int = 0,
+    force_engine_update: bool = False, threads: int = 0, mirror_average: bool = False,
 ) -> LoadedBackend:
     """Build the inference backend for ``model`` (see module docstring).
 
@@ -249,6 +249,9 @@ def load_backend(
         threads: ONNX Runtime intra-op threads on the CPU (the node passes its thread
             policy's; 0: ONNX Runtime's default for a given graph, torch's thread count for
             the cached export).
+        mirror_average: run the network on each window and on its mirror image and
+            average the two (:class:`~unihoi_ros.backends.mirror.MirrorAveragedBackend`;
+            twice the network's cost).
 
     Returns:
         a :class:`~unihoi_ros.backends.base.LoadedBackend`: the backend and what was
@@ -271,5 +274,10 @@ def load_backend(
                                engine_path=engine_path or None, device=dev,
                                precision=(precision or "fp32").lower(),
                                force_engine_update=force_engine_update, threads=threads)
-    return LoadedBackend(selection.backend, description, untrained,
-                         (precision or "fp32").lower(), selection)
+    serving = selection.backend
+    if mirror_average:
+        from unihoi_ros.backends.mirror import MirrorAveragedBackend
+
+        serving = MirrorAveragedBackend(serving)
+    return LoadedBackend(serving, description, untrained, (precision or "fp32").lower(),
+                         selection)

@@ -58,6 +58,9 @@ def add_model_arguments(p) -> None:
                    help="the node's past_refinement: each frame's depth refined from the "
                    "frames before it only, as live (for a recording --refine-depth, which "
                    "also looks ahead, is better)")
+    p.add_argument("--mirror-average", action="store_true", default=None,
+                   help="the node's mirror_average: the network run on each window and on "
+                   "its mirror image, averaged (twice the network's cost)")
 
 
 def add_camera_arguments(p) -> None:

@@ -86,6 +86,9 @@ class StreamSettings:
         pose_solver, num_pose_points, min_confidence, point_stride, min_point_confidence,
             stream_intrinsics, past_refinement: as
             :class:`~unihoi_ros.pipeline.config.ReconstructorConfig` (same defaults).
+        mirror_average: average the network's output on each window with its output on
+            the mirrored window (:class:`~unihoi_ros.backends.mirror.MirrorAveragedBackend`:
+            twice the network's cost; off by default).
     """
 
     model: str = "unihoi-tiny"
@@ -106,6 +109,7 @@ class StreamSettings:
     min_point_confidence: float = _RECONSTRUCTOR.min_point_confidence
     stream_intrinsics: bool = _RECONSTRUCTOR.stream_intrinsics
     past_refinement: bool = _RECONSTRUCTOR.past_refinement
+    mirror_average: bool = False
 
     def __post_init__(self) -> None:
         if self.process_size is not None:
@@ -192,6 +196,8 @@ class StreamSettings:
                 f"{self.pose_solver} ({self.num_pose_points} points, min confidence "
                 f"{self.min_confidence}), intrinsics "
                 f"{'per stream' if self.stream_intrinsics else 'per window'}"
+                + ("; network averaged with its mirror image (mirror_average)"
+                   if self.mirror_average else "")
                 + ("; depth refined from earlier frames (past_refinement)"
                    if self.past_refinement else ""))
 
@@ -220,7 +226,8 @@ class StreamSettings:
 
         return load_backend(self.model, self.backend, device or self.device, self.precision,
                             self.onnx_file or None, self.engine_file or None,
-                            self.force_engine_update, threads=threads)
+                            self.force_engine_update, threads=threads,
+                            mirror_average=self.mirror_average)
 
     def make_reconstructor(self, backend, flow=None):
         """A :class:`~unihoi_ros.pipeline.Reconstructor` on ``backend`` with these

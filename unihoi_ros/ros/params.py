@@ -84,6 +84,7 @@ class NodeParams:
     pose_solver: str
     flow_preset: str
     past_refinement: bool
+    mirror_average: bool
     replay_queue_size: int
     live_mode: bool
     # outputs
@@ -220,7 +221,8 @@ class NodeParams:
             max_side=self.max_side, flow_preset=self.flow_preset, pose_solver=self.pose_solver,
             num_pose_points=self.num_pose_points, min_confidence=self.min_confidence,
             point_stride=self.point_stride, min_point_confidence=self.min_point_confidence,
-            stream_intrinsics=self.stream_intrinsics, past_refinement=self.past_refinement)
+            stream_intrinsics=self.stream_intrinsics, past_refinement=self.past_refinement,
+            mirror_average=self.mirror_average)
 
     def load_backend(self, model: str | None = None):
         """The inference backend these parameters name (``model`` overrides

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from unihoi_ros.geometry.mirror import mirror_flow, mirror_image, mirror_intrinsics, mirror_points
+
 
 @dataclass(frozen=True)
 class PhotometricJitter:
@@ -105,15 +107,6 @@ def _refuse_unknown(batch: dict, name: str) -> None:
         raise ValueError(f"{name}: no layout rule for batch entries {sorted(unknown)}")
 
 
-def mirror_K(K: Tensor, width: int) -> Tensor:
-    """``(..., 3, 3)`` intrinsics of the horizontally mirrored image of ``width`` pixels
-    (pixel centres at integers, as :func:`unihoi_ros.geometry.camera.scale_intrinsics`):
-    ``cx' = width - 1 - cx``, the rest unchanged."""
-    out = K.clone()
-    out[..., 0, 2] = (width - 1) - K[..., 0, 2]
-    return out
-
-
 def horizontal_flip(batch: dict, generator: torch.Generator, probability: float = 0.5) -> dict:
     """A copy of a training batch with each sample mirrored left-right with ``probability``.
 
@@ -139,14 +132,13 @@ def horizontal_flip(batch: dict, generator: torch.Generator, probability: float 
     for key, value in batch.items():
         kind = LAYOUT_KINDS[key]
         if kind == "image":
-            mirrored = value.flip(-1)
+            mirrored = mirror_image(value)
         elif kind == "flow":
-            f = value.flip(-2)
-            mirrored = torch.stack([-f[..., 0], f[..., 1]], dim=-1)
+            mirrored = mirror_flow(value)
         elif kind == "points":
-            mirrored = torch.stack([(width - 1) - value[..., 0], value[..., 1]], dim=-1)
+            mirrored = mirror_points(value, width)
         elif kind == "K":
-            mirrored = mirror_K(value, width)
+            mirrored = mirror_intrinsics(value, width)
         else:
             continue
         shape = (-1,) + (1,) * (value.dim() - 1)

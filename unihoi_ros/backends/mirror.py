@@ -1,0 +1,115 @@
+"""Mirror averaging: the network run on each window and on its mirror image, averaged.
+
+A mirrored video is the video of the mirrored world (:mod:`unihoi_ros.geometry.mirror`),
+so the network's depth, confidence and K of the mirrored window, mirrored back, are a
+second estimate of the same quantities with independent mistakes where the network is
+not mirror-symmetric. :class:`MirrorAveragedBackend` wraps any backend and returns
+
+- depth: the geometric mean of the two (one scale error of each counts the same, above
+  or below; measured better than the arithmetic mean on poses, bench/RESULTS.md);
+- confidence: the arithmetic mean;
+- K: the mean of the two intrinsics, the mirrored one's ``cx`` mirrored back.
+
+It costs twice the network per frame (both encodings are cached). Off by default
+(``StreamSettings.mirror_average``, node parameter ``mirror_average``, ``unihoi process
+--mirror-average``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from unihoi_ros.backends.base import Backend, WindowPrediction
+from unihoi_ros.geometry.mirror import mirror_flow, mirror_image, mirror_intrinsics
+
+
+def average_with_mirrored(direct: WindowPrediction, mirrored: WindowPrediction
+                          ) -> WindowPrediction:
+    """The average of a window's prediction and its mirror image's (module docstring).
+
+    Args:
+        direct: the prediction of the window as it is: depth ``(n, H, W)`` metres,
+            confidence ``(n-1, H, W)``, K ``(3, 3)`` pixels.
+        mirrored: the prediction of the window mirrored left-right, in the mirrored
+            image's pixels (same shapes and ``first_frame``).
+
+    Returns:
+        A :class:`WindowPrediction` in the direct image's pixels: float32 depth and
+        confidence, float64 K.
+
+    Raises:
+        ValueError: the two predictions' shapes or first frames differ.
+    """
+    if (direct.depth.shape != mirrored.depth.shape
+            or direct.confidence.shape != mirrored.confidence.shape
+            or direct.first_frame != mirrored.first_frame):
+        raise ValueError(
+            f"mirror averaging: the window's prediction (depth {direct.depth.shape}, first "
+            f"frame {direct.first_frame}) and its mirror's (depth {mirrored.depth.shape}, "
+            f"first frame {mirrored.first_frame}) do not match")
+    width = direct.depth.shape[-1]
+    depth = np.sqrt(direct.depth.astype(np.float64) * mirror_image(mirrored.depth))
+    confidence = 0.5 * (direct.confidence + mirror_image(mirrored.confidence))
+    K = 0.5 * (np.asarray(direct.K, np.float64)
+               + mirror_intrinsics(np.asarray(mirrored.K, np.float64), width))
+    return WindowPrediction(depth=depth.astype(np.float32),
+                            confidence=confidence.astype(np.float32), K=K,
+                            first_frame=direct.first_frame)
+
+
+class MirrorAveragedBackend(Backend):
+    """Any backend, run on each frame and its mirror image (module docstring).
+
+    Args:
+        inner: the backend that runs the network (its capabilities pass through).
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+
+    name = property(lambda self: f"{self.inner.name}+mirror")
+    device = property(lambda self: self.inner.device)
+    num_frames = property(lambda self: self.inner.num_frames)
+    input_size = property(lambda self: self.inner.input_size)
+    decodes_last = property(lambda self: self.inner.decodes_last)
+    model = property(lambda self: self.inner.model)
+
+    @property
+    def background(self) -> bool:
+        return self.inner.background
+
+    @background.setter
+    def background(self, value: bool) -> None:
+        self.inner.background = value
+
+    def encode(self, rgb: np.ndarray) -> tuple[Any, Any]:
+        """Encoder features of ``rgb`` ``(H, W, 3)`` uint8 and of its mirror image."""
+        return self.inner.encode(rgb), self.inner.encode(mirror_image(rgb, -2))
+
+    def infer_window(self, features: Sequence[tuple[Any, Any]], rgbs: Sequence[np.ndarray],
+                     flows_bwd: np.ndarray, decode_last: int | None = None
+                     ) -> WindowPrediction:
+        """The window's prediction averaged with its mirror's (:func:`average_with_mirrored`;
+        arguments as :meth:`Backend.infer_window`)."""
+        direct = self.inner.infer_window([f[0] for f in features], rgbs, flows_bwd,
+                                         decode_last)
+        mirrored = self.inner.infer_window([f[1] for f in features],
+                                           [mirror_image(r, -2) for r in rgbs],
+                                           mirror_flow(np.asarray(flows_bwd)), decode_last)
+        return average_with_mirrored(direct, mirrored)
+
+    def prepare(self, size: tuple[int, int], decode_last: int | None = None) -> bool:
+        return self.inner.prepare(size, decode_last)
+
+    def describe(self) -> str:
+        state = self.inner.describe()
+        return f"mirror averaged ({state})" if state else "mirror averaged"
+
+    def recent_sizes(self) -> list[tuple[int, int]]:
+        return self.inner.recent_sizes()
+
+    def common_sizes(self) -> list[tuple[int, int]]:
+        return self.inner.common_sizes()
