@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                     "refinement over the whole recording; --live follows the pipeline)")
     ap.add_argument("--live", action="store_true",
                     help="also each segment streamed with ReconstructorConfig.past_refinement")
+    ap.add_argument("--pose-solver", default="pnp", choices=("pnp", "procrustes"),
+                    help="the pose solver of every row's stream (unihoi process "
+                    "--pose-solver; the refinement's own network pass keeps the default)")
     ap.add_argument("--mirror-average", action="store_true",
                     help="the network averaged with its mirror image (mirror_average)")
     ap.add_argument("--threads", type=int, default=2)
@@ -188,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     # The whole recording once (per segment with --per-segment: each its own recording).
     whole = None if args.per_segment else refine(slice(0, len(native)))
 
-    cfg = RealBenchConfig(data=args.data, process_size=hw)
+    cfg = RealBenchConfig(data=args.data, process_size=hw, reconstructor=ReconstructorConfig(
+        pose_solver=args.pose_solver))
     starts = segment_starts(len(files), args.segments, args.segment_frames)
     baseline = "model" if args.own_K else "model + colour K"
     rows: dict[str, list[dict]] = {baseline: [], **{f"refined, {n}": [] for n in flows}}
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         rows[live] = []
         live_cfg = dataclasses.replace(cfg, reconstructor=ReconstructorConfig(
-            process_size=hw, past_refinement=True))
+            process_size=hw, past_refinement=True, pose_solver=args.pose_solver))
     for s in tqdm(starts, desc="segments", unit="segment"):
         seg = slice(s, s + args.segment_frames)
         gt = load_seven_scenes(args.data, frames=slice(s * stride, (s + args.segment_frames)
@@ -237,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                         "every": stride, "shorter_pairs": not args.no_shorter_pairs,
                         "past_only": args.past_only, "live": args.live,
                         "mirror_average": args.mirror_average,
+                        "pose_solver": args.pose_solver,
                         "geometry_at_processing_size": args.geometry_at_processing_size,
                         "fuse_radius": refine_settings.fuse_radius,
                         "refined": "each segment alone" if args.per_segment

@@ -286,6 +286,8 @@ def test_held_out_segments_of_a_model_trained_on_the_recording(tmp_path):
             {"path": str(tmp_path / "."), "train_frames": [0, 300]}]
     assert frames_trained_on(recs, tmp_path) == 300
     assert frames_trained_on(recs[:1], tmp_path) is None
+    # a record without the split: all its frames count as trained on (nothing held out)
+    assert frames_trained_on([{"path": str(tmp_path), "frames": 400}], tmp_path) == 400
     rows = [{"start_frame": f, "ate_pct": a} for f, a in ((500, 9.0), (600, 2.0), (650, 4.0))]
     result = {"settings": {}, "variants": {"model": {"segments": rows, "mean": {}}}}
     held = segments_from_frame(result, 600)["variants"]["model"]

@@ -249,11 +249,15 @@ def segments_mean(rows: list[dict]) -> dict:
 
 def frames_trained_on(recordings: list[dict], data: Path) -> int | None:
     """How many leading frames of the recording ``data`` a model was trained on, from its
-    metadata's ``recordings`` (an adapted model's: ``{"path", "train_frames": [0, n)}``);
-    None when it did not train on ``data``."""
+    metadata's ``recordings`` (an adapted model's: ``{"path", "frames", "train_frames": [0,
+    n)}``); None when it did not train on ``data``. A record without ``train_frames`` (models
+    adapted before the split was recorded) counts as trained on all its ``frames``: nothing
+    of it is held out unless the model says so."""
     for rec in recordings:
         if Path(rec["path"]).resolve() == Path(data).resolve():
-            return int(rec["train_frames"][1])
+            if "train_frames" in rec:
+                return int(rec["train_frames"][1])
+            return int(rec.get("frames", 2**31 - 1))
     return None
 
 
