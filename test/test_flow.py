@@ -60,3 +60,11 @@ def test_dis_auto_preset_is_medium_when_small_and_fast_when_large(seq):
     np.testing.assert_array_equal(auto.backward(big[1], big[0]),
                                   DISFlow("fast").backward(big[1], big[0]))
     assert auto.describe() == "auto (fast)"
+
+
+def test_squared_norm_is_the_summed_squares_bit_for_bit():
+    from unihoi_ros.flow.consistency import squared_norm
+
+    flow = (np.random.default_rng(0).normal(size=(48, 64, 2)) * 20).astype(np.float32)
+    assert np.array_equal(squared_norm(flow), (flow ** 2).sum(-1))
+    assert squared_norm(flow).dtype == np.float32

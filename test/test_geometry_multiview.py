@@ -73,6 +73,13 @@ def test_triangulation_exact_rays():
     np.testing.assert_allclose(za, X[:, 2], rtol=1e-9)
     np.testing.assert_allclose(zb, Y[:, 2], rtol=1e-9)
     assert err.max() < 1e-6 and par.min() > 0
+    # the rays' dot products are summed as numpy's .sum(-1) sums them: the same bits as
+    # before they were written out for speed
+    from unihoi_ros.geometry.two_view import _dot3
+
+    rays = np.c_[rng.normal(size=(1000, 2)), np.ones(1000)]
+    for a, b in ((rays @ R.T, rays), (rays, rays * 7.3)):
+        assert np.array_equal(_dot3(a, b), (a * b).sum(-1))
 
 
 def test_two_view_depth_exact_flow_matches_truth(moving_clip):

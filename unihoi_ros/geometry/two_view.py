@@ -107,6 +107,12 @@ def relative_pose_essential(
     return R, t.ravel() / max(np.linalg.norm(t), 1e-12), inliers
 
 
+def _dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of ``(N, 3)`` arrays, summed in the order ``.sum(-1)`` sums
+    them (the same bits), without its slow reduction over a 3-long axis."""
+    return a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1] + a[:, 2] * b[:, 2]
+
+
 def triangulate_rays(
     uv_a: np.ndarray, uv_b: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -124,7 +130,7 @@ def triangulate_rays(
     """
     ra = _rays(uv_a, K) @ R.T  # ray of a, in b's axes
     rb = _rays(uv_b, K)
-    aa, bb, ab = (ra * ra).sum(-1), (rb * rb).sum(-1), (ra * rb).sum(-1)
+    aa, bb, ab = _dot3(ra, ra), _dot3(rb, rb), _dot3(ra, rb)
     at, bt = ra @ t, rb @ t
     det = aa * bb - ab * ab
     det = np.where(np.abs(det) < 1e-15, np.nan, det)
