@@ -45,7 +45,10 @@ from unihoi_ros.batch import (
     write_index,
     write_json_atomic,
 )
+from unihoi_ros.cli import build_parser
 from unihoi_ros.cli import main as cli_main
+from unihoi_ros.offline_batch import batch_settings
+from unihoi_ros.pipeline.settings import StreamSettings
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = {f"clip{k}": 8 + 2 * k for k in range(5)}  # name -> frames
@@ -168,6 +171,33 @@ def test_completion_marker_decides_skip_or_redo(tmp_path):
     assert check_output(out, input_path=src, signature=input_signature(src), model_hash="h1",
                         settings=settings) == ("foreign", "exists and was not written by "
                                                "`unihoi process`; pass --force")
+
+
+def test_markers_written_before_a_setting_existed_are_still_reused(tmp_path):
+    """A corpus processed before a setting was added (its marker lacks the key) is not
+    redone after the upgrade while the setting is at its default; it is once the setting
+    changes, and markers that hold the key at its default match too."""
+    from unihoi_ros.offline_batch import LATER_KEYS
+
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"video bytes")
+    current = batch_settings(build_parser().parse_args(["process", str(src), "-o", "o"]),
+                             StreamSettings())
+    assert not set(LATER_KEYS) & set(current)  # new markers leave them out at the default
+    before = {k: v for k, v in current.items() if k not in ("past_refinement",
+                                                             "mirror_average")}
+    out = tmp_path / "out"
+    _finished_output(out, src, before)
+
+    def state(settings, later=LATER_KEYS):
+        return check_output(out, input_path=src, signature=input_signature(src),
+                            model_hash="h1", settings=settings, later_defaults=later)[0]
+
+    assert state(current) == "complete"
+    assert state({**current, "mirror_average": False}) == "complete"  # written at default
+    assert state({**current, "mirror_average": True}) == "redo"
+    assert state({**current, "stride": 2}) == "redo"
+    assert state({**current, "mirror_average": False}, later=None) == "redo"
 
 
 def test_index_rows_summary_and_files(tmp_path):

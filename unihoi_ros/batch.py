@@ -23,9 +23,10 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from unihoi_ros.errors import UnihoiError
 from unihoi_ros.evaluation_result import EvaluationResult, MetricPath
@@ -256,10 +257,20 @@ def done_marker(*, input_path: Path, signature: dict, model_hash: str, settings:
             "files": files, **extra}
 
 
+def settled(settings: dict, later_defaults: Mapping[str, Any]) -> dict:
+    """``settings`` without the keys of ``later_defaults`` that are at their default there:
+    what a marker written before those keys existed (necessarily at the default) holds."""
+    return {k: v for k, v in settings.items()
+            if not (k in later_defaults and v == later_defaults[k])}
+
+
 def marker_problem(marker: dict | None, out_dir: Path, *, input_path: Path, signature: dict,
-                   model_hash: str, settings: dict) -> str | None:
+                   model_hash: str, settings: dict,
+                   later_defaults: Mapping[str, Any] | None = None) -> str | None:
     """Why ``marker`` does not vouch for ``out_dir`` as the finished output of this input
-    with this model and these settings; None when it does."""
+    with this model and these settings; None when it does. ``later_defaults``: settings
+    added after markers were first written, with their defaults (absent = default, so an
+    upgrade does not redo a corpus)."""
     if marker is None:
         return "no completion marker"
     if marker.get("format") != MARKER_FORMAT or marker.get("status") != "done":
@@ -270,7 +281,8 @@ def marker_problem(marker: dict | None, out_dir: Path, *, input_path: Path, sign
         return "the input changed since"
     if marker.get("model_hash") != model_hash:
         return "made with another model"
-    if marker.get("settings") != settings:
+    later = later_defaults or {}
+    if settled(marker.get("settings") or {}, later) != settled(settings, later):
         return "made with other settings"
     files = marker.get("files") or {}
     for rel, size in files.items():
@@ -281,8 +293,10 @@ def marker_problem(marker: dict | None, out_dir: Path, *, input_path: Path, sign
 
 
 def check_output(out_dir: Path, *, input_path: Path, signature: dict, model_hash: str,
-                 settings: dict) -> tuple[str, str]:
-    """State of an input's output folder and why.
+                 settings: dict, later_defaults: Mapping[str, Any] | None = None,
+                 ) -> tuple[str, str]:
+    """State of an input's output folder and why (``later_defaults``: as
+    :func:`marker_problem`).
 
     Returns:
         ``(state, reason)``; state is ``"absent"`` (nothing there: process it),
@@ -301,7 +315,8 @@ def check_output(out_dir: Path, *, input_path: Path, signature: dict, model_hash
             return "redo", "started, no marker yet"
         return "foreign", "exists and was not written by `unihoi process`; pass --force"
     problem = marker_problem(read_json(out_dir / DONE_MARKER), out_dir, input_path=input_path,
-                             signature=signature, model_hash=model_hash, settings=settings)
+                             signature=signature, model_hash=model_hash, settings=settings,
+                             later_defaults=later_defaults)
     return ("complete", "") if problem is None else ("redo", problem)
 
 

@@ -54,6 +54,7 @@ from unihoi_ros.batch import (
     list_files,
     output_names,
     read_json,
+    settled,
     shard_lpt,
     summarize,
     write_index,
@@ -74,10 +75,12 @@ TRASH_PREFIX = ".unihoi_trash_"
 #: ``refine_depth`` / ``raft_weights``: a refined output is not a plain one, nor the reverse.
 INPUT_KEYS = ("topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info",
               "no_bag", "bag_max_side", "no_bag_image", "refine_depth", "raft_weights")
-#: :data:`INPUT_KEYS` added after done markers were first written, with their defaults: at
-#: the default they are left out of the settings, so an output made before the key existed
-#: (necessarily at its default) is still reused.
-LATER_INPUT_KEYS = {"refine_depth": False, "raft_weights": None}
+#: Marker keys (:data:`INPUT_KEYS` and stream settings) added after done markers were
+#: first written, with their defaults: at the default they are left out of new markers and
+#: of the comparison, so an output made before the key existed (necessarily at its default)
+#: is still reused after an upgrade. A new setting that changes results goes here.
+LATER_KEYS = {"refine_depth": False, "raft_weights": None, "past_refinement": False,
+              "mirror_average": False}
 #: Stream settings that say where the work runs, not what it computes (not compared).
 PLACEMENT_KEYS = ("backend", "device", "force_engine_update")
 
@@ -133,11 +136,11 @@ def batch_settings(args, settings: StreamSettings) -> dict:
     out = {k: v for k, v in settings.as_dict().items() if k not in PLACEMENT_KEYS}
     for k in INPUT_KEYS:
         v = getattr(args, k, None)
-        if k in LATER_INPUT_KEYS and v in (LATER_INPUT_KEYS[k], None):
+        if k in LATER_KEYS and v is None:
             continue
         # Paths as the JSON marker reads back (a Path never equals its string).
         out[k] = str(v) if isinstance(v, Path) else v
-    return out
+    return settled(out, LATER_KEYS)
 
 
 def probe_length(item: BatchItem, topic: str | None, fps: float, max_frames: int | None) -> int:
@@ -174,7 +177,8 @@ def make_plan(args, settings: StreamSettings, world_size: int) -> Plan:
         if not args.force:
             state, reason = check_output(plan.out_dir / name, input_path=item.path,
                                          signature=input_signature(item.path),
-                                         model_hash=model_hash, settings=marker_settings)
+                                         model_hash=model_hash, settings=marker_settings,
+                                         later_defaults=LATER_KEYS)
         if state == "complete":
             plan.complete.append(i)
         elif state == "foreign":
