@@ -154,7 +154,8 @@ class Reconstructor:
             if checked.dropped is not None:
                 return checked
         with self._stats.time("preprocess"):
-            frame, admission = self._admit(rgb)
+            camera, admission = self._admit(rgb)
+            frame = None if camera is None else np.ascontiguousarray(self._resize(camera))
         if frame is None:
             self.gate.offered()
         else:
@@ -165,7 +166,7 @@ class Reconstructor:
         if frame is None:
             return admission
         try:
-            admission.results = self._process(int(stamp_ns), frame, rgb, K, build_points)
+            admission.results = self._process(int(stamp_ns), frame, camera, K, build_points)
         except InferenceError as exc:  # the backend failed: a new stream, not a crash
             return self._failed(exc)
         return admission
@@ -258,8 +259,9 @@ class Reconstructor:
 
     # ------------------------------------------------------------------ input checks
     def _admit(self, rgb) -> tuple[np.ndarray | None, FeedOutcome]:
-        """The validated, preprocessed ``(H, W, 3)`` uint8 frame (None: dropped, counted)
-        and the decision (drop reason; a resolution-change reset, already applied)."""
+        """The validated camera frame, ``(H, W, 3)`` uint8 at the camera's size (None:
+        dropped, counted), and the decision (drop reason; a resolution-change reset, already
+        applied)."""
         arr = np.asarray(rgb) if rgb is not None else None
         if arr is None or arr.size == 0:
             return self._drop(DropReason.EMPTY, "empty frame")
@@ -275,7 +277,7 @@ class Reconstructor:
         if outcome.reset is not None:
             log.warning("%s", outcome.message)
             self.reset()
-        return np.ascontiguousarray(self._resize(arr)), outcome
+        return arr, outcome
 
     def _resize(self, arr: np.ndarray, target: tuple[int, int] | None = None) -> np.ndarray:
         """``arr`` at ``target`` ``(h, w)`` (default: the processing size), area-averaged."""
@@ -310,13 +312,14 @@ class Reconstructor:
             raise InferenceError(repr(exc)) from exc
 
     # ------------------------------------------------------------------ the frame
-    def _process(self, stamp_ns: int, frame: np.ndarray, rgb, K,
+    def _process(self, stamp_ns: int, frame: np.ndarray, camera: np.ndarray, K,
                  build_points: bool) -> list[FrameResult]:
-        """An admitted frame: encoded, flow to the previous one, into the ring buffer; the
-        window runs every ``stride`` frames. Returns the results it completed."""
+        """An admitted frame (``frame`` at the processing size, ``camera`` the same frame
+        at the camera's size, both uint8): encoded, flow to the previous one, into the ring
+        buffer; the window runs every ``stride`` frames. Returns the results it completed."""
         known_K = None
         if K is not None:
-            known_K = scale_intrinsics(K, np.asarray(rgb).shape[:2], frame.shape[:2])
+            known_K = scale_intrinsics(K, camera.shape[:2], frame.shape[:2])
         with self._stats.time("encoder"):
             features = self._backend(self.backend.encode, frame)
         self._stats.counts["encoder_passes"] += 1
@@ -328,12 +331,11 @@ class Reconstructor:
                 flow = self.flow.backward(frame, prev.rgb, stamp_ns, prev.stamp_ns)
         geometry_rgb = None
         if self._past is not None:  # the triangulation's finer copy of the camera frame
-            full = np.asarray(rgb)
-            full = full if full.dtype == np.uint8 else _to_uint8(full)
             # A copy of its own: the refinement keeps it 16 frames, the caller's buffer may
             # be reused for the next frame.
             geometry_rgb = np.array(
-                self._resize(full, geometry_size(frame.shape[:2], full.shape[:2])), copy=True)
+                self._resize(camera, geometry_size(frame.shape[:2], camera.shape[:2])),
+                copy=True)
         self._buffer.append(FrameSlot(stamp_ns, frame, features, flow, known_K,
                                       bool(build_points), geometry_rgb))
         self._since_window += 1
