@@ -63,6 +63,8 @@ def test_dis_auto_preset_is_medium_when_small_and_fast_when_large(seq):
 
 
 def test_squared_norm_is_the_summed_squares_bit_for_bit():
+    # NumPy sums a 2-long axis left to right; should a release change that order, this
+    # fails on the last bit while both stay right: then loosen it to rtol 1e-7.
     from unihoi_ros.flow.consistency import squared_norm
 
     flow = (np.random.default_rng(0).normal(size=(48, 64, 2)) * 20).astype(np.float32)

@@ -73,7 +73,8 @@ def test_triangulation_exact_rays():
     np.testing.assert_allclose(za, X[:, 2], rtol=1e-9)
     np.testing.assert_allclose(zb, Y[:, 2], rtol=1e-9)
     assert err.max() < 1e-6 and par.min() > 0
-    # the rays' dot products are summed as numpy's .sum(-1) sums them: the same bits as
+    # the rays' dot products are summed as numpy's .sum(-1) sums them (left to right; a
+    # NumPy that changed that order would fail this on the last bit): the same bits as
     # before they were written out for speed
     from unihoi_ros.geometry.two_view import _dot3
 

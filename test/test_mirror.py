@@ -110,13 +110,30 @@ def test_mirror_average_cancels_an_error_odd_under_mirroring():
     assert mirror.name == "biased+mirror" and mirror.num_frames == 4
 
 
-def test_mirror_average_refuses_predictions_that_do_not_match():
-    a = WindowPrediction(np.ones((4, 6, 8), np.float32), np.eye(3),
-                         np.ones((3, 6, 8), np.float32))
-    b = WindowPrediction(np.ones((2, 6, 8), np.float32), np.eye(3),
-                         np.ones((1, 6, 8), np.float32), first_frame=2)
+def test_mirror_average_keeps_the_frames_both_runs_decoded():
+    """A backend may switch paths between the two runs (the ONNX router when a graph gets
+    ready): one decodes the whole window, the other its last 2 frames. The average is of
+    the last 2, their confidence rows with them; different image sizes are refused."""
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(1.0, 2.0, (4, 6, 8)).astype(np.float32)
+    confidence = rng.uniform(0.0, 1.0, (3, 6, 8)).astype(np.float32)
+    K = np.array([[5.0, 0.0, 3.5], [0.0, 5.0, 2.5], [0.0, 0.0, 1.0]])
+    whole = WindowPrediction(depth, K, confidence)
+    last2 = WindowPrediction(depth[2:], K, confidence[2:], first_frame=2)
+
+    def mirrored(p: WindowPrediction) -> WindowPrediction:  # what the mirror run returns
+        return WindowPrediction(mirror_image(p.depth), mirror_intrinsics(p.K, 8),
+                                mirror_image(p.confidence), p.first_frame)
+
+    for direct, mirror in ((whole, mirrored(last2)), (last2, mirrored(whole))):
+        out = average_with_mirrored(direct, mirror)
+        assert out.first_frame == 2 and out.depth.shape == (2, 6, 8)
+        assert np.allclose(out.depth, depth[2:], rtol=1e-6)
+        assert np.allclose(out.confidence, confidence[2:]) and np.allclose(out.K, K)
+    other_size = WindowPrediction(np.ones((4, 6, 9), np.float32), K,
+                                  np.ones((3, 6, 9), np.float32))
     with pytest.raises(ValueError, match="do not match"):
-        average_with_mirrored(a, b)
+        average_with_mirrored(whole, other_size)
 
 
 def test_mirror_average_of_the_network_is_mirror_symmetric_and_decodes_the_last_frames():

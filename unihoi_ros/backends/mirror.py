@@ -10,7 +10,9 @@ not mirror-symmetric. :class:`MirrorAveragedBackend` wraps any backend and retur
 - confidence: the arithmetic mean;
 - K: the mean of the two intrinsics, the mirrored one's ``cx`` mirrored back.
 
-It costs twice the network per frame (both encodings are cached). Off by default
+It costs twice the network per frame (both encodings are cached; the reconstructor's
+``encoder_passes`` count frames, not these passes; the ONNX router sees two windows per
+window, so it also specialises the first window's graph). Off by default
 (``StreamSettings.mirror_average``, node parameter ``mirror_average``, ``unihoi process
 --mirror-average``).
 """
@@ -31,25 +33,28 @@ def average_with_mirrored(direct: WindowPrediction, mirrored: WindowPrediction
     """The average of a window's prediction and its mirror image's (module docstring).
 
     Args:
-        direct: the prediction of the window as it is: depth ``(n, H, W)`` metres,
-            confidence ``(n-1, H, W)``, K ``(3, 3)`` pixels.
+        direct: the prediction of the window as it is: depth ``(n, H, W)`` metres of the
+            window's frames ``first_frame..``, confidence ``(n-1, H, W)``, K ``(3, 3)``
+            pixels.
         mirrored: the prediction of the window mirrored left-right, in the mirrored
-            image's pixels (same shapes and ``first_frame``).
+            image's pixels. It may decode more or fewer of the window's last frames (a
+            backend that switches paths between the two calls, as the ONNX router does
+            when a graph becomes ready): both are cut to the frames they share.
 
     Returns:
-        A :class:`WindowPrediction` in the direct image's pixels: float32 depth and
-        confidence, float64 K.
+        A :class:`WindowPrediction` in the direct image's pixels of the frames both
+        decoded: float32 depth and confidence, float64 K.
 
     Raises:
-        ValueError: the two predictions' shapes or first frames differ.
+        ValueError: the two predictions' image sizes differ, or they share no frame.
     """
+    first = max(direct.first_frame, mirrored.first_frame)
+    direct, mirrored = _from_frame(direct, first), _from_frame(mirrored, first)
     if (direct.depth.shape != mirrored.depth.shape
-            or direct.confidence.shape != mirrored.confidence.shape
-            or direct.first_frame != mirrored.first_frame):
+            or direct.confidence.shape != mirrored.confidence.shape or not len(direct.depth)):
         raise ValueError(
-            f"mirror averaging: the window's prediction (depth {direct.depth.shape}, first "
-            f"frame {direct.first_frame}) and its mirror's (depth {mirrored.depth.shape}, "
-            f"first frame {mirrored.first_frame}) do not match")
+            f"mirror averaging: the window's prediction (depth {direct.depth.shape}) and its "
+            f"mirror's (depth {mirrored.depth.shape}) do not match")
     width = direct.depth.shape[-1]
     depth = np.sqrt(direct.depth.astype(np.float64) * mirror_image(mirrored.depth))
     confidence = 0.5 * (direct.confidence + mirror_image(mirrored.confidence))
@@ -58,6 +63,16 @@ def average_with_mirrored(direct: WindowPrediction, mirrored: WindowPrediction
     return WindowPrediction(depth=depth.astype(np.float32),
                             confidence=confidence.astype(np.float32), K=K,
                             first_frame=direct.first_frame)
+
+
+def _from_frame(prediction: WindowPrediction, first: int) -> WindowPrediction:
+    """``prediction`` restricted to the window's frames ``first..`` (``first`` >= its own
+    first frame; confidence row k belongs to depth row k + 1)."""
+    cut = first - prediction.first_frame
+    if cut == 0:
+        return prediction
+    return WindowPrediction(depth=prediction.depth[cut:], K=prediction.K,
+                            confidence=prediction.confidence[cut:], first_frame=first)
 
 
 class MirrorAveragedBackend(Backend):
@@ -105,8 +120,7 @@ class MirrorAveragedBackend(Backend):
         return self.inner.prepare(size, decode_last)
 
     def describe(self) -> str:
-        state = self.inner.describe()
-        return f"mirror averaged ({state})" if state else "mirror averaged"
+        return self.inner.describe()  # the name says "+mirror" already
 
     def recent_sizes(self) -> list[tuple[int, int]]:
         return self.inner.recent_sizes()
