@@ -2,8 +2,9 @@
 
 A mirrored video is the video of the mirrored world (:mod:`unihoi_ros.geometry.mirror`),
 so the network's depth, confidence and K of the mirrored window, mirrored back, are a
-second estimate of the same quantities with independent mistakes where the network is
-not mirror-symmetric. :class:`MirrorAveragedBackend` wraps any backend and returns
+second estimate of the same quantities, whose mistakes differ from the first's wherever
+the network is not mirror-symmetric. :class:`MirrorAveragedBackend` wraps any backend and
+returns
 
 - depth: the geometric mean of the two (one scale error of each counts the same, above
   or below; measured better than the arithmetic mean on poses, bench/RESULTS.md);
