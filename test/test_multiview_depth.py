@@ -162,8 +162,30 @@ def refine_batch(tmp_path_factory, shared_dir):
     300-329 of the longer recording (symlinked into a 7-Scenes folder of its own).
 
     Returns:
-        ``(inputs, OUT)``.
+        ``(inputs, OUT, bars)``: ``bars`` the rank's progress bars, as recorded.
     """
+    import tqdm
+
+    made = []
+
+    class RecordedBar:  # tqdm's interface as the batch uses it, recording what it is told
+        def __init__(self, total=None, **_):
+            self.total, self.n, self.descriptions, self.n_at_description = total, 0, [], []
+            made.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def set_description(self, text):
+            self.descriptions.append(text)
+            self.n_at_description.append(self.n)
+
+        def set_postfix_str(self, text):
+            pass
+
+        def close(self):
+            pass
+
     root = tmp_path_factory.mktemp("refine_batch")
     long = shared_dir / "data" / "7scenes_redkitchen_300_699"
     second = root / "kitchen_300"
@@ -173,8 +195,33 @@ def refine_batch(tmp_path_factory, shared_dir):
         (second / name).symlink_to(long / name)
     inputs = [str(shared_dir / "data" / "7scenes_redkitchen_440_469"), str(second)]
     out = root / "out"
-    assert _process([*inputs, "-o", str(out), *FAST_REFINE, "--refine-depth"]) == 0
-    return inputs, out
+    real_tqdm = tqdm.tqdm
+
+    def bars(*args, **kwargs):  # the rank's bar recorded; the stages' own bars are real
+        if args or not str(kwargs.get("desc", "")).startswith("rank "):
+            return real_tqdm(*args, **kwargs)
+        return RecordedBar(**kwargs)
+
+    tqdm.tqdm = bars
+    try:
+        assert _process([*inputs, "-o", str(out), *FAST_REFINE, "--refine-depth"]) == 0
+    finally:
+        tqdm.tqdm = real_tqdm
+    return inputs, out, made
+
+
+def test_refined_batch_progress_counts_both_passes(refine_batch):
+    """The rank's bar counts each input's frames twice (the network pass, then the pass on
+    the refined depth), says which stage runs, and ends exactly at its total."""
+    *_, bars = refine_batch
+    assert len(bars) == 1
+    bar = bars[0]
+    assert bar.total == 2 * 2 * 12 and bar.n == bar.total
+    assert bar.descriptions == ["rank 0: network pass and refinement", "rank 0: refined pass",
+                                "rank 0"] * 2
+    # the refined pass starts after each input's 12 network-pass frames (and the
+    # triangulation), its 12 frames follow
+    assert bar.n_at_description == [0, 12, 24, 24, 36, 48]
 
 
 def _batch_rows(out):
@@ -192,7 +239,7 @@ def test_process_refine_depth_batch_equals_single_runs(refine_batch, tmp_path):
     from unihoi_ros.batch import DONE_MARKER
     from unihoi_ros.io.run_layout import load_run
 
-    inputs, out = refine_batch
+    inputs, out, _ = refine_batch
     names = ["7scenes_redkitchen_440_469", "kitchen_300"]
     rows = _batch_rows(out)
     assert [rows[n]["status"] for n in names] == ["done", "done"]
@@ -227,7 +274,7 @@ def test_process_refine_depth_batch_resume(refine_batch, tmp_path, monkeypatch):
     from unihoi_ros import offline_refine
     from unihoi_ros.batch import DONE_MARKER
 
-    inputs, done = refine_batch
+    inputs, done, _ = refine_batch
     out = tmp_path / "out"
     shutil.copytree(done, out)
     plain = [*inputs, "-o", str(out), *FAST_REFINE]

@@ -261,6 +261,12 @@ def discard(path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+def bar_frames(args, length: int) -> int:
+    """Frames a rank's progress bar counts for an input of ``length`` frames: each pass's
+    (the network pass and, with ``--refine-depth``, the pass on the refined depth)."""
+    return length * (2 if getattr(args, "refine_depth", False) else 1)
+
+
 def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, info: RankInfo,
                  bar, pair_flow=None) -> dict:
     """Process input ``i`` of ``plan`` into ``OUT/<name>/`` with ``settings`` and write its
@@ -283,25 +289,29 @@ def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, in
               "host": socket.gethostname()}
     write_json_atomic(out / STARTED_MARKER, {**common, "started_utc": _utc_now()})
     t0 = time.perf_counter()
-    counter = None
+    counters: list[_CountingSource] = []
     try:
         signature = input_signature(item.path)
         source = open_source(item.path, topic=args.topic, fps=args.fps)
         camera = choose_camera_for(args, source)
-        counter = _CountingSource(source, bar)
+        counters.append(_CountingSource(source, bar))
         rec = settings.make_reconstructor(backend)
         size = first_frame_size(source)
-        stream, max_frames = counter.wrap(), args.max_frames  # the bar counts pass 1's frames
+        stream, max_frames = counters[0].wrap(), args.max_frames
         report = {"model": settings.model, "settings": settings.effective(size)}
         pictures, drawn = getattr(args, "pictures", True), []
         if getattr(args, "refine_depth", False):
             from unihoi_ros.offline_refine import REFINEMENT_PICTURE, prepare_refined_pass
 
-            # No bars of its own: the rank's bar is the one on screen.
+            # No bars of its own: the rank's bar is the one on screen, and says the stage.
+            bar.set_description(f"rank {info.rank}: network pass and refinement")
             stream, rec, camera, max_frames = prepare_refined_pass(
                 stream, rec, settings, camera, max_frames, progress=False,
                 pair_flow=pair_flow, info=report, reread=source,
                 picture_dir=out if pictures else None)
+            bar.set_description(f"rank {info.rank}: refined pass")
+            counters.append(_CountingSource(stream, bar))
+            stream = counters[1].wrap()  # pass 2 counts on the same bar
             drawn = [REFINEMENT_PICTURE] if pictures else []
         results = process_source(stream, rec, out, max_frames=max_frames, progress=False,
                                  camera=camera, info=report, pictures=pictures,
@@ -331,9 +341,11 @@ def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, in
         write_json_atomic(out / FAILED_MARKER, marker)
         return marker
     finally:  # keep the bar's total consistent when an input ends early or fails
-        read = counter.count if counter is not None else 0
-        if plan.lengths[i] > read:
-            bar.update(plan.lengths[i] - read)
+        read, expected = sum(c.count for c in counters), bar_frames(args, plan.lengths[i])
+        if expected > read:
+            bar.update(expected - read)
+        if getattr(args, "refine_depth", False):
+            bar.set_description(f"rank {info.rank}")
 
 
 # ---------------------------------------------------------------------------- ranks
@@ -495,7 +507,7 @@ def _run_share(plan: Plan, share: list[int], args, settings: StreamSettings, inf
     backend.prepare_before_first_frame(settings.process_size, settings.stride + 1)
     log.info("rank %d/%d: %d inputs on %s", info.rank, info.world_size, len(share),
              backend.describe())
-    bar = tqdm(total=sum(plan.lengths[i] for i in share), unit="frame",
+    bar = tqdm(total=sum(bar_frames(args, plan.lengths[i]) for i in share), unit="frame",
                desc=f"rank {info.rank}", position=info.local_rank,
                disable=args.no_progress, dynamic_ncols=True)
     try:
