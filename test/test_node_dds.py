@@ -212,8 +212,11 @@ def test_node_end_to_end_over_dds(tmp_path, mode):
 
 @pytest.mark.slow
 def test_node_survives_bad_input_over_dds(tmp_path):
-    """Replay mode (every frame): bad frames are dropped and counted, good ones go on."""
-    run = Run(tmp_path, ("--replay",))
+    """Replay mode (every frame): bad frames are dropped and counted, good ones go on.
+    The input is reliable (:data:`LOSSLESS`): with the default best-effort subscription
+    DDS itself may lose a frame (seen once in CI: the last one), which is not the node's
+    to count."""
+    run = Run(tmp_path, LOSSLESS)
     try:
         run.start_subscriber(expect=len(BAD_PLAN) - 4, idle_s=15.0)
         run.start_publisher("bad", frames=len(BAD_PLAN), rate=10.0)
