@@ -135,9 +135,7 @@ def batch_settings(args, settings: StreamSettings) -> dict:
     the result (:data:`PLACEMENT_KEYS` aside) and the command line's :data:`INPUT_KEYS`."""
     out = {k: v for k, v in settings.as_dict().items() if k not in PLACEMENT_KEYS}
     for k in INPUT_KEYS:
-        v = getattr(args, k, None)
-        if k in LATER_KEYS and v is None:
-            continue
+        v = getattr(args, k, LATER_KEYS.get(k))  # a flag the caller lacks: its default
         # Paths as the JSON marker reads back (a Path never equals its string).
         out[k] = str(v) if isinstance(v, Path) else v
     return settled(out, LATER_KEYS)

@@ -271,7 +271,7 @@ class Reconstructor:
         if arr.dtype != np.uint8:
             if not np.isfinite(arr).all():
                 return self._drop(DropReason.NON_FINITE, "frame holds NaN or inf values")
-            arr = _to_uint8(arr)
+            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         # the camera's size: a new camera resets even at a fixed process size
         outcome = self.gate.check_size(arr.shape[:2])
         if outcome.reset is not None:
@@ -566,11 +566,6 @@ class Reconstructor:
             confidence=slot.confidence.astype(np.float32), points=points, colors=colors,
             pose_ok=pose_ok, flags=flags,
         )
-
-
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """A float frame in [0, 1] as uint8 (clipped, rounded)."""
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _eroded_at(confidence: np.ndarray, radius: int, flat_idx: np.ndarray) -> np.ndarray:
