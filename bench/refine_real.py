@@ -26,6 +26,11 @@ before and after, solves the scale over the whole recording and fuses 2 frames e
 processed at ``--process-size``, triangulated at twice that): what the live node would
 publish, started at the segment.
 
+``--pose-graph``: one more row per pair flow, the refined depth with the poses of a pose
+graph over the refined range (:func:`~unihoi_ros.geometry.pose_graph.pose_graph_poses`:
+what ``unihoi process --refine-depth`` does by default since the graph; the plain refined
+row is ``--no-pose-graph``).
+
 ``--every N``: every N-th frame only (N times the motion per frame: a fast head, as the
 HOI4D example's every-4th-frame clips). ``--per-segment``: each segment is a recording of
 its own (a short demonstration, as a user would process it): streamed and refined alone,
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.geometry.camera import scale_intrinsics
     from unihoi_ros.geometry.multiview import RefineSettings, refined_confidence
+    from unihoi_ros.geometry.pose_graph import pose_graph_poses
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
     from unihoi_ros.model_info import model_metadata
@@ -128,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pose-solver", default="pnp", choices=("pnp", "procrustes"),
                     help="the pose solver of every row's stream (unihoi process "
                     "--pose-solver; the refinement's own network pass keeps the default)")
+    ap.add_argument("--pose-graph", action="store_true",
+                    help="also the refined depth with a pose graph's poses (unihoi process "
+                    "--refine-depth's default)")
     ap.add_argument("--mirror-average", action="store_true",
                     help="the network averaged with its mirror image (mirror_average)")
     ap.add_argument("--threads", type=int, default=2)
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
         flows["RAFT pairs"] = RAFTFlow(args.raft_weights)
     costs = {name: 0.0 for name in flows}
+    graph_costs = {name: 0.0 for name in flows}
     refine_settings = dataclasses.replace(
         PAST_REFINE_SETTINGS if args.past_only else RefineSettings(),
         shorter_pairs=not args.no_shorter_pairs)
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(first.frames) != len(native[part]):
             raise SystemExit(f"the network pass kept {len(first.frames)} of "
                              f"{len(native[part])} frames")
-        refined = {}
+        refined, graphs = {}, {}
         for name, pair_flow in flows.items():
             t = time.perf_counter()
             again = kept_frames(zip(gt_all.stamps_ns[part], native[part]), first.stamps_ns,
@@ -186,7 +196,16 @@ def main(argv: list[str] | None = None) -> int:
                                               pair_flow, refine_settings,
                                               progress=not args.per_segment)
             costs[name] += time.perf_counter() - t
-        return first, refined
+            if args.pose_graph:  # the graph's poses on this refined depth
+                t = time.perf_counter()
+                depth, geometric = refined[name]
+                poses, placed = pose_graph_poses(
+                    first.frames, depth, first.K,
+                    refined_confidence(first.confidence, geometric), progress=False)
+                graphs[name] = {int(s): (T if ok else None)
+                                for s, T, ok in zip(first.stamps_ns, poses, placed)}
+                graph_costs[name] += time.perf_counter() - t
+        return first, refined, graphs
 
     # The whole recording once (per segment with --per-segment: each its own recording).
     whole = None if args.per_segment else refine(slice(0, len(native)))
@@ -196,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     starts = segment_starts(len(files), args.segments, args.segment_frames)
     baseline = "model" if args.own_K else "model + colour K"
     rows: dict[str, list[dict]] = {baseline: [], **{f"refined, {n}": [] for n in flows}}
+    if args.pose_graph:
+        rows.update({f"refined, {n}, pose graph": [] for n in flows})
     live = "live past-only, in the pipeline"
     if args.live:
         rows[live] = []
@@ -206,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         gt = load_seven_scenes(args.data, frames=slice(s * stride, (s + args.segment_frames)
                                                        * stride, stride))
         if args.per_segment:  # indices within the segment's own recording
-            (first, refined), at = refine(seg), slice(0, args.segment_frames)
+            (first, refined, graphs), at = refine(seg), slice(0, args.segment_frames)
         else:
-            (first, refined), at = whole, seg
+            (first, refined, graphs), at = whole, seg
         frames = first.frames
         seg_frames = list(frames[at])
         row = run_segment(backend, seg_frames, gt.stamps_ns, gt, None if args.own_K else K,
@@ -223,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
                               cfg)
             rows[f"refined, {name}"].append({"start_frame": int(files[s][0]), **row,
                                               "geometric": float(geometric[at].mean())})
+            if args.pose_graph:  # a fresh backend: it serves repeated frames in order
+                be = RefinedDepthBackend(frames[at], depth[at], first.K, refined_confidence(
+                    first.confidence[at], geometric[at]))
+                row = run_segment(be, seg_frames, gt.stamps_ns, gt,
+                                  None if args.own_K else K, cfg, poses=graphs[name])
+                rows[f"refined, {name}, pose graph"].append(
+                    {"start_frame": int(files[s][0]), **row,
+                     "geometric": float(geometric[at].mean())})
         if args.live:  # the camera's frames in, as the node gets them
             row = run_segment(backend, [native[i] for i in range(len(native))[seg]],
                               gt.stamps_ns, gt, None if args.own_K else K_native, live_cfg)
@@ -233,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     # Segments that start at or after the model's last training frame (index in files).
     unseen = ([] if trained is None
               else [i for i, s in enumerate(starts) if s * stride >= trained])
-    costs = {name: c / (len(starts) * args.segment_frames if args.per_segment else len(files))
-             for name, c in costs.items()}
+    frames_refined = len(starts) * args.segment_frames if args.per_segment else len(files)
+    costs = {name: c / frames_refined for name, c in costs.items()}
+    graph_costs = {name: c / frames_refined for name, c in graph_costs.items()}
     out = {"benchmark": "refine_real", "date": time.strftime("%Y-%m-%d"),
            "settings": {"data": str(args.data), "model": args.model, "process_size": list(hw),
                         "K": "the network's" if args.own_K else "the colour camera's",
@@ -248,13 +278,19 @@ def main(argv: list[str] | None = None) -> int:
                         else "the whole recording",
                         "start_frames": [int(files[s][0]) for s in starts],
                         "segment_frames": args.segment_frames,
-                        "refine_s_per_frame": costs, "wall_s": time.perf_counter() - t0},
+                        "refine_s_per_frame": costs,
+                        "pose_graph": args.pose_graph,
+                        "pose_graph_s_per_frame": graph_costs if args.pose_graph else None,
+                        "wall_s": time.perf_counter() - t0},
            "variants": {}}
     print(f"{args.data.name}: {len(files)} frames at {hw[1]}x{hw[0]}, model {args.model}, "
           f"{'own' if args.own_K else 'colour'} K, "
           f"{'each segment refined alone' if args.per_segment else 'refined whole'}; "
           "refinement s/frame: "
-          + ", ".join(f"{n} {c:.2f}" for n, c in costs.items()) + "\n")
+          + ", ".join(f"{n} {c:.2f}" for n, c in costs.items())
+          + ("; pose graph s/frame: " + ", ".join(f"{n} {c:.3f}" for n, c in
+                                                   graph_costs.items())
+             if args.pose_graph else "") + "\n")
     print("| depth | segments | " + " | ".join(k[1] for k in KEYS) + " |")
     print("|---|---|" + "---|" * len(KEYS))
     for name, segs in rows.items():

@@ -87,6 +87,7 @@ def test_process_refine_depth_end_to_end(tmp_path, shared_dir):
     report = json.loads((tmp_path / "refined" / "report.json").read_text())
     refinement = report["depth_refinement"]
     assert refinement["pairs"] == "DIS medium" and refinement["geometry_size"] == [480, 640]
+    assert refinement["poses"] == "pose graph, pairs 1, 4, 16 frames apart"
     assert refinement["measured_fraction"] > 0.05
     plain, refined = load_run(tmp_path / "plain"), load_run(tmp_path / "refined")
     np.testing.assert_allclose(refined.K, plain.K, rtol=1e-6)  # the known K, both runs
@@ -115,7 +116,8 @@ def test_process_refine_depth_end_to_end(tmp_path, shared_dir):
 
 
 def test_process_refine_depth_bad_arguments(tmp_path, shared_dir, capsys):
-    """``--raft-weights`` without ``--refine-depth`` is a usage error; a missing checkpoint
+    """``--raft-weights`` or ``--no-pose-graph`` without ``--refine-depth`` is a usage
+    error; a missing checkpoint
     stops one input and a batch before any output folder exists (no marker, no work)."""
     from unihoi_ros.cli import main as cli_main
 
@@ -127,6 +129,8 @@ def test_process_refine_depth_bad_arguments(tmp_path, shared_dir, capsys):
     assert cli_main(["process", data, "-o", str(tmp_path / "a"), "--raft-weights",
                      missing]) == 2
     assert "needs --refine-depth" in capsys.readouterr().err
+    assert cli_main(["process", data, "-o", str(tmp_path / "b"), "--no-pose-graph"]) == 2
+    assert "--no-pose-graph needs --refine-depth" in capsys.readouterr().err
     for inputs, out in (([data], tmp_path / "c"), ([data, str(other)], tmp_path / "d")):
         assert cli_main(["process", *inputs, "-o", str(out), "--refine-depth",
                          "--raft-weights", missing, "--no-progress"]) == 1
@@ -264,10 +268,11 @@ def test_process_refine_depth_batch_equals_single_runs(refine_batch, tmp_path):
 
 
 def test_process_refine_depth_batch_resume(refine_batch, tmp_path, monkeypatch):
-    """A resumed batch reuses outputs made with the same ``--refine-depth`` and
-    ``--raft-weights`` only: the same flags skip both inputs, without it both are redone
-    plain, with it again both are redone refined, with a checkpoint both are redone and
-    the checkpoint is loaded once for the batch."""
+    """A resumed batch reuses outputs made with the same ``--refine-depth``,
+    ``--no-pose-graph`` and ``--raft-weights`` only: the same flags skip both inputs,
+    without it both are redone plain, with it again both are redone refined; refined
+    outputs without the pose graph (as made before it existed) are redone; with a
+    checkpoint both are redone and the checkpoint is loaded once for the batch."""
     import json
     import shutil
 
@@ -296,6 +301,14 @@ def test_process_refine_depth_batch_resume(refine_batch, tmp_path, monkeypatch):
             "settings"]
     assert run(plain) == ([False, False], [False, False])
     assert run(refined) == ([True, True], [True, True])  # plain outputs not reused
+    for name in _batch_rows(out):
+        assert json.loads((out / name / DONE_MARKER).read_text())["settings"]["pose_graph"]
+    # Without the graph the marker has no pose_graph key, as refined markers made before
+    # the graph existed: a run with the graph does not reuse such outputs.
+    assert run([*refined, "--no-pose-graph"]) == ([True, True], [True, True])
+    for name in _batch_rows(out):
+        assert "pose_graph" not in json.loads((out / name / DONE_MARKER).read_text())[
+            "settings"]
     # A checkpoint (a stand-in loader: RAFT costs seconds per frame here; DIS's flow).
     weights = tmp_path / "raft-small.pth"
     weights.write_bytes(b"stand-in")

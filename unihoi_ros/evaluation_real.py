@@ -192,9 +192,10 @@ def segment_metrics(result: EvaluationResult, dynamic_rows: float, costs: dict) 
 
 
 def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealBenchConfig,
-                ) -> dict:
+                poses: dict | None = None) -> dict:
     """Stream one segment through ``Reconstructor(backend, DISFlow)`` and the tracker,
-    and score it against ``gt`` (:func:`segment_metrics`)."""
+    and score it against ``gt`` (:func:`segment_metrics`); ``poses``: given poses by
+    stamp, as the reconstructor takes them (None: the stream's own)."""
     from unihoi_ros.evaluation import evaluate
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.io.predictions import Predictions
@@ -205,7 +206,7 @@ def run_segment(backend, frames, stamps, gt, K: np.ndarray | None, config: RealB
     base = config.reconstructor or ReconstructorConfig()
     # Frames arrive at the processing size, unless the settings name one (camera frames in).
     rcfg = base if base.process_size else dataclasses.replace(base, max_side=None)
-    rec = Reconstructor(backend, DISFlow(config.flow_preset), rcfg)
+    rec = Reconstructor(backend, DISFlow(config.flow_preset), rcfg, poses=poses)
     tracker = PointTracker()
     results, rows, dynamic, t_tracks = [], 0, 0, 0.0
 

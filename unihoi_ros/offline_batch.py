@@ -61,6 +61,7 @@ from unihoi_ros.batch import (
     write_json_atomic,
 )
 from unihoi_ros.evaluation_result import EvaluationResult
+from unihoi_ros.offline_refine import uses_pose_graph
 from unihoi_ros.pipeline.settings import StreamSettings
 
 log = logging.getLogger("unihoi.process")
@@ -80,7 +81,7 @@ INPUT_KEYS = ("topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_i
 #: of the comparison, so an output made before the key existed (necessarily at its default)
 #: is still reused after an upgrade. A new setting that changes results goes here.
 LATER_KEYS = {"refine_depth": False, "raft_weights": None, "past_refinement": False,
-              "mirror_average": False}
+              "mirror_average": False, "pose_graph": False}
 #: Stream settings that say where the work runs, not what it computes (not compared).
 PLACEMENT_KEYS = ("backend", "device", "force_engine_update")
 
@@ -138,6 +139,8 @@ def batch_settings(args, settings: StreamSettings) -> dict:
         v = getattr(args, k, LATER_KEYS.get(k))  # a flag the caller lacks: its default
         # Paths as the JSON marker reads back (a Path never equals its string).
         out[k] = str(v) if isinstance(v, Path) else v
+    # Refined outputs made before the pose graph (no key: False) are not reused.
+    out["pose_graph"] = uses_pose_graph(args)
     return settled(out, LATER_KEYS)
 
 
@@ -306,7 +309,7 @@ def process_item(plan: Plan, i: int, backend, args, settings: StreamSettings, in
             stream, rec, camera, max_frames = prepare_refined_pass(
                 stream, rec, settings, camera, max_frames, progress=False,
                 pair_flow=pair_flow, info=report, reread=source,
-                picture_dir=out if pictures else None)
+                picture_dir=out if pictures else None, pose_graph=uses_pose_graph(args))
             bar.set_description(f"rank {info.rank}: refined pass")
             counters.append(_CountingSource(stream, bar))
             stream = counters[1].wrap()  # pass 2 counts on the same bar

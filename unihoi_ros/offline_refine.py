@@ -5,6 +5,9 @@ is refined with the recording's own multi-view geometry
 (:func:`unihoi_ros.multiview_depth.refine_depths`); pass 2 streams the same frames through
 the same pipeline with the refined depth (:class:`~unihoi_ros.multiview_depth.
 RefinedDepthBackend`), so poses, clouds, tracks and every written output come from it.
+Pass 2's poses come from a pose graph over the whole recording on the refined depth
+(:mod:`unihoi_ros.geometry.pose_graph`: pairs 1, 4 and 16 frames apart, fitted at once;
+``--no-pose-graph``: the stream's chain of consecutive pairs, as a live node places them).
 One input (:func:`unihoi_ros.commands.process.run_single`) and each input of a batch
 (:func:`unihoi_ros.offline_batch.process_item`) go through :func:`prepare_refined_pass`.
 Pass 1's frames at the processing size, depth and confidence are held in memory between
@@ -44,15 +47,22 @@ def load_pair_flow(raft_weights: Path | None):
     return RAFTFlow(raft_weights)
 
 
+def uses_pose_graph(args) -> bool:
+    """Whether ``unihoi process`` args ask for pass 2's poses from the pose graph:
+    ``--refine-depth`` without ``--no-pose-graph``."""
+    return bool(getattr(args, "refine_depth", False)) and not getattr(args, "no_pose_graph",
+                                                                      False)
+
+
 def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
                          progress: bool, pair_flow, info: dict, reread=None,
-                         picture_dir: Path | None = None):
+                         picture_dir: Path | None = None, pose_graph: bool = True):
     """Pass 1 and the refinement (:func:`refined_run`) of one input; the one place that
     says what pass 2 streams and what the report gets, for single and batch runs.
 
     Args:
-        source, reconstructor, settings, camera, max_frames, progress, pair_flow: as
-            :func:`refined_run`'s.
+        source, reconstructor, settings, camera, max_frames, progress, pair_flow,
+            pose_graph: as :func:`refined_run`'s.
         info: the report's extra entries (:func:`~unihoi_ros.offline.process_source`);
             gets ``depth_refinement`` and, with a known camera, ``intrinsics``.
 
@@ -68,7 +78,7 @@ def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
     """
     source, reconstructor, info["depth_refinement"] = refined_run(
         source, reconstructor, settings, camera, max_frames=max_frames, progress=progress,
-        pair_flow=pair_flow, reread=reread, picture_dir=picture_dir)
+        pair_flow=pair_flow, reread=reread, picture_dir=picture_dir, pose_graph=pose_graph)
     if camera is not None:  # pass 2 takes K from the refined backend, which holds camera's
         info["intrinsics"] = {**camera.report(), "used": "network pass; the refined depth's K"}
     return source, reconstructor, None, None
@@ -76,7 +86,7 @@ def prepare_refined_pass(source, reconstructor, settings, camera, max_frames, *,
 
 def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None,
                 progress=True, pair_flow=None, reread=None,
-                picture_dir: Path | None = None):
+                picture_dir: Path | None = None, pose_graph: bool = True):
     """Pass 1 and the refinement; returns what pass 2 needs.
 
     Args:
@@ -91,11 +101,14 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
             (None: ``source``; a batch gives its source without the progress counting).
         picture_dir: where to draw what the refinement changed
             (:data:`REFINEMENT_PICTURE`; None: no picture).
+        pose_graph: pass 2's poses from :func:`~unihoi_ros.geometry.pose_graph.
+            pose_graph_poses` on the refined depth (False: the stream's pair chain).
 
     Returns:
         ``(source2, reconstructor2, info)``: the processed frames as a source, a
-        reconstructor on the refined depth (K included: pass 2 takes no camera), and the
-        report's ``depth_refinement`` entry.
+        reconstructor on the refined depth (K included: pass 2 takes no camera; with
+        ``pose_graph`` the graph's poses too), and the report's ``depth_refinement``
+        entry.
 
     Raises:
         ValueError: no frame could be reconstructed, or the input read again lacks a frame
@@ -103,6 +116,7 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
         SourceError: the input cannot be read (again), e.g. a video that ends early.
     """
     from unihoi_ros.geometry.multiview import RefineSettings, pair_offset, refined_confidence
+    from unihoi_ros.geometry.pose_graph import PoseGraphSettings, pose_graph_poses
     from unihoi_ros.io.sources import FrameSource
     from unihoi_ros.multiview_depth import (
         RefinedDepthBackend,
@@ -139,10 +153,16 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
                        geometric,
                        title=f"{source.path.name}: depth refined where the recording's "
                        f"geometry measured it ({100 * geometric.mean():.0f} % of the pixels)")
-    backend = RefinedDepthBackend(first.frames, depth, first.K,
-                                  refined_confidence(first.confidence, geometric))
+    confidence = refined_confidence(first.confidence, geometric)
+    backend = RefinedDepthBackend(first.frames, depth, first.K, confidence)
     second = dataclasses.replace(settings, process_size=None, max_side=0)
     frames, stamps = first.frames, first.stamps_ns.tolist()
+    poses, graph, t3 = None, PoseGraphSettings(), time.perf_counter()
+    if pose_graph:
+        graph_poses, placed = pose_graph_poses(frames, depth, first.K, confidence, graph,
+                                               progress=progress)
+        poses = {s: (T if ok else None) for s, T, ok in zip(stamps, graph_poses, placed)}
+    t4 = time.perf_counter()
     source2 = FrameSource(path=source.path, kind=source.kind, num_frames=len(frames),
                           description=f"{source.description} (second pass: refined depth)",
                           _iter=lambda: zip(stamps, frames), topic=source.topic)
@@ -153,8 +173,11 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
             "scale_anchor": refine.scale_anchor,
             "geometry_size": list(first.geometry_hw),
             "measured_fraction": float(geometric.mean()),
-            "network_pass_s": t1 - t0, "refinement_s": t2 - t1}
+            "poses": (f"pose graph, pairs {', '.join(map(str, graph.offsets))} frames apart"
+                      if pose_graph else "the stream's consecutive pairs"),
+            "network_pass_s": t1 - t0, "refinement_s": t2 - t1, "poses_s": t4 - t3}
     log.info("depth refined from the recording's own geometry: %.0f %% of the pixels "
              "measured (%s pairs, %.0f s)", 100 * info["measured_fraction"], info["pairs"],
              t2 - t1)
-    return source2, second.make_reconstructor(backend), info
+    log.info("second pass poses: %s (%.0f s)", info["poses"], t4 - t3)
+    return source2, second.make_reconstructor(backend, poses=poses), info

@@ -112,6 +112,10 @@ def register(sub) -> None:
                    help="with --refine-depth: triangulate RAFT-small's flow (the authors' "
                    "checkpoint, princeton-vl/RAFT; not downloaded; loaded once, before any "
                    "input) instead of DIS's")
+    p.add_argument("--no-pose-graph", action="store_true",
+                   help="with --refine-depth: the second pass chains each frame's pose from "
+                   "its pair with the frame before (as a live node does) instead of fitting "
+                   "a pose graph of pairs 1, 4 and 16 frames apart over the whole recording")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of torch/OpenCV (default: torch's; under torchrun the "
                    "machine's cores divided among its ranks)")
@@ -140,6 +144,8 @@ def run(args) -> int:
                                       *(["refinement.png"] if refine else [])])
     if getattr(args, "raft_weights", None) is not None and not refine:
         return usage_error("process", ConfigError("--raft-weights needs --refine-depth"))
+    if getattr(args, "no_pose_graph", False) and not refine:
+        return usage_error("process", ConfigError("--no-pose-graph needs --refine-depth"))
     if refine and settings.past_refinement:
         return usage_error("process", ConfigError(
             "--past-refinement and --refine-depth: choose one (--refine-depth refines each "
@@ -167,6 +173,7 @@ def run_single(args, settings) -> int:
         REFINEMENT_PICTURE,
         load_pair_flow,
         prepare_refined_pass,
+        uses_pose_graph,
     )
 
     if args.threads:
@@ -205,7 +212,8 @@ def run_single(args, settings) -> int:
         if refine:
             source, rec, camera, max_frames = prepare_refined_pass(
                 source, rec, settings, camera, max_frames, progress=not args.no_progress,
-                pair_flow=pair_flow, info=info, picture_dir=args.out if pictures else None)
+                pair_flow=pair_flow, info=info, picture_dir=args.out if pictures else None,
+                pose_graph=uses_pose_graph(args))
         results = process_source(source, rec, args.out, max_frames=max_frames,
                                  progress=not args.no_progress, info=info,
                                  camera=camera, pictures=pictures,

@@ -19,6 +19,11 @@ First frames: the window is filled by repeating the first frame of the stream, s
 frame gets a result as soon as it arrives; results produced from such incomplete
 windows carry the flag ``"warmup"``. The world frame is the camera of the stream's first
 frame (after a reset: the first frame after it).
+
+Given poses (``poses``, offline only): the second pass of ``unihoi process --refine-depth``
+places each frame at the pose a pose graph over the whole recording found
+(:mod:`unihoi_ros.geometry.pose_graph`) instead of chaining pair solves; the world is then
+that graph's.
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ class Reconstructor:
         backend: the network (:class:`unihoi_ros.backends.Backend`).
         flow: the backward-flow provider (:class:`unihoi_ros.flow.FlowProvider`).
         config: settings; None for the defaults.
+        poses: given camera poses by stamp, ``{stamp_ns: (4, 4) T_world_cam or None}``
+            (None: the pose is not known; such a frame keeps the previous pose and is
+            flagged ``pose_degenerate``); frames are placed there instead of by pair
+            solves. None (default): poses from the stream's pairs.
 
     :meth:`feed` is the one entry, live and offline: the stream's gate
     (:class:`~unihoi_ros.pipeline.gate.StreamGate`: stamps and sizes), the frame checks,
@@ -101,7 +110,8 @@ class Reconstructor:
     """
 
     def __init__(
-        self, backend: Backend, flow: FlowProvider, config: ReconstructorConfig | None = None
+        self, backend: Backend, flow: FlowProvider, config: ReconstructorConfig | None = None,
+        poses: dict[int, np.ndarray | None] | None = None,
     ) -> None:
         self.backend = backend
         self.flow = flow
@@ -115,6 +125,8 @@ class Reconstructor:
         self._stream_K = StreamIntrinsics()
         self._pnp_noise: float | None = None  # running reprojection noise, pixels
         self._past = PastRefinement() if self.config.past_refinement else None
+        self._given_poses = poses
+        self._last_pose = np.eye(4)  # with given poses: where a frame without one stays
 
     # ------------------------------------------------------------------ public API
     def feed(
@@ -371,15 +383,19 @@ class Reconstructor:
                 self._refine_past_only(pred, slots, new_count)
         if cfg.window_scale_chain > 0:
             self._chain_scale(pred, slots)
-        with self._stats.time("poses"):
-            T_win, rel_ok = self._window_poses(pred, flows, repeated)
-            T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
+        if self._given_poses is None:
+            with self._stats.time("poses"):
+                T_win, rel_ok = self._window_poses(pred, flows, repeated)
+                T_align, align_ok = self._align_to_world(slots, T_win, rel_ok)
         flags_common = (ResultFlag.WARMUP,) if len(self._buffer) < cfg.window else ()
         results = []
         for j in range(cfg.window - new_count, cfg.window):
             slot = slots[j]
-            T_world = T_align @ T_win[j]
-            pose_ok = bool(rel_ok[: j + 1].all()) and align_ok
+            if self._given_poses is None:
+                T_world = T_align @ T_win[j]
+                pose_ok = bool(rel_ok[: j + 1].all()) and align_ok
+            else:
+                T_world, pose_ok = self._given_pose(slot.stamp_ns)
             flags = flags_common + (() if pose_ok else (ResultFlag.POSE_DEGENERATE,))
             if not pose_ok:
                 self._stats.counts["pose_degenerate"] += 1
@@ -392,6 +408,15 @@ class Reconstructor:
             results.append(self._result(slot, pose_ok, flags))
         self._stats.counts["frames_out"] += len(results)
         return results
+
+    def _given_pose(self, stamp_ns: int) -> tuple[np.ndarray, bool]:
+        """``(T_world_cam (4, 4), ok)`` of a frame from the given ``poses``; the previous
+        frame's pose and False where the frame has none."""
+        T = self._given_poses.get(stamp_ns)
+        if T is None:
+            return self._last_pose, False
+        self._last_pose = np.asarray(T, np.float64)
+        return self._last_pose, True
 
     def _choose_intrinsics(self, pred: WindowPrediction, known_K) -> None:
         """Replace the window's predicted K in place: by the camera's ``known_K`` (3, 3)

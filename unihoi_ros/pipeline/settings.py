@@ -229,10 +229,11 @@ class StreamSettings:
                             self.force_engine_update, threads=threads,
                             mirror_average=self.mirror_average)
 
-    def make_reconstructor(self, backend, flow=None):
+    def make_reconstructor(self, backend, flow=None, poses=None):
         """A :class:`~unihoi_ros.pipeline.Reconstructor` on ``backend`` with these
-        settings (``flow``: default :meth:`make_flow`)."""
+        settings (``flow``: default :meth:`make_flow`; ``poses``: given poses by stamp, as
+        the reconstructor takes them)."""
         from unihoi_ros.pipeline.reconstructor import Reconstructor
 
         return Reconstructor(backend, flow if flow is not None else self.make_flow(),
-                             self.reconstructor_config())
+                             self.reconstructor_config(), poses=poses)
