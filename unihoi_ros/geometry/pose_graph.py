@@ -7,7 +7,8 @@ frame can also be placed against frames several steps back (``offsets``, e.g. 4 
 whose error does not grow with the number of steps between them. All relative poses are
 then fitted at once (:func:`fit_pose_graph`, a robust least-squares fit): the long pairs
 hold the chain's drift, the short ones its detail. On the shared 7-Scenes frames this
-lowers the offline ATE by about 8 % (bench/RESULTS.md, "Pose graph").
+lowers the offline ATE from 2.13 to 1.97 % of the path (bench/RESULTS.md, "A pose graph
+for --refine-depth's second pass").
 
 The network's own per-frame depth is not suited: its scale differs from frame to frame,
 so long pairs pull against the chain (measured worse, same section).
@@ -38,9 +39,11 @@ class PoseGraphSettings:
         num_points: pixels sampled per pair (a regular grid).
         min_confidence: pixels of the later frame below this confidence are not used.
         inlier_factor: each pair's RANSAC threshold is this times the reprojection noise
-            of a first solve at ``first_inlier_px`` (floor 0.5, cap 4 px), as the stream's
-            ``pnp_noise_factor``.
+            of a first solve at ``first_inlier_px``, within ``[inlier_floor_px,
+            inlier_cap_px]``: the stream's rule (``ReconstructorConfig.pnp_noise_factor``,
+            ``pnp_inlier_px``, ``pnp_max_inlier_px``) applied per pair.
         first_inlier_px: the first solve's threshold, pixels.
+        inlier_floor_px, inlier_cap_px: bounds of the threshold, pixels.
         step_sigma_m: the expected error of a consecutive pair's translation, metres; a
             pair ``g`` frames apart is given ``sqrt(g)`` times it (measured on real
             frames: the error of a direct pair grows about as the root of its gap).
@@ -56,6 +59,8 @@ class PoseGraphSettings:
     min_confidence: float = 0.5
     inlier_factor: float = 2.5
     first_inlier_px: float = 2.0
+    inlier_floor_px: float = 0.5
+    inlier_cap_px: float = 4.0
     step_sigma_m: float = 0.005
     robust_scale: float = 2.0
     min_inlier_fraction: float = 0.4
@@ -121,22 +126,23 @@ def pair_edge(depth_i: np.ndarray, K: np.ndarray, flow_ji: np.ndarray, flow_ij: 
     noise = reprojection_noise_px(reprojection_errors(T, points_i[used], pixels[used], K64))
     T, good, inliers = relative_pose_pnp(
         points_i, pixels, K64, weights,
-        adaptive_inlier_px(noise, settings.inlier_factor, 0.5, 4.0))
+        adaptive_inlier_px(noise, settings.inlier_factor, settings.inlier_floor_px,
+                           settings.inlier_cap_px))
     return PoseEdge(i, j, T, inliers) if good else None
 
 
 def chain_edges(n: int, edges: list[PoseEdge]) -> np.ndarray:
     """``(n, 4, 4)`` poses in frame 0 chained from the consecutive edges (``j = i + 1``);
     a frame without one keeps the previous frame's pose."""
-    steps = np.broadcast_to(np.eye(4), (max(n - 1, 0), 4, 4)).copy()
+    from unihoi_ros.geometry.poses import chain_relative_np
+
+    if n == 0:
+        return np.zeros((0, 4, 4))
+    steps = np.broadcast_to(np.eye(4), (n - 1, 4, 4)).copy()
     for e in edges:
         if e.j == e.i + 1:
             steps[e.i] = e.T
-    poses = np.empty((n, 4, 4))
-    poses[0] = np.eye(4)
-    for k in range(1, n):
-        poses[k] = poses[k - 1] @ steps[k - 1]
-    return poses
+    return chain_relative_np(steps)
 
 
 def _retract(poses: np.ndarray, delta: np.ndarray) -> np.ndarray:
