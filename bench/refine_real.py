@@ -29,7 +29,8 @@ publish, started at the segment.
 ``--pose-graph``: one more row per pair flow, the refined depth with the poses of a pose
 graph over the refined range (:func:`~unihoi_ros.geometry.pose_graph.pose_graph_poses`:
 what ``unihoi process --refine-depth`` does by default since the graph; the plain refined
-row is ``--no-pose-graph``).
+row is ``--no-pose-graph``). The graph's pairs are DIS's in every row ("RAFT pairs, pose
+graph": RAFT triangulated the depth).
 
 ``--every N``: every N-th frame only (N times the motion per frame: a fast head, as the
 HOI4D example's every-4th-frame clips). ``--per-segment``: each segment is a recording of
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.geometry.camera import scale_intrinsics
     from unihoi_ros.geometry.multiview import RefineSettings, refined_confidence
-    from unihoi_ros.geometry.pose_graph import pose_graph_poses
+    from unihoi_ros.geometry.pose_graph import pose_graph_poses, poses_by_stamp
     from unihoi_ros.io.ground_truth import load_seven_scenes
     from unihoi_ros.io.sources import seven_scenes_files
     from unihoi_ros.model_info import model_metadata
@@ -199,11 +200,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.pose_graph:  # the graph's poses on this refined depth
                 t = time.perf_counter()
                 depth, geometric = refined[name]
-                poses, placed = pose_graph_poses(
+                graphs[name] = poses_by_stamp(first.stamps_ns, *pose_graph_poses(
                     first.frames, depth, first.K,
-                    refined_confidence(first.confidence, geometric), progress=False)
-                graphs[name] = {int(s): (T if ok else None)
-                                for s, T, ok in zip(first.stamps_ns, poses, placed)}
+                    refined_confidence(first.confidence, geometric)))
                 graph_costs[name] += time.perf_counter() - t
         return first, refined, graphs
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from unihoi_ros.evaluation_real import RealBenchConfig, run_segment, segments_mean
     from unihoi_ros.flow import DISFlow
     from unihoi_ros.geometry.multiview import refined_confidence
-    from unihoi_ros.geometry.pose_graph import pose_graph_poses
+    from unihoi_ros.geometry.pose_graph import pose_graph_poses, poses_by_stamp
     from unihoi_ros.io.ground_truth import GroundTruth
     from unihoi_ros.multiview_depth import RefinedDepthBackend, network_pass, refine_depths
     from unihoi_ros.pipeline.config import ReconstructorConfig
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         depth, geometric = refine_depths(first.frames, first.depth, first.K)
         confidence = refined_confidence(first.confidence, geometric)
         t = time.perf_counter()
-        poses, placed = pose_graph_poses(first.frames, depth, first.K, confidence)
+        given = poses_by_stamp(first.stamps_ns,
+                               *pose_graph_poses(first.frames, depth, first.K, confidence))
         graph_s.append((time.perf_counter() - t) / len(first.frames))
-        given = {int(s): (T if ok else None) for s, T, ok in zip(first.stamps_ns, poses, placed)}
         frames, stamps = list(first.frames), first.stamps_ns
         for name, given_poses in ((ROWS[0], None), (ROWS[1], None), (ROWS[2], given)):
             if name == ROWS[0]:

@@ -309,6 +309,7 @@ def test_process_refine_depth_batch_resume(refine_batch, tmp_path, monkeypatch):
     for name in _batch_rows(out):
         assert "pose_graph" not in json.loads((out / name / DONE_MARKER).read_text())[
             "settings"]
+    assert run(refined) == ([True, True], [True, True])  # those are not reused
     # A checkpoint (a stand-in loader: RAFT costs seconds per frame here; DIS's flow).
     weights = tmp_path / "raft-small.pth"
     weights.write_bytes(b"stand-in")

@@ -17,7 +17,9 @@ from unihoi_ros.geometry.pose_graph import (
     fit_pose_graph,
     graph_edges,
     pair_edge,
+    placed_frames,
     pose_graph_poses,
+    solve_graph,
 )
 
 
@@ -94,6 +96,25 @@ def test_a_wrong_pair_is_outvoted():
     moved = {name: np.abs(fit[:, :3, 3] - clean[:, :3, 3]).max()
              for name, fit in (("robust", robust), ("plain", plain))}
     assert moved["robust"] < 2e-3 and moved["robust"] < 0.2 * moved["plain"], moved
+
+
+def test_a_break_no_pair_bridges_hangs_on_the_frame_before():
+    """Every pair across frames 19 -> 20 failed: frame 20 is not placed and sits at frame
+    19's pose ("no motion", the stream's rule), the frames after it follow it exactly; a
+    frame whose pairs back failed but whose pairs forward hold is placed (pairs tie it)."""
+    truth = _walk(40)
+    edges = [e for e in _edges(truth, (1, 4, 16)) if not (e.i < 20 <= e.j)]
+    poses, placed = solve_graph(40, edges, 1.5)
+    assert np.flatnonzero(~placed).tolist() == [20]
+    np.testing.assert_allclose(poses[:20], truth[:20], atol=1e-9)
+    hung = poses[19] @ np.linalg.inv(truth[20]) @ truth[20:]
+    np.testing.assert_allclose(poses[20:], hung, atol=1e-9)
+    # Frame 10's pairs to earlier frames failed; its pairs to later ones hold.
+    edges = [e for e in _edges(truth, (1, 4, 16)) if e.j != 10]
+    assert placed_frames(40, edges).all()
+    poses, _ = solve_graph(40, edges, 1.5)
+    # The loose "no motion" pair 9 -> 10 pulls by (1/1000)^2 of the 2 cm step: 4e-8 m.
+    np.testing.assert_allclose(poses, truth, atol=1e-6)
 
 
 def test_edge_jacobian_is_the_adjoint():

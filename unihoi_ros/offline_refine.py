@@ -7,6 +7,7 @@ the same pipeline with the refined depth (:class:`~unihoi_ros.multiview_depth.
 RefinedDepthBackend`), so poses, clouds, tracks and every written output come from it.
 Pass 2's poses come from a pose graph over the whole recording on the refined depth
 (:mod:`unihoi_ros.geometry.pose_graph`: pairs 1, 4 and 16 frames apart, fitted at once;
+their flow is DIS's also with ``--raft-weights``, which triangulates the depth;
 ``--no-pose-graph``: the stream's chain of consecutive pairs, as a live node places them).
 One input (:func:`unihoi_ros.commands.process.run_single`) and each input of a batch
 (:func:`unihoi_ros.offline_batch.process_item`) go through :func:`prepare_refined_pass`.
@@ -116,7 +117,11 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
         SourceError: the input cannot be read (again), e.g. a video that ends early.
     """
     from unihoi_ros.geometry.multiview import RefineSettings, pair_offset, refined_confidence
-    from unihoi_ros.geometry.pose_graph import PoseGraphSettings, pose_graph_poses
+    from unihoi_ros.geometry.pose_graph import (
+        PoseGraphSettings,
+        pose_graph_poses,
+        poses_by_stamp,
+    )
     from unihoi_ros.io.sources import FrameSource
     from unihoi_ros.multiview_depth import (
         RefinedDepthBackend,
@@ -159,9 +164,8 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
     frames, stamps = first.frames, first.stamps_ns.tolist()
     poses, graph, t3 = None, PoseGraphSettings(), time.perf_counter()
     if pose_graph:
-        graph_poses, placed = pose_graph_poses(frames, depth, first.K, confidence, graph,
-                                               progress=progress)
-        poses = {s: (T if ok else None) for s, T, ok in zip(stamps, graph_poses, placed)}
+        poses = poses_by_stamp(stamps, *pose_graph_poses(frames, depth, first.K, confidence,
+                                                         graph, progress=progress))
     t4 = time.perf_counter()
     source2 = FrameSource(path=source.path, kind=source.kind, num_frames=len(frames),
                           description=f"{source.description} (second pass: refined depth)",

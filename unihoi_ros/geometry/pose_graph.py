@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PoseEdge", "PoseGraphSettings", "chain_edges", "edge_residuals", "fit_pose_graph",
-           "graph_edges", "pair_edge", "pose_graph_poses"]
+           "graph_edges", "pair_edge", "placed_frames", "pose_graph_poses", "poses_by_stamp",
+           "solve_graph"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,11 @@ class PoseGraphSettings:
             pair ``g`` frames apart is given ``sqrt(g)`` times it (measured on real
             frames: the error of a direct pair grows about as the root of its gap).
             Rotations are weighed as the translation they move the scene's median depth by.
-        robust_scale: residuals beyond this many sigmas count linearly (Huber).
+        robust_scale: a pair whose residual (the norm of its 6 components, each over its
+            sigma) exceeds this counts linearly (Huber; 1-5 measured alike on real frames).
+        gap_sigma_factor: a consecutive pair that failed is replaced by "no motion" (the
+            stream's rule) with this many times ``step_sigma_m``: it keeps the recording in
+            one piece where no pair bridges a break, and gives way to any pair that does.
         min_inlier_fraction: a pair more than one frame apart is left out where PnP kept
             fewer than this fraction of ``num_points`` (its flow failed on most of the
             frame: large motion, occlusion, moving hands); consecutive pairs always count.
@@ -64,6 +69,7 @@ class PoseGraphSettings:
     step_sigma_m: float = 0.005
     robust_scale: float = 2.0
     min_inlier_fraction: float = 0.4
+    gap_sigma_factor: float = 1000.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,8 @@ def edge_residuals(poses: np.ndarray, i: np.ndarray, j: np.ndarray, T_meas: np.n
 
 def _adjoint_of_inverse(A: np.ndarray) -> np.ndarray:
     """``(E, 6, 6)`` adjoint of ``A^-1`` for ``A (E, 4, 4)``, in (rotation, translation)
-    order: moves a right perturbation of ``A``'s source frame into its target frame."""
+    order: for ``A = T_i^-1 T_j`` it carries a right perturbation of pose ``i`` into
+    frame ``j`` (``Exp(d) A = A Exp(Ad(A^-1) d)``)."""
     R = np.swapaxes(A[:, :3, :3], 1, 2)  # A^-1 = (R^T, -R^T t)
     t = -np.einsum("eij,ej->ei", R, A[:, :3, 3])
     tx = np.zeros_like(R)
@@ -199,7 +206,7 @@ def fit_pose_graph(initial: np.ndarray, edges: list[PoseEdge], sigma_m: np.ndarr
         edges: the solved pairs.
         sigma_m: ``(E,)`` or scalar expected error of each edge, metres.
         depth_scale_m: the scene's typical depth, metres.
-        robust_scale: Huber threshold in sigmas.
+        robust_scale: Huber threshold on the norm of an edge's 6 sigma-scaled residuals.
         iterations: at most this many Gauss-Newton steps (stops when a step moves no
             pose by more than 1e-9).
 
@@ -228,8 +235,8 @@ def fit_pose_graph(initial: np.ndarray, edges: list[PoseEdge], sigma_m: np.ndarr
         A = np.linalg.solve(poses[i], poses[j])
         block_i = -_adjoint_of_inverse(A)
         block_j = np.broadcast_to(np.eye(6), (m, 6, 6))
-        cols_i = 6 * i[:, None, None] + np.arange(6)[None, None, :] + 0 * rows
-        cols_j = 6 * j[:, None, None] + np.arange(6)[None, None, :] + 0 * rows
+        cols_i = np.broadcast_to(6 * i[:, None, None] + np.arange(6), rows.shape)
+        cols_j = np.broadcast_to(6 * j[:, None, None] + np.arange(6), rows.shape)
         scale = (unit * w[:, None])[:, :, None]
         data = np.concatenate([(block_i * scale).ravel(), (block_j * scale).ravel()])
         J = sp.csr_matrix((data, (np.concatenate([rows.ravel(), rows.ravel()]),
@@ -261,23 +268,47 @@ def graph_edges(depth: np.ndarray, K: np.ndarray, confidence: np.ndarray, flows,
     """
     from tqdm import tqdm
 
+    from unihoi_ros.geometry.correspondences import grid_pixels
+
+    min_inliers = settings.min_inlier_fraction * len(grid_pixels(*depth.shape[1:],
+                                                                 settings.num_points))
     edges: list[PoseEdge] = []
     for j in tqdm(range(1, len(depth)), desc="pose graph", unit="frame", disable=not progress):
         for g in (g for g in settings.offsets if j - g >= 0):
             edge = pair_edge(depth[j - g], K, flows(j, j - g), flows(j - g, j), confidence[j],
                              j - g, j, settings)
-            if edge is not None and (
-                    g == 1 or edge.inliers >= settings.min_inlier_fraction * settings.num_points):
+            if edge is not None and (g == 1 or edge.inliers >= min_inliers):
                 edges.append(edge)
     return edges
+
+
+def placed_frames(n: int, edges: list[PoseEdge]) -> np.ndarray:
+    """``(n,)`` bool, False for the first frame of each part of the recording that no pair
+    ties to the frames before it (a break no pair bridges): that frame hangs on the
+    previous one by "no motion" and the rest of its part follows it, as the stream hangs a
+    window on the frame before a failed pair."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0:
+        return np.zeros(0, bool)
+    links = coo_matrix((np.ones(len(edges)), ([e.i for e in edges], [e.j for e in edges])),
+                       shape=(n, n))
+    _, part = connected_components(links, directed=False)
+    placed = np.ones(n, bool)
+    seen = {part[0]}
+    for k in range(1, n):
+        if part[k] not in seen:  # the first frame of a part not tied to frame 0
+            placed[k] = False
+            seen.add(part[k])
+    return placed
 
 
 def pose_graph_poses(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
                      confidence: np.ndarray, settings: PoseGraphSettings = PoseGraphSettings(),
                      flows=None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The recording's camera poses from a pose graph over its pairs ``settings.offsets``
-    apart (module docstring): :func:`graph_edges`, chained (:func:`chain_edges`), fitted
-    (:func:`fit_pose_graph`).
+    apart (module docstring): :func:`graph_edges`, then :func:`solve_graph`.
 
     Args:
         frames: ``(N, H, W, 3)`` uint8 RGB, consecutive frames of one camera.
@@ -290,8 +321,9 @@ def pose_graph_poses(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
         progress: a tqdm bar over the frames.
 
     Returns:
-        ``(poses (N, 4, 4) float64 T_world_cam with frame 0 the world, solved (N,) bool)``;
-        ``solved`` is False for a frame no pair placed (it keeps the previous frame's pose).
+        ``(poses (N, 4, 4) float64 T_world_cam with frame 0 the world, placed (N,) bool)``;
+        ``placed`` (:func:`placed_frames`) is False for the first frame after a break no
+        pair bridges (it and the part after it hang on the previous frame's pose).
 
     Raises:
         ValueError: ``settings.offsets`` lacks 1.
@@ -303,11 +335,34 @@ def pose_graph_poses(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
     n = len(frames)
     edges = graph_edges(depth, K, confidence, flows if flows is not None else PairFlows(frames),
                         settings, progress)
-    solved = np.zeros(n, bool)
-    solved[0] = True
-    solved[[e.j for e in edges]] = True
-    finite = depth[np.isfinite(depth) & (depth > 0)]
-    depth_scale = float(np.median(finite)) if finite.size else 1.0
-    sigma = settings.step_sigma_m * np.sqrt([e.j - e.i for e in edges])
-    return fit_pose_graph(chain_edges(n, edges), edges, sigma, depth_scale,
-                          settings.robust_scale), solved
+    sample = depth[:, ::8, ::8]  # the scene's depth scale; a sample spares a copy
+    finite = sample[np.isfinite(sample) & (sample > 0)]
+    return solve_graph(n, edges, float(np.median(finite)) if finite.size else 1.0, settings)
+
+
+def solve_graph(n: int, edges: list[PoseEdge], depth_scale_m: float,
+                settings: PoseGraphSettings = PoseGraphSettings()
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` frames' poses from their solved pairs: each failed consecutive pair replaced
+    by a loose "no motion" pair (``gap_sigma_factor``), the chain of consecutive pairs as
+    the start, then :func:`fit_pose_graph` with sigmas ``step_sigma_m * sqrt(gap)``.
+
+    Returns:
+        ``(poses (n, 4, 4) float64 in frame 0, placed (n,) bool)`` (:func:`placed_frames`).
+    """
+    placed = placed_frames(n, edges)
+    edges = list(edges)
+    sigma = list(settings.step_sigma_m * np.sqrt([e.j - e.i for e in edges]))
+    stepped = {e.i for e in edges if e.j == e.i + 1}
+    for k in (k for k in range(n - 1) if k not in stepped):  # a failed consecutive pair
+        edges.append(PoseEdge(k, k + 1, np.eye(4), 0))
+        sigma.append(settings.gap_sigma_factor * settings.step_sigma_m)
+    return fit_pose_graph(chain_edges(n, edges), edges, np.asarray(sigma), depth_scale_m,
+                          settings.robust_scale), placed
+
+
+def poses_by_stamp(stamps_ns, poses: np.ndarray, placed: np.ndarray) -> dict:
+    """``{stamp_ns: (4, 4) pose, or None where not placed}``: :func:`pose_graph_poses`'s
+    result as :class:`~unihoi_ros.pipeline.reconstructor.Reconstructor` takes given poses
+    (a frame without one keeps the previous frame's pose, flagged)."""
+    return {int(s): (T if ok else None) for s, T, ok in zip(stamps_ns, poses, placed)}

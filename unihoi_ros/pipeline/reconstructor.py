@@ -18,7 +18,7 @@ measured and not adopted (bench/RESULTS.md, "Window scale chaining").
 First frames: the window is filled by repeating the first frame of the stream, so every
 frame gets a result as soon as it arrives; results produced from such incomplete
 windows carry the flag ``"warmup"``. The world frame is the camera of the stream's first
-frame (after a reset: the first frame after it).
+frame (after a reset: the first frame after it; with given poses: theirs).
 
 Given poses (``poses``, offline only): the second pass of ``unihoi process --refine-depth``
 places each frame at the pose a pose graph over the whole recording found
@@ -231,7 +231,7 @@ class Reconstructor:
 
     def reset(self) -> None:
         """Forget the stream: the next frame starts a new world frame (its size is the
-        stream's; the newest stamp stays seen)."""
+        stream's; the newest stamp stays seen). Given ``poses`` keep their world."""
         self._buffer.clear()
         self.gate.size = None
         self._since_window = 0
@@ -415,7 +415,7 @@ class Reconstructor:
         T = self._given_poses.get(stamp_ns)
         if T is None:
             return self._last_pose, False
-        self._last_pose = np.asarray(T, np.float64)
+        self._last_pose = np.array(T, np.float64)  # a copy: results own their poses
         return self._last_pose, True
 
     def _choose_intrinsics(self, pred: WindowPrediction, known_K) -> None:
