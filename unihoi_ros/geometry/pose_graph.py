@@ -104,8 +104,7 @@ def pair_edge(depth_i: np.ndarray, K: np.ndarray, flow_ji: np.ndarray, flow_ij: 
     import torch
 
     from unihoi_ros.flow.consistency import consistency_mask
-    from unihoi_ros.geometry.camera import unproject_pixels
-    from unihoi_ros.geometry.correspondences import grid_pixels, sample_depth_bilinear
+    from unihoi_ros.geometry.correspondences import flow_correspondences, grid_pixels
     from unihoi_ros.geometry.pnp import (
         adaptive_inlier_px,
         relative_pose_pnp,
@@ -118,11 +117,13 @@ def pair_edge(depth_i: np.ndarray, K: np.ndarray, flow_ji: np.ndarray, flow_ij: 
     cols, rows = uv[:, 0].long().numpy(), uv[:, 1].long().numpy()
     usable = (consistency_mask(flow_ji, flow_ij)[rows, cols]
               & (confidence_j[rows, cols] >= settings.min_confidence))
-    uv_i = uv + torch.from_numpy(flow_ji[rows, cols].astype(np.float64))
-    z_i, ok = sample_depth_bilinear(torch.from_numpy(np.asarray(depth_i, np.float64)), uv_i)
     K64 = np.asarray(K, np.float64)
-    points_i = unproject_pixels(torch.nan_to_num(uv_i), z_i,
-                                torch.from_numpy(K64)).numpy()
+    # Frame j's own depth is not read: the grid's points come from frame i alone (PnP).
+    K_t = torch.from_numpy(K64)
+    _, points_i, ok = flow_correspondences(
+        torch.ones(h, w, dtype=torch.float64), torch.from_numpy(np.asarray(depth_i, np.float64)),
+        K_t, K_t, torch.from_numpy(np.ascontiguousarray(flow_ji)), uv)
+    points_i = points_i.numpy()
     weights = (usable & ok.numpy()).astype(np.float64)
     pixels = uv.numpy()
     T, good, _ = relative_pose_pnp(points_i, pixels, K64, weights, settings.first_inlier_px)
