@@ -59,6 +59,33 @@ def test_refinement_corrects_shape_and_keeps_the_scale(clip):
     assert ratio == pytest.approx(1.3, rel=0.1)
 
 
+def test_refinement_shares_its_flows_with_the_pose_graph(clip):
+    """``unihoi process --refine-depth`` gives one :class:`PairFlows` to the refinement and
+    the graph: the same depth and poses to the bit as each with its own, and the graph's
+    pairs one frame apart come from the refinement's cache."""
+    from unihoi_ros.geometry.multiview import PairFlows
+    from unihoi_ros.geometry.pose_graph import pose_graph_poses
+
+    frames, K = clip.rgb[:8], clip.K
+    network = (1.3 * clip.depth[:8]).astype(np.float32)
+    settings = RefineSettings(offset=3, fuse_radius=1)
+    alone, geo_alone = refine_depths(frames, network, K, settings=settings)
+    shared = PairFlows(frames)
+    depth, geometric = refine_depths(frames, network, K, settings=settings, flows=shared)
+    np.testing.assert_array_equal(depth, alone)
+    np.testing.assert_array_equal(geometric, geo_alone)
+    cached = {i: f for i, f in shared._cache.items()}
+    assert sorted(cached) == list(range(1, len(frames)))  # every consecutive flow
+    confidence = np.ones_like(depth)
+    poses, placed = pose_graph_poses(frames, depth, K, confidence, flows=shared)
+    own_poses, own_placed = pose_graph_poses(frames, depth, K, confidence)
+    np.testing.assert_array_equal(poses, own_poses)
+    np.testing.assert_array_equal(placed, own_placed)
+    assert all(shared._cache[i] is f for i, f in cached.items())  # read, not recomputed
+    with pytest.raises(ValueError, match="flows are of frames"):
+        refine_depths(frames, network, K, settings=settings, flows=PairFlows(frames[:4]))
+
+
 def test_refinement_rejects_mismatched_inputs(clip):
     with pytest.raises(ValueError, match="differ in size"):
         refine_depths(clip.rgb, clip.depth[:, :-1], clip.K)
@@ -272,7 +299,9 @@ def test_process_refine_depth_batch_resume(refine_batch, tmp_path, monkeypatch):
     ``--no-pose-graph`` and ``--raft-weights`` only: the same flags skip both inputs,
     without it both are redone plain, with it again both are redone refined; refined
     outputs without the pose graph (as made before it existed) are redone; with a
-    checkpoint both are redone and the checkpoint is loaded once for the batch."""
+    checkpoint both are redone and the checkpoint is loaded once for the batch; the
+    checkpoint counts by its content, not its path."""
+    import hashlib
     import json
     import shutil
 
@@ -319,7 +348,15 @@ def test_process_refine_depth_batch_resume(refine_batch, tmp_path, monkeypatch):
     assert loads == [weights]  # once, not per input
     for name in _batch_rows(out):
         marker = json.loads((out / name / DONE_MARKER).read_text())
-        assert marker["settings"]["raft_weights"] == str(weights)
+        assert marker["settings"]["raft_weights"] == (
+            "sha256:" + hashlib.sha256(b"stand-in").hexdigest())
+    # The same weights under another path are the same; new bytes at the path are not.
+    copy = tmp_path / "elsewhere" / "raft.pth"
+    copy.parent.mkdir()
+    copy.write_bytes(b"stand-in")
+    assert run([*refined, "--raft-weights", str(copy)]) == ([False, False], [True, True])
+    weights.write_bytes(b"retrained")
+    assert run([*refined, "--raft-weights", str(weights)]) == ([True, True], [True, True])
 
 
 def test_refined_backend_answers_repeated_frames_in_order():

@@ -38,7 +38,7 @@ from unihoi_ros.pipeline.oracle import _frame_key
 def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
                   geometry_frames=None, pair_flow=None,
                   settings: RefineSettings | None = None, progress: bool = False,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  flows: PairFlows | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The recording's depth with its multi-view geometry where that measures it.
 
     Args:
@@ -56,6 +56,9 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
             :class:`~unihoi_ros.flow.raft.RAFTFlow`); None: OpenCV DIS ``medium``.
         settings: :class:`RefineSettings`.
         progress: a tqdm bar over the frames.
+        flows: ``frames``' :class:`~unihoi_ros.geometry.multiview.PairFlows` for the scale
+            chain and the fusion (None: made here); pass one to reuse its cached
+            consecutive flows afterwards (e.g. the pose graph's pairs one frame apart).
 
     Returns:
         ``(refined (N, h, w) float32 metres, geometric (N, h, w) bool)``: the refined
@@ -84,7 +87,11 @@ def refine_depths(frames: np.ndarray, depth: np.ndarray, K: np.ndarray,
     if len(geo) != len(frames):
         raise ValueError(f"geometry_frames ({len(geo)}) and frames ({len(frames)}) differ in "
                          "length")
-    metric = scaled_geometry(geo, depth, PairFlows(frames), s.scale_anchor, s.fuse_radius)
+    if flows is None:
+        flows = PairFlows(frames)
+    elif flows.frames.shape != frames.shape:
+        raise ValueError(f"flows are of frames {flows.frames.shape}, not {frames.shape}")
+    metric = scaled_geometry(geo, depth, flows, s.scale_anchor, s.fuse_radius)
     geometric = np.isfinite(metric) & (metric > 0)
     return np.where(geometric, metric, depth).astype(np.float32), geometric
 

@@ -73,7 +73,8 @@ PROCESS_GROUP_TIMEOUT = datetime.timedelta(days=7)
 TRASH_PREFIX = ".unihoi_trash_"
 #: The flags besides the stream settings that change what is computed; a done marker must
 #: match them and :meth:`StreamSettings.as_dict` (less :data:`PLACEMENT_KEYS`) to be reused.
-#: ``refine_depth`` / ``raft_weights``: a refined output is not a plain one, nor the reverse.
+#: ``refine_depth`` / ``raft_weights``: a refined output is not a plain one, nor the reverse
+#: (``raft_weights`` compared by the file's content, :func:`weights_identity`).
 INPUT_KEYS = ("topic", "fps", "max_frames", "K", "camera_info", "ignore_camera_info",
               "no_bag", "bag_max_side", "no_bag_image", "refine_depth", "raft_weights")
 #: Marker keys (:data:`INPUT_KEYS` and stream settings) added after done markers were
@@ -139,9 +140,20 @@ def batch_settings(args, settings: StreamSettings) -> dict:
         v = getattr(args, k, LATER_KEYS.get(k))  # a flag the caller lacks: its default
         # Paths as the JSON marker reads back (a Path never equals its string).
         out[k] = str(v) if isinstance(v, Path) else v
+    if out.get("raft_weights") is not None:  # the weights, not how their path was typed
+        out["raft_weights"] = weights_identity(out["raft_weights"])
     # Refined outputs made before the pose graph (no key: False) are not reused.
     out["pose_graph"] = uses_pose_graph(args)
     return settled(out, LATER_KEYS)
+
+
+def weights_identity(path: str) -> str:
+    """``"sha256:<hex>"`` of the weights file at ``path`` (the same weights under another
+    path or spelling are the same; new bytes at the same path are not); ``path`` itself
+    where no file is there (loading it fails with its own error)."""
+    from unihoi_ros.backends.engine_record import file_sha256
+
+    return f"sha256:{file_sha256(path)}" if Path(path).is_file() else path
 
 
 def probe_length(item: BatchItem, topic: str | None, fps: float, max_frames: int | None) -> int:

@@ -116,7 +116,12 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
             pass 1 kept.
         SourceError: the input cannot be read (again), e.g. a video that ends early.
     """
-    from unihoi_ros.geometry.multiview import RefineSettings, pair_offset, refined_confidence
+    from unihoi_ros.geometry.multiview import (
+        PairFlows,
+        RefineSettings,
+        pair_offset,
+        refined_confidence,
+    )
     from unihoi_ros.geometry.pose_graph import (
         PoseGraphSettings,
         pose_graph_poses,
@@ -148,8 +153,11 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
     again = kept_frames(((stamp, camera_input.prepare(rgb, camera)[0])
                          for stamp, rgb in _frames_checked(reread or source, max_frames)),
                         first.stamps_ns, first.geometry_hw)
+    # One flow cache for the refinement and the graph: the graph's pairs one frame apart
+    # are the consecutive flows the scale chain computed (DIS medium on the same frames).
+    flows = PairFlows(first.frames)
     depth, geometric = refine_depths(first.frames, first.depth, first.K, again, pair_flow,
-                                     refine, progress)
+                                     refine, progress, flows)
     t2 = time.perf_counter()
     if picture_dir is not None:
         from unihoi_ros.io.pictures import refinement_png
@@ -165,7 +173,8 @@ def refined_run(source, reconstructor, settings, camera=None, *, max_frames=None
     poses, graph, t3 = None, PoseGraphSettings(), time.perf_counter()
     if pose_graph:
         poses = poses_by_stamp(stamps, *pose_graph_poses(frames, depth, first.K, confidence,
-                                                         graph, progress=progress))
+                                                         graph, flows, progress))
+    del flows  # the cache (0.6 MB a frame at 320x240) is not needed in pass 2
     t4 = time.perf_counter()
     source2 = FrameSource(path=source.path, kind=source.kind, num_frames=len(frames),
                           description=f"{source.description} (second pass: refined depth)",
